@@ -5,6 +5,28 @@
 //! - [`theory`]: closed forms for M/M/1, M/M/c, M/M/c/K, M/D/1, M/G/1 and M/M/∞.
 //! - [`stats`]: HDR histogram helpers, confidence intervals and goodness of fit.
 //! - [`http`]: limits and canned bytes both programs agree on.
+//!
+//! ```
+//! use queuelab_common::samplers::{rng, ServiceKind};
+//! use queuelab_common::theory::{QueueSpec, Servers};
+//! use queuelab_common::units::{parse_duration, parse_rate};
+//!
+//! let lambda = parse_rate("500").unwrap();
+//! let mu = parse_rate("1k").unwrap();
+//! assert_eq!(parse_duration("250us").unwrap().as_nanos(), 250_000);
+//! let spec = QueueSpec {
+//!     lambda,
+//!     mu,
+//!     servers: Servers::Finite(1),
+//!     capacity: None,
+//!     service: ServiceKind::Exp,
+//! };
+//! let theory = spec.theory().unwrap();
+//! assert_eq!(theory.model, "M/M/1");
+//! assert!((theory.mean_s - 0.002).abs() < 1e-12); // 1/(μ − λ)
+//! let _service = queuelab_common::samplers::ServiceSampler::new(ServiceKind::Exp, mu)
+//!     .sample_ns(&mut rng(42, 0));
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

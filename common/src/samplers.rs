@@ -3,14 +3,70 @@
 //! Every stream is a `Xoshiro256PlusPlus` seeded from `(seed, stream)` so that each thread or queue gets
 //! an independent, reproducible sequence. Times are integer nanoseconds: a sample is drawn in `f64`
 //! seconds and rounded to the nearest nanosecond.
+//!
+//! Streams: the generator seeded with `seed` (through SplitMix64) is advanced by `stream` long jumps
+//! of 2^192 steps each, so streams never overlap within 2^192 draws. Up to stream 1024 the long
+//! jumps are made one by one (about 0.4 µs each); beyond, in one general jump of about 0.5 ms, so
+//! any `u64` stream index is usable.
+//!
+//! Distributions (μ the service rate, λ the arrival rate):
+//! - exponential: `Exp1 / μ` (ziggurat method of `rand_distr`);
+//! - constant: exactly `1/μ`;
+//! - uniform on `[0, 2/μ)`: `2U/μ` with `U` uniform on `[0, 1)` (53 random bits).
+//!
+//! A [`Schedule`] turns gaps into absolute intended times `Σ gaps`: the whole nanoseconds are summed
+//! in an integer and the fraction of a nanosecond is carried, so the rounding error of the n-th
+//! time stays below one nanosecond however long the run (a running `f64` sum of seconds would lose
+//! resolution as it grows). A constant schedule computes the n-th time directly as `n/λ`.
+use rand::RngExt;
+use rand_distr::{Distribution, Exp1};
 use rand_xoshiro::Xoshiro256PlusPlus;
+use rand_xoshiro::rand_core::SeedableRng;
 
 /// The generator every sampler draws from.
 pub type Rng = Xoshiro256PlusPlus;
 
+/// Up to this stream index [`rng`] long-jumps in a loop; beyond, it jumps in one step.
+const LONG_JUMP_LOOP_MAX: u64 = 1024;
+
 /// A generator for `stream` (thread index, connection index, …) of a run seeded with `seed`.
 /// Different streams of one seed are independent (they are `stream` long jumps apart).
-pub fn rng(seed: u64, stream: u64) -> Rng { todo!() }
+pub fn rng(seed: u64, stream: u64) -> Rng {
+    let mut r = Xoshiro256PlusPlus::seed_from_u64(seed);
+    if stream <= LONG_JUMP_LOOP_MAX {
+        // One long jump costs about 0.4 µs; the general jump below about 0.5 ms.
+        for _ in 0..stream {
+            r.long_jump();
+        }
+    } else {
+        // stream · 2^192 < 2^256 − 1, the period: the same as `stream` calls of `long_jump`.
+        r.jump_ce(stream, 192);
+    }
+    r
+}
+
+/// One draw of the standard exponential distribution (mean 1).
+#[inline]
+fn exp1(rng: &mut Rng) -> f64 {
+    Exp1.sample(rng)
+}
+
+/// One draw of the uniform distribution on `[0, 1)`.
+#[inline]
+fn unit(rng: &mut Rng) -> f64 {
+    rng.random::<f64>()
+}
+
+/// Seconds (finite, non-negative) to the nearest nanosecond, saturating.
+#[inline]
+fn s_to_ns(s: f64) -> u64 {
+    // `as` saturates: NaN → 0, above u64::MAX → u64::MAX.
+    (s * 1e9).round() as u64
+}
+
+fn kind_error(what: &'static str, s: &str, reason: &'static str) -> crate::units::UnitError {
+    crate::units::UnitError::new(what, s, reason)
+}
 
 /// The distribution of service times of `qserve` (`--service`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,12 +84,31 @@ pub enum ServiceKind {
 impl std::str::FromStr for ServiceKind {
     type Err = crate::units::UnitError;
     /// Accepts `exp`, `const`, `uniform`, `zero` (and `exponential`, `deterministic`).
-    fn from_str(s: &str) -> Result<Self, Self::Err> { todo!() }
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "exp" | "exponential" => Ok(ServiceKind::Exp),
+            "const" | "constant" | "deterministic" => Ok(ServiceKind::Const),
+            "uniform" => Ok(ServiceKind::Uniform),
+            "zero" => Ok(ServiceKind::Zero),
+            _ => Err(kind_error(
+                "service distribution",
+                s,
+                "expected exp, const, uniform or zero",
+            )),
+        }
+    }
 }
 
 impl std::fmt::Display for ServiceKind {
     /// The flag spelling: `exp`, `const`, `uniform`, `zero`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { todo!() }
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ServiceKind::Exp => "exp",
+            ServiceKind::Const => "const",
+            ServiceKind::Uniform => "uniform",
+            ServiceKind::Zero => "zero",
+        })
+    }
 }
 
 /// A service-time sampler: a [`ServiceKind`] at service rate μ (per second, per server).
@@ -47,11 +122,45 @@ pub struct ServiceSampler {
 
 impl ServiceSampler {
     /// A sampler; `mu` must be positive and finite unless `kind` is `Zero`.
-    pub fn new(kind: ServiceKind, mu: f64) -> Self { todo!() }
+    ///
+    /// # Panics
+    /// If `kind` is not `Zero` and `mu` is not positive and finite (validate with
+    /// [`crate::units::parse_rate`] first, or use [`ServiceSampler::try_new`]).
+    pub fn new(kind: ServiceKind, mu: f64) -> Self {
+        match Self::try_new(kind, mu) {
+            Some(s) => s,
+            None => {
+                panic!("ServiceSampler::new: service rate mu = {mu} must be positive and finite")
+            }
+        }
+    }
+
+    /// A sampler, or `None` if `kind` is not `Zero` and `mu` is not positive and finite.
+    pub fn try_new(kind: ServiceKind, mu: f64) -> Option<Self> {
+        if kind != ServiceKind::Zero && !(mu.is_finite() && mu > 0.0) {
+            return None;
+        }
+        Some(ServiceSampler { kind, mu })
+    }
+
     /// One service time in nanoseconds.
-    pub fn sample_ns(&self, rng: &mut Rng) -> u64 { todo!() }
+    #[inline]
+    pub fn sample_ns(&self, rng: &mut Rng) -> u64 {
+        match self.kind {
+            ServiceKind::Exp => s_to_ns(exp1(rng) / self.mu),
+            ServiceKind::Const => s_to_ns(1.0 / self.mu),
+            ServiceKind::Uniform => s_to_ns(2.0 * unit(rng) / self.mu),
+            ServiceKind::Zero => 0,
+        }
+    }
+
     /// The mean service time in seconds (0 for `Zero`).
-    pub fn mean_s(&self) -> f64 { todo!() }
+    pub fn mean_s(&self) -> f64 {
+        match self.kind {
+            ServiceKind::Zero => 0.0,
+            _ => 1.0 / self.mu,
+        }
+    }
 }
 
 /// The arrival process of `qload` (`--arrival`).
@@ -68,31 +177,118 @@ pub enum ArrivalKind {
 impl std::str::FromStr for ArrivalKind {
     type Err = crate::units::UnitError;
     /// Accepts `poisson` (or `exp`), `constant` (or `const`), `uniform`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> { todo!() }
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "poisson" | "exp" | "exponential" => Ok(ArrivalKind::Poisson),
+            "constant" | "const" => Ok(ArrivalKind::Constant),
+            "uniform" => Ok(ArrivalKind::Uniform),
+            _ => Err(kind_error(
+                "arrival process",
+                s,
+                "expected poisson, constant or uniform",
+            )),
+        }
+    }
 }
 
 impl std::fmt::Display for ArrivalKind {
     /// The flag spelling: `poisson`, `constant`, `uniform`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { todo!() }
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ArrivalKind::Poisson => "poisson",
+            ArrivalKind::Constant => "constant",
+            ArrivalKind::Uniform => "uniform",
+        })
+    }
 }
 
 /// An arrival schedule: absolute intended times `t0 + Σ gaps`, in nanoseconds since `t0`.
 /// The sum is kept exactly (the fractional nanoseconds carried), so it never drifts from the rate.
+///
+/// The first time is one gap after the start (for a constant schedule, `1/λ`).
 #[derive(Debug, Clone)]
 pub struct Schedule {
     kind: ArrivalKind,
     rate: f64,
-    next_s: f64,
+    /// Mean gap 1/λ in nanoseconds.
+    gap_ns: f64,
+    /// Arrivals produced so far.
+    n: u64,
+    /// Whole nanoseconds of the running sum of gaps.
+    whole_ns: u64,
+    /// The fraction of a nanosecond carried, in `[0, 1)`.
+    frac_ns: f64,
 }
 
 impl Schedule {
     /// A schedule at `rate` arrivals per second (positive, finite) starting at offset 0.
-    pub fn new(kind: ArrivalKind, rate: f64) -> Self { todo!() }
+    ///
+    /// # Panics
+    /// If `rate` is not positive and finite (validate with [`crate::units::parse_rate`] first,
+    /// or use [`Schedule::try_new`]).
+    pub fn new(kind: ArrivalKind, rate: f64) -> Self {
+        match Self::try_new(kind, rate) {
+            Some(s) => s,
+            None => panic!("Schedule::new: rate = {rate} must be positive and finite"),
+        }
+    }
+
+    /// A schedule, or `None` if `rate` is not positive and finite.
+    pub fn try_new(kind: ArrivalKind, rate: f64) -> Option<Self> {
+        if !(rate.is_finite() && rate > 0.0) {
+            return None;
+        }
+        Some(Schedule {
+            kind,
+            rate,
+            gap_ns: 1e9 / rate,
+            n: 0,
+            whole_ns: 0,
+            frac_ns: 0.0,
+        })
+    }
+
     /// The next intended time, in nanoseconds since the start; strictly non-decreasing.
-    pub fn next_ns(&mut self, rng: &mut Rng) -> u64 { todo!() }
+    ///
+    /// It is the exact running sum of the gaps drawn so far, rounded down to a nanosecond
+    /// (for a constant schedule, `n/λ` rounded to the nearest nanosecond).
+    #[inline]
+    pub fn next_ns(&mut self, rng: &mut Rng) -> u64 {
+        self.n += 1;
+        let gap = match self.kind {
+            ArrivalKind::Constant => {
+                // Direct from the count: no accumulated error at all.
+                let t = (self.n as f64 * self.gap_ns).round() as u64;
+                self.whole_ns = t;
+                return t;
+            }
+            ArrivalKind::Poisson => exp1(rng) * self.gap_ns,
+            ArrivalKind::Uniform => 2.0 * unit(rng) * self.gap_ns,
+        };
+        let total = self.frac_ns + gap;
+        let whole = total.floor();
+        self.frac_ns = total - whole;
+        self.whole_ns = self.whole_ns.saturating_add(whole as u64);
+        self.whole_ns
+    }
+
     /// The rate in arrivals per second.
-    pub fn rate(&self) -> f64 { self.rate }
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    /// The arrival process.
+    pub fn kind(&self) -> ArrivalKind {
+        self.kind
+    }
+
+    /// How many times [`Schedule::next_ns`] has been called.
+    pub fn count(&self) -> u64 {
+        self.n
+    }
 }
 
 /// One exponential sample with the given mean (seconds in, seconds out); for think times.
-pub fn exp_sample(mean_s: f64, rng: &mut Rng) -> f64 { todo!() }
+pub fn exp_sample(mean_s: f64, rng: &mut Rng) -> f64 {
+    exp1(rng) * mean_s
+}

@@ -3,6 +3,44 @@
 //! Models: M/M/1, M/M/c (Erlang C), M/M/c/K (blocking probability and sojourn of accepted customers),
 //! M/D/1 and M/G/1 (Pollaczek–Khinchine), M/M/∞ (and M/D/∞, M/G/∞: T is the service time).
 //! Rates are per second, times in seconds.
+//!
+//! # Formulas
+//!
+//! With a = λ/μ the offered load and ρ = a/c the load per server:
+//!
+//! - **M/M/1**: T ~ Exp(μ − λ).
+//! - **M/M/c**: the probability of waiting is Erlang C, computed from the Erlang B recursion
+//!   B₀ = 1, Bₖ = a·Bₖ₋₁/(k + a·Bₖ₋₁), C = B/(1 − ρ(1 − B)) (no factorials, no overflow);
+//!   Wq = C/(cμ − λ) and P(T > t) = e^{−μt} + Cμ/(cμ − λ − μ)·(e^{−μt} − e^{−(cμ−λ)t}), evaluated
+//!   with `expm1` so it stays exact when cμ − λ is close to μ (limit Cμt·e^{−μt}).
+//! - **M/M/c/K**: the stationary distribution πₙ ∝ aⁿ/n! (n ≤ c), π_c·ρ^{n−c} (c < n ≤ K) is
+//!   normalized in log space with the geometric part summed in closed form, so any K and any ρ
+//!   (also ρ ≥ 1) work without overflow. Blocking is π_K (PASTA), throughput λ(1 − π_K), L = Σ nπₙ,
+//!   W = L/throughput (Little). An accepted arrival finds n with probability πₙ/(1 − π_K); if
+//!   n ≥ c it waits for k = n − c + 1 departures at rate cμ, so Wq is a mixture of Erlang(k, cμ).
+//!   Writing each Erlang tail as a Poisson sum and exchanging the sums gives
+//!   P(Wq > u) = Σⱼ Pois(j; cμu)·Q̄ⱼ₊₁ with Q̄ₘ = P(k ≥ m), and convolving with the service time,
+//!   P(T > t) = e^{−μt} + 1/(c−1)·Σ_{i≥1} Pois(i; cμt)·Hᵢ, Hᵢ = β(Hᵢ₋₁ + Q̄ᵢ), β = (c−1)/c:
+//!   a sum of positive terms (no cancellation, nothing raised to the K-th power). For c = 1 the
+//!   sojourn of an arrival that finds n is Erlang(n + 1, μ) and P(T > t) = Σⱼ Pois(j; μt)·P(n ≥ j).
+//!   The work per evaluation is proportional to cμt, not to K.
+//! - **M/D/1** (service D = 1/μ): Pollaczek–Khinchine W = D + ρD/(2(1 − ρ)). For the distribution,
+//!   the classical alternating sum of Erlang (1909) cancels catastrophically once t ≫ D, so a
+//!   positive-term form is used: with Qₘ = P(N ≤ m) the stationary number in system, a customer's
+//!   wait is at most kD + uD (0 ≤ u < 1) exactly when max(N, 1) + A ≤ k + 1, where N is the number
+//!   present (1 − u)D before it arrives and A ~ Poisson(λ(1 − u)D) the arrivals since then, so
+//!   P(Wq ≤ (k + u)D) = Σ_{j=0..k} Q_{k+1−j}·Pois(j; ρ(1 − u)) (the form of Franx 2001).
+//!   The πₙ come from the embedded departure chain by the cut equation
+//!   π_{n+1} = e^{ρ}(π₀Āₙ + Σ_{j=1..n} πⱼĀ_{n+1−j}), Āₘ = P(Pois(ρ) > m), again positive terms.
+//! - **M/G/1** with uniform service on [0, 2/μ]: Pollaczek–Khinchine with E\[S²\] = 4/(3μ²); the
+//!   distribution has no simple closed form, so percentiles are `None`.
+//! - **M/·/∞**: T = S for every request, at any load. With a capacity K the system is the Erlang
+//!   loss system M/G/K/K, whose blocking probability is Erlang B for any service distribution
+//!   (insensitivity); likewise M/G/c/c when K = c.
+//! - **Zero service** (`--service zero`): T = 0, nobody waits, model name `M/0`.
+//!
+//! Percentiles without a closed form are found by bisection on the (monotone) CDF to a relative
+//! tolerance of 10⁻⁹.
 use crate::samplers::ServiceKind;
 
 /// Number of servers: `c` or infinitely many (pure delay).
@@ -16,13 +54,34 @@ pub enum Servers {
 
 impl std::str::FromStr for Servers {
     type Err = crate::units::UnitError;
-    /// A positive integer or `inf`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> { todo!() }
+    /// A positive integer or `inf` (also `infinite`, `infinity`, `∞`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        let err = |reason| crate::units::UnitError::new("number of servers", s, reason);
+        match t.to_ascii_lowercase().as_str() {
+            "inf" | "infinite" | "infinity" | "∞" => return Ok(Servers::Infinite),
+            "" => return Err(err("empty (expected a positive integer or inf)")),
+            _ => {}
+        }
+        if !t.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(err("expected a positive integer or inf"));
+        }
+        match t.parse::<u32>() {
+            Ok(0) => Err(err("must be at least 1")),
+            Ok(c) => Ok(Servers::Finite(c)),
+            Err(_) => Err(err("too large")),
+        }
+    }
 }
 
 impl std::fmt::Display for Servers {
     /// `c` or `inf`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { todo!() }
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Servers::Finite(c) => write!(f, "{c}"),
+            Servers::Infinite => f.write_str("inf"),
+        }
+    }
 }
 
 /// A queue to predict: arrivals Poisson at λ, `servers`, optional capacity K, service at μ per server.
@@ -82,21 +141,782 @@ pub struct Theory {
     pub p99_s: Option<f64>,
 }
 
+/// Most servers a finite-server model is computed for (the work grows with c).
+pub const MAX_SERVERS: u32 = 1_000_000;
+
+/// Largest number of whole service times D an M/D/1 sojourn CDF is tabulated for (about 80 MB of
+/// table); only loads within 10⁻⁵ of 1 need that many for their 99th percentile.
+const MD1_MAX_STEPS: usize = 10_000_000;
+
 impl QueueSpec {
     /// Offered load per server.
-    pub fn rho(&self) -> f64 { todo!() }
+    ///
+    /// λ/(cμ) for c servers, λ/μ for infinitely many, 0 for zero service.
+    pub fn rho(&self) -> f64 {
+        if self.service == ServiceKind::Zero {
+            return 0.0;
+        }
+        match self.servers {
+            Servers::Finite(c) => self.lambda / (f64::from(c) * self.mu),
+            Servers::Infinite => self.lambda / self.mu,
+        }
+    }
+
     /// The prediction, or why there is none.
-    pub fn theory(&self) -> Result<Theory, TheoryError> { todo!() }
+    pub fn theory(&self) -> Result<Theory, TheoryError> {
+        let mut a = self.analyze()?;
+        let p50_s = a.sojourn.quantile(0.5);
+        let p90_s = a.sojourn.quantile(0.9);
+        let p99_s = a.sojourn.quantile(0.99);
+        Ok(Theory {
+            model: self.model_name(),
+            rho: a.rho,
+            blocking: a.blocking,
+            throughput: a.throughput,
+            mean_in_system: a.mean_in_system,
+            mean_wait_s: a.mean_wait_s,
+            mean_s: a.mean_s,
+            p50_s,
+            p90_s,
+            p99_s,
+        })
+    }
+
     /// P(T ≤ t) for the sojourn of an accepted request, where the distribution is known.
-    pub fn sojourn_cdf(&self, t_s: f64) -> Option<f64> { todo!() }
+    ///
+    /// `None` when there is no prediction ([`QueueSpec::theory`] fails), no known distribution
+    /// (M/G/1), or `t_s` is NaN. Negative times give 0.
+    pub fn sojourn_cdf(&self, t_s: f64) -> Option<f64> {
+        self.analyze().ok()?.sojourn.cdf(t_s)
+    }
+
     /// The q-quantile of the sojourn (0 < q < 1), where the distribution is known.
-    pub fn sojourn_quantile(&self, q: f64) -> Option<f64> { todo!() }
+    ///
+    /// The smallest t with P(T ≤ t) ≥ q (to a relative 10⁻⁹ where found by bisection).
+    pub fn sojourn_quantile(&self, q: f64) -> Option<f64> {
+        self.analyze().ok()?.sojourn.quantile(q)
+    }
+
+    /// A CDF that can be evaluated many times, with its set-up (stationary distribution, M/D/1
+    /// table) done once: for goodness-of-fit tests over many points. `None` where
+    /// [`QueueSpec::sojourn_cdf`] would be `None`.
+    ///
+    /// The function returns NaN where [`QueueSpec::sojourn_cdf`] would be `None` (NaN input, or
+    /// an M/D/1 time beyond ten million service times).
+    pub fn sojourn_cdf_fn(&self) -> Option<impl Fn(f64) -> f64 + use<>> {
+        let mut s = self.analyze().ok()?.sojourn;
+        s.cdf(0.0)?;
+        // The M/D/1 table grows on demand, hence the cell; the closure is not re-entrant.
+        let cell = std::cell::RefCell::new(s);
+        Some(move |t: f64| cell.borrow_mut().cdf(t).unwrap_or(f64::NAN))
+    }
+
     /// Kendall notation for this spec.
-    pub fn model_name(&self) -> String { todo!() }
+    ///
+    /// Arrivals are always Poisson (`M`); service `M` (exponential), `D` (constant), `G` (uniform);
+    /// then the number of servers (`inf` for ∞) and the capacity if any: `M/M/1`, `M/M/2`,
+    /// `M/M/1/10`, `M/D/1`, `M/G/1`, `M/M/inf`, `M/D/inf`, `M/G/inf`, `M/M/inf/10` (the Erlang
+    /// loss system with 10 places). Zero service is `M/0` whatever the servers and capacity.
+    pub fn model_name(&self) -> String {
+        let service = match self.service {
+            ServiceKind::Exp => "M",
+            ServiceKind::Const => "D",
+            ServiceKind::Uniform => "G",
+            ServiceKind::Zero => return "M/0".to_owned(),
+        };
+        match self.capacity {
+            Some(k) => format!("M/{service}/{}/{k}", self.servers),
+            None => format!("M/{service}/{}", self.servers),
+        }
+    }
+
+    /// Validates the spec and computes everything but the percentiles.
+    fn analyze(&self) -> Result<Analysis, TheoryError> {
+        let (lambda, mu) = (self.lambda, self.mu);
+        if !(lambda.is_finite() && lambda > 0.0) {
+            return Err(TheoryError::Invalid(
+                "arrival rate lambda must be positive and finite",
+            ));
+        }
+        if self.service != ServiceKind::Zero && !(mu.is_finite() && mu > 0.0) {
+            return Err(TheoryError::Invalid(
+                "service rate mu must be positive and finite",
+            ));
+        }
+        match (self.servers, self.capacity) {
+            (Servers::Finite(0), _) => {
+                return Err(TheoryError::Invalid(
+                    "number of servers c must be at least 1",
+                ));
+            }
+            (_, Some(0)) => return Err(TheoryError::Invalid("capacity K must be at least 1")),
+            (Servers::Finite(c), Some(k)) if k < c => {
+                return Err(TheoryError::Invalid(
+                    "capacity K must be at least the number of servers c",
+                ));
+            }
+            _ => {}
+        }
+        if self.service == ServiceKind::Zero {
+            return Ok(Analysis {
+                rho: 0.0,
+                blocking: 0.0,
+                throughput: lambda,
+                mean_in_system: 0.0,
+                mean_wait_s: 0.0,
+                mean_s: 0.0,
+                sojourn: Sojourn::Zero,
+            });
+        }
+        let a = lambda / mu;
+        let c = match self.servers {
+            Servers::Infinite => {
+                // M/G/∞, or the Erlang loss system M/G/K/K with a capacity.
+                let blocking = self.capacity.map_or(0.0, |k| erlang_b(k, a));
+                return Ok(loss_system(self.service, lambda, mu, a, blocking));
+            }
+            Servers::Finite(c) => c,
+        };
+        if c > MAX_SERVERS {
+            return Err(TheoryError::Unsupported(format!(
+                "{} (more than {MAX_SERVERS} servers; use inf)",
+                self.model_name()
+            )));
+        }
+        let rho = a / f64::from(c);
+        match (self.service, self.capacity) {
+            (_, Some(k)) if k == c => {
+                Ok(loss_system(self.service, lambda, mu, rho, erlang_b(c, a)))
+            }
+            (ServiceKind::Exp, Some(k)) => Ok(mmck(c, k, lambda, mu)),
+            (kind, Some(_)) => Err(TheoryError::Unsupported(format!(
+                "{}: a capacity above the number of servers needs exponential service, not {kind}",
+                self.model_name()
+            ))),
+            (_, None) if rho >= 1.0 => Err(TheoryError::Unstable { rho }),
+            (ServiceKind::Exp, None) => Ok(mmc(c, lambda, mu)),
+            (ServiceKind::Const, None) if c == 1 => Ok(md1(lambda, mu)),
+            (ServiceKind::Uniform, None) if c == 1 => {
+                // Pollaczek–Khinchine with E[S²] = Var + mean² = (2/μ)²/12 + 1/μ² = 4/(3μ²).
+                let es2 = 4.0 / (3.0 * mu * mu);
+                let wq = lambda * es2 / (2.0 * (1.0 - rho));
+                let w = wq + 1.0 / mu;
+                Ok(Analysis {
+                    rho,
+                    blocking: 0.0,
+                    throughput: lambda,
+                    mean_in_system: lambda * w,
+                    mean_wait_s: wq,
+                    mean_s: w,
+                    sojourn: Sojourn::Unknown,
+                })
+            }
+            (kind, None) => Err(TheoryError::Unsupported(format!(
+                "{}: more than one server with {kind} service",
+                self.model_name()
+            ))),
+        }
+    }
 }
 
 /// Erlang B: blocking probability of M/M/c/c with offered load `a = λ/μ`.
-pub fn erlang_b(c: u32, a: f64) -> f64 { todo!() }
+///
+/// By the recursion B₀ = 1, Bₖ = a·Bₖ₋₁/(k + a·Bₖ₋₁), stable for any c and a (0 for a ≤ 0).
+pub fn erlang_b(c: u32, a: f64) -> f64 {
+    if a.is_nan() || a <= 0.0 {
+        return if c == 0 { 1.0 } else { 0.0 };
+    }
+    let mut b = 1.0;
+    for k in 1..=c {
+        let ab = a * b;
+        b = ab / (f64::from(k) + ab);
+        if b == 0.0 {
+            // Underflowed (k far above a): it stays 0, so a capacity of 4·10⁹ costs nothing.
+            break;
+        }
+    }
+    b
+}
 
 /// Erlang C: probability that an arrival waits in M/M/c with offered load `a = λ/μ < c`.
-pub fn erlang_c(c: u32, a: f64) -> f64 { todo!() }
+///
+/// C = B/(1 − ρ(1 − B)) with B = [`erlang_b`]`(c, a)` and ρ = a/c; 1 when a ≥ c (everybody waits).
+pub fn erlang_c(c: u32, a: f64) -> f64 {
+    if c == 0 || a >= f64::from(c) {
+        return 1.0;
+    }
+    if a.is_nan() || a <= 0.0 {
+        return 0.0;
+    }
+    let b = erlang_b(c, a);
+    let rho = a / f64::from(c);
+    b / (1.0 - rho * (1.0 - b))
+}
+
+/// Everything [`QueueSpec::theory`] reports except the percentiles, plus the sojourn law.
+struct Analysis {
+    rho: f64,
+    blocking: f64,
+    throughput: f64,
+    mean_in_system: f64,
+    mean_wait_s: f64,
+    mean_s: f64,
+    sojourn: Sojourn,
+}
+
+/// Nobody waits: M/G/∞, or the loss system M/G/c/c (load `rho` and blocking given); T = S.
+fn loss_system(service: ServiceKind, lambda: f64, mu: f64, rho: f64, blocking: f64) -> Analysis {
+    let throughput = lambda * (1.0 - blocking);
+    let sojourn = match service {
+        ServiceKind::Exp => Sojourn::Exp { rate: mu },
+        ServiceKind::Const => Sojourn::Const { d: 1.0 / mu },
+        ServiceKind::Uniform => Sojourn::Uniform { w: 2.0 / mu },
+        ServiceKind::Zero => Sojourn::Zero,
+    };
+    Analysis {
+        rho,
+        blocking,
+        throughput,
+        mean_in_system: throughput / mu,
+        mean_wait_s: 0.0,
+        mean_s: 1.0 / mu,
+        sojourn,
+    }
+}
+
+/// M/M/c with ρ < 1.
+fn mmc(c: u32, lambda: f64, mu: f64) -> Analysis {
+    let a = lambda / mu;
+    let wait_prob = erlang_c(c, a);
+    let gamma = f64::from(c) * mu - lambda;
+    let wq = wait_prob / gamma;
+    let w = wq + 1.0 / mu;
+    let sojourn = if c == 1 {
+        Sojourn::Exp { rate: gamma }
+    } else {
+        Sojourn::Mmc {
+            mu,
+            wait_prob,
+            gamma,
+        }
+    };
+    Analysis {
+        rho: a / f64::from(c),
+        blocking: 0.0,
+        throughput: lambda,
+        mean_in_system: lambda * w,
+        mean_wait_s: wq,
+        mean_s: w,
+        sojourn,
+    }
+}
+
+/// M/M/c/K with K > c, any load.
+fn mmck(c: u32, k: u32, lambda: f64, mu: f64) -> Analysis {
+    let a = lambda / mu;
+    let rho = a / f64::from(c);
+    let ln_a = a.ln();
+    let ln_rho = rho.ln();
+    // Unnormalized weights in logs: ln wₙ = n·ln a − ln n! for n ≤ c; wₙ = w_c·ρ^{n−c} above.
+    let ln_w = |n: u32| f64::from(n) * ln_a - ln_factorial(u64::from(n));
+    let ln_wc = ln_w(c);
+    let geo = k - c + 1; // states c..=K
+    let mut below = LogSum::new(); // n < c
+    let mut below_mean = 0.0; // Σ n·wₙ for n < c, scaled by e^{−max}
+    let below_max = (0..c).map(ln_w).fold(f64::NEG_INFINITY, f64::max);
+    for n in 0..c {
+        let lw = ln_w(n);
+        below.add(lw);
+        below_mean += f64::from(n) * (lw - below_max).exp();
+    }
+    let ln_upper = ln_wc + ln_geometric_sum(u64::from(geo), ln_rho); // n = c..=K
+    let ln_z = below.with(ln_upper);
+    // Accepted arrivals find n < K: all weight but w_K.
+    let ln_z_acc = below.with(ln_wc + ln_geometric_sum(u64::from(geo - 1), ln_rho));
+    let blocking = (ln_wc + f64::from(k - c) * ln_rho - ln_z).exp();
+    // L = Σ_{n<c} n·πₙ + P(N ≥ c)·(c + E[n − c | N ≥ c]), the latter a truncated geometric mean.
+    let p_upper = (ln_upper - ln_z).exp();
+    let l_below = below_mean * (below_max - ln_z).exp();
+    let l = l_below + p_upper * (f64::from(c) + truncated_geometric_mean(u64::from(geo), ln_rho));
+    let throughput = lambda * (1.0 - blocking);
+    let w = l / throughput;
+    Analysis {
+        rho,
+        blocking,
+        throughput,
+        mean_in_system: l,
+        mean_wait_s: (w - 1.0 / mu).max(0.0),
+        mean_s: w,
+        sojourn: Sojourn::Mmck(Mmck::new(c, k, mu, ln_rho, ln_wc, ln_z_acc)),
+    }
+}
+
+/// M/D/1 with ρ < 1.
+fn md1(lambda: f64, mu: f64) -> Analysis {
+    let d = 1.0 / mu;
+    let rho = lambda * d;
+    let wq = rho * d / (2.0 * (1.0 - rho));
+    let w = d + wq;
+    Analysis {
+        rho,
+        blocking: 0.0,
+        throughput: lambda,
+        mean_in_system: lambda * w,
+        mean_wait_s: wq,
+        mean_s: w,
+        sojourn: Sojourn::Md1(Md1::new(rho, d)),
+    }
+}
+
+/// The law of the sojourn time of an accepted request.
+enum Sojourn {
+    /// T = 0.
+    Zero,
+    /// T ~ Exp(rate).
+    Exp { rate: f64 },
+    /// T = d.
+    Const { d: f64 },
+    /// T ~ U[0, w].
+    Uniform { w: f64 },
+    /// M/M/c, c ≥ 2: P(wait) = `wait_prob`, γ = cμ − λ.
+    Mmc { mu: f64, wait_prob: f64, gamma: f64 },
+    /// M/M/c/K, K > c.
+    Mmck(Mmck),
+    /// M/D/1.
+    Md1(Md1),
+    /// No known distribution (M/G/1).
+    Unknown,
+}
+
+impl Sojourn {
+    /// P(T ≤ t).
+    fn cdf(&mut self, t: f64) -> Option<f64> {
+        if t.is_nan() || matches!(self, Sojourn::Unknown) {
+            return None;
+        }
+        if t < 0.0 {
+            return Some(0.0);
+        }
+        Some(match self {
+            Sojourn::Zero => 1.0,
+            Sojourn::Exp { rate } => -(-*rate * t).exp_m1(),
+            Sojourn::Const { d } => f64::from(u8::from(t >= *d)),
+            Sojourn::Uniform { w } => (t / *w).min(1.0),
+            Sojourn::Mmc {
+                mu,
+                wait_prob,
+                gamma,
+            } => 1.0 - mmc_survival(*mu, *wait_prob, *gamma, t),
+            Sojourn::Mmck(m) => 1.0 - m.survival(t),
+            Sojourn::Md1(m) => m.cdf(t)?,
+            Sojourn::Unknown => return None,
+        })
+    }
+
+    /// The smallest t with P(T ≤ t) ≥ q, for 0 < q < 1.
+    fn quantile(&mut self, q: f64) -> Option<f64> {
+        if !(q > 0.0 && q < 1.0) {
+            return None;
+        }
+        let scale = match self {
+            Sojourn::Unknown => return None,
+            Sojourn::Zero => return Some(0.0),
+            Sojourn::Exp { rate } => return Some(-(-q).ln_1p() / *rate),
+            Sojourn::Const { d } => return Some(*d),
+            Sojourn::Uniform { w } => return Some(q * *w),
+            Sojourn::Mmc { mu, .. } => 1.0 / *mu,
+            Sojourn::Mmck(m) => 1.0 / m.mu,
+            Sojourn::Md1(m) => m.d,
+        };
+        // Bracket: cdf(lo) < q ≤ cdf(hi), doubling hi from the service-time scale.
+        let (mut lo, mut hi) = (0.0, scale);
+        let mut doublings = 0;
+        while self.cdf(hi)? < q {
+            lo = hi;
+            hi *= 2.0;
+            doublings += 1;
+            if doublings > 200 {
+                return None;
+            }
+        }
+        for _ in 0..200 {
+            if hi - lo <= 1e-9 * hi {
+                break;
+            }
+            let mid = 0.5 * (lo + hi);
+            if self.cdf(mid)? >= q {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        Some(hi)
+    }
+}
+
+/// P(T > t) of M/M/c (c ≥ 2): e^{−μt} + Cμ/δ·(e^{−μt} − e^{−(μ+δ)t}), δ = cμ − λ − μ = γ − μ.
+fn mmc_survival(mu: f64, wait_prob: f64, gamma: f64, t: f64) -> f64 {
+    let delta = gamma - mu;
+    let e_mu = (-mu * t).exp();
+    let s = if delta == 0.0 {
+        e_mu * (1.0 + wait_prob * mu * t)
+    } else if delta > 0.0 {
+        // e^{−μt}(1 − e^{−δt})/δ with expm1: exact for small δ, no overflow.
+        e_mu * (1.0 + wait_prob * mu * (-(-delta * t).exp_m1()) / delta)
+    } else {
+        // γ < μ: factor out e^{−γt} instead, so nothing grows like e^{|δ|t}.
+        e_mu + wait_prob * mu * (-gamma * t).exp() * (-(delta * t).exp_m1()) / (-delta)
+    };
+    s.clamp(0.0, 1.0)
+}
+
+/// The sojourn law of M/M/c/K for accepted arrivals (see the module docs).
+struct Mmck {
+    c: u32,
+    k: u32,
+    mu: f64,
+    ln_rho: f64,
+    /// ln w_c, the unnormalized weight of c in system.
+    ln_wc: f64,
+    /// ln Σ_{n<K} wₙ: normalizes the distribution seen by accepted arrivals.
+    ln_z_acc: f64,
+    /// `tail[j]` = P(an accepted arrival finds at least c + j present), grown on demand.
+    tail: Vec<f64>,
+}
+
+/// Most entries kept in an M/M/c/K tail table (32 MiB); later ones are computed when needed.
+const MMCK_TABLE_MAX: usize = 1 << 22;
+
+impl Mmck {
+    fn new(c: u32, k: u32, mu: f64, ln_rho: f64, ln_wc: f64, ln_z_acc: f64) -> Self {
+        Mmck {
+            c,
+            k,
+            mu,
+            ln_rho,
+            ln_wc,
+            ln_z_acc,
+            tail: Vec::new(),
+        }
+    }
+
+    /// P(an accepted arrival finds at least c + j present), 0 ≤ j < K − c:
+    /// w_c·ρʲ·G(K − c − j)/Z_acc, G the geometric sum.
+    fn tail_direct(&self, j: u64) -> f64 {
+        let n = u64::from(self.k - self.c) - j;
+        (self.ln_wc + j as f64 * self.ln_rho + ln_geometric_sum(n, self.ln_rho) - self.ln_z_acc)
+            .exp()
+    }
+
+    /// [`Mmck::tail_direct`] through the table.
+    fn tail(&mut self, j: u64) -> f64 {
+        let j_us = j as usize;
+        if j_us >= MMCK_TABLE_MAX {
+            return self.tail_direct(j);
+        }
+        while self.tail.len() <= j_us {
+            let next = self.tail_direct(self.tail.len() as u64);
+            self.tail.push(next);
+        }
+        self.tail[j_us]
+    }
+
+    /// P(T > t).
+    fn survival(&mut self, t: f64) -> f64 {
+        let (c, k, mu) = (self.c, self.k, self.mu);
+        let x = f64::from(c) * mu * t;
+        // Pois(i; x) is negligible (the two tails together below 10⁻²⁰) outside [i_lo, i_hi].
+        let i_hi = poisson_upper_index(x);
+        let i_lo = poisson_lower_index(x);
+        let waits = u64::from(k - c); // an arrival can find c + 0 … c + waits − 1 present
+        let s = if c == 1 {
+            // Σ_{j=0}^{K−1} Pois(j; μt)·P(n ≥ j), with P(n ≥ 0) = 1 and P(n ≥ j) = tail[j − 1].
+            let mut s = 0.0;
+            for j in i_lo..=i_hi.min(waits) {
+                let tail = if j == 0 { 1.0 } else { self.tail(j - 1) };
+                s += poisson_pmf(j, x) * tail;
+            }
+            s
+        } else {
+            let beta = f64::from(c - 1) / f64::from(c);
+            let mut h = 0.0;
+            let mut sum = 0.0;
+            for i in 1..=i_hi {
+                let add = if i <= waits { self.tail(i - 1) } else { 0.0 };
+                h = beta * (h + add);
+                if i > waits && h == 0.0 {
+                    break;
+                }
+                if i >= i_lo {
+                    sum += poisson_pmf(i, x) * h;
+                }
+            }
+            (-mu * t).exp() + sum / f64::from(c - 1)
+        };
+        s.clamp(0.0, 1.0)
+    }
+}
+
+/// The M/D/1 sojourn CDF with its table of Qₘ = P(N ≤ m), grown on demand.
+struct Md1 {
+    rho: f64,
+    d: f64,
+    /// Āₘ = P(Pois(ρ) > m) for the m where it is above the smallest normal double.
+    abar: Vec<f64>,
+    /// Stationary πₙ.
+    pi: Vec<f64>,
+    /// Qₘ = Σ_{n ≤ m} πₙ.
+    q: Vec<f64>,
+}
+
+impl Md1 {
+    fn new(rho: f64, d: f64) -> Self {
+        // Pois(i; ρ) for ρ < 1 falls below 1e-300 before i = 200.
+        let mut pmf = Vec::new();
+        let mut p = (-rho).exp();
+        let mut i = 0u32;
+        while p > 1e-300 && i < 400 {
+            pmf.push(p);
+            i += 1;
+            p *= rho / f64::from(i);
+        }
+        // Suffix sums, accumulated from the small end: Ā_m = Σ_{i>m} pmf_i.
+        let mut abar = vec![0.0; pmf.len()];
+        let mut acc = 0.0;
+        for m in (0..pmf.len()).rev() {
+            abar[m] = acc;
+            acc += pmf[m];
+        }
+        Md1 {
+            rho,
+            d,
+            abar,
+            pi: vec![1.0 - rho],
+            q: vec![1.0 - rho],
+        }
+    }
+
+    /// Extends the table to hold Q_m.
+    fn ensure(&mut self, m: usize) {
+        let e_rho = self.rho.exp();
+        let len = self.abar.len();
+        while self.q.len() <= m {
+            let n = self.pi.len() - 1;
+            // π_{n+1} = e^ρ(π₀Āₙ + Σ_{j=1}^{n} πⱼĀ_{n+1−j}); Ā is 0 beyond its table.
+            let abar = |i: usize| if i < len { self.abar[i] } else { 0.0 };
+            let mut s = self.pi[0] * abar(n);
+            let j_min = (n + 1).saturating_sub(len - 1).max(1);
+            for j in j_min..=n {
+                s += self.pi[j] * abar(n + 1 - j);
+            }
+            let next = e_rho * s;
+            self.pi.push(next);
+            let last = *self.q.last().expect("the table starts with Q_0");
+            self.q.push((last + next).min(1.0));
+        }
+    }
+
+    /// P(T ≤ t) = P(Wq ≤ t − D), or `None` past the table's limit.
+    fn cdf(&mut self, t: f64) -> Option<f64> {
+        if t < self.d {
+            return Some(0.0);
+        }
+        let s = (t - self.d) / self.d;
+        if s >= MD1_MAX_STEPS as f64 {
+            return None;
+        }
+        let k = s.floor();
+        let u = (s - k).clamp(0.0, 1.0);
+        let k = k as usize;
+        self.ensure(k + 1);
+        // Σ_{j=0}^{k} Q_{k+1−j}·Pois(j; ρ(1 − u)), the Poisson weights computed by recurrence.
+        let x = self.rho * (1.0 - u);
+        let mut pmf = (-x).exp();
+        let mut sum = 0.0;
+        for j in 0..=k {
+            sum += self.q[k + 1 - j] * pmf;
+            pmf *= x / (j + 1) as f64;
+            if pmf < 1e-300 {
+                break;
+            }
+        }
+        Some(sum.min(1.0))
+    }
+}
+
+/// Accumulates ln Σ e^{xᵢ} without overflow.
+#[derive(Clone, Copy)]
+struct LogSum {
+    max: f64,
+    scaled: f64,
+}
+
+impl LogSum {
+    fn new() -> Self {
+        LogSum {
+            max: f64::NEG_INFINITY,
+            scaled: 0.0,
+        }
+    }
+
+    fn add(&mut self, x: f64) {
+        if x == f64::NEG_INFINITY {
+            return;
+        }
+        if x > self.max {
+            self.scaled = self.scaled * (self.max - x).exp() + 1.0;
+            self.max = x;
+        } else {
+            self.scaled += (x - self.max).exp();
+        }
+    }
+
+    /// ln of the sum with one more term, leaving `self` as it is.
+    fn with(mut self, x: f64) -> f64 {
+        self.add(x);
+        self.max + self.scaled.ln()
+    }
+}
+
+/// ln n!: exact products below 21, Stirling's series (error < 2·10⁻¹⁵) above.
+fn ln_factorial(n: u64) -> f64 {
+    if n <= 20 {
+        let mut p: u64 = 1;
+        for i in 2..=n {
+            p *= i;
+        }
+        return (p as f64).ln();
+    }
+    let x = n as f64;
+    let x2 = x * x;
+    x * x.ln() - x
+        + 0.5 * (2.0 * std::f64::consts::PI * x).ln()
+        + (1.0 / 12.0 - (1.0 / 360.0 - (1.0 / 1260.0 - 1.0 / (1680.0 * x2)) / x2) / x2) / x
+}
+
+/// Pois(i; x) = e^{−x}xⁱ/i!, in log space (no overflow or underflow on the way).
+fn poisson_pmf(i: u64, x: f64) -> f64 {
+    if x == 0.0 {
+        return if i == 0 { 1.0 } else { 0.0 };
+    }
+    (i as f64 * x.ln() - x - ln_factorial(i)).exp()
+}
+
+/// An index past which the Poisson(x) probabilities add up to less than 10⁻²⁰:
+/// x + 10√x + 40 (the Chernoff bound on the tail at that distance is below e^{−45}).
+fn poisson_upper_index(x: f64) -> u64 {
+    (x + 10.0 * x.sqrt() + 40.0).ceil() as u64
+}
+
+/// An index below which the Poisson(x) probabilities add up to less than 10⁻²⁰:
+/// x − 10√x − 40, at least 0 (the lower tail is lighter than the upper one).
+fn poisson_lower_index(x: f64) -> u64 {
+    (x - 10.0 * x.sqrt() - 40.0).floor().max(0.0) as u64
+}
+
+/// ln Σ_{j=0}^{n−1} e^{j·lr} (a geometric sum of n terms with ratio e^{lr}); −∞ for n = 0.
+fn ln_geometric_sum(n: u64, lr: f64) -> f64 {
+    if n == 0 {
+        return f64::NEG_INFINITY;
+    }
+    let nf = n as f64;
+    if lr == 0.0 {
+        nf.ln()
+    } else if lr < 0.0 {
+        // (1 − rⁿ)/(1 − r), both factors by expm1: exact near r = 1.
+        (-(nf * lr).exp_m1()).ln() - (-lr.exp_m1()).ln()
+    } else {
+        // rⁿ(1 − r⁻ⁿ)/(r − 1): no overflow for large n.
+        nf * lr + (-(-nf * lr).exp_m1()).ln() - lr.exp_m1().ln()
+    }
+}
+
+/// The mean of j ∈ {0, …, n−1} with weights e^{j·lr} (n ≥ 1).
+fn truncated_geometric_mean(n: u64, lr: f64) -> f64 {
+    let nf = n as f64;
+    if lr > 0.0 {
+        // Mirror j → n − 1 − j turns ratio r into 1/r.
+        return (nf - 1.0) - truncated_geometric_mean(n, -lr);
+    }
+    let x = -lr; // ≥ 0
+    if nf * x < 1e-2 {
+        // Series of 1/(eˣ − 1) − n/(eⁿˣ − 1) in x; the next term is below 10⁻¹⁴ relative.
+        let n2 = nf * nf;
+        (nf - 1.0) / 2.0 - x * (n2 - 1.0) / 12.0 + x * x * x * (n2 * n2 - 1.0) / 720.0
+    } else {
+        1.0 / x.exp_m1() - nf / (nf * x).exp_m1()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ln_factorial_matches_direct_sum() {
+        let mut direct = 0.0f64;
+        for n in 1..=2000u64 {
+            direct += (n as f64).ln();
+            let got = ln_factorial(n);
+            assert!(
+                (got - direct).abs() <= 1e-13 * direct.max(1.0),
+                "{n}: {got} vs {direct}"
+            );
+        }
+        assert_eq!(ln_factorial(0), 0.0);
+    }
+
+    #[test]
+    fn geometric_helpers_match_direct_sums() {
+        for &r in &[
+            0.3f64,
+            0.9,
+            0.999,
+            0.999_999_9,
+            1.0,
+            1.000_000_1,
+            1.001,
+            1.1,
+            2.0,
+        ] {
+            for &n in &[1u64, 2, 3, 10, 100, 1000] {
+                let (mut s, mut sj) = (0.0f64, 0.0f64);
+                for j in 0..n {
+                    let w = r.powi(j as i32);
+                    s += w;
+                    sj += j as f64 * w;
+                }
+                let lr = r.ln();
+                let got = ln_geometric_sum(n, lr).exp();
+                assert!((got - s).abs() <= 1e-11 * s, "r {r} n {n}: {got} vs {s}");
+                let mean = truncated_geometric_mean(n, lr);
+                assert!(
+                    (mean - sj / s).abs() <= 1e-9 * (sj / s).max(1.0),
+                    "r {r} n {n}: mean {mean} vs {}",
+                    sj / s
+                );
+            }
+        }
+        assert_eq!(ln_geometric_sum(0, 0.5), f64::NEG_INFINITY);
+    }
+
+    #[test]
+    fn poisson_pmf_sums_to_one() {
+        for &x in &[0.0, 0.5, 3.0, 100.0, 10_000.0] {
+            let s: f64 = (0..=poisson_upper_index(x))
+                .map(|i| poisson_pmf(i, x))
+                .sum();
+            assert!((s - 1.0).abs() < 1e-10, "x {x}: {s}");
+        }
+    }
+
+    #[test]
+    fn log_sum_matches_direct() {
+        let mut ls = LogSum::new();
+        for x in [-1000.0, 3.0, 1.0, -2.0, 700.0] {
+            ls.add(x);
+        }
+        let direct = 700.0 + ((3.0f64 - 700.0).exp() + 1.0).ln();
+        assert!((ls.with(f64::NEG_INFINITY) - direct).abs() < 1e-12);
+    }
+}
