@@ -1,0 +1,23 @@
+//! The command-line unit parsers on arbitrary text: no panic, and every accepted value is in range
+//! (a rate positive and finite, a duration that formats and parses back to within rounding).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use queuelab_common::units::{format_duration, parse_count, parse_duration, parse_rate};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(r) = parse_rate(s) {
+        assert!(r.is_finite() && r > 0.0, "rate {r} from {s:?}");
+    }
+    let _ = parse_count(s);
+    if let Ok(d) = parse_duration(s) {
+        let shown = format_duration(d);
+        assert!(parse_duration(&shown).is_ok(), "{shown:?} (from {s:?}) does not parse back");
+    }
+    let _ = s.parse::<queuelab_common::theory::Servers>();
+    let _ = s.parse::<queuelab_common::samplers::ServiceKind>();
+    let _ = s.parse::<queuelab_common::samplers::ArrivalKind>();
+});

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Fuzzing with cargo-fuzz (libFuzzer) on the nightly toolchain.
+#
+#   scripts/fuzz.sh --smoke               build every target, run each for 20 s (the test command)
+#   scripts/fuzz.sh TARGET [SECONDS]      one long run (default 600 s), e.g. scripts/fuzz.sh server_stream 3600
+#   scripts/fuzz.sh --list                the targets
+#
+# Targets: server_stream (the server's request path, reads cut at arbitrary points),
+# client_response (qload's response parser: Content-Length, chunked, close-delimited),
+# units (rates, counts, durations, model names), url (qload's URL parser).
+# Runs start from the committed seed corpus in fuzz/corpus/TARGET; a long run keeps what it finds in
+# fuzz/corpus/TARGET (commit what is worth keeping), a smoke run works on a temporary copy.
+# Crashes land in fuzz/artifacts/TARGET with the command to reproduce them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+    echo "fuzzing needs the nightly toolchain: rustup toolchain install nightly" >&2
+    exit 2
+fi
+if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+    echo "installing cargo-fuzz" >&2
+    cargo install cargo-fuzz --locked --quiet
+fi
+
+targets=(server_stream client_response units url)
+# Each run is bounded: -max_total_time stops libFuzzer, `timeout` guards the build-and-run as a whole.
+run() {
+    local target=$1 seconds=$2 corpus=$3
+    timeout --signal=INT $((seconds + 120)) \
+        cargo +nightly fuzz run --fuzz-dir fuzz "$target" "$corpus" -- \
+        -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=16384 -print_final_stats=1
+}
+
+case "${1:-}" in
+    --list) printf '%s\n' "${targets[@]}" ;;
+    --smoke)
+        cargo +nightly fuzz build --fuzz-dir fuzz
+        for t in "${targets[@]}"; do
+            tmp=$(mktemp -d)
+            cp -r "fuzz/corpus/$t/." "$tmp/"
+            echo "fuzz $t: 20 s"
+            rc=0
+            run "$t" 20 "$tmp" >"$tmp.log" 2>&1 || rc=$?
+            grep -E '^(stat::number_of_executed_runs|Done|SUMMARY)' "$tmp.log" || true
+            if ((rc != 0)); then
+                tail -n 40 "$tmp.log" >&2
+                echo "fuzz target $t failed (exit $rc); see fuzz/artifacts/$t" >&2
+                exit 1
+            fi
+            rm -rf "$tmp" "$tmp.log"
+        done
+        ;;
+    "" | -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' ;;
+    *)
+        t=$1
+        [[ " ${targets[*]} " == *" $t "* ]] || { echo "unknown target $t (see --list)" >&2; exit 2; }
+        run "$t" "${2:-600}" "fuzz/corpus/$t"
+        ;;
+esac
