@@ -1,1 +1,268 @@
-fn main() {}
+//! `qserve`: parses flags into a validated [`Config`], runs the server until SIGTERM/SIGINT and maps
+//! the outcome to an exit code (0 ok, 2 bad usage, 1 runtime failure).
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use queuelab_common::samplers::ServiceKind;
+use queuelab_common::theory::Servers;
+use queuelab_common::units::{parse_count, parse_duration, parse_rate};
+use queuelab_server::{Config, run};
+
+fn rate(s: &str) -> Result<f64, String> {
+    parse_rate(s).map_err(|e| e.to_string())
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    parse_duration(s).map_err(|e| e.to_string())
+}
+
+fn count_usize(s: &str) -> Result<usize, String> {
+    let n = parse_count(s).map_err(|e| e.to_string())?;
+    usize::try_from(n).map_err(|_| format!("{s:?} is too large"))
+}
+
+fn count_u32(s: &str) -> Result<u32, String> {
+    let n = parse_count(s).map_err(|e| e.to_string())?;
+    u32::try_from(n).map_err(|_| format!("{s:?} is too large"))
+}
+
+fn seed(s: &str) -> Result<u64, String> {
+    s.trim()
+        .parse::<u64>()
+        .map_err(|_| format!("invalid seed {s:?}: expected an integer 0..=18446744073709551615"))
+}
+
+fn servers(s: &str) -> Result<Servers, String> {
+    s.parse::<Servers>().map_err(|e| e.to_string())
+}
+
+fn service(s: &str) -> Result<ServiceKind, String> {
+    s.parse::<ServiceKind>().map_err(|e| e.to_string())
+}
+
+/// An HTTP/1.1 server that is a queue: each request waits in an emulated FIFO queue with c
+/// servers and random service times, so clients see an M/M/c (M/M/c/K, M/D/1, M/G/1, M/M/inf)
+/// system with known theory.
+#[derive(Debug, Parser)]
+#[command(name = "qserve", version, max_term_width = 100)]
+#[command(long_about = "\
+An HTTP/1.1 server that is a queue. Every request (other than /metrics and /healthz) waits in an \
+emulated FIFO queue with c servers and random service times, and is answered at its departure \
+time, so a client sees an M/M/c (or M/M/c/K, M/D/1, M/G/1, M/M/inf) system whose theory is known. \
+The answer says how long the request waited and was served: {\"wait_us\":12,\"service_us\":845}.
+
+Every flag can also be set in the environment as QSERVE_<NAME> (e.g. QSERVE_MU=500, \
+QSERVE_MAX_CONNECTIONS=20000); a flag on the command line wins. SIGTERM or SIGINT stops \
+accepting, answers what is queued within --grace, prints a one-line summary on stderr and exits 0 \
+(a second signal stops at once). Exit codes: 0 ok, 2 bad usage, 1 runtime failure.")]
+struct Args {
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "QSERVE_LISTEN",
+        value_name = "ADDR",
+        default_value = "0.0.0.0:8000",
+        long_help = "Address and port to listen on (IPv4 or [IPv6]:port). Port 0 picks a free \
+                     port; the start-up line on stderr shows the one chosen."
+    )]
+    listen: SocketAddr,
+
+    /// Service rate μ per server, requests/s.
+    #[arg(
+        long,
+        env = "QSERVE_MU",
+        value_name = "RATE",
+        default_value = "1000",
+        value_parser = rate,
+        long_help = "Service rate μ of each server, in requests per second (SI suffixes: 500, \
+                     2.5k, 1M). The mean service time is 1/μ. Ignored with --service zero."
+    )]
+    mu: f64,
+
+    /// Number of servers c, or `inf`.
+    #[arg(
+        long,
+        env = "QSERVE_SERVERS",
+        value_name = "N|inf",
+        default_value = "1",
+        value_parser = servers,
+        long_help = "Number of servers c of the FIFO queue (default 1), or `inf` for a pure \
+                     delay: every request is served at once for its service time (M/M/inf). \
+                     The server saturates at c·μ requests/s."
+    )]
+    servers: Servers,
+
+    /// Capacity K: requests in the system (waiting + in service); more get 503.
+    #[arg(
+        long,
+        env = "QSERVE_CAPACITY",
+        value_name = "K",
+        value_parser = count_u32,
+        long_help = "Capacity K of the system, counting requests waiting and in service \
+                     (M/M/c/K). An arrival that finds K present is answered 503 at once and \
+                     counted as blocked. Must be at least --servers. Default: no capacity, but \
+                     memory stays bounded: above 100000 requests in the system arrivals get 503 \
+                     and are counted as overflow."
+    )]
+    capacity: Option<u32>,
+
+    /// Service-time distribution: exp, const, uniform or zero.
+    #[arg(
+        long,
+        env = "QSERVE_SERVICE",
+        value_name = "KIND",
+        default_value = "exp",
+        value_parser = service,
+        long_help = "Service-time distribution, each with mean 1/μ: `exp` (exponential: M/M/c), \
+                     `const` (deterministic: M/D/c), `uniform` (uniform on [0, 2/μ]: an M/G/c \
+                     example), or `zero`: no queue at all, every request is answered at once \
+                     (the maximum-throughput mode)."
+    )]
+    service: ServiceKind,
+
+    /// I/O threads (event loops).
+    #[arg(
+        long,
+        env = "QSERVE_THREADS",
+        value_name = "N",
+        default_value = "1",
+        value_parser = count_usize,
+        long_help = "Number of I/O threads, each an event loop with its own listening socket \
+                     (SO_REUSEPORT). They share one logical queue, so the model stays exact at \
+                     any thread count. Default 1."
+    )]
+    threads: usize,
+
+    /// Seed of the service-time generator [default: from the clock, printed at start-up].
+    #[arg(
+        long,
+        env = "QSERVE_SEED",
+        value_name = "N",
+        value_parser = seed,
+        long_help = "Seed of the service-time generator. Service times are drawn in arrival \
+                     order from one generator, so a seed and a sequence of arrival times give \
+                     the same departures. Default: taken from the clock and printed in the \
+                     start-up line."
+    )]
+    seed: Option<u64>,
+
+    /// Connections open at most; more are closed at once.
+    #[arg(
+        long,
+        env = "QSERVE_MAX_CONNECTIONS",
+        value_name = "N",
+        default_value = "10000",
+        value_parser = count_usize,
+        long_help = "Most connections open at once, over all I/O threads. A connection beyond it \
+                     is accepted and closed at once, and counted in \
+                     qserve_connections_total{result=\"rejected\"}. Default 10000."
+    )]
+    max_connections: usize,
+
+    /// Longest time a request head may take to arrive; then 408.
+    #[arg(
+        long,
+        env = "QSERVE_HEADER_TIMEOUT",
+        value_name = "DUR",
+        default_value = "10s",
+        value_parser = duration,
+        long_help = "Longest time from the first byte of a request head to its end (250ms, 10s, \
+                     1m; a bare number is seconds). A slower head is answered 408 and the \
+                     connection closed. Default 10s."
+    )]
+    header_timeout: Duration,
+
+    /// Idle keep-alive connections are closed after this.
+    #[arg(
+        long,
+        env = "QSERVE_IDLE_TIMEOUT",
+        value_name = "DUR",
+        default_value = "60s",
+        value_parser = duration,
+        long_help = "A connection with no request in progress and nothing to send for this long \
+                     is closed. Default 60s."
+    )]
+    idle_timeout: Duration,
+
+    /// On SIGTERM/SIGINT, time to answer what is queued.
+    #[arg(
+        long,
+        env = "QSERVE_GRACE",
+        value_name = "DUR",
+        default_value = "10s",
+        value_parser = duration,
+        long_help = "On SIGTERM or SIGINT the server stops accepting, answers 503 to new \
+                     requests on open connections and answers what is queued; what is still \
+                     unanswered after this long is counted and dropped. Default 10s."
+    )]
+    grace: Duration,
+
+    /// Busy-wait this long before each deadline instead of sleeping (e.g. 50us).
+    #[arg(
+        long,
+        env = "QSERVE_SPIN",
+        value_name = "DUR",
+        default_value = "0",
+        value_parser = duration,
+        long_help = "Busy-wait margin before each departure: the I/O thread sleeps on a timerfd \
+                     until this long before the deadline, then spins on the clock. A sleeping \
+                     wake-up is late by tens of microseconds (more on a virtual CPU); spinning \
+                     by a few. Costs CPU: up to a whole core under load. 0 (the default) never \
+                     spins; at most 100ms. The lab uses 50us (see docs/qserve.md)."
+    )]
+    spin: Duration,
+}
+
+impl Args {
+    fn into_config(self) -> Config {
+        let seed = self.seed.unwrap_or_else(|| {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            t ^ u64::from(std::process::id()).rotate_left(32)
+        });
+        Config {
+            listen: self.listen,
+            mu: self.mu,
+            servers: self.servers,
+            capacity: self.capacity,
+            service: self.service,
+            threads: self.threads,
+            seed,
+            max_connections: self.max_connections,
+            header_timeout: self.header_timeout,
+            idle_timeout: self.idle_timeout,
+            grace: self.grace,
+            spin: self.spin,
+            ..Config::default()
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let config = args.into_config();
+    if let Err(e) = config.validate() {
+        eprintln!("qserve: {e:#}");
+        return ExitCode::from(2);
+    }
+    match run(config) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("qserve: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,774 @@
+//! HTTP/1.1 request reading and response writing, without I/O.
+//!
+//! [`RequestReader`] turns the bytes of one connection, in whatever pieces they arrive, into a
+//! sequence of request heads: it skips each request's body (framed by `Content-Length` only) and
+//! parses the next head with `httparse` into a fixed array of [`MAX_HEADERS`] headers. A head that
+//! is still incomplete asks for more bytes, up to [`MAX_HEAD_BYTES`].
+//!
+//! Input that cannot be served is a [`Reject`], answered with a canned response and a close:
+//!
+//! | status | when |
+//! |---|---|
+//! | 400 | malformed request line or header; HTTP/1.1 without `Host`, or more than one `Host`; an invalid or conflicting `Content-Length`; `Content-Length` together with `Transfer-Encoding`; `Transfer-Encoding` in an HTTP/1.0 request; control bytes in a header value |
+//! | 408 | the head did not arrive within `--header-timeout` (decided by the connection, not here) |
+//! | 413 | `Content-Length` above [`MAX_REQUEST_BODY`] |
+//! | 431 | head larger than [`MAX_HEAD_BYTES`], or more than [`MAX_HEADERS`] header fields |
+//! | 501 | `Transfer-Encoding` (chunked request bodies are not implemented) |
+//! | 505 | a well-formed version other than HTTP/1.0 and HTTP/1.1 (e.g. `HTTP/2.0`) |
+//!
+//! Responses are written into a reused buffer from fixed byte strings, the cached `Date` and
+//! numbers formatted with `itoa`: no allocation once the buffer has grown to its working size.
+use queuelab_common::http::{MAX_HEAD_BYTES, MAX_HEADERS, MAX_REQUEST_BODY, SERVER_NAME};
+
+/// Where a request goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Through the queue (every path but the two below).
+    Queue,
+    /// `/metrics`: Prometheus text, bypassing the queue.
+    Metrics,
+    /// `/healthz`: `ok`, bypassing the queue.
+    Healthz,
+}
+
+/// What the server needs to know about a parsed request head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub minor_version: u8,
+    /// Whether the connection stays open after the response.
+    pub keep_alive: bool,
+    /// Body length in bytes (0 without `Content-Length`).
+    pub content_length: u64,
+    /// The route of the request target.
+    pub route: Route,
+    /// A `HEAD` request: the response has headers only.
+    pub head_only: bool,
+    /// An HTTP/1.1 request with a body and `Expect: 100-continue`: the client waits for an
+    /// interim `100 Continue` before sending the body.
+    pub expect_continue: bool,
+}
+
+impl Head {
+    /// The `Connection` header the response needs.
+    pub fn connection(&self) -> ConnHeader {
+        match (self.keep_alive, self.minor_version) {
+            (false, _) => ConnHeader::Close,
+            (true, 0) => ConnHeader::KeepAlive,
+            (true, _) => ConnHeader::Default,
+        }
+    }
+}
+
+/// Input that gets a canned error response and a close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reject {
+    /// 400: malformed or ambiguous.
+    BadRequest,
+    /// 408: the head was too slow.
+    Timeout,
+    /// 413: the body is over the limit.
+    ContentTooLarge,
+    /// 431: the head is over the limit (size or header count).
+    HeadTooLarge,
+    /// 501: `Transfer-Encoding` is not implemented.
+    NotImplemented,
+    /// 505: an HTTP version other than 1.0 and 1.1.
+    VersionNotSupported,
+}
+
+impl Reject {
+    /// All kinds, in the order of [`Reject::index`].
+    pub const ALL: [Reject; 6] = [
+        Reject::BadRequest,
+        Reject::Timeout,
+        Reject::ContentTooLarge,
+        Reject::HeadTooLarge,
+        Reject::NotImplemented,
+        Reject::VersionNotSupported,
+    ];
+
+    /// The status code.
+    pub fn status(self) -> u16 {
+        match self {
+            Reject::BadRequest => 400,
+            Reject::Timeout => 408,
+            Reject::ContentTooLarge => 413,
+            Reject::HeadTooLarge => 431,
+            Reject::NotImplemented => 501,
+            Reject::VersionNotSupported => 505,
+        }
+    }
+
+    /// A dense index for counters (position in [`Reject::ALL`]).
+    pub fn index(self) -> usize {
+        match self {
+            Reject::BadRequest => 0,
+            Reject::Timeout => 1,
+            Reject::ContentTooLarge => 2,
+            Reject::HeadTooLarge => 3,
+            Reject::NotImplemented => 4,
+            Reject::VersionNotSupported => 5,
+        }
+    }
+
+    fn status_line(self) -> &'static [u8] {
+        match self {
+            Reject::BadRequest => b"HTTP/1.1 400 Bad Request\r\n",
+            Reject::Timeout => b"HTTP/1.1 408 Request Timeout\r\n",
+            Reject::ContentTooLarge => b"HTTP/1.1 413 Content Too Large\r\n",
+            Reject::HeadTooLarge => b"HTTP/1.1 431 Request Header Fields Too Large\r\n",
+            Reject::NotImplemented => b"HTTP/1.1 501 Not Implemented\r\n",
+            Reject::VersionNotSupported => b"HTTP/1.1 505 HTTP Version Not Supported\r\n",
+        }
+    }
+
+    fn body(self) -> &'static [u8] {
+        match self {
+            Reject::BadRequest => b"bad request\n",
+            Reject::Timeout => b"request head timed out\n",
+            Reject::ContentTooLarge => b"request body too large\n",
+            Reject::HeadTooLarge => b"request head too large\n",
+            Reject::NotImplemented => b"transfer-encoding not implemented\n",
+            Reject::VersionNotSupported => b"http version not supported\n",
+        }
+    }
+}
+
+/// One step of [`RequestReader::next`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parsed {
+    /// A complete head; its body (if any) is skipped by later calls.
+    Request(Head),
+    /// Everything usable was consumed; call again with more bytes.
+    NeedMore,
+    /// The input cannot be served: answer and close.
+    Reject(Reject),
+}
+
+/// Splits one connection's byte stream into request heads; see the [module docs](self).
+#[derive(Debug, Clone, Default)]
+pub struct RequestReader {
+    body_left: u64,
+}
+
+impl RequestReader {
+    /// A reader at the start of a connection.
+    pub fn new() -> Self {
+        RequestReader { body_left: 0 }
+    }
+
+    /// Bytes of the current request's body still to skip.
+    pub fn body_left(&self) -> u64 {
+        self.body_left
+    }
+
+    /// Consumes bytes from the front of `buf`: first what is left of the previous request's body,
+    /// then at most one head. Returns the number of bytes consumed and what was found. After
+    /// [`Parsed::NeedMore`] the unconsumed bytes (a partial head) must be offered again, with more
+    /// appended.
+    pub fn next(&mut self, buf: &[u8]) -> (usize, Parsed) {
+        let skip = self.body_left.min(buf.len() as u64) as usize;
+        self.body_left -= skip as u64;
+        if self.body_left > 0 || skip == buf.len() {
+            return (skip, Parsed::NeedMore);
+        }
+        match parse_head(&buf[skip..]) {
+            Ok(Some((len, head))) => {
+                self.body_left = head.content_length;
+                (skip + len, Parsed::Request(head))
+            }
+            Ok(None) if buf.len() - skip >= MAX_HEAD_BYTES => {
+                (skip, Parsed::Reject(Reject::HeadTooLarge))
+            }
+            Ok(None) => (skip, Parsed::NeedMore),
+            Err(r) => (skip, Parsed::Reject(r)),
+        }
+    }
+}
+
+/// Parses one head at the start of `buf`: `Ok(None)` if incomplete.
+pub fn parse_head(buf: &[u8]) -> Result<Option<(usize, Head)>, Reject> {
+    // Uninitialized header slots: initializing 64 of them (2 KiB) would cost more than parsing a
+    // typical head.
+    let mut headers =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(buf, &mut headers) {
+        Ok(httparse::Status::Complete(len)) if len > MAX_HEAD_BYTES => Err(Reject::HeadTooLarge),
+        Ok(httparse::Status::Complete(len)) => analyse(&req).map(|h| Some((len, h))),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(httparse::Error::TooManyHeaders) => Err(Reject::HeadTooLarge),
+        Err(httparse::Error::Version) => Err(classify_version(buf)),
+        Err(_) => Err(Reject::BadRequest),
+    }
+}
+
+/// A version that httparse refused: 505 if it is a well-formed `HTTP/x.y` (or `HTTP/x`), else 400.
+fn classify_version(buf: &[u8]) -> Reject {
+    let line_end = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
+    let line = buf[..line_end]
+        .strip_suffix(b"\r")
+        .unwrap_or(&buf[..line_end]);
+    let token = line.rsplit(|&b| b == b' ').next().unwrap_or(&[]);
+    let Some(rest) = token.strip_prefix(b"HTTP/") else {
+        return Reject::BadRequest;
+    };
+    let mut parts = rest.splitn(2, |&b| b == b'.');
+    let major_ok = parts
+        .next()
+        .is_some_and(|m| !m.is_empty() && m.iter().all(u8::is_ascii_digit));
+    let minor_ok = parts
+        .next()
+        .is_none_or(|m| !m.is_empty() && m.iter().all(u8::is_ascii_digit));
+    if major_ok && minor_ok {
+        Reject::VersionNotSupported
+    } else {
+        Reject::BadRequest
+    }
+}
+
+fn trim_ows(mut v: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = v {
+        v = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = v {
+        v = rest;
+    }
+    v
+}
+
+/// A `Content-Length` element: 1 to 19 decimal digits.
+fn parse_length(v: &[u8]) -> Option<u64> {
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(v.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')))
+}
+
+fn route_of(target: &str) -> Route {
+    let path = target.split(['?', '#']).next().unwrap_or(target);
+    match path {
+        "/metrics" => Route::Metrics,
+        "/healthz" => Route::Healthz,
+        _ => Route::Queue,
+    }
+}
+
+/// Checks a complete head and extracts what the server needs.
+fn analyse(req: &httparse::Request<'_, '_>) -> Result<Head, Reject> {
+    let minor_version = match req.version {
+        Some(v @ (0 | 1)) => v,
+        _ => return Err(Reject::VersionNotSupported),
+    };
+    let mut hosts = 0u32;
+    let mut length: Option<u64> = None;
+    let mut transfer_encoding = false;
+    let mut close = false;
+    let mut keep_alive = false;
+    let mut expect_continue = false;
+    for h in req.headers.iter() {
+        if h.value
+            .iter()
+            .any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
+        {
+            return Err(Reject::BadRequest);
+        }
+        let name = h.name;
+        if name.eq_ignore_ascii_case("host") {
+            hosts += 1;
+        } else if name.eq_ignore_ascii_case("content-length") {
+            // A list of identical values (or repeated identical headers) is one length (RFC 9110
+            // §8.6); anything else is ambiguous framing.
+            for part in h.value.split(|&b| b == b',') {
+                let v = parse_length(trim_ows(part)).ok_or(Reject::BadRequest)?;
+                match length {
+                    Some(prev) if prev != v => return Err(Reject::BadRequest),
+                    _ => length = Some(v),
+                }
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            transfer_encoding = true;
+        } else if name.eq_ignore_ascii_case("expect") {
+            expect_continue = trim_ows(h.value).eq_ignore_ascii_case(b"100-continue");
+        } else if name.eq_ignore_ascii_case("connection") {
+            for token in h.value.split(|&b| b == b',') {
+                let token = trim_ows(token);
+                if token.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                    keep_alive = true;
+                }
+            }
+        }
+    }
+    if hosts > 1 || (minor_version == 1 && hosts == 0) {
+        return Err(Reject::BadRequest);
+    }
+    if transfer_encoding {
+        // Both framings at once is the classic smuggling shape (RFC 9112 §6.3); HTTP/1.0 has no
+        // transfer codings. Otherwise a chunked body is simply not implemented.
+        return Err(if length.is_some() || minor_version == 0 {
+            Reject::BadRequest
+        } else {
+            Reject::NotImplemented
+        });
+    }
+    let content_length = length.unwrap_or(0);
+    if content_length > MAX_REQUEST_BODY as u64 {
+        return Err(Reject::ContentTooLarge);
+    }
+    Ok(Head {
+        minor_version,
+        keep_alive: if minor_version == 1 {
+            !close
+        } else {
+            keep_alive && !close
+        },
+        content_length,
+        route: route_of(req.path.unwrap_or("/")),
+        head_only: req.method == Some("HEAD"),
+        expect_continue: expect_continue && minor_version == 1 && content_length > 0,
+    })
+}
+
+/// The `Connection` header of a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnHeader {
+    /// None: HTTP/1.1 persistence is the default.
+    Default,
+    /// `Connection: keep-alive` (an HTTP/1.0 client asked for it).
+    KeepAlive,
+    /// `Connection: close`: the server closes after this response.
+    Close,
+}
+
+/// What the queue said about a request, as the response reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unavailable {
+    /// 503: the system held `K` requests.
+    Capacity,
+    /// 503: the system held the overflow limit (no capacity set).
+    Overflow,
+    /// 503: the server is shutting down.
+    ShuttingDown,
+}
+
+const SERVER_LINE: &[u8] = b"Server: ";
+const JSON: &[u8] = b"application/json";
+const TEXT: &[u8] = b"text/plain; charset=utf-8";
+/// Content type of `/metrics` (Prometheus text exposition format 0.0.4).
+pub const PROMETHEUS_TEXT: &[u8] = b"text/plain; version=0.0.4; charset=utf-8";
+
+/// Appends a complete response.
+pub fn write_response(
+    out: &mut Vec<u8>,
+    status_line: &[u8],
+    date: &[u8; 29],
+    content_type: &[u8],
+    body: &[u8],
+    conn: ConnHeader,
+    head_only: bool,
+) {
+    let mut len = itoa::Buffer::new();
+    out.extend_from_slice(status_line);
+    out.extend_from_slice(SERVER_LINE);
+    out.extend_from_slice(SERVER_NAME.as_bytes());
+    out.extend_from_slice(b"\r\nDate: ");
+    out.extend_from_slice(date);
+    out.extend_from_slice(b"\r\nContent-Type: ");
+    out.extend_from_slice(content_type);
+    out.extend_from_slice(b"\r\nContent-Length: ");
+    out.extend_from_slice(len.format(body.len()).as_bytes());
+    out.extend_from_slice(match conn {
+        ConnHeader::Default => b"\r\n\r\n".as_slice(),
+        ConnHeader::KeepAlive => b"\r\nConnection: keep-alive\r\n\r\n",
+        ConnHeader::Close => b"\r\nConnection: close\r\n\r\n",
+    });
+    if !head_only {
+        out.extend_from_slice(body);
+    }
+}
+
+/// Nanoseconds to whole microseconds, rounded to nearest.
+fn us(ns: u64) -> u64 {
+    ns.saturating_add(500) / 1000
+}
+
+/// Appends the `200` answer of a served request: `{"wait_us":W,"service_us":S}`.
+pub fn write_served(
+    out: &mut Vec<u8>,
+    date: &[u8; 29],
+    wait_ns: u64,
+    service_ns: u64,
+    conn: ConnHeader,
+    head_only: bool,
+) {
+    let mut body = [0u8; 64];
+    let mut n = 0;
+    let mut put = |s: &[u8]| {
+        body[n..n + s.len()].copy_from_slice(s);
+        n += s.len();
+    };
+    let mut num = itoa::Buffer::new();
+    put(b"{\"wait_us\":");
+    put(num.format(us(wait_ns)).as_bytes());
+    put(b",\"service_us\":");
+    put(num.format(us(service_ns)).as_bytes());
+    put(b"}\n");
+    write_response(
+        out,
+        b"HTTP/1.1 200 OK\r\n",
+        date,
+        JSON,
+        &body[..n],
+        conn,
+        head_only,
+    );
+}
+
+/// Appends a `503` answer.
+pub fn write_unavailable(
+    out: &mut Vec<u8>,
+    date: &[u8; 29],
+    why: Unavailable,
+    conn: ConnHeader,
+    head_only: bool,
+) {
+    let body: &[u8] = match why {
+        Unavailable::Capacity => b"{\"error\":\"capacity\"}\n",
+        Unavailable::Overflow => b"{\"error\":\"overflow\"}\n",
+        Unavailable::ShuttingDown => b"{\"error\":\"shutting down\"}\n",
+    };
+    write_response(
+        out,
+        b"HTTP/1.1 503 Service Unavailable\r\n",
+        date,
+        JSON,
+        body,
+        conn,
+        head_only,
+    );
+}
+
+/// Appends the canned answer of a [`Reject`] (always with `Connection: close`).
+pub fn write_reject(out: &mut Vec<u8>, date: &[u8; 29], r: Reject) {
+    write_response(
+        out,
+        r.status_line(),
+        date,
+        TEXT,
+        r.body(),
+        ConnHeader::Close,
+        false,
+    );
+}
+
+/// Appends the `/healthz` answer.
+pub fn write_healthz(out: &mut Vec<u8>, date: &[u8; 29], conn: ConnHeader, head_only: bool) {
+    write_response(
+        out,
+        b"HTTP/1.1 200 OK\r\n",
+        date,
+        TEXT,
+        b"ok\n",
+        conn,
+        head_only,
+    );
+}
+
+/// Appends a `200` answer with a Prometheus text body.
+pub fn write_metrics(
+    out: &mut Vec<u8>,
+    date: &[u8; 29],
+    body: &[u8],
+    conn: ConnHeader,
+    head_only: bool,
+) {
+    write_response(
+        out,
+        b"HTTP/1.1 200 OK\r\n",
+        date,
+        PROMETHEUS_TEXT,
+        body,
+        conn,
+        head_only,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(raw: &str) -> Result<Option<Head>, Reject> {
+        parse_head(raw.as_bytes()).map(|o| o.map(|(_, h)| h))
+    }
+
+    #[test]
+    fn valid_heads() {
+        let get = Head {
+            minor_version: 1,
+            keep_alive: true,
+            content_length: 0,
+            route: Route::Queue,
+            head_only: false,
+            expect_continue: false,
+        };
+        let cases: &[(&str, Head)] = &[
+            ("GET / HTTP/1.1\r\nHost: a\r\n\r\n", get),
+            ("GET /x?y HTTP/1.1\r\nHost: a\r\n\r\n", get),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+                Head {
+                    keep_alive: false,
+                    ..get
+                },
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nConnection: Keep-Alive, CLOSE\r\n\r\n",
+                Head {
+                    keep_alive: false,
+                    ..get
+                },
+            ),
+            (
+                "GET / HTTP/1.0\r\n\r\n",
+                Head {
+                    minor_version: 0,
+                    keep_alive: false,
+                    ..get
+                },
+            ),
+            (
+                "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+                Head {
+                    minor_version: 0,
+                    ..get
+                },
+            ),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n",
+                Head {
+                    content_length: 5,
+                    ..get
+                },
+            ),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\ncontent-length: 5\r\n\r\n",
+                Head {
+                    content_length: 5,
+                    ..get
+                },
+            ),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 7 , 7\r\n\r\n",
+                Head {
+                    content_length: 7,
+                    ..get
+                },
+            ),
+            (
+                "GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n",
+                Head {
+                    route: Route::Metrics,
+                    ..get
+                },
+            ),
+            (
+                "HEAD /healthz?full HTTP/1.1\r\nHost: a\r\n\r\n",
+                Head {
+                    route: Route::Healthz,
+                    head_only: true,
+                    ..get
+                },
+            ),
+            ("\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", get),
+            (
+                "PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 3\r\n\r\n",
+                Head {
+                    content_length: 3,
+                    expect_continue: true,
+                    ..get
+                },
+            ),
+            // No body, nothing to wait for.
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n",
+                get,
+            ),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(head(raw), Ok(Some(*want)), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn rejected_heads() {
+        let long_header = format!(
+            "GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n",
+            "y".repeat(9000)
+        );
+        let many: String = (0..70).map(|i| format!("X-{i}: v\r\n")).collect();
+        let too_many = format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n");
+        let cases: &[(&str, Reject)] = &[
+            ("GET / HTTP/1.1\r\n\r\n", Reject::BadRequest),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+                Reject::BadRequest,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                Reject::BadRequest,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 2\r\n\r\n",
+                Reject::BadRequest,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
+                Reject::BadRequest,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: +1\r\n\r\n",
+                Reject::BadRequest,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: \r\n\r\n",
+                Reject::BadRequest,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n",
+                Reject::BadRequest,
+            ),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+                Reject::BadRequest,
+            ),
+            (
+                "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+                Reject::BadRequest,
+            ),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+                Reject::NotImplemented,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nX: a\x01b\r\n\r\n",
+                Reject::BadRequest,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nX: a\x7fb\r\n\r\n",
+                Reject::BadRequest,
+            ),
+            ("GET / HTTP/1.1\r\nHo st: a\r\n\r\n", Reject::BadRequest),
+            ("GET\x00 / HTTP/1.1\r\nHost: a\r\n\r\n", Reject::BadRequest),
+            (
+                "GET / HTTP/2.0\r\nHost: a\r\n\r\n",
+                Reject::VersionNotSupported,
+            ),
+            (
+                "GET / HTTP/1.2\r\nHost: a\r\n\r\n",
+                Reject::VersionNotSupported,
+            ),
+            ("GET / HTTP/3\r\n\r\n", Reject::VersionNotSupported),
+            ("GET / http/1.1\r\n\r\n", Reject::BadRequest),
+            ("GET / FOO\r\n\r\n", Reject::BadRequest),
+            (
+                &format!(
+                    "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",
+                    MAX_REQUEST_BODY + 1
+                ),
+                Reject::ContentTooLarge,
+            ),
+            (&long_header, Reject::HeadTooLarge),
+            (&too_many, Reject::HeadTooLarge),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(head(raw), Err(*want), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn partial_heads_ask_for_more() {
+        for raw in [
+            "",
+            "GET",
+            "GET / HTTP/1.1\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\n",
+        ] {
+            assert_eq!(head(raw), Ok(None), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn reader_skips_bodies_and_splits_pipelines() {
+        let stream = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nbodyGET /b HTTP/1.1\r\nHost: a\r\n\r\n";
+        // Feed the stream one byte at a time, as the slowest possible peer would.
+        let mut reader = RequestReader::new();
+        let mut pending: Vec<u8> = Vec::new();
+        let mut heads = Vec::new();
+        for &b in stream.iter() {
+            pending.push(b);
+            loop {
+                let (used, parsed) = reader.next(&pending);
+                pending.drain(..used);
+                match parsed {
+                    Parsed::Request(h) => heads.push(h),
+                    Parsed::NeedMore => break,
+                    Parsed::Reject(r) => panic!("unexpected reject {r:?}"),
+                }
+            }
+        }
+        assert!(pending.is_empty());
+        assert_eq!(heads.len(), 2);
+        assert_eq!(heads[0].content_length, 4);
+        assert_eq!(heads[1].content_length, 0);
+    }
+
+    #[test]
+    fn reader_rejects_a_partial_head_at_the_limit() {
+        let mut reader = RequestReader::new();
+        let mut buf = b"GET / HTTP/1.1\r\nHost: a\r\nX: ".to_vec();
+        buf.resize(MAX_HEAD_BYTES, b'y');
+        assert_eq!(reader.next(&buf).1, Parsed::Reject(Reject::HeadTooLarge));
+        buf.truncate(MAX_HEAD_BYTES - 1);
+        assert_eq!(reader.next(&buf).1, Parsed::NeedMore);
+    }
+
+    #[test]
+    fn served_body_reports_microseconds() {
+        let date = *b"Thu, 01 Jan 1970 00:00:00 GMT";
+        let mut out = Vec::new();
+        write_served(&mut out, &date, 12_499, 845_500, ConnHeader::Default, false);
+        let text = String::from_utf8(out).expect("ascii");
+        assert!(
+            text.starts_with("HTTP/1.1 200 OK\r\nServer: qserve\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\r\nDate: Thu, 01 Jan 1970 00:00:00 GMT\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("\r\n\r\n{\"wait_us\":12,\"service_us\":846}\n"),
+            "{text}"
+        );
+        let body_len = "{\"wait_us\":12,\"service_us\":846}\n".len();
+        assert!(
+            text.contains(&format!("Content-Length: {body_len}\r\n")),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn head_responses_have_no_body_but_keep_the_length() {
+        let date = [b'x'; 29];
+        let mut out = Vec::new();
+        write_healthz(&mut out, &date, ConnHeader::Close, true);
+        let text = String::from_utf8(out).expect("ascii");
+        assert!(
+            text.ends_with("Content-Length: 3\r\nConnection: close\r\n\r\n"),
+            "{text}"
+        );
+    }
+}

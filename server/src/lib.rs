@@ -1,0 +1,551 @@
+//! `qserve`: an HTTP/1.1 server that *is* a queue.
+//!
+//! Every request that is not `/metrics` or `/healthz` waits in an emulated FIFO queue with `c`
+//! servers and random service times, and its answer is written when its virtual departure time
+//! comes. A real network client therefore sees an M/M/c (or M/M/c/K, M/D/1, M/G/1, M/M/∞) system
+//! whose theory is known exactly. The pieces:
+//!
+//! - [`queue`]: the queue model, pure arithmetic on arrival times (Lindley's recursion, `c`
+//!   servers, capacity), shared by all I/O threads behind one mutex;
+//! - [`wheel`]: a hierarchical timer wheel with 250 ns ticks whose earliest deadline is armed on a
+//!   `timerfd` ([`clock`]), with an optional busy-wait (`--spin`) before each deadline;
+//! - [`http`]: request parsing (httparse) and canned responses;
+//! - [`metrics`]: counters, histograms and the Prometheus text of `/metrics`;
+//! - the I/O threads: mio event loops with connections in a slab (private module `worker`).
+//!
+//! [`run`] serves until SIGTERM or SIGINT; tests use [`start`], [`Handle::shutdown`] and
+//! [`Handle::join`], which take the same path.
+#![deny(missing_docs)]
+
+pub mod clock;
+pub mod http;
+pub mod metrics;
+pub mod queue;
+pub mod wheel;
+mod worker;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use mio::{Events, Interest, Poll, Token, Waker};
+use queuelab_common::samplers::{ServiceKind, ServiceSampler};
+use queuelab_common::stats;
+use queuelab_common::theory::{QueueSpec, Servers};
+use queuelab_common::units::format_duration;
+
+use crate::clock::Clock;
+use crate::metrics::{Counters, ThreadMetrics};
+use crate::queue::{DEFAULT_OVERFLOW_LIMIT, ModelSpec, QueueModel};
+use crate::worker::{Shared, WAKER, Worker, lock};
+
+pub use crate::worker::{LINGER_NS, OUT_HIGH, PIPELINE_MAX, READ_BUF};
+
+/// Most I/O threads.
+pub const MAX_THREADS: usize = 256;
+/// Most connections (`--max-connections`).
+pub const MAX_CONNECTIONS: usize = 1 << 24;
+/// Most servers (`--servers`).
+pub const MAX_SERVERS: u32 = 1_000_000;
+/// Largest capacity (`--capacity`).
+pub const MAX_CAPACITY: u32 = 10_000_000;
+/// Longest spin margin (`--spin`).
+pub const MAX_SPIN: Duration = Duration::from_millis(100);
+
+/// A validated configuration of the server; see [`Config::validate`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Service rate μ per server (1/s); ignored with [`ServiceKind::Zero`].
+    pub mu: f64,
+    /// Number of servers.
+    pub servers: Servers,
+    /// Capacity K (requests in the system), if any.
+    pub capacity: Option<u32>,
+    /// Service-time distribution.
+    pub service: ServiceKind,
+    /// I/O threads.
+    pub threads: usize,
+    /// Seed of the service-time generator.
+    pub seed: u64,
+    /// Connections open at most; more are accepted and closed at once.
+    pub max_connections: usize,
+    /// Longest time a request head may take to arrive (else 408).
+    pub header_timeout: Duration,
+    /// Idle keep-alive connections are closed after this.
+    pub idle_timeout: Duration,
+    /// On shutdown, how long queued requests get to be answered.
+    pub grace: Duration,
+    /// Busy-wait this long before each deadline instead of sleeping through it (0: never).
+    pub spin: Duration,
+    /// In-system limit without a capacity (503 and counted as overflow beyond it).
+    pub overflow_limit: usize,
+}
+
+impl Default for Config {
+    /// The flag defaults: `0.0.0.0:8000`, μ = 1000/s, one server, no capacity, exponential
+    /// service, one thread, seed 0, 10,000 connections, 10 s header timeout, 60 s idle timeout,
+    /// 10 s grace, no spinning.
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8000)),
+            mu: 1000.0,
+            servers: Servers::Finite(1),
+            capacity: None,
+            service: ServiceKind::Exp,
+            threads: 1,
+            seed: 0,
+            max_connections: 10_000,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            grace: Duration::from_secs(10),
+            spin: Duration::ZERO,
+            overflow_limit: DEFAULT_OVERFLOW_LIMIT,
+        }
+    }
+}
+
+/// A configuration that cannot be served.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Checks every field; the message names the flag at fault.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |m: String| Err(ConfigError(m));
+        if self.service != ServiceKind::Zero && !(self.mu.is_finite() && self.mu > 0.0) {
+            return err(format!("--mu must be a positive rate, got {}", self.mu));
+        }
+        if let Servers::Finite(c) = self.servers {
+            if c == 0 || c > MAX_SERVERS {
+                return err(format!(
+                    "--servers must be 1..={MAX_SERVERS} or inf, got {c}"
+                ));
+            }
+        }
+        if let Some(k) = self.capacity {
+            if k == 0 || k > MAX_CAPACITY {
+                return err(format!("--capacity must be 1..={MAX_CAPACITY}, got {k}"));
+            }
+            if let Servers::Finite(c) = self.servers {
+                if k < c {
+                    return err(format!(
+                        "--capacity {k} is below --servers {c}: K counts the requests in service too"
+                    ));
+                }
+            }
+        }
+        if self.threads == 0 || self.threads > MAX_THREADS {
+            return err(format!(
+                "--threads must be 1..={MAX_THREADS}, got {}",
+                self.threads
+            ));
+        }
+        if self.max_connections == 0 || self.max_connections > MAX_CONNECTIONS {
+            return err(format!(
+                "--max-connections must be 1..={MAX_CONNECTIONS}, got {}",
+                self.max_connections
+            ));
+        }
+        if self.header_timeout.is_zero() {
+            return err("--header-timeout must be positive".into());
+        }
+        if self.idle_timeout.is_zero() {
+            return err("--idle-timeout must be positive".into());
+        }
+        if self.spin > MAX_SPIN {
+            return err(format!(
+                "--spin must be at most {}, got {}",
+                format_duration(MAX_SPIN),
+                format_duration(self.spin)
+            ));
+        }
+        if self.overflow_limit == 0 {
+            return err("the overflow limit must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// The service sampler of this configuration.
+    pub fn sampler(&self) -> ServiceSampler {
+        ServiceSampler {
+            kind: self.service,
+            mu: self.mu,
+        }
+    }
+
+    /// Kendall notation of the emulated queue (`M/M/1`, `M/M/4/20`, `M/D/1`, …), or `none` with
+    /// `--service zero`.
+    pub fn model_name(&self) -> String {
+        if self.service == ServiceKind::Zero {
+            return "none (zero service)".to_owned();
+        }
+        QueueSpec {
+            lambda: self.mu,
+            mu: self.mu,
+            servers: self.servers,
+            capacity: self.capacity,
+            service: self.service,
+        }
+        .model_name()
+    }
+
+    /// The start-up line: where it listens, the model and what theory says of it at μ.
+    pub fn describe(&self, addr: SocketAddr) -> String {
+        let threads = match self.threads {
+            1 => "1 I/O thread".to_owned(),
+            n => format!("{n} I/O threads"),
+        };
+        let model = self.model_name();
+        let theory = if self.service == ServiceKind::Zero {
+            "no queue: every request is answered at once".to_owned()
+        } else {
+            let mean = format_duration(Duration::from_secs_f64(1.0 / self.mu));
+            match self.servers {
+                Servers::Finite(c) => format!(
+                    "mu {}/s per server, {c} server{}, {} service with mean {mean}; saturates at c*mu = {}/s",
+                    self.mu,
+                    if c == 1 { "" } else { "s" },
+                    self.service,
+                    self.mu * f64::from(c)
+                ),
+                Servers::Infinite => format!(
+                    "mu {}/s, infinitely many servers (pure delay), {} service with mean {mean}; \
+                     response time = service time at any load",
+                    self.mu, self.service
+                ),
+            }
+        };
+        let limit = match self.capacity {
+            Some(k) => format!("capacity K = {k} (503 when full)"),
+            None => format!(
+                "no capacity (503 as overflow above {} in system)",
+                self.overflow_limit
+            ),
+        };
+        let wait = if self.spin.is_zero() {
+            "timerfd sleep".to_owned()
+        } else {
+            format!("spin {} before each deadline", format_duration(self.spin))
+        };
+        format!(
+            "qserve: listening on {addr} with {threads}; model {model}: {theory}; {limit}; \
+             seed {}; timers: {wait}",
+            self.seed
+        )
+    }
+}
+
+/// Totals of a finished run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// How long the server ran.
+    pub uptime: Duration,
+    /// Event counts summed over the I/O threads.
+    pub counters: Counters,
+    /// Arrivals seen by the queue model.
+    pub arrivals: u64,
+    /// Sojourn (wait + service) of served requests, µs.
+    pub sojourn: stats::Summary,
+    /// Timer lateness, µs.
+    pub lateness: stats::Summary,
+}
+
+impl fmt::Display for Summary {
+    /// One line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.counters;
+        write!(
+            f,
+            "qserve: stopped after {:.1}s: {} served, {} blocked, {} overflow, {} refused while \
+             shutting down, {} bad requests, {} unanswered ({} abandoned by clients, {} at the \
+             end of the grace period); {} connections ({} over the limit); sojourn mean {:.0}us \
+             p99 {:.0}us; timer lateness p50 {:.1}us p99 {:.1}us",
+            self.uptime.as_secs_f64(),
+            c.served,
+            c.blocked,
+            c.overflow,
+            c.shutting_down,
+            c.rejected(),
+            c.abandoned + c.grace_expired,
+            c.abandoned,
+            c.grace_expired,
+            c.conn_accepted,
+            c.conn_rejected,
+            self.sojourn.mean,
+            self.sojourn.p99,
+            self.lateness.p50,
+            self.lateness.p99,
+        )
+    }
+}
+
+/// A running server; see [`start`].
+#[derive(Debug)]
+pub struct Handle {
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+    wakers: Vec<Arc<Waker>>,
+    threads: Vec<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Handle {
+    /// The address the server listens on (with the port chosen when listening on port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    fn wake_all(&self) {
+        for w in &self.wakers {
+            let _ = w.wake();
+        }
+    }
+
+    /// Starts a graceful shutdown (what SIGTERM does): stop accepting, answer what is queued
+    /// within the grace period (new requests on open connections get 503), close, and let the
+    /// I/O threads end. Returns at once; [`Handle::join`] waits.
+    pub fn shutdown(&self) {
+        if !self.shared.shutdown.load(Ordering::Acquire) {
+            let now = self.shared.clock.now_ns();
+            self.shared.shutdown_at_ns.store(now, Ordering::Release);
+            self.shared.shutdown.store(true, Ordering::Release);
+        }
+        self.wake_all();
+    }
+
+    /// Stops at once: every connection is closed and queued requests are counted as unanswered.
+    pub fn abort(&self) {
+        self.shared.abort.store(true, Ordering::Release);
+        self.wake_all();
+    }
+
+    /// Whether every I/O thread has ended.
+    pub fn is_finished(&self) -> bool {
+        self.threads.iter().all(JoinHandle::is_finished)
+    }
+
+    fn any_finished(&self) -> bool {
+        self.threads.iter().any(JoinHandle::is_finished)
+    }
+
+    /// Waits for the I/O threads to end (after [`Handle::shutdown`] or [`Handle::abort`]) and
+    /// returns the totals, or the first error an I/O thread failed with.
+    pub fn join(mut self) -> anyhow::Result<Summary> {
+        let mut first_err: Option<anyhow::Error> = None;
+        for (i, t) in std::mem::take(&mut self.threads).into_iter().enumerate() {
+            let r = match t.join() {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => anyhow!(e).context(format!("I/O thread {i} failed")),
+                Err(_) => anyhow!("I/O thread {i} panicked"),
+            };
+            first_err.get_or_insert(r);
+        }
+        if let Some(e) = first_err {
+            return Err(e);
+        }
+        Ok(self.summary())
+    }
+
+    fn summary(&self) -> Summary {
+        let mut totals = ThreadMetrics::default();
+        for m in &self.shared.metrics {
+            totals.merge(&lock(m));
+        }
+        let arrivals = match &self.shared.queue {
+            Some(q) => lock(q).stats().arrivals,
+            None => totals.counters.served,
+        };
+        Summary {
+            uptime: Duration::from_nanos(self.shared.clock.now_ns()),
+            counters: totals.counters,
+            arrivals,
+            sojourn: stats::summarize(&totals.sojourn),
+            lateness: stats::summarize(&totals.lateness),
+        }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        if self.threads.is_empty() {
+            return;
+        }
+        self.abort();
+        for t in std::mem::take(&mut self.threads) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Binds one listening socket per I/O thread on the same address (`SO_REUSEPORT` when there are
+/// several, so the kernel spreads connections over them).
+fn bind_listeners(addr: SocketAddr, n: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let bind_one = |addr: SocketAddr| -> std::io::Result<std::net::TcpListener> {
+        let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        s.set_reuse_address(true)?;
+        if n > 1 {
+            s.set_reuse_port(true)?;
+        }
+        s.bind(&addr.into())?;
+        s.listen(4096)?;
+        s.set_nonblocking(true)?;
+        Ok(s.into())
+    };
+    let first = bind_one(addr)?;
+    let actual = first.local_addr()?;
+    let mut all = vec![first];
+    for _ in 1..n {
+        all.push(bind_one(actual)?);
+    }
+    Ok(all)
+}
+
+/// Starts the server on its own threads and returns at once. The server runs until
+/// [`Handle::shutdown`] (or [`Handle::abort`], or dropping the handle).
+pub fn start(config: Config) -> anyhow::Result<Handle> {
+    start_with(config, None)
+}
+
+fn start_with(config: Config, exit_waker: Option<Arc<Waker>>) -> anyhow::Result<Handle> {
+    config.validate()?;
+    let listeners = bind_listeners(config.listen, config.threads)
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let local_addr = listeners[0]
+        .local_addr()
+        .context("reading the listening address")?;
+    let queue = (config.service != ServiceKind::Zero).then(|| {
+        Mutex::new(QueueModel::new(ModelSpec {
+            servers: config.servers,
+            capacity: config.capacity,
+            service: config.sampler(),
+            seed: config.seed,
+            overflow_limit: config.overflow_limit,
+        }))
+    });
+    let shared = Arc::new(Shared {
+        model_name: config.model_name(),
+        clock: Clock::new(),
+        queue,
+        shutdown: AtomicBool::new(false),
+        shutdown_at_ns: AtomicU64::new(0),
+        abort: AtomicBool::new(false),
+        open_connections: AtomicUsize::new(0),
+        metrics: (0..config.threads)
+            .map(|_| Mutex::new(ThreadMetrics::default()))
+            .collect(),
+        exit_waker,
+        config,
+    });
+    let mut handle = Handle {
+        local_addr,
+        shared: Arc::clone(&shared),
+        wakers: Vec::new(),
+        threads: Vec::new(),
+    };
+    // On an error below, dropping `handle` stops the threads already started.
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let poll = Poll::new().context("creating an event loop")?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER).context("creating a waker")?);
+        let worker = Worker::new(i, Arc::clone(&shared), poll, listener)
+            .context("setting up an I/O thread")?;
+        let exit = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name(format!("qserve-io-{i}"))
+            .spawn(move || {
+                let r = worker.run();
+                if let Some(w) = &exit.exit_waker {
+                    let _ = w.wake();
+                }
+                r
+            })
+            .context("spawning an I/O thread")?;
+        handle.wakers.push(waker);
+        handle.threads.push(thread);
+    }
+    Ok(handle)
+}
+
+const SIGNAL: Token = Token(0);
+const EXIT: Token = Token(1);
+
+/// Serves until SIGTERM or SIGINT, then shuts down gracefully (see [`Handle::shutdown`]) and
+/// returns the totals; a second signal stops at once. Prints the start-up line and the one-line
+/// summary on stderr.
+pub fn run(config: Config) -> anyhow::Result<Summary> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    use std::io::Read;
+
+    let mut poll = Poll::new().context("creating the signal poll")?;
+    let (rx, tx) = std::os::unix::net::UnixStream::pair().context("creating the signal pipe")?;
+    rx.set_nonblocking(true)?;
+    tx.set_nonblocking(true)?;
+    let mut ids = Vec::new();
+    for sig in [SIGTERM, SIGINT] {
+        let tx = tx.try_clone().context("cloning the signal pipe")?;
+        ids.push(
+            signal_hook::low_level::pipe::register(sig, tx)
+                .context("registering a signal handler")?,
+        );
+    }
+    let mut rx = mio::net::UnixStream::from_std(rx);
+    poll.registry()
+        .register(&mut rx, SIGNAL, Interest::READABLE)
+        .context("registering the signal pipe")?;
+    let exit_waker = Arc::new(Waker::new(poll.registry(), EXIT).context("creating a waker")?);
+
+    let result = (|| {
+        let handle = start_with(config.clone(), Some(exit_waker))?;
+        eprintln!("{}", config.describe(handle.local_addr()));
+        let mut events = Events::with_capacity(8);
+        let mut signals = 0usize;
+        let mut acted_on = 0usize;
+        let mut buf = [0u8; 16];
+        loop {
+            // A thread wakes us as it exits, perhaps just before it has finished: poll with a
+            // timeout so the final check cannot be missed.
+            if let Err(e) = poll.poll(&mut events, Some(Duration::from_millis(100))) {
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    handle.abort();
+                    return Err(anyhow!(e).context("waiting for signals"));
+                }
+            }
+            loop {
+                match rx.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => signals += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+            if signals != acted_on {
+                if signals >= 2 {
+                    handle.abort();
+                } else {
+                    handle.shutdown();
+                }
+                acted_on = signals;
+            }
+            if handle.is_finished() {
+                break;
+            }
+            if handle.any_finished() && signals == 0 {
+                // An I/O thread failed: stop the others and report its error.
+                handle.abort();
+            }
+        }
+        handle.join()
+    })();
+    for id in ids {
+        signal_hook::low_level::unregister(id);
+    }
+    let summary = result?;
+    eprintln!("{summary}");
+    Ok(summary)
+}

@@ -1,0 +1,533 @@
+//! Counters and histograms, and their Prometheus text rendering for `/metrics`.
+//!
+//! Each I/O thread counts into a private [`LocalMetrics`] batch (plain integers and a short buffer
+//! of samples) and adds it to its shared [`ThreadMetrics`] once per event-loop turn, under a mutex
+//! that only a `/metrics` request or the final summary contends for. Histograms are HDR histograms
+//! of nanoseconds with fixed bounds (`queuelab_common::stats`), so recording never allocates.
+//!
+//! Exposed series (all prefixed `qserve_`):
+//!
+//! | name | type | meaning |
+//! |---|---|---|
+//! | `requests_total{outcome}` | counter | answers written, by outcome: `served` (200 through the queue), `blocked` (503 at capacity K), `overflow` (503 at the default in-system limit), `shutting_down` (503 while draining), `bad_request` (400), `timeout` (408), `too_large` (413), `head_too_large` (431), `not_implemented` (501), `bad_version` (505), `metrics`, `healthz` |
+//! | `requests_unanswered_total{reason}` | counter | requests accepted but never answered: `abandoned` (the client went away first), `grace_expired` (still queued when the shutdown grace ran out) |
+//! | `arrivals_total` | counter | arrivals seen by the queue model |
+//! | `in_system` | gauge | requests in the queue model now (waiting plus in service) |
+//! | `busy_servers` | gauge | servers busy now |
+//! | `busy_seconds_total` | counter | server-seconds of service admitted (sum of service times); `rate()/c` is the utilization |
+//! | `sojourn_seconds` | summary | wait + service of served requests (quantiles 0.5, 0.9, 0.99, 0.999, 1) |
+//! | `timer_lateness_seconds` | summary | departure timer fire time minus departure time |
+//! | `connections` | gauge | connections open |
+//! | `connections_total{result}` | counter | `accepted`, or `rejected` (over `--max-connections`, closed at once) |
+//! | `connections_closed_total{reason}` | counter | `idle` (after `--idle-timeout`), `error` (I/O error) |
+//! | `mu`, `servers`, `capacity`, `overflow_limit` | gauge | the configured model (`+Inf` for none) |
+//! | `threads`, `spin_seconds`, `uptime_seconds` | gauge | configuration and age |
+//! | `info{model,service}` | gauge | 1, with the Kendall notation and service distribution |
+use std::io::Write as _;
+
+use hdrhistogram::Histogram;
+use queuelab_common::stats::{merge_histogram, new_histogram, record_n_ns, record_ns};
+
+use crate::http::Reject;
+
+/// Event counts of one thread (or, summed, of the server).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// 200 answers through the queue.
+    pub served: u64,
+    /// 503: capacity K reached.
+    pub blocked: u64,
+    /// 503: default in-system limit reached.
+    pub overflow: u64,
+    /// 503: the server was draining.
+    pub shutting_down: u64,
+    /// Canned error answers, indexed by [`Reject::index`].
+    pub rejects: [u64; 6],
+    /// `/metrics` answers.
+    pub metrics: u64,
+    /// `/healthz` answers.
+    pub healthz: u64,
+    /// Accepted requests whose client went away before the answer was written.
+    pub abandoned: u64,
+    /// Accepted requests still unanswered when the shutdown grace ran out.
+    pub grace_expired: u64,
+    /// Connections accepted and kept.
+    pub conn_accepted: u64,
+    /// Connections closed at once for being over `--max-connections`.
+    pub conn_rejected: u64,
+    /// Connections closed after `--idle-timeout`.
+    pub conn_idle_closed: u64,
+    /// Connections closed on an I/O error.
+    pub conn_errors: u64,
+    /// Failed `accept` calls (e.g. out of file descriptors).
+    pub accept_errors: u64,
+}
+
+impl Counters {
+    /// Adds `o` into `self`.
+    pub fn add(&mut self, o: &Counters) {
+        self.served += o.served;
+        self.blocked += o.blocked;
+        self.overflow += o.overflow;
+        self.shutting_down += o.shutting_down;
+        for (a, b) in self.rejects.iter_mut().zip(o.rejects.iter()) {
+            *a += b;
+        }
+        self.metrics += o.metrics;
+        self.healthz += o.healthz;
+        self.abandoned += o.abandoned;
+        self.grace_expired += o.grace_expired;
+        self.conn_accepted += o.conn_accepted;
+        self.conn_rejected += o.conn_rejected;
+        self.conn_idle_closed += o.conn_idle_closed;
+        self.conn_errors += o.conn_errors;
+        self.accept_errors += o.accept_errors;
+    }
+
+    /// All canned error answers.
+    pub fn rejected(&self) -> u64 {
+        self.rejects.iter().sum()
+    }
+}
+
+/// The shared metrics of one thread.
+#[derive(Debug)]
+pub struct ThreadMetrics {
+    /// Counts.
+    pub counters: Counters,
+    /// Sojourn (wait + service) of served requests, ns.
+    pub sojourn: Histogram<u64>,
+    /// Exact sum of the recorded sojourns, ns.
+    pub sojourn_sum_ns: u128,
+    /// Timer lateness, ns.
+    pub lateness: Histogram<u64>,
+    /// Exact sum of the recorded lateness, ns.
+    pub lateness_sum_ns: u128,
+}
+
+impl Default for ThreadMetrics {
+    fn default() -> Self {
+        ThreadMetrics {
+            counters: Counters::default(),
+            sojourn: new_histogram(),
+            sojourn_sum_ns: 0,
+            lateness: new_histogram(),
+            lateness_sum_ns: 0,
+        }
+    }
+}
+
+impl ThreadMetrics {
+    /// Adds another thread's metrics.
+    pub fn merge(&mut self, o: &ThreadMetrics) {
+        self.counters.add(&o.counters);
+        merge_histogram(&mut self.sojourn, &o.sojourn);
+        self.sojourn_sum_ns += o.sojourn_sum_ns;
+        merge_histogram(&mut self.lateness, &o.lateness);
+        self.lateness_sum_ns += o.lateness_sum_ns;
+    }
+
+    /// Empties it (keeping the histograms' storage).
+    pub fn reset(&mut self) {
+        self.counters = Counters::default();
+        self.sojourn.reset();
+        self.sojourn_sum_ns = 0;
+        self.lateness.reset();
+        self.lateness_sum_ns = 0;
+    }
+}
+
+/// Samples buffered before a flush; a full buffer flushes early.
+const SAMPLE_BATCH: usize = 4096;
+
+/// A thread's private batch of metrics, added to its [`ThreadMetrics`] once per loop turn.
+#[derive(Debug)]
+pub struct LocalMetrics {
+    /// Counts since the last flush.
+    pub counters: Counters,
+    sojourn: Vec<u64>,
+    zero_sojourns: u64,
+    lateness: Vec<u64>,
+    dirty: bool,
+}
+
+impl Default for LocalMetrics {
+    fn default() -> Self {
+        LocalMetrics {
+            counters: Counters::default(),
+            sojourn: Vec::with_capacity(SAMPLE_BATCH),
+            zero_sojourns: 0,
+            lateness: Vec::with_capacity(SAMPLE_BATCH),
+            dirty: false,
+        }
+    }
+}
+
+impl LocalMetrics {
+    /// Marks the batch as holding something to flush (after changing `counters`).
+    #[inline]
+    pub fn touch(&mut self) {
+        self.dirty = true;
+    }
+
+    /// Whether the sample buffers are full and should be flushed now.
+    #[inline]
+    pub fn full(&self) -> bool {
+        self.sojourn.len() >= SAMPLE_BATCH || self.lateness.len() >= SAMPLE_BATCH
+    }
+
+    /// Records the sojourn of a served request.
+    #[inline]
+    pub fn sojourn(&mut self, ns: u64) {
+        self.dirty = true;
+        if ns == 0 {
+            self.zero_sojourns += 1;
+        } else {
+            self.sojourn.push(ns);
+        }
+    }
+
+    /// Records the lateness of a departure timer.
+    #[inline]
+    pub fn lateness(&mut self, ns: u64) {
+        self.dirty = true;
+        self.lateness.push(ns);
+    }
+
+    /// Adds the batch to `shared` and empties it.
+    pub fn flush_into(&mut self, shared: &mut ThreadMetrics) {
+        if !self.dirty {
+            return;
+        }
+        shared.counters.add(&self.counters);
+        self.counters = Counters::default();
+        for &ns in &self.sojourn {
+            record_ns(&mut shared.sojourn, ns);
+            shared.sojourn_sum_ns += u128::from(ns);
+        }
+        if self.zero_sojourns > 0 {
+            record_n_ns(&mut shared.sojourn, 0, self.zero_sojourns);
+            self.zero_sojourns = 0;
+        }
+        for &ns in &self.lateness {
+            record_ns(&mut shared.lateness, ns);
+            shared.lateness_sum_ns += u128::from(ns);
+        }
+        self.sojourn.clear();
+        self.lateness.clear();
+        self.dirty = false;
+    }
+}
+
+/// Everything `/metrics` shows, gathered under the locks and rendered after.
+#[derive(Debug)]
+pub struct Snapshot<'a> {
+    /// Sum over threads.
+    pub totals: &'a ThreadMetrics,
+    /// Arrivals seen by the model.
+    pub arrivals: u64,
+    /// In system now.
+    pub in_system: usize,
+    /// Servers busy now.
+    pub busy_servers: usize,
+    /// Server-seconds of service admitted.
+    pub busy_s: f64,
+    /// Connections open now.
+    pub connections: usize,
+    /// Configured μ (per second).
+    pub mu: f64,
+    /// Configured c (`None` for infinitely many).
+    pub servers: Option<u32>,
+    /// Configured K.
+    pub capacity: Option<u32>,
+    /// Overflow limit.
+    pub overflow_limit: usize,
+    /// I/O threads.
+    pub threads: usize,
+    /// Spin margin (seconds).
+    pub spin_s: f64,
+    /// Uptime (seconds).
+    pub uptime_s: f64,
+    /// Kendall notation.
+    pub model: &'a str,
+    /// Service distribution (flag spelling).
+    pub service: &'a str,
+}
+
+fn reject_outcome(r: Reject) -> &'static str {
+    match r {
+        Reject::BadRequest => "bad_request",
+        Reject::Timeout => "timeout",
+        Reject::ContentTooLarge => "too_large",
+        Reject::HeadTooLarge => "head_too_large",
+        Reject::NotImplemented => "not_implemented",
+        Reject::VersionNotSupported => "bad_version",
+    }
+}
+
+fn opt_value(v: Option<f64>) -> String {
+    match v {
+        Some(x) => format!("{x}"),
+        None => "+Inf".to_owned(),
+    }
+}
+
+fn summary(
+    out: &mut Vec<u8>,
+    name: &str,
+    help: &str,
+    h: &Histogram<u64>,
+    sum_ns: u128,
+) -> std::io::Result<()> {
+    writeln!(out, "# HELP {name} {help}")?;
+    writeln!(out, "# TYPE {name} summary")?;
+    for q in [0.5, 0.9, 0.99, 0.999] {
+        let v = if h.is_empty() {
+            0
+        } else {
+            h.value_at_quantile(q)
+        };
+        writeln!(out, "{name}{{quantile=\"{q}\"}} {}", v as f64 * 1e-9)?;
+    }
+    writeln!(out, "{name}{{quantile=\"1\"}} {}", h.max() as f64 * 1e-9)?;
+    writeln!(out, "{name}_sum {}", sum_ns as f64 * 1e-9)?;
+    writeln!(out, "{name}_count {}", h.len())
+}
+
+/// Renders the Prometheus text exposition (format 0.0.4) of `s` into `out`.
+pub fn render(out: &mut Vec<u8>, s: &Snapshot<'_>) {
+    // Writing into a Vec cannot fail.
+    let _ = render_inner(out, s);
+}
+
+fn render_inner(out: &mut Vec<u8>, s: &Snapshot<'_>) -> std::io::Result<()> {
+    let c = &s.totals.counters;
+    writeln!(
+        out,
+        "# HELP qserve_requests_total Answers written, by outcome."
+    )?;
+    writeln!(out, "# TYPE qserve_requests_total counter")?;
+    let mut outcomes: Vec<(&str, u64)> = vec![
+        ("served", c.served),
+        ("blocked", c.blocked),
+        ("overflow", c.overflow),
+        ("shutting_down", c.shutting_down),
+    ];
+    for r in Reject::ALL {
+        outcomes.push((reject_outcome(r), c.rejects[r.index()]));
+    }
+    outcomes.push(("metrics", c.metrics));
+    outcomes.push(("healthz", c.healthz));
+    for (outcome, n) in outcomes {
+        writeln!(out, "qserve_requests_total{{outcome=\"{outcome}\"}} {n}")?;
+    }
+    writeln!(
+        out,
+        "# HELP qserve_requests_unanswered_total Accepted requests never answered, by reason."
+    )?;
+    writeln!(out, "# TYPE qserve_requests_unanswered_total counter")?;
+    writeln!(
+        out,
+        "qserve_requests_unanswered_total{{reason=\"abandoned\"}} {}",
+        c.abandoned
+    )?;
+    writeln!(
+        out,
+        "qserve_requests_unanswered_total{{reason=\"grace_expired\"}} {}",
+        c.grace_expired
+    )?;
+    writeln!(
+        out,
+        "# HELP qserve_arrivals_total Arrivals seen by the queue model."
+    )?;
+    writeln!(out, "# TYPE qserve_arrivals_total counter")?;
+    writeln!(out, "qserve_arrivals_total {}", s.arrivals)?;
+    writeln!(
+        out,
+        "# HELP qserve_in_system Requests in the queue model now (waiting plus in service)."
+    )?;
+    writeln!(out, "# TYPE qserve_in_system gauge")?;
+    writeln!(out, "qserve_in_system {}", s.in_system)?;
+    writeln!(out, "# HELP qserve_busy_servers Servers busy now.")?;
+    writeln!(out, "# TYPE qserve_busy_servers gauge")?;
+    writeln!(out, "qserve_busy_servers {}", s.busy_servers)?;
+    writeln!(
+        out,
+        "# HELP qserve_busy_seconds_total Server-seconds of service admitted; rate()/c is the utilization."
+    )?;
+    writeln!(out, "# TYPE qserve_busy_seconds_total counter")?;
+    writeln!(out, "qserve_busy_seconds_total {}", s.busy_s)?;
+    summary(
+        out,
+        "qserve_sojourn_seconds",
+        "Wait plus service of served requests (queue model time).",
+        &s.totals.sojourn,
+        s.totals.sojourn_sum_ns,
+    )?;
+    summary(
+        out,
+        "qserve_timer_lateness_seconds",
+        "Departure timer fire time minus departure time.",
+        &s.totals.lateness,
+        s.totals.lateness_sum_ns,
+    )?;
+    writeln!(out, "# HELP qserve_connections Connections open.")?;
+    writeln!(out, "# TYPE qserve_connections gauge")?;
+    writeln!(out, "qserve_connections {}", s.connections)?;
+    writeln!(
+        out,
+        "# HELP qserve_connections_total Connections accepted, or rejected over --max-connections."
+    )?;
+    writeln!(out, "# TYPE qserve_connections_total counter")?;
+    writeln!(
+        out,
+        "qserve_connections_total{{result=\"accepted\"}} {}",
+        c.conn_accepted
+    )?;
+    writeln!(
+        out,
+        "qserve_connections_total{{result=\"rejected\"}} {}",
+        c.conn_rejected
+    )?;
+    writeln!(
+        out,
+        "# HELP qserve_connections_closed_total Connections closed by the server, by reason."
+    )?;
+    writeln!(out, "# TYPE qserve_connections_closed_total counter")?;
+    writeln!(
+        out,
+        "qserve_connections_closed_total{{reason=\"idle\"}} {}",
+        c.conn_idle_closed
+    )?;
+    writeln!(
+        out,
+        "qserve_connections_closed_total{{reason=\"error\"}} {}",
+        c.conn_errors
+    )?;
+    writeln!(
+        out,
+        "# HELP qserve_accept_errors_total Failed accept calls."
+    )?;
+    writeln!(out, "# TYPE qserve_accept_errors_total counter")?;
+    writeln!(out, "qserve_accept_errors_total {}", c.accept_errors)?;
+    let gauges: [(&str, &str, String); 8] = [
+        (
+            "mu",
+            "Configured service rate per server (1/s).",
+            format!("{}", s.mu),
+        ),
+        (
+            "servers",
+            "Configured number of servers.",
+            opt_value(s.servers.map(f64::from)),
+        ),
+        (
+            "capacity",
+            "Configured capacity K (requests in system).",
+            opt_value(s.capacity.map(f64::from)),
+        ),
+        (
+            "overflow_limit",
+            "In-system limit without a capacity.",
+            format!("{}", s.overflow_limit),
+        ),
+        ("threads", "I/O threads.", format!("{}", s.threads)),
+        (
+            "spin_seconds",
+            "Busy-wait margin before each deadline.",
+            format!("{}", s.spin_s),
+        ),
+        (
+            "uptime_seconds",
+            "Time since start.",
+            format!("{}", s.uptime_s),
+        ),
+        (
+            "info",
+            "The model (Kendall notation) and service distribution.",
+            String::new(),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        writeln!(out, "# HELP qserve_{name} {help}")?;
+        writeln!(out, "# TYPE qserve_{name} gauge")?;
+        if name == "info" {
+            writeln!(
+                out,
+                "qserve_info{{model=\"{}\",service=\"{}\"}} 1",
+                s.model, s.service
+            )?;
+        } else {
+            writeln!(out, "qserve_{name} {value}")?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flush_moves_counts_and_samples() {
+        let mut local = LocalMetrics::default();
+        let mut shared = ThreadMetrics::default();
+        local.counters.served += 2;
+        local.sojourn(1_000);
+        local.sojourn(0);
+        local.lateness(5_000);
+        local.flush_into(&mut shared);
+        assert_eq!(shared.counters.served, 2);
+        assert_eq!(shared.sojourn.len(), 2);
+        assert_eq!(shared.sojourn_sum_ns, 1_000);
+        assert_eq!(shared.lateness.len(), 1);
+        // A second flush adds nothing.
+        local.flush_into(&mut shared);
+        assert_eq!(shared.counters.served, 2);
+    }
+
+    #[test]
+    fn render_names_every_series() {
+        let mut totals = ThreadMetrics::default();
+        totals.counters.served = 7;
+        totals.counters.rejects[Reject::HeadTooLarge.index()] = 2;
+        record_ns(&mut totals.sojourn, 2_000_000);
+        let snap = Snapshot {
+            totals: &totals,
+            arrivals: 9,
+            in_system: 1,
+            busy_servers: 1,
+            busy_s: 0.5,
+            connections: 3,
+            mu: 500.0,
+            servers: Some(2),
+            capacity: None,
+            overflow_limit: 100_000,
+            threads: 1,
+            spin_s: 0.0,
+            uptime_s: 1.5,
+            model: "M/M/2",
+            service: "exp",
+        };
+        let mut out = Vec::new();
+        render(&mut out, &snap);
+        let text = String::from_utf8(out).expect("utf-8");
+        for line in [
+            "qserve_requests_total{outcome=\"served\"} 7",
+            "qserve_requests_total{outcome=\"head_too_large\"} 2",
+            "qserve_in_system 1",
+            "qserve_sojourn_seconds_count 1",
+            "qserve_timer_lateness_seconds_count 0",
+            "qserve_connections 3",
+            "qserve_mu 500",
+            "qserve_servers 2",
+            "qserve_capacity +Inf",
+            "qserve_info{model=\"M/M/2\",service=\"exp\"} 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+    }
+}

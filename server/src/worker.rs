@@ -1,0 +1,1120 @@
+//! The I/O threads: one mio event loop each, sharing only the queue model and the metrics.
+//!
+//! Each thread owns its listener (one `SO_REUSEPORT` socket per thread), a slab of connections
+//! whose keys are the mio tokens, a timer wheel whose earliest deadline is armed on a `timerfd`,
+//! a 64 KiB read buffer and a batch of metrics. Connections are edge-triggered: every readiness
+//! event is treated as a hint (it may be spurious), reads and writes go on until `WouldBlock`, and
+//! `Interrupted` is retried.
+//!
+//! A connection is a small state machine:
+//!
+//! - `Open`: read, parse heads (a [`RequestReader`]), admit each request to the queue, and keep
+//!   one *slot* per request in arrival order. A slot holds the departure time and what to answer.
+//!   The front slots whose departure has passed are rendered into the output buffer and written.
+//!   Only the front slot's departure is on the wheel, so responses always leave in request order
+//!   (pipelining) and a connection has at most one live timer.
+//! - `Closing`: after `Connection: close`, HTTP/1.0, a bad request or shutdown: nothing more is
+//!   read; the queued answers are written, then the connection lingers.
+//! - `Lingering`: the write side is shut down and input is read and discarded until the peer
+//!   closes (or [`LINGER_NS`] passes), so that a close never turns into a reset that would destroy
+//!   the last answer in flight.
+//!
+//! Back-pressure: a connection stops reading and parsing while it has [`PIPELINE_MAX`] requests
+//! unanswered or more than [`OUT_HIGH`] bytes of unsent output, so a client that pipelines without
+//! reading cannot make the server buffer without bound; the kernel's socket buffers then push back
+//! on the client.
+//!
+//! Timing: the loop computes the next wheel deadline; if it is more than `--spin` away the timerfd
+//! is armed at `deadline - spin` and the thread sleeps in `epoll_wait`. Within the spin margin it
+//! no longer sleeps: it keeps serving I/O with non-blocking polls (so that arrivals are stamped
+//! when they come), and for the last [`SPIN_QUIET_NS`] it spins on the clock alone. Due timers are
+//! fired before and between the events of a batch, not only after it. Each fired departure
+//! records its lateness (clock at firing minus the departure time) in the metrics.
+//!
+//! Timeouts (header, idle, linger, shutdown grace) are checked by a periodic sweep on the same
+//! wheel, a few times per shortest timeout.
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use mio::net::{TcpListener, TcpStream};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+use queuelab_common::http::http_date;
+use queuelab_common::samplers::ServiceKind;
+use slab::Slab;
+
+use crate::Config;
+use crate::clock::{Clock, TICK_NS, TimerFd, tick_ceil, tick_floor};
+use crate::http::{
+    self, ConnHeader, Head, Parsed, Reject, RequestReader, Route, Unavailable, write_reject,
+};
+use crate::metrics::{self, LocalMetrics, Snapshot, ThreadMetrics};
+use crate::queue::{Outcome, QueueModel};
+use crate::wheel::{Expired, Wheel};
+
+/// Token of each thread's waker (shutdown requests).
+pub(crate) const WAKER: Token = Token(usize::MAX - 1);
+const LISTENER: Token = Token(usize::MAX - 2);
+const TIMER: Token = Token(usize::MAX - 3);
+
+/// Requests a connection may have unanswered before it stops reading.
+pub const PIPELINE_MAX: usize = 32;
+/// Unsent output (bytes) above which a connection stops reading.
+pub const OUT_HIGH: usize = 32 * 1024;
+/// Size of each thread's read buffer.
+pub const READ_BUF: usize = 64 * 1024;
+/// Longest time a closing connection waits for its peer to close (ns).
+pub const LINGER_NS: u64 = 2_000_000_000;
+/// Reads per event while lingering (then wait for more data or the linger deadline).
+const LINGER_READS: usize = 16;
+/// Reads one connection may make per turn of the event loop before the others get theirs; a
+/// connection with input left is revisited on the next turn (readiness is edge-triggered, so it
+/// must not simply wait for another event).
+const READS_PER_TURN: usize = 8;
+/// Initial output buffer capacity of a connection.
+const OUT_INIT: usize = 1024;
+/// Last stretch before a deadline spent spinning on the clock alone, without polling for I/O
+/// (handling an event takes a few microseconds and would make the departure late).
+const SPIN_QUIET_NS: u64 = 10_000;
+/// Initial room per timer-wheel slot (384 slots: about 36 KiB per thread).
+const WHEEL_SLOT_CAPACITY: usize = 4;
+/// Buffers kept for reuse by new connections, per thread.
+const POOL_MAX: usize = 1024;
+
+/// State shared by every I/O thread.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub config: Config,
+    pub clock: Clock,
+    /// The one logical queue (`None` with `--service zero`: no queue at all).
+    pub queue: Option<Mutex<QueueModel>>,
+    pub model_name: String,
+    pub shutdown: AtomicBool,
+    pub shutdown_at_ns: AtomicU64,
+    pub abort: AtomicBool,
+    pub open_connections: AtomicUsize,
+    pub metrics: Vec<Mutex<ThreadMetrics>>,
+    /// Woken when an I/O thread exits (lets `run` notice a failed thread).
+    pub exit_waker: Option<Arc<Waker>>,
+}
+
+/// Locks a mutex, ignoring poisoning (the data are counters and a queue whose updates are single
+/// statements; a panic elsewhere cannot leave them half-changed in a way that matters more than
+/// losing the server).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Timer {
+    /// The front slot of connection `key` (generation `generation`) is due.
+    Departure { key: u32, generation: u32 },
+    /// Periodic timeout sweep.
+    Sweep,
+    /// The shutdown grace period is over.
+    DrainDeadline,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reply {
+    Served { wait_ns: u64, service_ns: u64 },
+    Unavailable(Unavailable),
+    Reject(Reject),
+    Metrics,
+    Healthz,
+}
+
+/// One request awaiting its answer.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    /// When the answer may be written (ns on the server clock).
+    due_ns: u64,
+    reply: Reply,
+    conn: ConnHeader,
+    head_only: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Open,
+    Closing,
+    Lingering { until_ns: u64 },
+}
+
+/// Buffers of a connection, recycled through a per-thread pool.
+#[derive(Debug)]
+struct Bufs {
+    inbuf: Vec<u8>,
+    out: Vec<u8>,
+    slots: VecDeque<Slot>,
+}
+
+impl Bufs {
+    fn new() -> Self {
+        Bufs {
+            inbuf: Vec::new(),
+            out: Vec::with_capacity(OUT_INIT),
+            slots: VecDeque::with_capacity(PIPELINE_MAX),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Conn {
+    stream: TcpStream,
+    generation: u32,
+    reader: RequestReader,
+    /// Received bytes not yet consumed: a partial head, or heads held back by back-pressure.
+    inbuf: Vec<u8>,
+    out: Vec<u8>,
+    out_pos: usize,
+    slots: VecDeque<Slot>,
+    phase: Phase,
+    /// Readable and not yet read until `WouldBlock`.
+    want_read: bool,
+    /// The peer signalled end of input (read until EOF, no short-read shortcut).
+    rdhup: bool,
+    /// Queued for another turn (see [`READS_PER_TURN`]).
+    revisit: bool,
+    peer_eof: bool,
+    broken: bool,
+    /// When the head now being received began (`None` between requests).
+    head_since: Option<u64>,
+    last_active_ns: u64,
+    /// Departure time of the front slot that a wheel entry is armed for.
+    timer_for: Option<u64>,
+}
+
+impl Conn {
+    fn out_pending(&self) -> usize {
+        self.out.len() - self.out_pos
+    }
+
+    fn backpressured(&self) -> bool {
+        self.slots.len() >= PIPELINE_MAX || self.out_pending() > OUT_HIGH
+    }
+
+    fn idle(&self) -> bool {
+        self.slots.is_empty() && self.out_pending() == 0
+    }
+}
+
+/// Why a connection is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Why {
+    Normal,
+    Idle,
+    Error,
+    GraceExpired,
+}
+
+/// What `drive` decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    Keep,
+    Close(Why),
+}
+
+/// The cached `Date` header value, re-rendered when the wall-clock second changes.
+#[derive(Debug)]
+struct DateCache {
+    bytes: [u8; 29],
+    next_check_ns: u64,
+}
+
+impl DateCache {
+    fn refresh(&mut self, clock: &Clock, now_ns: u64) {
+        if now_ns < self.next_check_ns {
+            return;
+        }
+        let wall = clock.wall_now_ns();
+        http_date(wall / 1_000_000_000, &mut self.bytes);
+        self.next_check_ns = now_ns + (1_000_000_000 - wall % 1_000_000_000);
+    }
+}
+
+/// What connection handling needs besides the connection itself.
+#[derive(Debug)]
+struct Io {
+    shared: Arc<Shared>,
+    index: usize,
+    clock: Clock,
+    /// Latest clock reading.
+    now: u64,
+    /// Reads left in this `drive` call (see [`READS_PER_TURN`]).
+    read_budget: usize,
+    rbuf: Box<[u8]>,
+    date: DateCache,
+    local: LocalMetrics,
+    metrics_body: Vec<u8>,
+    metrics_scratch: Option<Box<ThreadMetrics>>,
+    draining: bool,
+    zero: bool,
+}
+
+/// One I/O thread.
+#[derive(Debug)]
+pub(crate) struct Worker {
+    poll: Poll,
+    listener: Option<TcpListener>,
+    conns: Slab<Conn>,
+    next_gen: u32,
+    wheel: Wheel<Timer>,
+    expired: Vec<Expired<Timer>>,
+    timerfd: TimerFd,
+    pool: Vec<Bufs>,
+    sweep_keys: Vec<usize>,
+    /// Connections that used up their read budget with input left: driven again next turn.
+    revisit: Vec<usize>,
+    revisit_next: Vec<usize>,
+    accept_paused: bool,
+    spin_ns: u64,
+    sweep_ns: u64,
+    header_timeout_ns: u64,
+    idle_timeout_ns: u64,
+    drain_deadline_ns: u64,
+    io: Io,
+}
+
+fn dur_ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl Worker {
+    pub(crate) fn new(
+        index: usize,
+        shared: Arc<Shared>,
+        poll: Poll,
+        listener: std::net::TcpListener,
+    ) -> io::Result<Self> {
+        let config = &shared.config;
+        let header_timeout_ns = dur_ns(config.header_timeout);
+        let idle_timeout_ns = dur_ns(config.idle_timeout);
+        // A few sweeps per shortest timeout, between 1 ms and 100 ms apart.
+        let sweep_ns = (header_timeout_ns.min(idle_timeout_ns) / 8).clamp(1_000_000, 100_000_000);
+        let clock = shared.clock;
+        let mut listener = TcpListener::from_std(listener);
+        let timerfd = TimerFd::new()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        poll.registry().register(
+            &mut SourceFd(&timerfd.as_raw_fd()),
+            TIMER,
+            Interest::READABLE,
+        )?;
+        let mut date = DateCache {
+            bytes: [b' '; 29],
+            next_check_ns: 0,
+        };
+        date.refresh(&clock, clock.now_ns());
+        Ok(Worker {
+            poll,
+            listener: Some(listener),
+            conns: Slab::new(),
+            next_gen: 0,
+            wheel: Wheel::with_slot_capacity(WHEEL_SLOT_CAPACITY),
+            expired: Vec::new(),
+            timerfd,
+            pool: Vec::new(),
+            sweep_keys: Vec::new(),
+            revisit: Vec::new(),
+            revisit_next: Vec::new(),
+            accept_paused: false,
+            spin_ns: dur_ns(config.spin),
+            sweep_ns,
+            header_timeout_ns,
+            idle_timeout_ns,
+            drain_deadline_ns: u64::MAX,
+            io: Io {
+                zero: config.service == ServiceKind::Zero,
+                shared: Arc::clone(&shared),
+                index,
+                clock,
+                now: 0,
+                read_budget: READS_PER_TURN,
+                rbuf: vec![0u8; READ_BUF].into_boxed_slice(),
+                date,
+                local: LocalMetrics::default(),
+                metrics_body: Vec::new(),
+                metrics_scratch: None,
+                draining: false,
+            },
+        })
+    }
+
+    /// Runs the event loop until the server has shut down.
+    pub(crate) fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        let now = self.io.clock.now_ns();
+        self.wheel.advance(tick_floor(now), &mut self.expired);
+        self.wheel
+            .insert(tick_ceil(now + self.sweep_ns), Timer::Sweep);
+        let result = loop {
+            if self.io.shared.abort.load(Ordering::Acquire) {
+                self.close_all(Why::GraceExpired);
+                break Ok(());
+            }
+            if !self.io.draining && self.io.shared.shutdown.load(Ordering::Acquire) {
+                self.begin_drain();
+            }
+            if self.io.draining && self.conns.is_empty() {
+                break Ok(());
+            }
+            let timeout = match self.arm_timer() {
+                Ok(_) if !self.revisit.is_empty() => Some(Duration::ZERO),
+                Ok(t) => t,
+                Err(e) => break Err(e),
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    break Err(e);
+                }
+            }
+            self.handle_events(&events);
+            // Connections that yielded their turn with input left.
+            std::mem::swap(&mut self.revisit, &mut self.revisit_next);
+            for i in 0..self.revisit_next.len() {
+                let key = self.revisit_next[i];
+                if let Some(conn) = self.conns.get_mut(key) {
+                    conn.revisit = false;
+                }
+                self.drive(key);
+            }
+            self.revisit_next.clear();
+            if let Err(e) = self.spin(&mut events) {
+                break Err(e);
+            }
+            self.fire_due();
+            self.io.flush_local();
+        };
+        self.io.flush_local();
+        result
+    }
+
+    /// Handles one batch of readiness events. Departures that come due meanwhile are fired
+    /// between events, not after the whole batch.
+    fn handle_events(&mut self, events: &Events) {
+        let now = self.io.clock.now_ns();
+        self.io.now = now;
+        self.io.date.refresh(&self.io.clock, now);
+        // Before this batch: a request read after `Handle::shutdown` returned must see it.
+        if !self.io.draining && self.io.shared.shutdown.load(Ordering::Acquire) {
+            self.begin_drain();
+        }
+        self.fire_due();
+        for ev in events.iter() {
+            match ev.token() {
+                WAKER => {}
+                LISTENER => self.accept(),
+                TIMER => self.timerfd.expired(),
+                Token(key) => {
+                    if let Some(conn) = self.conns.get_mut(key) {
+                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            conn.want_read = true;
+                        }
+                        if ev.is_read_closed() || ev.is_error() {
+                            conn.rdhup = true;
+                        }
+                        self.drive(key);
+                    }
+                }
+            }
+            if self.io.local.full() {
+                self.io.flush_local();
+            }
+            if !self.io.zero {
+                self.fire_due();
+            }
+        }
+    }
+
+    /// With `--spin`: while the next deadline is within the spin margin, keep serving I/O with
+    /// non-blocking polls (so arrivals are stamped when they come, not when the spin ends), and
+    /// spin on the clock alone for the last [`SPIN_QUIET_NS`], then return for [`Self::fire_due`].
+    fn spin(&mut self, events: &mut Events) -> io::Result<()> {
+        if self.spin_ns == 0 {
+            return Ok(());
+        }
+        let clock = self.io.clock;
+        loop {
+            let Some(tick) = self.wheel.next_deadline() else {
+                return Ok(());
+            };
+            let at = tick.saturating_mul(TICK_NS);
+            let now = clock.now_ns();
+            if at <= now || at - now > self.spin_ns {
+                return Ok(());
+            }
+            if at - now > SPIN_QUIET_NS {
+                match self.poll.poll(events, Some(Duration::ZERO)) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+                if !events.is_empty() {
+                    self.handle_events(events);
+                }
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    }
+
+    /// Arms the timerfd for the next deadline (minus the spin margin); returns the poll timeout.
+    fn arm_timer(&mut self) -> io::Result<Option<Duration>> {
+        let now = self.io.clock.now_ns();
+        match self.wheel.next_deadline() {
+            None => {
+                self.timerfd.disarm()?;
+                Ok(None)
+            }
+            Some(tick) => {
+                let at = tick.saturating_mul(TICK_NS);
+                if at <= now.saturating_add(self.spin_ns) {
+                    Ok(Some(Duration::ZERO))
+                } else {
+                    self.timerfd.arm_at(&self.io.clock, at - self.spin_ns)?;
+                    Ok(None)
+                }
+            }
+        }
+    }
+
+    /// Fires every timer that is due now.
+    fn fire_due(&mut self) {
+        let clock = self.io.clock;
+        let Some(tick) = self.wheel.next_deadline() else {
+            return;
+        };
+        let now = clock.now_ns();
+        if tick.saturating_mul(TICK_NS) > now {
+            return;
+        }
+        let mut expired = std::mem::take(&mut self.expired);
+        self.wheel.advance(tick_floor(now), &mut expired);
+        for e in expired.drain(..) {
+            match e.value {
+                Timer::Departure { key, generation } => self.on_departure(key as usize, generation),
+                Timer::Sweep => {
+                    let now = clock.now_ns();
+                    self.sweep(now);
+                    self.wheel
+                        .insert(tick_ceil(now + self.sweep_ns), Timer::Sweep);
+                }
+                Timer::DrainDeadline => self.close_all(Why::GraceExpired),
+            }
+        }
+        self.expired = expired;
+    }
+
+    fn on_departure(&mut self, key: usize, generation: u32) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if conn.generation != generation {
+            return;
+        }
+        let now = self.io.clock.now_ns();
+        if let Some(due) = conn.timer_for.take() {
+            if conn.slots.front().is_some_and(|s| s.due_ns == due) {
+                self.io.local.lateness(now.saturating_sub(due));
+            }
+        }
+        self.drive(key);
+    }
+
+    /// Does everything a connection can do now, then arms its timer or closes it.
+    fn drive(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        self.io.read_budget = READS_PER_TURN;
+        let next = self.io.drive(conn);
+        if self.io.read_budget == 0 && conn.want_read && !conn.revisit {
+            conn.revisit = true;
+            self.revisit.push(key);
+        }
+        match next {
+            Next::Close(why) => self.close(key, why),
+            Next::Keep => {
+                if conn.timer_for.is_none() {
+                    if let Some(front) = conn.slots.front() {
+                        if front.due_ns > self.io.now {
+                            let generation = conn.generation;
+                            conn.timer_for = Some(front.due_ns);
+                            self.wheel.insert(
+                                tick_ceil(front.due_ns),
+                                Timer::Departure {
+                                    key: key as u32,
+                                    generation,
+                                },
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn accept(&mut self) {
+        let max = self.io.shared.config.max_connections;
+        loop {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
+                Ok((mut stream, _)) => {
+                    let open = &self.io.shared.open_connections;
+                    let c = &mut self.io.local.counters;
+                    if open.fetch_add(1, Ordering::AcqRel) >= max {
+                        open.fetch_sub(1, Ordering::AcqRel);
+                        c.conn_rejected += 1;
+                        self.io.local.touch();
+                        drop(stream);
+                        continue;
+                    }
+                    let entry = self.conns.vacant_entry();
+                    let key = entry.key();
+                    if key >= u32::MAX as usize
+                        || self
+                            .poll
+                            .registry()
+                            .register(
+                                &mut stream,
+                                Token(key),
+                                Interest::READABLE | Interest::WRITABLE,
+                            )
+                            .is_err()
+                    {
+                        open.fetch_sub(1, Ordering::AcqRel);
+                        c.accept_errors += 1;
+                        self.io.local.touch();
+                        continue;
+                    }
+                    // Small answers must leave at once, not wait for Nagle's algorithm.
+                    let _ = stream.set_nodelay(true);
+                    let bufs = self.pool.pop().unwrap_or_else(Bufs::new);
+                    self.next_gen = self.next_gen.wrapping_add(1);
+                    entry.insert(Conn {
+                        stream,
+                        generation: self.next_gen,
+                        reader: RequestReader::new(),
+                        inbuf: bufs.inbuf,
+                        out: bufs.out,
+                        out_pos: 0,
+                        slots: bufs.slots,
+                        phase: Phase::Open,
+                        want_read: true,
+                        rdhup: false,
+                        revisit: false,
+                        peer_eof: false,
+                        broken: false,
+                        head_since: None,
+                        last_active_ns: self.io.clock.now_ns(),
+                        timer_for: None,
+                    });
+                    c.conn_accepted += 1;
+                    self.io.local.touch();
+                    self.accept_paused = false;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e)
+                    if e.kind() == io::ErrorKind::Interrupted
+                        || e.kind() == io::ErrorKind::ConnectionAborted =>
+                {
+                    continue;
+                }
+                Err(_) => {
+                    // Out of descriptors or memory: the pending connections stay in the backlog;
+                    // the sweep tries again.
+                    self.io.local.counters.accept_errors += 1;
+                    self.io.local.touch();
+                    self.accept_paused = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn close(&mut self, key: usize, why: Why) {
+        let Some(mut conn) = self.conns.try_remove(key) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        self.io
+            .shared
+            .open_connections
+            .fetch_sub(1, Ordering::AcqRel);
+        let c = &mut self.io.local.counters;
+        let unanswered = conn.slots.len() as u64;
+        match why {
+            Why::GraceExpired => c.grace_expired += unanswered,
+            _ => c.abandoned += unanswered,
+        }
+        match why {
+            Why::Idle => c.conn_idle_closed += 1,
+            Why::Error => c.conn_errors += 1,
+            Why::Normal | Why::GraceExpired => {}
+        }
+        self.io.local.touch();
+        if self.pool.len() < POOL_MAX && conn.out.capacity() <= 4 * OUT_HIGH {
+            let mut bufs = Bufs {
+                inbuf: std::mem::take(&mut conn.inbuf),
+                out: std::mem::take(&mut conn.out),
+                slots: std::mem::take(&mut conn.slots),
+            };
+            bufs.inbuf.clear();
+            bufs.out.clear();
+            bufs.slots.clear();
+            self.pool.push(bufs);
+        }
+    }
+
+    fn close_all(&mut self, why: Why) {
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for k in keys {
+            self.close(k, why);
+        }
+    }
+
+    fn begin_drain(&mut self) {
+        self.io.draining = true;
+        if let Some(mut l) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut l);
+        }
+        let at = self.io.shared.shutdown_at_ns.load(Ordering::Acquire);
+        self.drain_deadline_ns = at.saturating_add(dur_ns(self.io.shared.config.grace));
+        self.wheel
+            .insert(tick_ceil(self.drain_deadline_ns), Timer::DrainDeadline);
+        // Answer what is already buffered (new requests get 503 and a close), close idle ones.
+        let mut keys = std::mem::take(&mut self.sweep_keys);
+        keys.clear();
+        keys.extend(self.conns.iter().map(|(k, _)| k));
+        for &k in &keys {
+            if let Some(conn) = self.conns.get_mut(k) {
+                conn.want_read = true;
+            }
+            self.drive(k);
+        }
+        self.sweep_keys = keys;
+    }
+
+    /// Applies the header, idle and linger timeouts.
+    fn sweep(&mut self, now: u64) {
+        if self.accept_paused {
+            self.accept();
+        }
+        let mut keys = std::mem::take(&mut self.sweep_keys);
+        keys.clear();
+        for (k, c) in self.conns.iter() {
+            let due = match c.phase {
+                Phase::Lingering { until_ns } => now >= until_ns,
+                Phase::Open => {
+                    c.head_since
+                        .is_some_and(|t| now.saturating_sub(t) >= self.header_timeout_ns)
+                        || (c.idle()
+                            && now.saturating_sub(c.last_active_ns) >= self.idle_timeout_ns)
+                }
+                Phase::Closing => false,
+            };
+            if due {
+                keys.push(k);
+            }
+        }
+        for &k in &keys {
+            let Some(conn) = self.conns.get_mut(k) else {
+                continue;
+            };
+            match conn.phase {
+                Phase::Lingering { .. } => self.close(k, Why::Normal),
+                Phase::Open if conn.head_since.is_some() => {
+                    conn.head_since = None;
+                    conn.inbuf.clear();
+                    conn.phase = Phase::Closing;
+                    conn.slots.push_back(Slot {
+                        due_ns: 0,
+                        reply: Reply::Reject(Reject::Timeout),
+                        conn: ConnHeader::Close,
+                        head_only: false,
+                    });
+                    self.drive(k);
+                }
+                Phase::Open => self.close(k, Why::Idle),
+                Phase::Closing => {}
+            }
+        }
+        self.sweep_keys = keys;
+    }
+}
+
+impl Io {
+    fn flush_local(&mut self) {
+        let mut m = lock(&self.shared.metrics[self.index]);
+        self.local.flush_into(&mut m);
+    }
+
+    /// Reads, parses, answers and writes as far as possible without blocking.
+    fn drive(&mut self, conn: &mut Conn) -> Next {
+        if let Phase::Lingering { .. } = conn.phase {
+            return self.linger(conn);
+        }
+        loop {
+            let stopped = self.consume_input(conn);
+            self.render_due(conn);
+            self.write_out(conn);
+            if conn.broken {
+                return Next::Close(Why::Error);
+            }
+            // Writing may have lifted the back-pressure that stopped the input: go round again.
+            if !stopped || conn.backpressured() {
+                break;
+            }
+        }
+        if conn.idle() {
+            if conn.phase == Phase::Closing || (self.draining && conn.phase == Phase::Open) {
+                let _ = conn.stream.shutdown(Shutdown::Write);
+                conn.phase = Phase::Lingering {
+                    until_ns: self.now + LINGER_NS,
+                };
+                conn.want_read = true;
+                return self.linger(conn);
+            }
+            if conn.peer_eof {
+                return Next::Close(Why::Normal);
+            }
+        }
+        Next::Keep
+    }
+
+    /// Reads and parses until the socket is drained, the connection is back-pressured (returns
+    /// true) or stops reading.
+    fn consume_input(&mut self, conn: &mut Conn) -> bool {
+        if conn.phase != Phase::Open {
+            conn.inbuf.clear();
+            return false;
+        }
+        if !conn.inbuf.is_empty() {
+            if conn.backpressured() {
+                return true;
+            }
+            let mut buf = std::mem::take(&mut conn.inbuf);
+            let used = self.parse(conn, &buf);
+            buf.drain(..used);
+            conn.inbuf = buf;
+        }
+        let mut rbuf = std::mem::take(&mut self.rbuf);
+        let mut stopped = false;
+        while conn.want_read && conn.phase == Phase::Open && !conn.peer_eof {
+            if conn.backpressured() {
+                stopped = true;
+                break;
+            }
+            if self.read_budget == 0 {
+                break;
+            }
+            self.read_budget -= 1;
+            match conn.stream.read(&mut rbuf[..]) {
+                Ok(0) => {
+                    conn.peer_eof = true;
+                    conn.want_read = false;
+                }
+                Ok(n) => {
+                    // The arrival time of the heads in these bytes (not needed without a queue:
+                    // the time the poll returned serves for the timeouts).
+                    if !self.zero {
+                        self.now = self.clock.now_ns();
+                    }
+                    conn.last_active_ns = self.now;
+                    // With edge-triggered readiness a short read means the socket is drained: any
+                    // later data raises a new event. Not so once the peer has half-closed, where
+                    // the EOF itself must be read.
+                    if n < rbuf.len() && !conn.rdhup {
+                        conn.want_read = false;
+                    }
+                    if conn.inbuf.is_empty() {
+                        let used = self.parse(conn, &rbuf[..n]);
+                        if used < n && conn.phase == Phase::Open {
+                            conn.inbuf.extend_from_slice(&rbuf[used..n]);
+                        }
+                    } else {
+                        let mut buf = std::mem::take(&mut conn.inbuf);
+                        buf.extend_from_slice(&rbuf[..n]);
+                        let used = self.parse(conn, &buf);
+                        buf.drain(..used);
+                        conn.inbuf = buf;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => conn.want_read = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    conn.broken = true;
+                    break;
+                }
+            }
+        }
+        self.rbuf = rbuf;
+        stopped
+    }
+
+    /// Parses heads from `buf` and admits them; returns the bytes consumed. Stops at an
+    /// incomplete head, at back-pressure, or when the connection stops reading (then everything is
+    /// consumed: the rest is ignored).
+    fn parse(&mut self, conn: &mut Conn, buf: &[u8]) -> usize {
+        let mut pos = 0;
+        while conn.phase == Phase::Open {
+            if conn.backpressured() {
+                return pos;
+            }
+            let (used, parsed) = conn.reader.next(&buf[pos..]);
+            pos += used;
+            match parsed {
+                Parsed::NeedMore => {
+                    if pos < buf.len() && conn.reader.body_left() == 0 {
+                        conn.head_since.get_or_insert(self.now);
+                    }
+                    return pos;
+                }
+                Parsed::Request(head) => {
+                    conn.head_since = None;
+                    self.admit(conn, head);
+                }
+                Parsed::Reject(r) => {
+                    conn.head_since = None;
+                    conn.phase = Phase::Closing;
+                    conn.slots.push_back(Slot {
+                        due_ns: 0,
+                        reply: Reply::Reject(r),
+                        conn: ConnHeader::Close,
+                        head_only: false,
+                    });
+                }
+            }
+        }
+        buf.len()
+    }
+
+    /// A complete head arrived now: decide its answer and when it may be written.
+    fn admit(&mut self, conn: &mut Conn, head: Head) {
+        let now = self.now;
+        let (due_ns, reply, connection) = if self.draining {
+            (
+                0,
+                Reply::Unavailable(Unavailable::ShuttingDown),
+                ConnHeader::Close,
+            )
+        } else {
+            let (due, reply) = match head.route {
+                Route::Metrics => (0, Reply::Metrics),
+                Route::Healthz => (0, Reply::Healthz),
+                Route::Queue if self.zero => (
+                    0,
+                    Reply::Served {
+                        wait_ns: 0,
+                        service_ns: 0,
+                    },
+                ),
+                Route::Queue => {
+                    let outcome = match &self.shared.queue {
+                        Some(q) => lock(q).arrive(now),
+                        None => Outcome::Overflow,
+                    };
+                    match outcome {
+                        Outcome::Served(s) => (
+                            s.departure_ns,
+                            Reply::Served {
+                                wait_ns: s.wait_ns,
+                                service_ns: s.service_ns,
+                            },
+                        ),
+                        Outcome::Blocked => (0, Reply::Unavailable(Unavailable::Capacity)),
+                        Outcome::Overflow => (0, Reply::Unavailable(Unavailable::Overflow)),
+                    }
+                }
+            };
+            (due, reply, head.connection())
+        };
+        if connection == ConnHeader::Close {
+            conn.phase = Phase::Closing;
+        }
+        if head.expect_continue && !self.draining && conn.slots.is_empty() {
+            // Every earlier answer is already in the output buffer, so the interim answer is in
+            // order. (Behind pending answers it is skipped: the client sends the body after its
+            // own short wait, as RFC 9110 §10.1.1 lets it.)
+            conn.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        conn.slots.push_back(Slot {
+            due_ns,
+            reply,
+            conn: connection,
+            head_only: head.head_only,
+        });
+    }
+
+    /// Renders every front slot that is due into the output buffer.
+    fn render_due(&mut self, conn: &mut Conn) {
+        while let Some(&slot) = conn.slots.front() {
+            if slot.due_ns > self.now {
+                // Read the clock only when it matters (immediate answers have `due_ns` 0).
+                self.now = self.clock.now_ns();
+                if slot.due_ns > self.now {
+                    break;
+                }
+            }
+            conn.slots.pop_front();
+            let mut slot = slot;
+            if self.draining && conn.slots.is_empty() {
+                // The last answer of a draining server tells the client the connection ends.
+                slot.conn = ConnHeader::Close;
+                conn.phase = Phase::Closing;
+            }
+            self.render(&mut conn.out, slot);
+        }
+    }
+
+    fn render(&mut self, out: &mut Vec<u8>, slot: Slot) {
+        let date = &self.date.bytes;
+        let c = &mut self.local.counters;
+        match slot.reply {
+            Reply::Served {
+                wait_ns,
+                service_ns,
+            } => {
+                http::write_served(out, date, wait_ns, service_ns, slot.conn, slot.head_only);
+                c.served += 1;
+                self.local.sojourn(wait_ns + service_ns);
+            }
+            Reply::Unavailable(why) => {
+                http::write_unavailable(out, date, why, slot.conn, slot.head_only);
+                match why {
+                    Unavailable::Capacity => c.blocked += 1,
+                    Unavailable::Overflow => c.overflow += 1,
+                    Unavailable::ShuttingDown => c.shutting_down += 1,
+                }
+            }
+            Reply::Reject(r) => {
+                write_reject(out, date, r);
+                c.rejects[r.index()] += 1;
+            }
+            Reply::Healthz => {
+                http::write_healthz(out, date, slot.conn, slot.head_only);
+                c.healthz += 1;
+            }
+            Reply::Metrics => {
+                c.metrics += 1;
+                self.render_metrics();
+                http::write_metrics(
+                    out,
+                    &self.date.bytes,
+                    &self.metrics_body,
+                    slot.conn,
+                    slot.head_only,
+                );
+            }
+        }
+        self.local.touch();
+    }
+
+    /// Renders `/metrics` into `metrics_body` (allocates; not on the request path).
+    fn render_metrics(&mut self) {
+        self.flush_local();
+        let shared = &self.shared;
+        let totals = self.metrics_scratch.get_or_insert_with(Box::default);
+        totals.reset();
+        for m in &shared.metrics {
+            totals.merge(&lock(m));
+        }
+        let now = self.clock.now_ns();
+        let (arrivals, in_system, busy_servers, busy_s) = match &shared.queue {
+            Some(q) => {
+                let mut q = lock(q);
+                let stats = q.stats();
+                (
+                    stats.arrivals,
+                    q.in_system(now),
+                    q.busy_servers(now),
+                    stats.busy_ns as f64 * 1e-9,
+                )
+            }
+            None => (totals.counters.served, 0, 0, 0.0),
+        };
+        let config = &shared.config;
+        let service = config.service.to_string();
+        self.metrics_body.clear();
+        metrics::render(
+            &mut self.metrics_body,
+            &Snapshot {
+                totals,
+                arrivals,
+                in_system,
+                busy_servers,
+                busy_s,
+                connections: shared.open_connections.load(Ordering::Relaxed),
+                mu: config.mu,
+                servers: match config.servers {
+                    queuelab_common::theory::Servers::Finite(c) => Some(c),
+                    queuelab_common::theory::Servers::Infinite => None,
+                },
+                capacity: config.capacity,
+                overflow_limit: config.overflow_limit,
+                threads: config.threads,
+                spin_s: config.spin.as_secs_f64(),
+                uptime_s: now as f64 * 1e-9,
+                model: &shared.model_name,
+                service: &service,
+            },
+        );
+    }
+
+    fn write_out(&mut self, conn: &mut Conn) {
+        while conn.out_pos < conn.out.len() {
+            match conn.stream.write(&conn.out[conn.out_pos..]) {
+                Ok(0) => {
+                    conn.broken = true;
+                    break;
+                }
+                Ok(n) => {
+                    conn.out_pos += n;
+                    conn.last_active_ns = self.now;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    conn.broken = true;
+                    break;
+                }
+            }
+        }
+        if conn.out_pos == conn.out.len() {
+            conn.out.clear();
+            conn.out_pos = 0;
+        } else if conn.out_pos > OUT_HIGH {
+            conn.out.drain(..conn.out_pos);
+            conn.out_pos = 0;
+        }
+    }
+
+    /// Reads and discards input after the write side was shut down, until the peer closes.
+    fn linger(&mut self, conn: &mut Conn) -> Next {
+        if !conn.want_read {
+            return Next::Keep;
+        }
+        for _ in 0..LINGER_READS {
+            match conn.stream.read(&mut self.rbuf[..]) {
+                Ok(0) => return Next::Close(Why::Normal),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    conn.want_read = false;
+                    return Next::Keep;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Next::Close(Why::Normal),
+            }
+        }
+        Next::Keep
+    }
+}

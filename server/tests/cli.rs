@@ -1,0 +1,176 @@
+//! The `qserve` binary: help, exit codes, environment variables, the start-up line, and SIGTERM
+//! with a request in flight (answered, summary printed, exit 0).
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{PATIENCE, metric, read_response};
+
+const BIN: &str = env!("CARGO_BIN_EXE_qserve");
+
+fn wait_with_deadline(child: &mut Child) -> ExitStatus {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for qserve") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("qserve did not exit in time");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn help_explains_every_flag_and_its_environment_variable() {
+    let out = Command::new(BIN)
+        .arg("--help")
+        .output()
+        .expect("run qserve");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "listen",
+        "mu",
+        "servers",
+        "capacity",
+        "service",
+        "threads",
+        "seed",
+        "max-connections",
+        "header-timeout",
+        "idle-timeout",
+        "grace",
+        "spin",
+    ] {
+        let env = format!("QSERVE_{}", flag.to_uppercase().replace('-', "_"));
+        assert!(
+            text.contains(&format!("--{flag}")),
+            "--{flag} missing from --help"
+        );
+        assert!(text.contains(&env), "{env} missing from --help");
+    }
+    for words in ["default: 0.0.0.0:8000", "exp", "inf", "503", "408"] {
+        assert!(text.contains(words), "{words:?} missing from --help");
+    }
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)]);
+    let cases: &[Case<'_>] = &[
+        (&["--mu", "0"], &[]),
+        (&["--mu", "fast"], &[]),
+        (&["--servers", "0"], &[]),
+        (&["--servers", "2", "--capacity", "1"], &[]),
+        (&["--service", "gamma"], &[]),
+        (&["--threads", "0"], &[]),
+        (&["--spin", "1s"], &[]),
+        (&["--header-timeout", "0s"], &[]),
+        (&["--no-such-flag"], &[]),
+        (&[], &[("QSERVE_MU", "-5")]),
+        (&[], &[("QSERVE_LISTEN", "nowhere")]),
+    ];
+    for (args, env) in cases {
+        let mut cmd = Command::new(BIN);
+        cmd.args(*args).envs(env.iter().copied());
+        if !env.iter().any(|(k, _)| *k == "QSERVE_LISTEN") {
+            cmd.arg("--listen=127.0.0.1:0");
+        }
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run qserve");
+        let status = wait_with_deadline(&mut child);
+        assert_eq!(status.code(), Some(2), "{args:?} {env:?}");
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err)
+            .expect("read stderr");
+        assert!(!err.is_empty(), "{args:?} {env:?}: says why");
+    }
+}
+
+#[test]
+fn a_port_in_use_is_a_runtime_failure() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("address");
+    let out = Command::new(BIN)
+        .args(["--listen", &addr.to_string()])
+        .output()
+        .expect("run qserve");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot listen on"), "{err}");
+}
+
+#[test]
+fn sigterm_answers_the_request_in_flight_and_exits_0() {
+    let mut child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--mu", "4", "--seed", "5"])
+        .env("QSERVE_SERVICE", "const")
+        .env("QSERVE_SERVERS", "inf")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start qserve");
+    let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("the start-up line");
+    assert!(line.contains("model M/D/inf"), "{line}");
+    assert!(line.contains("infinitely many servers"), "{line}");
+    assert!(line.contains("seed 5"), "{line}");
+    let addr = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the address in the start-up line")
+        .to_owned();
+
+    let mut s = TcpStream::connect(&addr).expect("connect");
+    s.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        .expect("send");
+    // Wait until the request has arrived, then ask the server to stop.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let mut m = TcpStream::connect(&addr).expect("connect");
+        m.set_read_timeout(Some(PATIENCE)).expect("timeout");
+        m.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+            .expect("send");
+        let mut pending = Vec::new();
+        let r = read_response(&mut m, &mut pending)
+            .expect("read")
+            .expect("metrics");
+        if metric(&r.text(), "qserve_arrivals_total") == 1.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the request never arrived");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // SAFETY: sending a signal to our own child process, whose pid is valid until waited for.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+
+    let mut pending = Vec::new();
+    let r = read_response(&mut s, &mut pending)
+        .expect("read")
+        .expect("the answer in flight");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.times_us(), (0, 250_000));
+    assert!(r.closes());
+    let status = wait_with_deadline(&mut child);
+    assert_eq!(status.code(), Some(0));
+    let mut rest = String::new();
+    for l in stderr.lines() {
+        rest.push_str(&l.expect("stderr"));
+        rest.push('\n');
+    }
+    assert!(rest.contains("qserve: stopped after"), "{rest}");
+    assert!(rest.contains(" 1 served"), "{rest}");
+    assert!(rest.contains("0 unanswered"), "{rest}");
+}
