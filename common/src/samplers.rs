@@ -29,6 +29,12 @@ pub type Rng = Xoshiro256PlusPlus;
 /// Up to this stream index [`rng`] long-jumps in a loop; beyond, it jumps in one step.
 const LONG_JUMP_LOOP_MAX: u64 = 1024;
 
+/// The stream `qserve` draws service times from. `qload` draws its arrivals from streams
+/// `0, 1, 2, …` (one per worker thread), so a server and a client given the same `--seed` still draw
+/// independent sequences: were they the same stream, every service time would be proportional to
+/// the gap before it and the queue would hardly ever wait.
+pub const SERVICE_STREAM: u64 = 1 << 32;
+
 /// A generator for `stream` (thread index, connection index, …) of a run seeded with `seed`.
 /// Different streams of one seed are independent (they are `stream` long jumps apart).
 pub fn rng(seed: u64, stream: u64) -> Rng {

@@ -13,7 +13,7 @@
 //!   n = 10⁵. Rounding samples to whole nanoseconds moves the CDF by at most density × 0.5 ns,
 //!   below 10⁻⁶ for every distribution here.
 use queuelab_common::samplers::{
-    ArrivalKind, Rng, Schedule, ServiceKind, ServiceSampler, exp_sample, rng,
+    ArrivalKind, Rng, SERVICE_STREAM, Schedule, ServiceKind, ServiceSampler, exp_sample, rng,
 };
 use queuelab_common::stats::ks_statistic;
 use rand_distr::{Distribution, Exp1};
@@ -276,4 +276,42 @@ fn uniform_schedule_rate_and_shape() {
     let w = 2.0 / rate;
     let d = ks_statistic(&mut gaps, |x| (x / w).clamp(0.0, 1.0));
     assert!(d < ks_bound(N) + rate / 2.0 * 1e-9, "KS D = {d}");
+}
+
+/// A server and a client run with the same `--seed` must not draw the same sequence: if qserve's
+/// service times came from qload's arrival stream, each service would be proportional to the gap
+/// before it and the queue would hardly wait. Independence is checked by the sample correlation of
+/// the paired draws: for independent pairs it is ≈ N(0, 1/n), so with n = 10⁵ a bound of 6/√n =
+/// 0.019 fails with probability ≈ 2·10⁻⁹, while a shared stream gives exactly 1.
+#[test]
+fn service_stream_is_independent_of_arrival_streams() {
+    let sampler = ServiceSampler::new(ServiceKind::Exp, 1.0);
+    for seed in [0, 1, 42] {
+        let mut service = rng(seed, SERVICE_STREAM);
+        for thread in 0..4 {
+            let mut arrivals = rng(seed, thread);
+            let pairs: Vec<(f64, f64)> = (0..N)
+                .map(|_| {
+                    let s = sampler.sample_ns(&mut service) as f64;
+                    let a = sampler.sample_ns(&mut arrivals) as f64;
+                    (s, a)
+                })
+                .collect();
+            let n = pairs.len() as f64;
+            let (ms, ma) = pairs
+                .iter()
+                .fold((0.0, 0.0), |(x, y), (s, a)| (x + s / n, y + a / n));
+            let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+            for (s, a) in &pairs {
+                sxy += (s - ms) * (a - ma);
+                sxx += (s - ms) * (s - ms);
+                syy += (a - ma) * (a - ma);
+            }
+            let r = sxy / (sxx * syy).sqrt();
+            assert!(
+                r.abs() < 6.0 / n.sqrt(),
+                "seed {seed}, thread {thread}: correlation {r} between service and arrival draws"
+            );
+        }
+    }
 }

@@ -26,15 +26,16 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use queuelab_common::samplers::{Rng, ServiceKind, ServiceSampler, rng};
+use queuelab_common::samplers::{self, Rng, ServiceKind, ServiceSampler, rng};
 use queuelab_common::theory::Servers;
 
 /// Requests allowed in the system when no capacity is set; arrivals beyond it get `503` and are
 /// counted as overflow (about 800 KB of pending departures at most).
 pub const DEFAULT_OVERFLOW_LIMIT: usize = 100_000;
 
-/// The stream of [`queuelab_common::samplers::rng`] the model draws service times from.
-pub const SERVICE_STREAM: u64 = 0;
+/// The stream of [`queuelab_common::samplers::rng`] the model draws service times from (distinct
+/// from the streams `qload` draws arrivals from, see [`samplers::SERVICE_STREAM`]).
+pub const SERVICE_STREAM: u64 = samplers::SERVICE_STREAM;
 
 /// What happens to an arrival.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
