@@ -10,7 +10,7 @@
 //! | name | type | meaning |
 //! |---|---|---|
 //! | `requests_total{outcome}` | counter | answers written, by outcome: `served` (200 through the queue), `blocked` (503 at capacity K), `overflow` (503 at the default in-system limit), `shutting_down` (503 while draining), `bad_request` (400), `timeout` (408), `too_large` (413), `head_too_large` (431), `not_implemented` (501), `bad_version` (505), `metrics`, `healthz` |
-//! | `requests_unanswered_total{reason}` | counter | requests accepted but never answered: `abandoned` (the client went away first), `grace_expired` (still queued when the shutdown grace ran out) |
+//! | `requests_unanswered_total{reason}` | counter | requests accepted but never answered: `abandoned` (the client went away first: it reset the connection, or the connection failed, before the answer was written), `grace_expired` (still queued when the shutdown grace ran out) |
 //! | `arrivals_total` | counter | arrivals seen by the queue model |
 //! | `in_system` | gauge | requests in the queue model now (waiting plus in service) |
 //! | `busy_servers` | gauge | servers busy now |
@@ -23,6 +23,24 @@
 //! | `mu`, `servers`, `capacity`, `overflow_limit` | gauge | the configured model (`+Inf` for none) |
 //! | `threads`, `spin_seconds`, `uptime_seconds` | gauge | configuration and age |
 //! | `info{model,service}` | gauge | 1, with the Kendall notation and service distribution |
+//!
+//! Accounting: every request head the server parses (and every slow head it times out) gets
+//! exactly one answer or one reason for having none, so once nothing is in progress
+//! `sum(requests_total) + sum(requests_unanswered_total)` is the number of requests parsed. An
+//! answer is counted when it is put in the connection's output; if the peer is gone by the time
+//! it is written, it was served into the void and stays counted by its outcome. Bytes a
+//! connection never parsed are not requests: those after a `Connection: close`, a bad request or
+//! a 503 while shutting down (the close tells the client they were not processed), and those
+//! still unread, beyond the [`crate::PIPELINE_MAX`] limit, when a connection is reset.
+//!
+//! An abandoned request keeps its place in the queue model until its departure: the model cannot
+//! take back an admitted request, because the departures behind it were computed from its own.
+//! So `in_system` still counts it, and later arrivals wait for it and see it against the
+//! capacity, exactly as if it had been served into the void.
+//!
+//! Each thread adds its batch to the shared counts at the end of every turn of its event loop,
+//! so a scrape answered by one thread may lag another thread's latest answers by one turn (the
+//! scrape itself is always counted in its own text).
 use std::io::Write as _;
 
 use hdrhistogram::Histogram;

@@ -22,7 +22,14 @@
 //! Back-pressure: a connection stops reading and parsing while it has [`PIPELINE_MAX`] requests
 //! unanswered or more than [`OUT_HIGH`] bytes of unsent output, so a client that pipelines without
 //! reading cannot make the server buffer without bound; the kernel's socket buffers then push back
-//! on the client.
+//! on the client. Input held back this way is resumed by the connection's own answers: when they
+//! lift the back-pressure, the connection parses on without waiting for a readiness event (none
+//! may come: the client may have sent everything already).
+//!
+//! A peer that goes away: an EOF is a half-close, and the requests already sent are still
+//! answered. A reset (`EPOLLERR`) closes the connection at once, also when it is not reading
+//! (closing, or back-pressured), and its unanswered requests are counted as abandoned; in the
+//! queue model they keep their places until their departures (see [`crate::metrics`]).
 //!
 //! Timing: the loop computes the next wheel deadline; if it is more than `--spin` away the timerfd
 //! is armed at `deadline - spin` and the thread sleeps in `epoll_wait`. Within the spin margin it
@@ -44,7 +51,7 @@ use std::time::Duration;
 use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
-use queuelab_common::http::http_date;
+use queuelab_common::http::{MAX_HEAD_BYTES, http_date};
 use queuelab_common::samplers::ServiceKind;
 use slab::Slab;
 
@@ -85,6 +92,10 @@ const SPIN_QUIET_NS: u64 = 10_000;
 const WHEEL_SLOT_CAPACITY: usize = 4;
 /// Buffers kept for reuse by new connections, per thread.
 const POOL_MAX: usize = 1024;
+/// Capacity a pooled input buffer keeps at most (a partial head fits).
+const POOLED_INBUF: usize = MAX_HEAD_BYTES;
+/// Capacity a pooled output buffer keeps at most (a few pipelined answers fit).
+const POOLED_OUT: usize = 4 * OUT_INIT;
 
 /// State shared by every I/O thread.
 #[derive(Debug)]
@@ -420,6 +431,14 @@ impl Worker {
                         if ev.is_read_closed() || ev.is_error() {
                             conn.rdhup = true;
                         }
+                        if ev.is_error() {
+                            // EPOLLERR on TCP is fatal (a reset, or a retransmission timeout).
+                            // Noticed here, not by a read: a connection that is not reading
+                            // (closing after a queued answer, or held back by back-pressure)
+                            // would otherwise keep its descriptor, and its requests would be
+                            // counted as served into the void, until their departures.
+                            conn.broken |= !matches!(conn.stream.take_error(), Ok(None));
+                        }
                         self.drive(key);
                     }
                 }
@@ -662,7 +681,7 @@ impl Worker {
             Why::Normal | Why::GraceExpired => {}
         }
         self.io.local.touch();
-        if self.pool.len() < POOL_MAX && conn.out.capacity() <= 4 * OUT_HIGH {
+        if self.pool.len() < POOL_MAX {
             let mut bufs = Bufs {
                 inbuf: std::mem::take(&mut conn.inbuf),
                 out: std::mem::take(&mut conn.out),
@@ -671,6 +690,12 @@ impl Worker {
             bufs.inbuf.clear();
             bufs.out.clear();
             bufs.slots.clear();
+            // Back to a working size (a no-op for the usual small buffers). A connection that
+            // once held a pipelined burst grows its input to a read buffer or two and its output
+            // past OUT_HIGH; pooled as they were (the input's size was never checked), such
+            // buffers pinned up to about 256 KiB each, POOL_MAX times over, for good.
+            bufs.inbuf.shrink_to(POOLED_INBUF);
+            bufs.out.shrink_to(POOLED_OUT);
             self.pool.push(bufs);
         }
     }
@@ -763,6 +788,9 @@ impl Io {
         if let Phase::Lingering { .. } = conn.phase {
             return self.linger(conn);
         }
+        if conn.broken {
+            return Next::Close(Why::Error);
+        }
         loop {
             let stopped = self.consume_input(conn);
             self.render_due(conn);
@@ -791,27 +819,23 @@ impl Io {
         Next::Keep
     }
 
-    /// Reads and parses until the socket is drained, the connection is back-pressured (returns
-    /// true) or stops reading.
+    /// Reads and parses until the socket is drained, the connection is back-pressured or stops
+    /// reading. Returns true when back-pressure left input behind (unparsed in `inbuf` or unread
+    /// in the socket), which only this connection's own answers can release.
     fn consume_input(&mut self, conn: &mut Conn) -> bool {
         if conn.phase != Phase::Open {
             conn.inbuf.clear();
             return false;
         }
-        if !conn.inbuf.is_empty() {
-            if conn.backpressured() {
-                return true;
-            }
+        if !conn.inbuf.is_empty() && !conn.backpressured() {
             let mut buf = std::mem::take(&mut conn.inbuf);
             let used = self.parse(conn, &buf);
             buf.drain(..used);
             conn.inbuf = buf;
         }
         let mut rbuf = std::mem::take(&mut self.rbuf);
-        let mut stopped = false;
         while conn.want_read && conn.phase == Phase::Open && !conn.peer_eof {
             if conn.backpressured() {
-                stopped = true;
                 break;
             }
             if self.read_budget == 0 {
@@ -858,7 +882,14 @@ impl Io {
             }
         }
         self.rbuf = rbuf;
-        stopped
+        // Not only the read loop above stops at back-pressure: parsing `inbuf` can fill the
+        // pipeline too. Reporting only the former lost the latter: a burst of more than
+        // PIPELINE_MAX requests read at once got its first PIPELINE_MAX answers and then waited
+        // for an event that never came (no more bytes need arrive, and a socket that took every
+        // answer at once raises no writable edge), until the idle timeout closed it uncounted.
+        conn.phase == Phase::Open
+            && conn.backpressured()
+            && (!conn.inbuf.is_empty() || (conn.want_read && !conn.peer_eof))
     }
 
     /// Parses heads from `buf` and admits them; returns the bytes consumed. Stops at an
@@ -1006,6 +1037,9 @@ impl Io {
             }
             Reply::Metrics => {
                 c.metrics += 1;
+                // Marked before the render flushes the batch, so a scrape always counts itself
+                // (an unmarked batch is not flushed: the count used to lag by one at times).
+                self.local.touch();
                 self.render_metrics();
                 http::write_metrics(
                     out,

@@ -316,7 +316,7 @@ fn a_flooding_pipeline_does_not_starve_other_connections() {
             let mut r = s.try_clone().expect("clone");
             let reader = std::thread::spawn(move || {
                 let mut buf = vec![0u8; 1 << 16];
-                while let Ok(n) = r.read(&mut buf) {
+                while let Ok(n) = read_retrying(&mut r, &mut buf) {
                     if n == 0 {
                         break;
                     }

@@ -84,6 +84,18 @@ impl Response {
     }
 }
 
+/// `read`, retried on `Interrupted`. A blocking socket read with a timeout (`SO_RCVTIMEO`) is
+/// never restarted by the kernel after the process was stopped and continued (signal(7)), so a
+/// test process that is paused and resumed would otherwise see a spurious error.
+pub fn read_retrying(s: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match s.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            r => return r,
+        }
+    }
+}
+
 /// Reads one response from `s`, keeping bytes of later responses in `pending`.
 /// `Ok(None)` on a clean EOF before any byte of a response.
 pub fn read_response(s: &mut impl Read, pending: &mut Vec<u8>) -> io::Result<Option<Response>> {
@@ -111,7 +123,7 @@ pub fn read_response(s: &mut impl Read, pending: &mut Vec<u8>) -> io::Result<Opt
                     .map(|(_, v)| v.parse().expect("a numeric Content-Length"))
                     .expect("every qserve response has a Content-Length");
                 while pending.len() < head_len + len {
-                    let n = s.read(&mut chunk)?;
+                    let n = read_retrying(s, &mut chunk)?;
                     if n == 0 {
                         return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "EOF in body"));
                     }
@@ -127,7 +139,7 @@ pub fn read_response(s: &mut impl Read, pending: &mut Vec<u8>) -> io::Result<Opt
                 }));
             }
             Ok(httparse::Status::Partial) => {
-                let n = s.read(&mut chunk)?;
+                let n = read_retrying(s, &mut chunk)?;
                 if n == 0 {
                     if pending.is_empty() {
                         return Ok(None);
@@ -210,4 +222,109 @@ pub fn wait_for_metrics(h: &Handle, what: &str, cond: impl Fn(&str) -> bool) -> 
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// A keep-alive connection for repeated `/metrics` scrapes: one connection for the whole test, so
+/// the `connections` gauge counts it once and a full `--max-connections` cannot refuse it.
+pub struct Scraper {
+    s: TcpStream,
+    pending: Vec<u8>,
+}
+
+impl Scraper {
+    pub fn new(h: &Handle) -> Self {
+        Scraper {
+            s: connect(h),
+            pending: Vec::new(),
+        }
+    }
+
+    /// The current `/metrics` text.
+    pub fn text(&mut self) -> String {
+        self.s.write_all(&get("/metrics")).expect("send a scrape");
+        let r = read_response(&mut self.s, &mut self.pending)
+            .expect("read a scrape")
+            .expect("a scrape answer");
+        assert_eq!(r.status, 200);
+        r.text()
+    }
+
+    /// Polls until `cond` holds on the metrics text (panics after the patience).
+    pub fn wait_for(&mut self, what: &str, cond: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let text = self.text();
+            if cond(&text) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Closes `s` with a reset (`SO_LINGER` 0), as a crashed or impatient peer does.
+pub fn reset(s: TcpStream) {
+    socket2::SockRef::from(&s)
+        .set_linger(Some(Duration::ZERO))
+        .expect("set SO_LINGER 0");
+    drop(s);
+}
+
+/// Resident set size of this process (the server runs in it), from `/proc/self/statm`.
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("read /proc/self/statm");
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .expect("a resident page count in /proc/self/statm");
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    pages * u64::try_from(page).unwrap_or(4096)
+}
+
+/// Every request the server counted, once each: answers written (by outcome) plus requests it
+/// accepted and never answered (by reason).
+pub fn accounted(c: &queuelab_server::metrics::Counters) -> u64 {
+    c.served
+        + c.blocked
+        + c.overflow
+        + c.shutting_down
+        + c.rejected()
+        + c.metrics
+        + c.healthz
+        + c.abandoned
+        + c.grace_expired
+}
+
+/// The same sum from a `/metrics` text: every `qserve_requests_total` and
+/// `qserve_requests_unanswered_total` series.
+pub fn accounted_in(text: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.starts_with("qserve_requests_total{")
+                || l.starts_with("qserve_requests_unanswered_total{")
+        })
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+/// Like [`connect`], with `SO_RCVBUF` set before connecting (which fixes the TCP window instead
+/// of letting the kernel grow it).
+pub fn connect_with_rcvbuf(h: &Handle, bytes: usize) -> TcpStream {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let addr = h.local_addr();
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+        .expect("a socket");
+    s.set_recv_buffer_size(bytes).expect("set SO_RCVBUF");
+    s.connect(&addr.into()).expect("connect to the server");
+    let s: TcpStream = s.into();
+    s.set_read_timeout(Some(PATIENCE))
+        .expect("set a read timeout");
+    s.set_nodelay(true).expect("set TCP_NODELAY");
+    s
 }
