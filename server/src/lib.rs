@@ -385,6 +385,40 @@ impl Drop for Handle {
 
 /// Binds one listening socket per I/O thread on the same address (`SO_REUSEPORT` when there are
 /// several, so the kernel spreads connections over them).
+/// Raises the soft limit on open files towards the hard limit so that `--max-connections` can be
+/// reached (a distribution's default soft limit is often 1024), and warns when it still cannot.
+fn ensure_fd_limit(max_connections: usize) {
+    // Listeners, the timerfd, the poll and wakers per thread, plus the standard streams.
+    let wanted = max_connections.saturating_add(64) as libc::rlim_t;
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit for getrlimit to fill and a valid one for setrlimit
+    // to read; both only touch this process's limits, and failure leaves them unchanged.
+    let cur = unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return;
+        }
+        if lim.rlim_cur < wanted {
+            let raised = libc::rlimit {
+                rlim_cur: wanted.min(lim.rlim_max),
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+        lim.rlim_cur
+    };
+    if cur < wanted {
+        eprintln!(
+            "qserve: warning: the open-file limit is {cur}, below --max-connections {max_connections}; \
+             connections beyond it fail to be accepted (raise `ulimit -n`)"
+        );
+    }
+}
+
 fn bind_listeners(addr: SocketAddr, n: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
     use socket2::{Domain, Protocol, Socket, Type};
     let bind_one = |addr: SocketAddr| -> std::io::Result<std::net::TcpListener> {
@@ -415,6 +449,7 @@ pub fn start(config: Config) -> anyhow::Result<Handle> {
 
 fn start_with(config: Config, exit_waker: Option<Arc<Waker>>) -> anyhow::Result<Handle> {
     config.validate()?;
+    ensure_fd_limit(config.max_connections);
     let listeners = bind_listeners(config.listen, config.threads)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let local_addr = listeners[0]
