@@ -1,0 +1,358 @@
+//! The command line of `qload`: raw flags ([`RunArgs`]), their validation into a [`Config`] and the
+//! outputs they ask for ([`Output`]), and the error type every subcommand returns ([`CliError`],
+//! mapped to exit code 2 for bad usage and 1 for a failure at run time).
+//!
+//! Subcommands (`qload merge …`, and any added later) each have an `Args` struct and an entry
+//! point returning `Result<(), CliError>`; `main.rs` lists them in one enum and dispatches.
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use queuelab_common::samplers::{ArrivalKind, ServiceKind};
+use queuelab_common::theory::Servers;
+use queuelab_common::units::{parse_count, parse_duration, parse_rate};
+
+use crate::config::{self, Config, Mode, Target, TheoryParams};
+use crate::http::parse_header;
+use crate::result::RunResult;
+
+/// Default number of connections of `--max`.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 32;
+
+/// A failed command: bad usage (exit 2) or a failure while running (exit 1).
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The flags are wrong; nothing was run.
+    #[error("{0}")]
+    Usage(String),
+    /// Something failed while running.
+    #[error("{0:#}")]
+    Runtime(anyhow::Error),
+}
+
+impl CliError {
+    /// The process exit code: 2 for usage, 1 for runtime failures.
+    pub fn code(&self) -> u8 {
+        match self {
+            CliError::Usage(_) => 2,
+            CliError::Runtime(_) => 1,
+        }
+    }
+}
+
+/// Prints the error (if any) on stderr and returns the exit code.
+pub fn exit_code(outcome: Result<(), CliError>) -> ExitCode {
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("qload: {e}");
+            ExitCode::from(e.code())
+        }
+    }
+}
+
+/// Writes `s` to stdout; a closed pipe (`qload … | head`) is not an error.
+pub fn print_stdout(s: &str) -> Result<(), CliError> {
+    let mut out = io::stdout().lock();
+    match out.write_all(s.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(CliError::Runtime(
+            anyhow::Error::new(e).context("writing to stdout"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Flags of a load run: `qload [OPTIONS] <URL>`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Load")]
+pub struct RunArgs {
+    /// Target URL: http://HOST:PORT/PATH?QUERY (port, path and query optional; no https).
+    #[arg(value_name = "URL", required = true)]
+    pub url: Option<String>,
+
+    /// Open loop: aggregate arrival rate in requests per second (e.g. 500, 10k, 1.5M).
+    ///
+    /// The rate is split evenly over the threads; each thread runs its own arrival process at
+    /// RATE/threads with absolute intended times, so the total is RATE whatever the answers do.
+    #[arg(short = 'R', long, value_name = "RATE", value_parser = parse_rate,
+          conflicts_with_all = ["users", "max"])]
+    pub rate: Option<f64>,
+
+    /// Inter-arrival distribution of the open loop: poisson, constant or uniform.
+    ///
+    /// poisson: exponential gaps (default); constant: exactly 1/rate; uniform: on [0, 2/rate].
+    #[arg(
+        long,
+        value_name = "KIND",
+        default_value = "poisson",
+        requires = "rate"
+    )]
+    pub arrival: ArrivalKind,
+
+    /// Measured duration (e.g. 30s, 2m) after the warmup.
+    ///
+    /// Default 10s unless --requests is given; with both, whichever ends first.
+    #[arg(short = 'd', long, value_name = "DUR", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Number of measured requests to issue (e.g. 10000, 50k); warmup requests not included.
+    #[arg(short = 'n', long, value_name = "N", value_parser = parse_count)]
+    pub requests: Option<u64>,
+
+    /// Send during this time before measuring. Not counted, not in the histograms.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "0s")]
+    pub warmup: Duration,
+
+    /// Closed loop: number of users, each thinking, sending and waiting for its answer.
+    #[arg(long, value_name = "N", conflicts_with = "max")]
+    pub users: Option<u32>,
+
+    /// Mean think time of a closed-loop user, exponentially distributed (default 0: none).
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, requires = "users")]
+    pub think: Option<Duration>,
+
+    /// Maximum throughput: each connection sends again as soon as its answer is in.
+    ///
+    /// Uses --connections connections (default 32) with one request in flight each.
+    #[arg(long)]
+    pub max: bool,
+
+    /// Worker threads (default: one per core this process may run on).
+    ///
+    /// Capped by the number of users (closed loop), of connections (--max) and of requests.
+    #[arg(short = 't', long, value_name = "N", help_heading = "Engine")]
+    pub threads: Option<usize>,
+
+    /// Cap on open connections over all threads.
+    ///
+    /// Open loop: default 10000, opened on demand (a due request takes an idle connection, else
+    /// opens one, at most 8 per pass of the event loop, else waits in the backlog). Closed loop:
+    /// default one per user. --max: the number of connections, default 32.
+    #[arg(short = 'c', long, value_name = "N", help_heading = "Engine")]
+    pub connections: Option<usize>,
+
+    /// Bound on due requests waiting for a free connection, over all threads (default 100000).
+    ///
+    /// Beyond it, due requests fail at once and are counted as "backlog" errors.
+    #[arg(long, value_name = "N", value_parser = parse_count, help_heading = "Engine")]
+    pub backlog: Option<u64>,
+
+    /// Per-request timeout from the write (or from the start of the connect), default 10s.
+    ///
+    /// The run ends at most one timeout after the schedule ends; requests still in flight then are
+    /// counted as "unfinished".
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, help_heading = "Engine")]
+    pub timeout: Option<Duration>,
+
+    /// Busy-poll this long before each intended send instead of sleeping (default 200us).
+    ///
+    /// The loop sleeps on a timerfd until SPIN before the send, then polls with a zero timeout
+    /// until the intended time; after a write it also polls for up to SPIN while the answer may
+    /// arrive (not with --max). A timer wake-up is late by tens of microseconds to a millisecond
+    /// at p99 (virtual machines are the worst); a busy poll by a few. Larger values cost CPU and
+    /// give a smaller send lag; 0 sleeps all the way.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, help_heading = "Engine")]
+    pub spin: Option<Duration>,
+
+    /// Seed of the random streams (arrivals, think times); each thread gets its own stream.
+    #[arg(long, value_name = "N", default_value_t = 1, help_heading = "Engine")]
+    pub seed: u64,
+
+    /// Do not pin worker threads to cores.
+    #[arg(long, help_heading = "Engine")]
+    pub no_pin: bool,
+
+    /// Length of the intervals of the time series and of the batches of the CI (default 1s).
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, help_heading = "Engine")]
+    pub interval: Option<Duration>,
+
+    /// HTTP method.
+    #[arg(
+        short = 'm',
+        long,
+        value_name = "METHOD",
+        default_value = "GET",
+        help_heading = "Request"
+    )]
+    pub method: String,
+
+    /// Extra request header "Name: value" (repeatable). A Host header replaces the URL's.
+    #[arg(
+        short = 'H',
+        long = "header",
+        value_name = "HEADER",
+        help_heading = "Request"
+    )]
+    pub headers: Vec<String>,
+
+    /// Request body (sent with Content-Length); @FILE reads it from FILE.
+    #[arg(long, value_name = "BODY", help_heading = "Request")]
+    pub body: Option<String>,
+
+    /// Service rate per server in requests/s: print the queue's theory beside the measurement.
+    #[arg(long, value_name = "RATE", value_parser = parse_rate, help_heading = "Theory")]
+    pub mu: Option<f64>,
+
+    /// Number of servers of the queue: N or inf (default 1).
+    #[arg(long, value_name = "N|inf", requires = "mu", help_heading = "Theory")]
+    pub servers: Option<Servers>,
+
+    /// Capacity K of the queue (requests in the system), for M/M/c/K.
+    #[arg(long, value_name = "K", requires = "mu", help_heading = "Theory")]
+    pub capacity: Option<u32>,
+
+    /// Service-time distribution of the queue: exp, const, uniform, zero (default exp).
+    #[arg(long, value_name = "KIND", requires = "mu", help_heading = "Theory")]
+    pub service: Option<ServiceKind>,
+
+    /// Print one JSON document on stdout instead of the text summary.
+    #[arg(long, help_heading = "Output")]
+    pub json: bool,
+
+    /// Write the per-interval time series to FILE as CSV.
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub csv: Option<PathBuf>,
+
+    /// No live line on stderr (it is printed only when stderr is a terminal anyway).
+    #[arg(short = 'q', long, help_heading = "Output")]
+    pub quiet: bool,
+}
+
+/// Where the result goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// JSON on stdout instead of text.
+    pub json: bool,
+    /// CSV time series file.
+    pub csv: Option<PathBuf>,
+}
+
+impl Output {
+    /// Writes the result: the CSV file if asked, then JSON or text on stdout.
+    pub fn emit(&self, result: &RunResult) -> Result<(), CliError> {
+        if let Some(path) = &self.csv {
+            let file = std::fs::File::create(path)
+                .map_err(|e| CliError::Runtime(anyhow::anyhow!("{}: {e}", path.display())))?;
+            crate::report::write_csv(result, io::BufWriter::new(file))
+                .map_err(|e| CliError::Runtime(anyhow::anyhow!("{}: {e}", path.display())))?;
+        }
+        if self.json {
+            let mut s =
+                serde_json::to_string_pretty(result).map_err(|e| CliError::Runtime(e.into()))?;
+            s.push('\n');
+            print_stdout(&s)
+        } else {
+            print_stdout(&crate::report::text(result))
+        }
+    }
+}
+
+impl RunArgs {
+    /// Validates the flags into a configuration and the outputs (errors are usage errors).
+    pub fn into_config(self) -> Result<(Config, Output), CliError> {
+        let usage = |m: String| CliError::Usage(m);
+        if self.think.is_some() && self.users.is_none() {
+            // clap skips `requires` when the required flag conflicts with a present one (--rate).
+            return Err(usage(
+                "--think needs --users (it is the closed loop's think time)".into(),
+            ));
+        }
+        let url = self
+            .url
+            .ok_or_else(|| usage("a target URL is required (see --help)".into()))?;
+        let headers = self
+            .headers
+            .iter()
+            .map(|h| parse_header(h))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| usage(e.to_string()))?;
+        let body = match self.body {
+            Some(b) => Some(match b.strip_prefix('@') {
+                Some(path) => {
+                    std::fs::read(path).map_err(|e| usage(format!("--body @{path}: {e}")))?
+                }
+                None => b.into_bytes(),
+            }),
+            None => None,
+        };
+        let target = Target::new(&url, &self.method, &headers, body.as_deref())
+            .map_err(|e| usage(e.to_string()))?;
+        let mode = if self.max {
+            let c = match self.connections {
+                Some(c) => u32::try_from(c)
+                    .map_err(|_| usage(format!("--connections {c} is too large")))?,
+                None => DEFAULT_MAX_CONNECTIONS,
+            };
+            Mode::Max { connections: c }
+        } else if let Some(users) = self.users {
+            Mode::Closed {
+                users,
+                think: self.think.unwrap_or(Duration::ZERO),
+            }
+        } else if let Some(rate) = self.rate {
+            Mode::Open {
+                rate,
+                arrival: self.arrival,
+            }
+        } else {
+            return Err(usage(
+                "say how to load: --rate RATE (open loop), --users N (closed loop) or --max".into(),
+            ));
+        };
+        let mut config = Config::new(target, mode);
+        config.duration = match (self.duration, self.requests) {
+            (Some(d), _) => Some(d),
+            (None, Some(_)) => None,
+            (None, None) => Some(config::DEFAULT_DURATION),
+        };
+        config.requests = self.requests;
+        config.warmup = self.warmup;
+        config.threads = self.threads;
+        config.connections = self.connections;
+        if let Some(b) = self.backlog {
+            config.backlog = usize::try_from(b).unwrap_or(usize::MAX);
+        }
+        if let Some(t) = self.timeout {
+            config.timeout = t;
+        }
+        if let Some(s) = self.spin {
+            config.spin = s;
+        }
+        if let Some(i) = self.interval {
+            config.interval = i;
+        }
+        config.seed = self.seed;
+        config.pin = !self.no_pin;
+        config.theory = self.mu.map(|mu| TheoryParams {
+            mu,
+            servers: self.servers.unwrap_or(Servers::Finite(1)),
+            capacity: self.capacity,
+            service: self.service.unwrap_or(ServiceKind::Exp),
+        });
+        config.live = !self.quiet && io::stderr().is_terminal();
+        config.validate().map_err(|e| usage(e.to_string()))?;
+        Ok((
+            config,
+            Output {
+                json: self.json,
+                csv: self.csv,
+            },
+        ))
+    }
+}
+
+/// A stop flag set by the first SIGINT or SIGTERM (the run then drains and reports); a second one
+/// terminates the process at once.
+pub fn stop_on_signals() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // The second signal exits with the conventional 128 + signal number… but only once the
+        // flag is already set; registering can fail only for forbidden signals, not these.
+        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop));
+        let _ = signal_hook::flag::register(sig, Arc::clone(&stop));
+    }
+    stop
+}

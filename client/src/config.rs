@@ -1,0 +1,379 @@
+//! The validated configuration of one run, independent of how it was given (flags or code).
+//!
+//! A [`Config`] names one target (an address resolved once and the request bytes rendered once),
+//! one load [`Mode`], the bounds of the run and the engine's knobs. [`Config::validate`] checks the
+//! combinations; [`crate::run`] calls it too, so a `Config` built in code is held to the same rules
+//! as one built from flags.
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use queuelab_common::samplers::{ArrivalKind, ServiceKind};
+use queuelab_common::theory::Servers;
+
+use crate::http::{RequestError, render_request};
+use crate::url::{HttpUrl, UrlError};
+
+/// How requests are generated.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Mode {
+    /// Open loop: arrivals at `rate` per second in total (split evenly over the threads), spaced by
+    /// `arrival`, whatever the answers do.
+    Open {
+        /// Aggregate rate λ in requests per second.
+        rate: f64,
+        /// Inter-arrival distribution.
+        arrival: ArrivalKind,
+    },
+    /// Closed loop: `users` users; each thinks for an exponential time of mean `think`, sends, and
+    /// waits for the answer (or the error) before thinking again.
+    Closed {
+        /// Number of users.
+        users: u32,
+        /// Mean think time (zero: send again at once).
+        think: Duration,
+    },
+    /// Maximum throughput: each connection sends again as soon as its answer is in (a closed loop
+    /// of one user per connection with no think time).
+    Max {
+        /// Number of connections (= users).
+        connections: u32,
+    },
+}
+
+impl Mode {
+    /// `open`, `closed` or `max`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Mode::Open { .. } => "open",
+            Mode::Closed { .. } => "closed",
+            Mode::Max { .. } => "max",
+        }
+    }
+}
+
+/// The queue whose theory is printed beside the measurement (`--mu`, `--servers`, …).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TheoryParams {
+    /// Service rate μ per server (1/s).
+    pub mu: f64,
+    /// Number of servers.
+    pub servers: Servers,
+    /// Capacity K, if any.
+    pub capacity: Option<u32>,
+    /// Service-time distribution.
+    pub service: ServiceKind,
+}
+
+/// Where requests go and what they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The URL as given (for reports).
+    pub url: String,
+    /// The address every connection goes to (resolved once).
+    pub addr: SocketAddr,
+    /// The request, rendered once.
+    pub request: Vec<u8>,
+    /// Whether the method is `HEAD` (responses then have no body).
+    pub head_request: bool,
+    /// The method (for reports).
+    pub method: String,
+}
+
+/// Why a target or a configuration is not usable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The URL is unusable.
+    #[error(transparent)]
+    Url(#[from] UrlError),
+    /// The request cannot be rendered.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// A value or a combination of values is out of range.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Target {
+    /// Parses and resolves `url` and renders the request (`headers` as `(name, value)` pairs).
+    pub fn new(
+        url: &str,
+        method: &str,
+        headers: &[(String, String)],
+        body: Option<&[u8]>,
+    ) -> Result<Self, ConfigError> {
+        let parsed = HttpUrl::parse(url)?;
+        let addr = parsed.resolve()?;
+        let request = render_request(method, &parsed.path, &parsed.host_header(), headers, body)?;
+        Ok(Self {
+            url: url.to_owned(),
+            addr,
+            request,
+            head_request: method.eq_ignore_ascii_case("HEAD"),
+            method: method.to_owned(),
+        })
+    }
+
+    /// `GET /` to `addr` (convenient in tests).
+    pub fn get(addr: SocketAddr) -> Self {
+        let url = format!("http://{addr}/");
+        let host = addr.to_string();
+        let request = render_request("GET", "/", &host, &[], None)
+            .expect("GET / with a literal host renders");
+        Self {
+            url,
+            addr,
+            request,
+            head_request: false,
+            method: "GET".to_owned(),
+        }
+    }
+}
+
+/// Default `--timeout`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default `--duration` when neither `--duration` nor `--requests` is given.
+pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
+/// Default `--spin`: the busy-poll margin before each intended send.
+pub const DEFAULT_SPIN: Duration = Duration::from_micros(200);
+/// Default cap on open connections in open-loop mode (all threads together).
+pub const DEFAULT_OPEN_CONNECTIONS: usize = 10_000;
+/// Default backlog of due requests waiting for a connection (all threads together).
+pub const DEFAULT_BACKLOG: usize = 100_000;
+/// Default bound on the send gaps kept for the arrival check (all threads together).
+pub const DEFAULT_ARRIVAL_SAMPLES: usize = 100_000;
+
+/// A complete, validated description of one run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where requests go and what they are.
+    pub target: Target,
+    /// How requests are generated.
+    pub mode: Mode,
+    /// Measured duration (after the warmup). `None` with `requests` set: until that many are issued.
+    pub duration: Option<Duration>,
+    /// Number of measured requests to issue; `None`: bounded by `duration` only.
+    pub requests: Option<u64>,
+    /// Time before the measurement during which requests are sent but not measured.
+    pub warmup: Duration,
+    /// Worker threads; `None`: one per core this process may run on.
+    pub threads: Option<usize>,
+    /// Cap on open connections (all threads); `None`: the mode's default (open loop: grown on
+    /// demand up to [`DEFAULT_OPEN_CONNECTIONS`]; closed loop: one per user; max: its connections).
+    pub connections: Option<usize>,
+    /// Bound on due requests waiting for a connection (all threads); beyond it they fail as
+    /// `backlog` errors.
+    pub backlog: usize,
+    /// Per-request timeout, from the write (or from the start of the connect).
+    pub timeout: Duration,
+    /// Seed of every random stream.
+    pub seed: u64,
+    /// Pin each worker thread to its own core.
+    pub pin: bool,
+    /// Busy-poll this long before each intended send instead of sleeping through it.
+    pub spin: Duration,
+    /// Length of the intervals of the time series (and of the batches of the batch-means CI).
+    pub interval: Duration,
+    /// The queue to compare with, if any.
+    pub theory: Option<TheoryParams>,
+    /// Print a line per interval on stderr while running.
+    pub live: bool,
+    /// Bound on the send gaps kept for the arrival check (all threads).
+    pub arrival_samples: usize,
+}
+
+impl Config {
+    /// A configuration with the defaults for everything but the target and the mode.
+    pub fn new(target: Target, mode: Mode) -> Self {
+        Self {
+            target,
+            mode,
+            duration: Some(DEFAULT_DURATION),
+            requests: None,
+            warmup: Duration::ZERO,
+            threads: None,
+            connections: None,
+            backlog: DEFAULT_BACKLOG,
+            timeout: DEFAULT_TIMEOUT,
+            seed: 1,
+            pin: true,
+            spin: DEFAULT_SPIN,
+            interval: Duration::from_secs(1),
+            theory: None,
+            live: false,
+            arrival_samples: DEFAULT_ARRIVAL_SAMPLES,
+        }
+    }
+
+    /// Checks ranges and combinations.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        match self.mode {
+            Mode::Open { rate, .. } if !(rate.is_finite() && rate > 0.0) => {
+                return bad(format!("rate must be positive and finite, got {rate}"));
+            }
+            Mode::Open { rate, .. } if rate > 1e8 => {
+                return bad(format!("rate {rate} is beyond what one machine can send"));
+            }
+            Mode::Open { rate, .. } if rate < 1e-6 => {
+                return bad(format!(
+                    "rate {rate} is too small (at least 1e-6 per second)"
+                ));
+            }
+            Mode::Closed { users: 0, .. } => return bad("--users must be at least 1".into()),
+            Mode::Max { connections: 0 } => {
+                return bad("--connections must be at least 1".into());
+            }
+            _ => {}
+        }
+        if self.duration.is_none() && self.requests.is_none() {
+            return bad("the run needs a bound: --duration and/or --requests".into());
+        }
+        if self.duration.is_some_and(|d| d.is_zero()) {
+            return bad("--duration must be positive".into());
+        }
+        if self.requests == Some(0) {
+            return bad("--requests must be at least 1".into());
+        }
+        const LONGEST: Duration = Duration::from_secs(366 * 24 * 3600);
+        let long = |d: Duration| d > LONGEST;
+        if self.duration.is_some_and(long) || long(self.warmup) || long(self.timeout) {
+            return bad("durations are limited to a year".into());
+        }
+        if matches!(self.mode, Mode::Closed { think, .. } if long(think)) {
+            return bad("--think is limited to a year".into());
+        }
+        if long(self.interval) {
+            return bad("the interval is limited to a year".into());
+        }
+        if self.timeout.is_zero() {
+            return bad("--timeout must be positive".into());
+        }
+        if self.threads == Some(0) {
+            return bad("--threads must be at least 1".into());
+        }
+        if self.threads.is_some_and(|t| t > 1024) {
+            return bad("--threads must be at most 1024".into());
+        }
+        if self.connections == Some(0) {
+            return bad("--connections must be at least 1".into());
+        }
+        if self.interval < Duration::from_millis(10) {
+            return bad("the interval must be at least 10ms".into());
+        }
+        if self.spin > Duration::from_millis(100) {
+            return bad("--spin must be at most 100ms".into());
+        }
+        if let Some(t) = &self.theory {
+            if !(t.mu.is_finite() && t.mu > 0.0) {
+                return bad(format!("--mu must be positive and finite, got {}", t.mu));
+            }
+            if t.servers == Servers::Finite(0) {
+                return bad("--servers must be at least 1 (or inf)".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Config {
+        let addr = "127.0.0.1:9".parse().expect("literal address");
+        Config::new(
+            Target::get(addr),
+            Mode::Open {
+                rate: 100.0,
+                arrival: ArrivalKind::Poisson,
+            },
+        )
+    }
+
+    type Change = Box<dyn Fn(&mut Config)>;
+
+    #[test]
+    fn validation_table() {
+        assert!(base().validate().is_ok());
+        let cases: Vec<(&str, Change)> = vec![
+            (
+                "zero rate",
+                Box::new(|c| {
+                    c.mode = Mode::Open {
+                        rate: 0.0,
+                        arrival: ArrivalKind::Poisson,
+                    }
+                }),
+            ),
+            (
+                "subnormal rate",
+                Box::new(|c| {
+                    c.mode = Mode::Open {
+                        rate: 5e-324,
+                        arrival: ArrivalKind::Poisson,
+                    }
+                }),
+            ),
+            (
+                "infinite rate",
+                Box::new(|c| {
+                    c.mode = Mode::Open {
+                        rate: f64::INFINITY,
+                        arrival: ArrivalKind::Poisson,
+                    }
+                }),
+            ),
+            (
+                "no users",
+                Box::new(|c| {
+                    c.mode = Mode::Closed {
+                        users: 0,
+                        think: Duration::ZERO,
+                    }
+                }),
+            ),
+            (
+                "no connections",
+                Box::new(|c| c.mode = Mode::Max { connections: 0 }),
+            ),
+            (
+                "no bound",
+                Box::new(|c| {
+                    c.duration = None;
+                    c.requests = None;
+                }),
+            ),
+            (
+                "zero duration",
+                Box::new(|c| c.duration = Some(Duration::ZERO)),
+            ),
+            ("zero requests", Box::new(|c| c.requests = Some(0))),
+            ("zero timeout", Box::new(|c| c.timeout = Duration::ZERO)),
+            (
+                "huge warmup",
+                Box::new(|c| c.warmup = Duration::from_secs(u64::MAX / 2)),
+            ),
+            ("zero threads", Box::new(|c| c.threads = Some(0))),
+            (
+                "tiny interval",
+                Box::new(|c| c.interval = Duration::from_millis(1)),
+            ),
+            (
+                "bad mu",
+                Box::new(|c| {
+                    c.theory = Some(TheoryParams {
+                        mu: -1.0,
+                        servers: Servers::Finite(1),
+                        capacity: None,
+                        service: ServiceKind::Exp,
+                    })
+                }),
+            ),
+        ];
+        for (name, change) in cases {
+            let mut c = base();
+            change(&mut c);
+            assert!(c.validate().is_err(), "{name} should be rejected");
+        }
+    }
+}

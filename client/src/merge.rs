@@ -1,0 +1,541 @@
+//! `qload merge`: several results (e.g. of the pods of one Job, each sending λ/N) combined into one.
+//!
+//! - Counts, rates and throughput add up (the pods ran side by side); `duration_s` and `elapsed_s`
+//!   are the longest.
+//! - The serialized histograms are decoded and added, so every percentile of the merged result is
+//!   that of the union of all measurements, exactly as if one client had recorded them; the
+//!   latency summaries are recomputed from the merged histograms.
+//! - The time series is merged interval by interval (counts added, means weighted by
+//!   completions); per-interval percentiles cannot be recovered from summaries and become `null`
+//!   where more than one part contributed. The batch-means interval of the mean is recomputed
+//!   from the merged series.
+//! - Arrivals: independent Poisson streams superpose to a Poisson stream at the summed rate, so
+//!   the merged mean gap is `1/Σ(1/gap_i)`; the normalized gaps are pooled (mean and coefficient of
+//!   variation from the parts' moments); `ks_d` is the sample-weighted mean of the parts' (a
+//!   description) and `ks_p` combines the parts' p-values by Fisher's method,
+//!   `P(χ²₂ₖ > −2 Σ ln pᵢ)`.
+//! - Theory, when every part carries the same queue, is recomputed at the summed λ against the
+//!   merged latency.
+use std::io::{self, Read};
+use std::path::PathBuf;
+
+use hdrhistogram::Histogram;
+use queuelab_common::stats::{histogram_from_string, histogram_to_string, new_histogram};
+
+use crate::cli::CliError;
+use crate::config::TheoryParams;
+use crate::result::{
+    self, Arrivals, Connections, ErrorsByKind, Interval, Latency, Requests, RunResult, SendLag,
+    StatusCounts,
+};
+
+/// Why results cannot be merged.
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    /// Nothing to merge.
+    #[error("no results to merge")]
+    Empty,
+    /// A part's histogram does not decode.
+    #[error("part {part}: {what}: {source}")]
+    Histogram {
+        /// Index of the part (0-based).
+        part: usize,
+        /// Which histogram.
+        what: &'static str,
+        /// The decoding error.
+        source: queuelab_common::stats::StatsError,
+    },
+    /// A part was written by an incompatible version of qload.
+    #[error(
+        "part {part}: result format {found}, this qload reads format {}",
+        result::FORMAT_VERSION
+    )]
+    Format {
+        /// Index of the part (0-based).
+        part: usize,
+        /// Its format number.
+        found: u32,
+    },
+}
+
+/// `qload merge` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MergeArgs {
+    /// JSON results to merge (`-` reads standard input). A file may hold several results, one
+    /// after the other (e.g. the concatenated logs of a Job's pods).
+    #[arg(required = true, value_name = "FILES")]
+    pub files: Vec<PathBuf>,
+    /// Print the merged result as one JSON document instead of the text summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Reads every result in `text` (one or more JSON documents, concatenated or one per line).
+pub fn parse_results(text: &str) -> Result<Vec<RunResult>, serde_json::Error> {
+    serde_json::Deserializer::from_str(text)
+        .into_iter::<RunResult>()
+        .collect()
+}
+
+/// Reads and merges the results in `files` (`-` is standard input).
+pub fn merge_files(files: &[PathBuf]) -> anyhow::Result<RunResult> {
+    let mut parts = Vec::new();
+    for f in files {
+        let mut text = String::new();
+        if f.as_os_str() == "-" {
+            io::stdin().read_to_string(&mut text)?;
+        } else {
+            text =
+                std::fs::read_to_string(f).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
+        }
+        let found = parse_results(&text)
+            .map_err(|e| anyhow::anyhow!("{}: not a qload JSON result: {e}", f.display()))?;
+        if found.is_empty() {
+            anyhow::bail!("{}: no result in it", f.display());
+        }
+        parts.extend(found);
+    }
+    Ok(merge(&parts)?)
+}
+
+/// The entry point of `qload merge`.
+pub fn main(args: &MergeArgs) -> Result<(), CliError> {
+    let merged = merge_files(&args.files).map_err(CliError::Runtime)?;
+    let out = if args.json {
+        let mut s =
+            serde_json::to_string_pretty(&merged).map_err(|e| CliError::Runtime(e.into()))?;
+        s.push('\n');
+        s
+    } else {
+        crate::report::text(&merged)
+    };
+    crate::cli::print_stdout(&out)
+}
+
+fn decode(part: usize, what: &'static str, s: &str) -> Result<Histogram<u64>, MergeError> {
+    histogram_from_string(s).map_err(|source| MergeError::Histogram { part, what, source })
+}
+
+/// Merges results (see the module docs). One part gives that part back (recomputed).
+pub fn merge(parts: &[RunResult]) -> Result<RunResult, MergeError> {
+    let first = parts.first().ok_or(MergeError::Empty)?;
+    let mut latency = new_histogram();
+    let mut uncorrected = new_histogram();
+    let mut lag = new_histogram();
+    let mut requests = Requests::default();
+    let mut errors = ErrorsByKind::default();
+    let mut status = StatusCounts::default();
+    let mut connections = Connections::default();
+    let mut warnings = Vec::new();
+    let mut target_rate: Option<f64> = None;
+    let (mut achieved_rate, mut throughput) = (0.0, 0.0);
+    let (mut duration_s, mut elapsed_s) = (0.0f64, 0.0f64);
+    let mut n_parts = 0;
+    let mut config = first.config.clone();
+    config.threads = 0;
+    config.users = None;
+    config.requests = None;
+    for (i, p) in parts.iter().enumerate() {
+        if p.format != result::FORMAT_VERSION {
+            return Err(MergeError::Format {
+                part: i,
+                found: p.format,
+            });
+        }
+        crate::add_histogram(&mut latency, &decode(i, "histogram", &p.histogram)?);
+        crate::add_histogram(
+            &mut uncorrected,
+            &decode(i, "histogram_uncorrected", &p.histogram_uncorrected)?,
+        );
+        crate::add_histogram(
+            &mut lag,
+            &decode(i, "histogram_send_lag", &p.histogram_send_lag)?,
+        );
+        let q = &p.requests;
+        requests.issued += q.issued;
+        requests.sent += q.sent;
+        requests.sent_in_window += q.sent_in_window;
+        requests.completed += q.completed;
+        requests.backlog_waits += q.backlog_waits;
+        requests.warmup += q.warmup;
+        errors.merge(&q.errors_by_kind);
+        status.merge(&q.status);
+        connections.opened += p.connections.opened;
+        connections.peak += p.connections.peak;
+        connections.cap += p.connections.cap;
+        if let Some(t) = p.target_rate {
+            target_rate = Some(target_rate.unwrap_or(0.0) + t);
+        }
+        achieved_rate += p.achieved_rate;
+        throughput += p.throughput;
+        duration_s = duration_s.max(p.duration_s);
+        elapsed_s = elapsed_s.max(p.elapsed_s);
+        n_parts += p.parts.max(1);
+        config.threads += p.config.threads;
+        if let Some(u) = p.config.users {
+            config.users = Some(config.users.unwrap_or(0) + u);
+        }
+        if let Some(n) = p.config.requests {
+            config.requests = Some(config.requests.unwrap_or(0) + n);
+        }
+        for w in &p.warnings {
+            warnings.push(if parts.len() > 1 {
+                format!("part {i}: {w}")
+            } else {
+                w.clone()
+            });
+        }
+        if p.url != first.url {
+            warnings.push(format!(
+                "part {i} measured {} while part 0 measured {}",
+                p.url, first.url
+            ));
+        }
+        if p.mode != first.mode {
+            warnings.push(format!(
+                "part {i} ran in {} mode, part 0 in {} mode",
+                p.mode, first.mode
+            ));
+        }
+        if (p.config.interval_s - first.config.interval_s).abs() > 1e-9 {
+            warnings.push(format!(
+                "part {i} has {}s intervals, part 0 {}s: the merged series mixes them",
+                p.config.interval_s, first.config.interval_s
+            ));
+        }
+    }
+    requests.errors = errors.total();
+    requests.errors_by_kind = errors;
+    requests.status = status;
+
+    let intervals = merge_intervals(parts);
+    let latency_us = Latency::from_histogram(&latency, result::batch_ci(&intervals, false));
+    let latency_uncorrected_us =
+        Latency::from_histogram(&uncorrected, result::batch_ci(&intervals, true));
+    let theory = merge_theory(parts, &latency_us, &status, &mut warnings);
+    Ok(RunResult {
+        format: result::FORMAT_VERSION,
+        mode: if parts.iter().all(|p| p.mode == first.mode) {
+            first.mode.clone()
+        } else {
+            "mixed".to_owned()
+        },
+        url: first.url.clone(),
+        target_rate,
+        achieved_rate,
+        throughput,
+        duration_s,
+        elapsed_s,
+        parts: n_parts,
+        requests,
+        latency_us,
+        latency_uncorrected_us,
+        send_lag_us: SendLag::from_histogram(&lag),
+        arrivals: merge_arrivals(parts.iter().map(|p| &p.arrivals)),
+        theory,
+        connections,
+        config,
+        warnings,
+        intervals,
+        histogram: histogram_to_string(&latency),
+        histogram_uncorrected: histogram_to_string(&uncorrected),
+        histogram_send_lag: histogram_to_string(&lag),
+    })
+}
+
+/// Interval by interval: counts added, means weighted by completions.
+fn merge_intervals(parts: &[RunResult]) -> Vec<Interval> {
+    let len = parts.iter().map(|p| p.intervals.len()).max().unwrap_or(0);
+    (0..len)
+        .map(|i| {
+            let rows: Vec<&Interval> = parts.iter().filter_map(|p| p.intervals.get(i)).collect();
+            if let [only] = rows[..] {
+                return *only;
+            }
+            let mut m = Interval {
+                t_s: rows.iter().map(|r| r.t_s).fold(f64::INFINITY, f64::min),
+                ..Interval::default()
+            };
+            let (mut lat, mut unc) = (0.0, 0.0);
+            for r in &rows {
+                m.duration_s = m.duration_s.max(r.duration_s);
+                m.sent += r.sent;
+                m.completed += r.completed;
+                m.errors += r.errors;
+                lat += r.mean_us * r.completed as f64;
+                unc += r.mean_uncorrected_us * r.completed as f64;
+                m.send_lag_max_us = m.send_lag_max_us.max(r.send_lag_max_us);
+            }
+            if m.completed > 0 {
+                m.mean_us = lat / m.completed as f64;
+                m.mean_uncorrected_us = unc / m.completed as f64;
+            }
+            m
+        })
+        .collect()
+}
+
+/// Pools the parts' arrival checks (see the module docs).
+pub fn merge_arrivals<'a>(parts: impl IntoIterator<Item = &'a Arrivals>) -> Arrivals {
+    let parts: Vec<&Arrivals> = parts.into_iter().collect();
+    if let [only] = parts[..] {
+        return *only;
+    }
+    let mut out = Arrivals::default();
+    let mut rate = 0.0;
+    let (mut n_m, mut sum, mut sum_sq) = (0.0, 0.0, 0.0);
+    let (mut n_ks, mut d_sum, mut fisher, mut k) = (0.0, 0.0, 0.0, 0u32);
+    for a in &parts {
+        out.samples += a.samples;
+        if let Some(g) = a.gap_mean_us.filter(|g| *g > 0.0) {
+            rate += 1.0 / g;
+        }
+        let n = a.samples as f64;
+        if let (Some(m), Some(cv)) = (a.gap_mean_norm, a.gap_cv) {
+            // Each part: Σx = n m, Σx² = n (var + m²) with var = (cv m)² (population moments).
+            sum += n * m;
+            sum_sq += n * ((cv * m).powi(2) + m * m);
+            n_m += n;
+        }
+        if let (Some(d), Some(p)) = (a.ks_d, a.ks_p) {
+            d_sum += d * n;
+            n_ks += n;
+            fisher += -2.0 * p.max(1e-300).ln();
+            k += 1;
+        }
+    }
+    if rate > 0.0 {
+        out.gap_mean_us = Some(1.0 / rate);
+    }
+    if n_m > 0.0 {
+        let mean = sum / n_m;
+        let var = (sum_sq / n_m - mean * mean).max(0.0);
+        out.gap_mean_norm = Some(mean);
+        out.gap_cv = (mean > 0.0).then(|| var.sqrt() / mean);
+    }
+    if k > 0 && n_ks > 0.0 {
+        out.ks_d = Some(d_sum / n_ks);
+        out.ks_p = Some(chi2_even_sf(fisher, k));
+    }
+    out
+}
+
+/// `P(χ² > x)` with `2k` degrees of freedom: `e^{−x/2} Σ_{j<k} (x/2)^j / j!`.
+fn chi2_even_sf(x: f64, k: u32) -> f64 {
+    let h = x / 2.0;
+    let mut term = 1.0;
+    let mut sum = 1.0;
+    for j in 1..k {
+        term *= h / f64::from(j);
+        sum += term;
+    }
+    (sum * (-h).exp()).min(1.0)
+}
+
+/// The theory at the summed λ when every part names the same queue.
+fn merge_theory(
+    parts: &[RunResult],
+    latency: &Latency,
+    status: &StatusCounts,
+    warnings: &mut Vec<String>,
+) -> Option<crate::result::TheoryResult> {
+    let first = parts.first()?.theory.as_ref()?;
+    let mut lambda = 0.0;
+    for p in parts {
+        let t = p.theory.as_ref()?;
+        if t.mu != first.mu
+            || t.servers != first.servers
+            || t.capacity != first.capacity
+            || t.service != first.service
+        {
+            warnings.push("the parts model different queues: no merged theory".to_owned());
+            return None;
+        }
+        lambda += t.lambda;
+    }
+    let params = TheoryParams {
+        mu: first.mu,
+        servers: first.servers.parse().ok()?,
+        capacity: first.capacity,
+        service: first.service.parse().ok()?,
+    };
+    match crate::theory_result(params, lambda, latency, status) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            warnings.push(format!("no theory at the summed rate: {e}"));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use queuelab_common::stats::record_ns;
+
+    /// A result whose three histograms hold `latencies_ns` (lag: a tenth of each).
+    pub(crate) fn result_from(latencies_ns: &[u64]) -> RunResult {
+        let mut h = new_histogram();
+        let mut lag = new_histogram();
+        for &v in latencies_ns {
+            record_ns(&mut h, v);
+            record_ns(&mut lag, v / 10);
+        }
+        let mut r = sample_result();
+        r.requests.issued = latencies_ns.len() as u64;
+        r.requests.sent = latencies_ns.len() as u64;
+        r.requests.completed = latencies_ns.len() as u64;
+        r.requests.status.s2xx = latencies_ns.len() as u64;
+        r.latency_us = Latency::from_histogram(&h, None);
+        r.latency_uncorrected_us = Latency::from_histogram(&h, None);
+        r.send_lag_us = SendLag::from_histogram(&lag);
+        r.histogram = histogram_to_string(&h);
+        r.histogram_uncorrected = histogram_to_string(&h);
+        r.histogram_send_lag = histogram_to_string(&lag);
+        r
+    }
+
+    pub(crate) fn sample_result() -> RunResult {
+        let empty = histogram_to_string(&new_histogram());
+        RunResult {
+            format: result::FORMAT_VERSION,
+            mode: "open".into(),
+            url: "http://127.0.0.1:1/".into(),
+            target_rate: Some(100.0),
+            achieved_rate: 100.0,
+            throughput: 100.0,
+            duration_s: 1.0,
+            elapsed_s: 1.1,
+            parts: 1,
+            requests: Requests::default(),
+            latency_us: Latency::default(),
+            latency_uncorrected_us: Latency::default(),
+            send_lag_us: SendLag::default(),
+            arrivals: Arrivals::default(),
+            theory: None,
+            connections: Connections::default(),
+            config: crate::result::ConfigEcho {
+                method: "GET".into(),
+                arrival: Some("poisson".into()),
+                threads: 1,
+                users: None,
+                think_s: None,
+                duration_s: Some(1.0),
+                requests: None,
+                warmup_s: 0.0,
+                timeout_s: 10.0,
+                seed: 1,
+                spin_us: 200.0,
+                pin: true,
+                interval_s: 1.0,
+            },
+            warnings: vec![],
+            intervals: vec![],
+            histogram: empty.clone(),
+            histogram_uncorrected: empty.clone(),
+            histogram_send_lag: empty,
+        }
+    }
+
+    #[test]
+    fn fisher_combination_matches_closed_forms() {
+        // k = 1: P(χ²₂ > x) = e^{-x/2}, so one p-value comes back unchanged.
+        for p in [0.9, 0.5, 0.01, 1e-8] {
+            let x = -2.0 * f64::ln(p);
+            assert!((chi2_even_sf(x, 1) - p).abs() < 1e-12 * p.max(1e-3));
+        }
+        // k = 2, x = 4: e^{-2} (1 + 2) = 0.40600584970983811.
+        assert!((chi2_even_sf(4.0, 2) - 0.406_005_849_709_838_1).abs() < 1e-12);
+    }
+
+    #[test]
+    fn arrivals_pool_moments() {
+        // Two parts with the same moments pool to those moments.
+        let a = Arrivals {
+            samples: 100,
+            gap_mean_us: Some(200.0),
+            gap_mean_norm: Some(1.0),
+            gap_cv: Some(1.0),
+            ks_d: Some(0.05),
+            ks_p: Some(0.5),
+        };
+        let m = merge_arrivals([&a, &a]);
+        assert_eq!(m.samples, 200);
+        assert!(
+            (m.gap_mean_us.expect("rate") - 100.0).abs() < 1e-9,
+            "rates add"
+        );
+        assert!((m.gap_mean_norm.expect("mean") - 1.0).abs() < 1e-12);
+        assert!((m.gap_cv.expect("cv") - 1.0).abs() < 1e-12);
+        assert!((m.ks_d.expect("d") - 0.05).abs() < 1e-12);
+        // Fisher with p = 0.5 twice: x = 4 ln 2, P = e^{-x/2}(1 + x/2) = 0.25 (1 + 2 ln 2).
+        let want = 0.25 * (1.0 + 2.0 * std::f64::consts::LN_2);
+        assert!((m.ks_p.expect("p") - want).abs() < 1e-12);
+        // Means 1 and 3 with no spread: pooled mean 2, sd 1, cv 0.5.
+        let lo = Arrivals {
+            gap_mean_norm: Some(1.0),
+            gap_cv: Some(0.0),
+            ..a
+        };
+        let hi = Arrivals {
+            gap_mean_norm: Some(3.0),
+            gap_cv: Some(0.0),
+            ..a
+        };
+        let m = merge_arrivals([&lo, &hi]);
+        assert!((m.gap_mean_norm.expect("mean") - 2.0).abs() < 1e-12);
+        assert!((m.gap_cv.expect("cv") - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn merge_of_parts_equals_the_whole() {
+        // Deterministic, spread-out values: the union's percentiles are known exactly.
+        let all: Vec<u64> = (1..=3000u64)
+            .map(|i| i * i * 37 % 9_000_011 + 1000)
+            .collect();
+        let (a, b) = all.split_at(1234);
+        let whole = result_from(&all);
+        let merged = merge(&[result_from(a), result_from(b)]).expect("merge");
+        assert_eq!(merged.parts, 2);
+        assert_eq!(merged.requests.completed, 3000);
+        assert_eq!(merged.requests.status.s2xx, 3000);
+        assert_eq!(merged.latency_us, whole.latency_us);
+        assert_eq!(merged.send_lag_us, whole.send_lag_us);
+        let h = histogram_from_string(&merged.histogram).expect("decodes");
+        let w = histogram_from_string(&whole.histogram).expect("decodes");
+        assert_eq!(h, w, "the merged histogram is the histogram of the union");
+        assert!((merged.achieved_rate - 200.0).abs() < 1e-9);
+        assert_eq!(merged.target_rate, Some(200.0));
+    }
+
+    #[test]
+    fn single_part_round_trips() {
+        let r = result_from(&[1000, 2000, 3000]);
+        let m = merge(std::slice::from_ref(&r)).expect("merge");
+        assert_eq!(m, r);
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() {
+        assert!(matches!(merge(&[]), Err(MergeError::Empty)));
+        let mut r = sample_result();
+        r.histogram = "not base64!".into();
+        assert!(matches!(
+            merge(&[r]),
+            Err(MergeError::Histogram { part: 0, .. })
+        ));
+        let mut r = sample_result();
+        r.format = 99;
+        assert!(matches!(merge(&[r]), Err(MergeError::Format { .. })));
+        assert!(parse_results("{\"format\": 1}").is_err());
+    }
+
+    #[test]
+    fn several_documents_in_one_text() {
+        let r = result_from(&[1000]);
+        let one = serde_json::to_string(&r).expect("serialize");
+        let pretty = serde_json::to_string_pretty(&r).expect("serialize");
+        let text = format!("{one}\n{pretty}\n{one}");
+        assert_eq!(parse_results(&text).expect("parse").len(), 3);
+    }
+}

@@ -1,0 +1,282 @@
+//! Rendering a [`RunResult`]: the readable summary, the CSV time series and the live line.
+//!
+//! Times are printed with a unit that keeps three or four significant digits (`850us`, `12.3ms`,
+//! `1.25s`); the JSON and the CSV keep plain microseconds.
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+use crate::result::{Interval, Latency, RunResult};
+
+/// A duration given in microseconds, with a readable unit.
+pub fn fmt_us(us: f64) -> String {
+    if !us.is_finite() {
+        return "-".to_owned();
+    }
+    let a = us.abs();
+    if a < 1.0 {
+        format!("{:.0}ns", us * 1e3)
+    } else if a < 1e3 {
+        format!("{us:.1}us")
+    } else if a < 1e6 {
+        format!("{:.2}ms", us / 1e3)
+    } else {
+        format!("{:.3}s", us / 1e6)
+    }
+}
+
+fn fmt_opt_us(us: Option<f64>) -> String {
+    us.map_or_else(|| "-".to_owned(), fmt_us)
+}
+
+fn pct(x: f64) -> String {
+    format!("{:+.1}%", 100.0 * x)
+}
+
+/// The line printed on stderr for each interval while running (when stderr is a terminal).
+pub fn live_line(iv: &Interval) -> String {
+    let per_s = |n: u64| {
+        if iv.duration_s > 0.0 {
+            n as f64 / iv.duration_s
+        } else {
+            0.0
+        }
+    };
+    format!(
+        "[{:>6.1}s] sent {:>9.0}/s  done {:>9.0}/s  errors {:>6}  p50 {:>9}  p99 {:>9}  lag p99 {:>9}",
+        iv.t_s + iv.duration_s,
+        per_s(iv.sent),
+        per_s(iv.completed),
+        iv.errors,
+        fmt_opt_us(iv.p50_us),
+        fmt_opt_us(iv.p99_us),
+        fmt_opt_us(iv.send_lag_p99_us),
+    )
+}
+
+fn latency_line(out: &mut String, label: &str, l: &Latency) {
+    let _ = write!(out, "  {label:<11} mean {}", fmt_us(l.mean));
+    if let (Some(lo), Some(hi)) = (l.ci95_low, l.ci95_high) {
+        let _ = write!(out, " (95% CI {} .. {})", fmt_us(lo), fmt_us(hi));
+    }
+    let _ = writeln!(out, "  stdev {}  min {}", fmt_us(l.stdev), fmt_us(l.min));
+    let _ = writeln!(
+        out,
+        "  {:<11} p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
+        "",
+        fmt_us(l.p50),
+        fmt_us(l.p90),
+        fmt_us(l.p99),
+        fmt_us(l.p999),
+        fmt_us(l.max)
+    );
+}
+
+/// The readable summary printed by default.
+pub fn text(r: &RunResult) -> String {
+    let mut o = String::new();
+    let c = &r.config;
+    let what = match r.mode.as_str() {
+        "open" => format!(
+            "open loop, {} arrivals at {:.0} req/s",
+            c.arrival.as_deref().unwrap_or("poisson"),
+            r.target_rate.unwrap_or(0.0)
+        ),
+        "closed" => format!(
+            "closed loop, {} users, think {}",
+            c.users.unwrap_or(0),
+            fmt_us(c.think_s.unwrap_or(0.0) * 1e6)
+        ),
+        _ => format!("max throughput, {} connections", c.users.unwrap_or(0)),
+    };
+    let _ = writeln!(o, "qload {} {}", c.method, r.url);
+    let _ = writeln!(
+        o,
+        "  {what}; {:.2}s measured, {} thread{}{}",
+        r.duration_s,
+        c.threads,
+        if c.threads == 1 { "" } else { "s" },
+        if r.parts > 1 {
+            format!(", {} results merged", r.parts)
+        } else {
+            String::new()
+        }
+    );
+    let q = &r.requests;
+    let _ = writeln!(
+        o,
+        "  requests    issued {}  sent {}  completed {}  errors {}   achieved {:.1} req/s, throughput {:.1} req/s",
+        q.issued, q.sent, q.completed, q.errors, r.achieved_rate, r.throughput
+    );
+    let s = &q.status;
+    let _ = writeln!(
+        o,
+        "  status      2xx {}  3xx {}  4xx {}  5xx {} (503: {})  other {}",
+        s.s2xx, s.s3xx, s.s4xx, s.s5xx, s.s503, s.other
+    );
+    if q.errors > 0 {
+        let kinds: Vec<String> = q
+            .errors_by_kind
+            .pairs()
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        let _ = writeln!(o, "  errors      {}", kinds.join("  "));
+    }
+    latency_line(&mut o, "latency", &r.latency_us);
+    latency_line(&mut o, "uncorrected", &r.latency_uncorrected_us);
+    let l = &r.send_lag_us;
+    let _ = writeln!(
+        o,
+        "  send lag    mean {}  p50 {}  p99 {}  max {}",
+        fmt_us(l.mean),
+        fmt_us(l.p50),
+        fmt_us(l.p99),
+        fmt_us(l.max)
+    );
+    let a = &r.arrivals;
+    let _ = writeln!(
+        o,
+        "  arrivals    gap mean {}  cv {}  KS D {}  p {}  ({} gaps)",
+        fmt_opt_us(a.gap_mean_us),
+        a.gap_cv.map_or("-".to_owned(), |x| format!("{x:.3}")),
+        a.ks_d.map_or("-".to_owned(), |x| format!("{x:.4}")),
+        a.ks_p.map_or("-".to_owned(), |x| format!("{x:.3}")),
+        a.samples
+    );
+    let _ = writeln!(
+        o,
+        "  connections opened {}  peak {}  cap {}",
+        r.connections.opened, r.connections.peak, r.connections.cap
+    );
+    if let Some(t) = &r.theory {
+        let _ = writeln!(
+            o,
+            "  theory      {} at lambda {:.1}/s, mu {:.1}/s: rho {:.3}",
+            t.model, t.lambda, t.mu, t.rho
+        );
+        let ci = match t.mean_in_ci {
+            Some(true) => ", inside the 95% CI",
+            Some(false) => ", outside the 95% CI",
+            None => "",
+        };
+        let _ = writeln!(
+            o,
+            "              mean {} (measured {}{ci})",
+            fmt_us(t.mean_us),
+            pct(t.rel_err_mean)
+        );
+        let _ = writeln!(
+            o,
+            "              p50 {} (measured {})  p99 {} (measured {})",
+            fmt_opt_us(t.p50_us),
+            t.rel_err_p50.map_or("-".to_owned(), pct),
+            fmt_opt_us(t.p99_us),
+            t.rel_err_p99.map_or("-".to_owned(), pct),
+        );
+        if t.blocking > 0.0 || t.blocking_measured > 0.0 {
+            let _ = writeln!(
+                o,
+                "              blocking {:.4} (measured {:.4})",
+                t.blocking, t.blocking_measured
+            );
+        }
+    }
+    for w in &r.warnings {
+        let _ = writeln!(o, "  warning: {w}");
+    }
+    o
+}
+
+/// The columns of `--csv`, in order.
+pub const CSV_COLUMNS: [&str; 13] = [
+    "t_s",
+    "duration_s",
+    "sent",
+    "completed",
+    "errors",
+    "sent_per_s",
+    "completed_per_s",
+    "mean_us",
+    "p50_us",
+    "p99_us",
+    "mean_uncorrected_us",
+    "send_lag_p99_us",
+    "send_lag_max_us",
+];
+
+/// Writes the time series as CSV (a header, then a row per interval; empty cells for unknown).
+pub fn write_csv(r: &RunResult, mut w: impl Write) -> io::Result<()> {
+    writeln!(w, "{}", CSV_COLUMNS.join(","))?;
+    let opt = |x: Option<f64>| x.map_or(String::new(), |v| format!("{v:.3}"));
+    for iv in &r.intervals {
+        let per_s = |n: u64| {
+            if iv.duration_s > 0.0 {
+                n as f64 / iv.duration_s
+            } else {
+                0.0
+            }
+        };
+        writeln!(
+            w,
+            "{:.3},{:.6},{},{},{},{:.3},{:.3},{:.3},{},{},{:.3},{},{:.3}",
+            iv.t_s,
+            iv.duration_s,
+            iv.sent,
+            iv.completed,
+            iv.errors,
+            per_s(iv.sent),
+            per_s(iv.completed),
+            iv.mean_us,
+            opt(iv.p50_us),
+            opt(iv.p99_us),
+            iv.mean_uncorrected_us,
+            opt(iv.send_lag_p99_us),
+            iv.send_lag_max_us
+        )?;
+    }
+    w.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units() {
+        assert_eq!(fmt_us(0.25), "250ns");
+        assert_eq!(fmt_us(12.34), "12.3us");
+        assert_eq!(fmt_us(1234.0), "1.23ms");
+        assert_eq!(fmt_us(2_500_000.0), "2.500s");
+        assert_eq!(fmt_us(f64::NAN), "-");
+    }
+
+    #[test]
+    fn csv_has_a_row_per_interval() {
+        let iv = Interval {
+            t_s: 1.0,
+            duration_s: 1.0,
+            sent: 10,
+            completed: 9,
+            errors: 1,
+            mean_us: 100.0,
+            mean_uncorrected_us: 90.0,
+            p50_us: Some(95.0),
+            p99_us: None,
+            send_lag_p99_us: Some(3.0),
+            send_lag_max_us: 4.0,
+        };
+        let mut r = crate::merge::tests::sample_result();
+        r.intervals = vec![iv, iv];
+        let mut out = Vec::new();
+        write_csv(&r, &mut out).expect("writing to memory");
+        let text = String::from_utf8(out).expect("utf-8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0].split(',').count(), CSV_COLUMNS.len());
+        assert_eq!(
+            lines[1],
+            "1.000,1.000000,10,9,1,10.000,9.000,100.000,95.000,,90.000,3.000,4.000"
+        );
+    }
+}

@@ -1,0 +1,450 @@
+//! The result of a run: what `--json` prints, what `qload merge` reads and writes, what the lab
+//! consumes. The JSON keys are a contract (see `schema/result.schema.json`, checked by a test).
+//!
+//! Units are in the key names: `_us` microseconds, `_s` seconds, rates per second. Latency is
+//! measured from the *intended* send time (`latency_us`, free of coordinated omission) and from
+//! the actual write (`latency_uncorrected_us`); `send_lag_us` is their difference, actual write
+//! minus intended time. The three histograms are serialized HDR histograms of nanoseconds
+//! (`queuelab_common::stats::histogram_to_string`), so results merge exactly.
+use hdrhistogram::Histogram;
+use queuelab_common::stats::{self, MeanCi, Summary};
+use serde::{Deserialize, Serialize};
+
+/// Version of the result format.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The result of one run (or of several merged).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    /// Version of this format ([`FORMAT_VERSION`]).
+    pub format: u32,
+    /// `open`, `closed` or `max`.
+    pub mode: String,
+    /// The URL requested.
+    pub url: String,
+    /// Configured aggregate arrival rate (open loop), else `null`.
+    pub target_rate: Option<f64>,
+    /// Measured requests sent while the schedule ran, per second of `duration_s`.
+    pub achieved_rate: f64,
+    /// Measured requests completed per second of `duration_s`.
+    pub throughput: f64,
+    /// Length of the measurement (after the warmup, until the schedule stopped), seconds.
+    pub duration_s: f64,
+    /// Wall time of the whole run (warmup and drain included), seconds.
+    pub elapsed_s: f64,
+    /// Number of results merged into this one (1 for a run).
+    pub parts: u64,
+    /// Counts of requests.
+    pub requests: Requests,
+    /// Latency from the intended send time to the complete response, µs.
+    pub latency_us: Latency,
+    /// Latency from the actual write to the complete response, µs.
+    pub latency_uncorrected_us: Latency,
+    /// Actual write time minus intended time, µs.
+    pub send_lag_us: SendLag,
+    /// The check of the arrival process actually produced.
+    pub arrivals: Arrivals,
+    /// The queue's theory beside the measurement (`--mu`), else `null`.
+    pub theory: Option<TheoryResult>,
+    /// Connection counts.
+    pub connections: Connections,
+    /// The configuration that produced this result.
+    pub config: ConfigEcho,
+    /// Things that make the measurement doubtful (schedule not kept, errors, …).
+    pub warnings: Vec<String>,
+    /// Per-interval time series (also written by `--csv`).
+    pub intervals: Vec<Interval>,
+    /// Serialized HDR histogram of `latency_us`, in ns.
+    pub histogram: String,
+    /// Serialized HDR histogram of `latency_uncorrected_us`, in ns.
+    pub histogram_uncorrected: String,
+    /// Serialized HDR histogram of `send_lag_us`, in ns.
+    pub histogram_send_lag: String,
+}
+
+/// Request counts. Every measured request issued ends as completed or as exactly one error:
+/// `issued = completed + errors`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Requests {
+    /// Measured requests the schedule issued.
+    pub issued: u64,
+    /// Measured requests written to a connection.
+    pub sent: u64,
+    /// Measured requests sent while the schedule ran (the basis of `achieved_rate`).
+    pub sent_in_window: u64,
+    /// Measured requests answered completely (any status).
+    pub completed: u64,
+    /// Measured requests that failed (sum of `errors_by_kind`).
+    pub errors: u64,
+    /// Failures by kind.
+    pub errors_by_kind: ErrorsByKind,
+    /// Completed requests by status class.
+    pub status: StatusCounts,
+    /// Measured requests that waited in the backlog for a connection.
+    pub backlog_waits: u64,
+    /// Requests sent during the warmup (not measured).
+    pub warmup: u64,
+}
+
+/// Failures by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorsByKind {
+    /// The connection could not be established (refused, unreachable, or not within the timeout).
+    pub connect: u64,
+    /// No complete answer within the timeout after the write.
+    pub timeout: u64,
+    /// Reading failed (e.g. reset by the peer).
+    pub read: u64,
+    /// Writing failed.
+    pub write: u64,
+    /// The answer was not valid HTTP/1.x, or too large.
+    pub parse: u64,
+    /// The server closed the connection before the answer was complete.
+    pub closed: u64,
+    /// The backlog of requests waiting for a connection was full.
+    pub backlog: u64,
+    /// Still in flight or waiting when the run ended (after the final timeout).
+    pub unfinished: u64,
+}
+
+/// One kind of failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// See [`ErrorsByKind::connect`].
+    Connect,
+    /// See [`ErrorsByKind::timeout`].
+    Timeout,
+    /// See [`ErrorsByKind::read`].
+    Read,
+    /// See [`ErrorsByKind::write`].
+    Write,
+    /// See [`ErrorsByKind::parse`].
+    Parse,
+    /// See [`ErrorsByKind::closed`].
+    Closed,
+    /// See [`ErrorsByKind::backlog`].
+    Backlog,
+    /// See [`ErrorsByKind::unfinished`].
+    Unfinished,
+}
+
+impl ErrorsByKind {
+    /// Counts one failure.
+    pub fn add(&mut self, kind: ErrorKind, n: u64) {
+        let slot = match kind {
+            ErrorKind::Connect => &mut self.connect,
+            ErrorKind::Timeout => &mut self.timeout,
+            ErrorKind::Read => &mut self.read,
+            ErrorKind::Write => &mut self.write,
+            ErrorKind::Parse => &mut self.parse,
+            ErrorKind::Closed => &mut self.closed,
+            ErrorKind::Backlog => &mut self.backlog,
+            ErrorKind::Unfinished => &mut self.unfinished,
+        };
+        *slot += n;
+    }
+
+    /// The sum over all kinds.
+    pub fn total(&self) -> u64 {
+        self.connect
+            + self.timeout
+            + self.read
+            + self.write
+            + self.parse
+            + self.closed
+            + self.backlog
+            + self.unfinished
+    }
+
+    /// Adds another set of counts.
+    pub fn merge(&mut self, o: &Self) {
+        self.connect += o.connect;
+        self.timeout += o.timeout;
+        self.read += o.read;
+        self.write += o.write;
+        self.parse += o.parse;
+        self.closed += o.closed;
+        self.backlog += o.backlog;
+        self.unfinished += o.unfinished;
+    }
+
+    /// `(name, count)` pairs in a fixed order.
+    pub fn pairs(&self) -> [(&'static str, u64); 8] {
+        [
+            ("connect", self.connect),
+            ("timeout", self.timeout),
+            ("read", self.read),
+            ("write", self.write),
+            ("parse", self.parse),
+            ("closed", self.closed),
+            ("backlog", self.backlog),
+            ("unfinished", self.unfinished),
+        ]
+    }
+}
+
+/// Completed requests by status class; `503` is also counted in `5xx`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusCounts {
+    /// 200–299.
+    #[serde(rename = "2xx")]
+    pub s2xx: u64,
+    /// 300–399.
+    #[serde(rename = "3xx")]
+    pub s3xx: u64,
+    /// 400–499.
+    #[serde(rename = "4xx")]
+    pub s4xx: u64,
+    /// 500–599.
+    #[serde(rename = "5xx")]
+    pub s5xx: u64,
+    /// 503 Service Unavailable (the lab's "blocked"), a subset of `5xx`.
+    #[serde(rename = "503")]
+    pub s503: u64,
+    /// Any other final status.
+    pub other: u64,
+}
+
+impl StatusCounts {
+    /// Counts one status code.
+    pub fn add(&mut self, status: u16) {
+        use crate::http::StatusClass as C;
+        match C::of(status) {
+            C::Success => self.s2xx += 1,
+            C::Redirect => self.s3xx += 1,
+            C::ClientError => self.s4xx += 1,
+            C::ServerError => self.s5xx += 1,
+            C::Other => self.other += 1,
+        }
+        if status == 503 {
+            self.s503 += 1;
+        }
+    }
+
+    /// Adds another set of counts.
+    pub fn merge(&mut self, o: &Self) {
+        self.s2xx += o.s2xx;
+        self.s3xx += o.s3xx;
+        self.s4xx += o.s4xx;
+        self.s5xx += o.s5xx;
+        self.s503 += o.s503;
+        self.other += o.other;
+    }
+}
+
+/// A latency distribution in microseconds, with a 95% confidence interval of the mean by batch
+/// means over the intervals (`null` with fewer than two non-empty intervals).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Number of values.
+    pub count: u64,
+    /// Mean.
+    pub mean: f64,
+    /// Standard deviation.
+    pub stdev: f64,
+    /// Minimum.
+    pub min: f64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Maximum.
+    pub max: f64,
+    /// Lower bound of the 95% CI of the mean.
+    pub ci95_low: Option<f64>,
+    /// Upper bound of the 95% CI of the mean.
+    pub ci95_high: Option<f64>,
+}
+
+impl Latency {
+    /// From a nanosecond histogram and an optional interval of the mean (µs).
+    pub fn from_histogram(h: &Histogram<u64>, ci: Option<MeanCi>) -> Self {
+        let s: Summary = stats::summarize(h);
+        Self {
+            count: s.count,
+            mean: s.mean,
+            stdev: s.stdev,
+            min: s.min,
+            p50: s.p50,
+            p90: s.p90,
+            p99: s.p99,
+            p999: s.p999,
+            max: s.max,
+            ci95_low: ci.map(|c| c.low),
+            ci95_high: ci.map(|c| c.high),
+        }
+    }
+}
+
+/// Send lag (actual write − intended time), µs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct SendLag {
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Maximum.
+    pub max: f64,
+}
+
+impl SendLag {
+    /// From a nanosecond histogram.
+    pub fn from_histogram(h: &Histogram<u64>) -> Self {
+        let s = stats::summarize(h);
+        Self {
+            mean: s.mean,
+            p50: s.p50,
+            p99: s.p99,
+            max: s.max,
+        }
+    }
+}
+
+/// The arrival check: the gaps between a thread's consecutive sends, each divided by that thread's
+/// mean gap (its configured rate in open loop), are Exp(1) for a Poisson schedule that was kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Arrivals {
+    /// Gaps in the sample behind the statistics.
+    pub samples: u64,
+    /// Mean gap between consecutive sends of the whole process (all threads), µs.
+    pub gap_mean_us: Option<f64>,
+    /// Mean of the normalized gaps (1 when the rate was kept).
+    pub gap_mean_norm: Option<f64>,
+    /// Coefficient of variation of the gaps (1 for Poisson, 0 for constant).
+    pub gap_cv: Option<f64>,
+    /// Kolmogorov–Smirnov distance of the normalized gaps from Exp(1).
+    pub ks_d: Option<f64>,
+    /// Its p-value (meaningful for Poisson arrivals).
+    pub ks_p: Option<f64>,
+}
+
+/// What queueing theory predicts for the configured queue at the offered rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TheoryResult {
+    /// Kendall notation (`M/M/1`, `M/M/2/10`, …).
+    pub model: String,
+    /// Arrival rate λ used (target rate in open loop, else the achieved rate), 1/s.
+    pub lambda: f64,
+    /// Service rate μ per server, 1/s.
+    pub mu: f64,
+    /// `c` or `inf`.
+    pub servers: String,
+    /// Capacity K, if any.
+    pub capacity: Option<u32>,
+    /// Service distribution (`exp`, `const`, `uniform`, `zero`).
+    pub service: String,
+    /// Offered load per server.
+    pub rho: f64,
+    /// Mean response time, µs.
+    pub mean_us: f64,
+    /// Median response time, µs (where known).
+    pub p50_us: Option<f64>,
+    /// 90th percentile, µs (where known).
+    pub p90_us: Option<f64>,
+    /// 99th percentile, µs (where known).
+    pub p99_us: Option<f64>,
+    /// Blocking probability (M/M/c/K), else 0.
+    pub blocking: f64,
+    /// Measured fraction of completed requests answered 503.
+    pub blocking_measured: f64,
+    /// (measured − theory) / theory of the mean.
+    pub rel_err_mean: f64,
+    /// Same for the median.
+    pub rel_err_p50: Option<f64>,
+    /// Same for the 99th percentile.
+    pub rel_err_p99: Option<f64>,
+    /// Whether the theoretical mean lies in the measured mean's 95% CI.
+    pub mean_in_ci: Option<bool>,
+}
+
+/// Connection counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connections {
+    /// Connections opened (connect attempts, reconnects included).
+    pub opened: u64,
+    /// Most connections open at once (summed over threads).
+    pub peak: u64,
+    /// The cap on open connections (all threads).
+    pub cap: u64,
+}
+
+/// The configuration echoed in the result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigEcho {
+    /// HTTP method.
+    pub method: String,
+    /// `poisson`, `constant` or `uniform` (open loop), else `null`.
+    pub arrival: Option<String>,
+    /// Worker threads.
+    pub threads: u64,
+    /// Users (closed loop and max mode), else `null`.
+    pub users: Option<u64>,
+    /// Mean think time (closed loop), seconds.
+    pub think_s: Option<f64>,
+    /// Configured measured duration, seconds.
+    pub duration_s: Option<f64>,
+    /// Configured number of measured requests.
+    pub requests: Option<u64>,
+    /// Warmup, seconds.
+    pub warmup_s: f64,
+    /// Per-request timeout, seconds.
+    pub timeout_s: f64,
+    /// Seed.
+    pub seed: u64,
+    /// Busy-poll margin before each send, µs.
+    pub spin_us: f64,
+    /// Whether threads were pinned to cores.
+    pub pin: bool,
+    /// Interval of the time series, seconds.
+    pub interval_s: f64,
+}
+
+/// One interval of the time series (by completion time for latency, by write time for sends).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    /// Start, seconds since the measurement began.
+    pub t_s: f64,
+    /// Length, seconds (the last one may be shorter).
+    pub duration_s: f64,
+    /// Measured requests written.
+    pub sent: u64,
+    /// Measured requests completed.
+    pub completed: u64,
+    /// Measured requests failed.
+    pub errors: u64,
+    /// Mean latency of the completions, µs (0 when none).
+    pub mean_us: f64,
+    /// Mean uncorrected latency, µs (0 when none).
+    pub mean_uncorrected_us: f64,
+    /// Median latency, µs (`null` when none, or after a merge).
+    pub p50_us: Option<f64>,
+    /// 99th percentile latency, µs (`null` when none, or after a merge).
+    pub p99_us: Option<f64>,
+    /// 99th percentile send lag, µs (`null` when no sends, or after a merge).
+    pub send_lag_p99_us: Option<f64>,
+    /// Largest send lag, µs.
+    pub send_lag_max_us: f64,
+}
+
+/// The batch-means interval of the mean latency over `intervals` (`uncorrected`: from the write).
+pub fn batch_ci(intervals: &[Interval], uncorrected: bool) -> Option<MeanCi> {
+    let batches: Vec<(f64, u64)> = intervals
+        .iter()
+        .filter(|i| i.completed > 0)
+        .map(|i| {
+            let mean = if uncorrected {
+                i.mean_uncorrected_us
+            } else {
+                i.mean_us
+            };
+            (mean * i.completed as f64, i.completed)
+        })
+        .collect();
+    stats::batch_means_ci(&batches)
+}

@@ -1,0 +1,266 @@
+//! The `qload` binary: exit codes (0 run completed, 2 bad usage, 1 failure), the outputs
+//! (`--json`, `--csv`, text) and `qload merge`.
+mod support;
+
+use std::process::{Command, Output};
+
+use queuelab_client::result::RunResult;
+use queuelab_common::stats::histogram_from_string;
+use support::{Behavior, TestServer, refusing_addr};
+
+fn qload(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_qload"))
+        .args(args)
+        .output()
+        .expect("qload runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn bad_usage_exits_2_with_a_message() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["-R", "10", "https://example.com/"],
+            "https is not supported",
+        ),
+        (&["-R", "10", "ftp://example.com/"], "unsupported scheme"),
+        (&["-R", "10", "example.com"], "not a URL"),
+        (&["http://127.0.0.1:1/"], "--rate"),
+        (&["-R", "0", "http://127.0.0.1:1/"], "rate"),
+        (&["-R", "fast", "http://127.0.0.1:1/"], "rate"),
+        (
+            &["-R", "10", "-d", "soon", "http://127.0.0.1:1/"],
+            "duration",
+        ),
+        (
+            &["-R", "10", "--think", "1s", "http://127.0.0.1:1/"],
+            "--users",
+        ),
+        (
+            &["--max", "--users", "3", "http://127.0.0.1:1/"],
+            "cannot be used",
+        ),
+        (
+            &["-R", "10", "--servers", "2", "http://127.0.0.1:1/"],
+            "--mu",
+        ),
+        (
+            &["-R", "10", "-H", "no colon", "http://127.0.0.1:1/"],
+            "invalid header",
+        ),
+        (
+            &["-R", "10", "-m", "GE T", "http://127.0.0.1:1/"],
+            "invalid method",
+        ),
+        (
+            &["-R", "10", "-n", "0", "http://127.0.0.1:1/"],
+            "--requests",
+        ),
+        (
+            &["-R", "10", "--no-such-flag", "http://127.0.0.1:1/"],
+            "unexpected",
+        ),
+        (&["-R", "10"], "URL"),
+        (&["merge"], "FILES"),
+    ];
+    for &(args, needle) in cases {
+        let o = qload(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(needle),
+            "{args:?}: stderr lacks {needle:?}: {}",
+            stderr(&o)
+        );
+        assert!(stdout(&o).is_empty(), "{args:?} printed on stdout");
+    }
+}
+
+#[test]
+fn help_and_version_exit_0() {
+    let o = qload(&["--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    for flag in [
+        "--rate",
+        "--arrival",
+        "--duration",
+        "--requests",
+        "--warmup",
+        "--threads",
+        "--connections",
+        "--users",
+        "--think",
+        "--max",
+        "--timeout",
+        "--method",
+        "--header",
+        "--body",
+        "--seed",
+        "--no-pin",
+        "--spin",
+        "--mu",
+        "--servers",
+        "--json",
+        "--csv",
+    ] {
+        assert!(stdout(&o).contains(flag), "--help lacks {flag}");
+    }
+    assert_eq!(qload(&["--version"]).status.code(), Some(0));
+    assert_eq!(qload(&["merge", "--help"]).status.code(), Some(0));
+}
+
+#[test]
+fn json_csv_and_text_outputs() {
+    let server = TestServer::start(Behavior::Length);
+    let url = format!("http://{}/x?y=1", server.addr());
+    let dir = std::env::temp_dir().join(format!("qload-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let csv = dir.join("series.csv");
+    let csv_arg = csv.to_string_lossy().into_owned();
+    let o = qload(&[
+        "-R",
+        "300",
+        "-n",
+        "150",
+        "--no-pin",
+        "-t",
+        "1",
+        "--interval",
+        "100ms",
+        "--json",
+        "--csv",
+        &csv_arg,
+        "-H",
+        "X-Test: 1",
+        "--mu",
+        "2000",
+        &url,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r: RunResult = serde_json::from_str(&stdout(&o)).expect("one JSON document on stdout");
+    assert_eq!(r.requests.completed, 150);
+    assert_eq!(r.url, url);
+    assert!(r.theory.is_some());
+    let text = std::fs::read_to_string(&csv).expect("the CSV was written");
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some(queuelab_client::report::CSV_COLUMNS.join(",").as_str())
+    );
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), r.intervals.len());
+    let completed: u64 = rows
+        .iter()
+        .map(|row| {
+            row.split(',')
+                .nth(3)
+                .and_then(|c| c.parse::<u64>().ok())
+                .expect("a count")
+        })
+        .sum();
+    assert_eq!(completed, 150);
+
+    let o = qload(&["-R", "300", "-n", "50", "--no-pin", &url]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = stdout(&o);
+    for needle in ["latency", "send lag", "arrivals", "completed 50"] {
+        assert!(text.contains(needle), "text lacks {needle:?}:\n{text}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_run_against_a_dead_server_completes_with_errors() {
+    let url = format!("http://{}/", refusing_addr());
+    let o = qload(&["-R", "100", "-n", "20", "--json", "--no-pin", &url]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r: RunResult = serde_json::from_str(&stdout(&o)).expect("JSON");
+    assert_eq!(r.requests.errors_by_kind.connect, 20);
+}
+
+#[test]
+fn merge_adds_up_split_results() {
+    let server = TestServer::start(Behavior::Length);
+    let url = format!("http://{}/", server.addr());
+    let dir = std::env::temp_dir().join(format!("qload-merge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut parts = Vec::new();
+    let mut files = Vec::new();
+    for (i, n) in [(0, "120"), (1, "80")] {
+        let seed = (i + 5).to_string();
+        let o = qload(&[
+            "-R", "400", "-n", n, "--seed", &seed, "--json", "--no-pin", &url,
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let path = dir.join(format!("part{i}.json"));
+        std::fs::write(&path, &o.stdout).expect("write part");
+        parts.push(serde_json::from_slice::<RunResult>(&o.stdout).expect("JSON"));
+        files.push(path.to_string_lossy().into_owned());
+    }
+    // Also as one file holding both documents (the concatenated logs of a Job's pods).
+    let both = dir.join("both.json");
+    std::fs::write(
+        &both,
+        [
+            std::fs::read(&files[0]).expect("read"),
+            std::fs::read(&files[1]).expect("read"),
+        ]
+        .concat(),
+    )
+    .expect("write both");
+
+    let mut args = vec!["merge", "--json"];
+    args.extend(files.iter().map(String::as_str));
+    for args in [
+        args,
+        vec!["merge", "--json", both.to_str().expect("utf-8 path")],
+    ] {
+        let o = qload(&args);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let m: RunResult = serde_json::from_str(&stdout(&o)).expect("merged JSON");
+        assert_eq!(m.parts, 2);
+        assert_eq!(m.requests.completed, 200);
+        assert_eq!(m.requests.issued, 200);
+        // The merged histogram is the union of the parts'.
+        let mut union = histogram_from_string(&parts[0].histogram).expect("decodes");
+        union
+            .add(histogram_from_string(&parts[1].histogram).expect("decodes"))
+            .expect("same bounds");
+        let merged = histogram_from_string(&m.histogram).expect("decodes");
+        assert_eq!(merged, union);
+        for q in [0.5, 0.9, 0.99, 0.999] {
+            let want = union.value_at_quantile(q) as f64 / 1e3;
+            let got = match q {
+                0.5 => m.latency_us.p50,
+                0.9 => m.latency_us.p90,
+                0.99 => m.latency_us.p99,
+                _ => m.latency_us.p999,
+            };
+            assert_eq!(got, want, "quantile {q}");
+        }
+        assert!((m.target_rate.expect("open loop") - 800.0).abs() < 1e-9);
+        assert!((m.achieved_rate - parts[0].achieved_rate - parts[1].achieved_rate).abs() < 1e-6);
+    }
+
+    let o = qload(&[
+        "merge",
+        dir.join("missing.json").to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let garbage = dir.join("garbage.json");
+    std::fs::write(&garbage, b"{\"not\": \"a result\"}").expect("write");
+    let o = qload(&["merge", garbage.to_str().expect("utf-8 path")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("not a qload JSON result"),
+        "{}",
+        stderr(&o)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
