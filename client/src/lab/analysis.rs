@@ -1,0 +1,681 @@
+//! Measured against predicted, for one point of a sweep.
+//!
+//! For a point at arrival rate λ the prediction is `QueueSpec { λ, μ, c, K, service }.theory()`
+//! from `queuelab_common::theory`: mean sojourn W, its percentiles where the distribution is known,
+//! and the blocking probability for a capacity K. The measurement is qload's response time, taken
+//! from each request's *intended* send time, so it is the server's sojourn plus the fixed cost of
+//! the path (client and server code, two trips through the loopback TCP stack, send lag).
+//!
+//! The overhead correction: the same rate is sent to a zero-service endpoint (qserve's `/healthz`
+//! or a `--service zero` twin), whose response time is that fixed cost alone. With `o` its mean:
+//!
+//! - net mean = measured mean − o; its 95% half-width is `√(h_m² + h_o²)` (the two batch-means
+//!   intervals are of independent runs, so their variances add);
+//! - relative errors: raw `(mean − W)/W` and net `(mean − o − W)/W`;
+//! - distributions: the measured response time is compared with theory both as it is (`ks_raw`)
+//!   and shifted by `−o` (`ks_net`, i.e. against the CDF `F(t − o)`). Shifting by the mean treats
+//!   the overhead as a constant; its spread (a few µs) is far below the queue's (a millisecond at
+//!   μ = 1000), which is why the mean shift is enough.
+//!
+//! The Kolmogorov–Smirnov distance is `sup |F̂(t) − F(t)|` at the histogram's bucket edges
+//! (three significant digits, so bucketing moves it by at most ~0.1% of the CDF's local slope
+//! times t). Successive sojourn times in a queue are correlated, so the usual KS critical values
+//! for independent samples do not apply; the lab reports the distance and treats 0.02 as the
+//! goal, not as a test.
+use hdrhistogram::Histogram;
+use queuelab_common::stats;
+use queuelab_common::theory::{QueueSpec, Servers};
+use serde::{Deserialize, Serialize};
+
+use super::record::{Model, PointRecord};
+
+/// What theory predicts at one point, in microseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TheoryValues {
+    /// Kendall notation.
+    pub model: String,
+    /// Mean sojourn W of accepted requests.
+    pub mean_us: f64,
+    /// Median, where the distribution is known.
+    pub p50_us: Option<f64>,
+    /// 90th percentile, where known.
+    pub p90_us: Option<f64>,
+    /// 99th percentile, where known.
+    pub p99_us: Option<f64>,
+    /// Blocking probability (0 without capacity).
+    pub blocking: f64,
+}
+
+/// One point, measured against predicted. Times in µs, errors as fractions (0.01 = 1%).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct PointAnalysis {
+    /// Offered load per server.
+    pub rho: f64,
+    /// Arrival rate λ (1/s).
+    pub lambda: f64,
+    /// Achieved send rate (1/s).
+    pub achieved_rate: f64,
+    /// Requests sent.
+    pub sent: u64,
+    /// Responses received.
+    pub completed: u64,
+    /// Requests without a response.
+    pub errors: u64,
+    /// 503 responses.
+    pub blocked: u64,
+    /// Measured mean response time of accepted requests (see [`analyze`] for blocking; `None`
+    /// without accepted responses).
+    pub mean_us: Option<f64>,
+    /// Measured mean over all responses (accepted and blocked), as qload reports it.
+    pub mean_all_us: Option<f64>,
+    /// Its 95% interval (batch means).
+    pub ci95_us: Option<(f64, f64)>,
+    /// Measured median.
+    pub p50_us: Option<f64>,
+    /// Measured 90th percentile.
+    pub p90_us: Option<f64>,
+    /// Measured 99th percentile.
+    pub p99_us: Option<f64>,
+    /// Measured 99.9th percentile.
+    pub p999_us: Option<f64>,
+    /// The prediction, if the model has one.
+    pub theory: Option<TheoryValues>,
+    /// Why there is no prediction.
+    pub theory_note: Option<String>,
+    /// Mean overhead of the path at this rate.
+    pub overhead_mean_us: Option<f64>,
+    /// Half-width of the overhead mean's 95% interval.
+    pub overhead_half_us: Option<f64>,
+    /// Measured mean net of the overhead.
+    pub net_mean_us: Option<f64>,
+    /// Its 95% interval.
+    pub net_ci95_us: Option<(f64, f64)>,
+    /// `(mean − W)/W`.
+    pub err_raw: Option<f64>,
+    /// `(mean − o − W)/W`.
+    pub err_net: Option<f64>,
+    /// Whether the raw interval contains W.
+    pub covers_raw: Option<bool>,
+    /// Whether the net interval contains W.
+    pub covers_net: Option<bool>,
+    /// KS distance, measured against F.
+    pub ks_raw: Option<f64>,
+    /// KS distance, measured against F shifted by the overhead mean.
+    pub ks_net: Option<f64>,
+    /// Fraction of responses that were 503.
+    pub blocking_measured: Option<f64>,
+    /// Send lag median (µs).
+    pub send_lag_p50_us: f64,
+    /// Send lag 99th percentile (µs).
+    pub send_lag_p99_us: f64,
+    /// Send lag maximum (µs).
+    pub send_lag_max_us: f64,
+    /// Coefficient of variation of the send gaps.
+    pub gap_cv: Option<f64>,
+    /// KS p-value of the send gaps against the exponential.
+    pub arrivals_ks_p: Option<f64>,
+    /// Problems met while analysing (undecodable histogram, …).
+    pub notes: Vec<String>,
+}
+
+/// The queue spec of `model` at arrival rate `lambda`.
+pub fn spec(model: &Model, lambda: f64) -> QueueSpec {
+    QueueSpec {
+        lambda,
+        mu: model.mu,
+        servers: model.servers,
+        capacity: model.capacity,
+        service: model.service,
+    }
+}
+
+/// Kendall notation of `model` (independent of λ).
+pub fn model_name(model: &Model) -> String {
+    spec(model, model.mu * 0.5).model_name()
+}
+
+/// The prediction at `lambda`, in µs, or why there is none.
+pub fn theory_at(model: &Model, lambda: f64) -> Result<TheoryValues, String> {
+    let s = spec(model, lambda);
+    let t = s.theory().map_err(|e| e.to_string())?;
+    let us = |v: Option<f64>| v.map(|v| v * 1e6);
+    let q = |known: Option<f64>, q: f64| us(known.or_else(|| s.sojourn_quantile(q)));
+    Ok(TheoryValues {
+        model: t.model,
+        mean_us: t.mean_s * 1e6,
+        p50_us: q(t.p50_s, 0.5),
+        p90_us: q(t.p90_s, 0.9),
+        p99_us: q(t.p99_s, 0.99),
+        blocking: t.blocking,
+    })
+}
+
+/// The sojourn CDF at `lambda` as a function of µs (0 below 0), if the distribution is known.
+pub fn theory_cdf_us(model: &Model, lambda: f64) -> Option<impl Fn(f64) -> f64 + use<>> {
+    let cdf = spec(model, lambda).sojourn_cdf_fn()?;
+    Some(move |t_us: f64| {
+        if t_us <= 0.0 {
+            return 0.0;
+        }
+        let v = cdf(t_us * 1e-6);
+        // NaN only beyond ten million service times (M/D/1), where the CDF is 1 to any precision.
+        if v.is_nan() { 1.0 } else { v }
+    })
+}
+
+fn half_width(ci: Option<(f64, f64)>) -> Option<f64> {
+    ci.map(|(lo, hi)| (hi - lo).abs() / 2.0)
+}
+
+/// The empirical CDF of a nanosecond histogram as a step function of µs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepCdf {
+    /// (highest value of a bucket in µs, fraction of values ≤ it), increasing.
+    steps: Vec<(f64, f64)>,
+}
+
+impl StepCdf {
+    /// From a decoded histogram (`None` when it is empty).
+    pub fn from_histogram(h: &Histogram<u64>) -> Option<Self> {
+        let total = h.len();
+        if total == 0 {
+            return None;
+        }
+        let mut cum = 0u64;
+        let steps = h
+            .iter_recorded()
+            .map(|v| {
+                cum += v.count_since_last_iteration();
+                (
+                    h.highest_equivalent(v.value_iterated_to()) as f64 / 1e3,
+                    cum as f64 / total as f64,
+                )
+            })
+            .collect();
+        Some(StepCdf { steps })
+    }
+
+    /// The fraction of values ≤ `t_us`.
+    pub fn at(&self, t_us: f64) -> f64 {
+        match self.steps.partition_point(|&(x, _)| x <= t_us) {
+            0 => 0.0,
+            i => self.steps[i - 1].1,
+        }
+    }
+}
+
+/// The predicted distribution of qload's response times at one point: a mixture of the accepted
+/// requests' sojourn F (shifted by `shift_us`, the overhead, for the net comparison) with weight
+/// `1 − b`, and of the blocked requests, answered at once, with weight `b`. Blocked answers cost
+/// what a zero-service answer costs, so their distribution is the overhead run's (or a step at 0
+/// when the overhead was not measured). Without blocking this is just `F(t − shift)`.
+pub struct ResponseCdf<F> {
+    sojourn_us: F,
+    blocked: f64,
+    shift_us: f64,
+    blocked_cdf: Option<StepCdf>,
+}
+
+impl<F> std::fmt::Debug for ResponseCdf<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseCdf")
+            .field("blocked", &self.blocked)
+            .field("shift_us", &self.shift_us)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F: Fn(f64) -> f64> ResponseCdf<F> {
+    /// A mixture with blocking fraction `blocked` (0 for none).
+    pub fn new(sojourn_us: F, blocked: f64, shift_us: f64, blocked_cdf: Option<StepCdf>) -> Self {
+        ResponseCdf {
+            sojourn_us,
+            blocked: blocked.clamp(0.0, 1.0),
+            shift_us,
+            blocked_cdf,
+        }
+    }
+
+    /// P(response time ≤ `t_us`).
+    pub fn at(&self, t_us: f64) -> f64 {
+        let b = self.blocked;
+        let accepted = (self.sojourn_us)(t_us - self.shift_us);
+        if b == 0.0 {
+            return accepted;
+        }
+        let blocked = match &self.blocked_cdf {
+            Some(c) => c.at(t_us),
+            None => f64::from(u8::from(t_us >= 0.0)),
+        };
+        (1.0 - b) * accepted + b * blocked
+    }
+}
+
+fn decode(s: &str) -> Result<Histogram<u64>, String> {
+    stats::histogram_from_string(s).map_err(|e| e.to_string())
+}
+
+/// Analyses one recorded point of a sweep of `model`.
+///
+/// With blocking (a fraction `b` of 503 answers, which qload times like any other response) the
+/// statistics of the accepted requests are recovered from those of all responses, taking the
+/// blocked ones to cost the overhead `o` (0 when not measured): mean `(m − b·o)/(1 − b)`, net mean
+/// `(m − o)/(1 − b)`, percentile q at the all-response quantile `b + (1 − b)·q`; the KS distance
+/// compares all responses with the mixture of [`ResponseCdf`].
+pub fn analyze(model: &Model, rec: &PointRecord) -> PointAnalysis {
+    let m = &rec.measured;
+    let mut a = PointAnalysis {
+        rho: rec.rho,
+        lambda: rec.lambda,
+        achieved_rate: m.achieved_rate,
+        sent: m.sent,
+        completed: m.completed,
+        errors: m.errors,
+        blocked: m.blocked,
+        send_lag_p50_us: m.send_lag_us.p50,
+        send_lag_p99_us: m.send_lag_us.p99,
+        send_lag_max_us: m.send_lag_us.max,
+        gap_cv: m.gap_cv,
+        arrivals_ks_p: m.arrivals_ks_p,
+        ..PointAnalysis::default()
+    };
+    match theory_at(model, rec.lambda) {
+        Ok(t) => a.theory = Some(t),
+        Err(e) => a.theory_note = Some(e),
+    }
+    if let Some(o) = rec.overhead.as_ref().filter(|o| o.completed > 0) {
+        a.overhead_mean_us = Some(o.latency_us.mean);
+        a.overhead_half_us = half_width(o.latency_us.ci95_low.zip(o.latency_us.ci95_high));
+    } else if rec.overhead.is_some() {
+        a.notes.push("overhead run got no responses".into());
+    }
+    if m.completed == 0 {
+        a.notes.push("no responses".into());
+        return a;
+    }
+    let b = m.blocked as f64 / m.completed as f64;
+    a.blocking_measured = Some(b);
+    let hist = match decode(&m.histogram) {
+        Ok(h) if !h.is_empty() => Some(h),
+        Ok(_) => {
+            a.notes.push("empty latency histogram".into());
+            None
+        }
+        Err(e) => {
+            a.notes.push(format!("latency histogram: {e}"));
+            None
+        }
+    };
+    if m.blocked >= m.completed {
+        a.notes.push("every response was blocked (503)".into());
+        return a;
+    }
+    let l = &m.latency_us;
+    a.mean_all_us = Some(l.mean);
+    let scale = 1.0 / (1.0 - b);
+    let bo = b * a.overhead_mean_us.unwrap_or(0.0);
+    a.mean_us = Some((l.mean - bo) * scale);
+    a.ci95_us = l
+        .ci95_low
+        .zip(l.ci95_high)
+        .map(|(lo, hi)| ((lo - bo) * scale, (hi - bo) * scale));
+    let q = |reported: f64, q: f64| match (&hist, b > 0.0) {
+        (Some(h), true) => h.value_at_quantile(b + (1.0 - b) * q) as f64 / 1e3,
+        _ => reported,
+    };
+    a.p50_us = Some(q(l.p50, 0.5));
+    a.p90_us = Some(q(l.p90, 0.9));
+    a.p99_us = Some(q(l.p99, 0.99));
+    a.p999_us = Some(q(l.p999, 0.999));
+    if let Some(o) = a.overhead_mean_us {
+        let net = (l.mean - o) * scale;
+        a.net_mean_us = Some(net);
+        a.net_ci95_us = half_width(l.ci95_low.zip(l.ci95_high)).map(|hm| {
+            let h = hm.hypot(a.overhead_half_us.unwrap_or(0.0)) * scale;
+            (net - h, net + h)
+        });
+    }
+    if let Some(w) = a.theory.as_ref().map(|t| t.mean_us).filter(|w| *w > 0.0) {
+        a.err_raw = a.mean_us.map(|m| (m - w) / w);
+        a.err_net = a.net_mean_us.map(|m| (m - w) / w);
+        a.covers_raw = a.ci95_us.map(|(lo, hi)| lo <= w && w <= hi);
+        a.covers_net = a.net_ci95_us.map(|(lo, hi)| lo <= w && w <= hi);
+    }
+    if let Some(h) = &hist {
+        // ks_histogram passes seconds; the CDFs here take µs.
+        if let Some(raw) = predicted_cdf_us(model, rec, 0.0) {
+            a.ks_raw = Some(stats::ks_histogram(h, |t_s| raw(t_s * 1e6)));
+        }
+        if let Some(net) = a
+            .overhead_mean_us
+            .and_then(|o| predicted_cdf_us(model, rec, o))
+        {
+            a.ks_net = Some(stats::ks_histogram(h, |t_s| net(t_s * 1e6)));
+        }
+    }
+    a
+}
+
+/// The predicted CDF (µs) of all of qload's response times at a recorded point: the sojourn of
+/// `model` shifted by `shift_us`, mixed with the blocked answers as measured (see
+/// [`ResponseCdf`]). `None` when the sojourn distribution is not known.
+pub fn predicted_cdf_us(
+    model: &Model,
+    rec: &PointRecord,
+    shift_us: f64,
+) -> Option<impl Fn(f64) -> f64 + use<>> {
+    let sojourn = theory_cdf_us(model, rec.lambda)?;
+    let m = &rec.measured;
+    let b = if m.completed > 0 {
+        m.blocked as f64 / m.completed as f64
+    } else {
+        0.0
+    };
+    let blocked_cdf = rec
+        .overhead
+        .as_ref()
+        .filter(|o| o.completed > 0 && b > 0.0)
+        .and_then(|o| decode(&o.histogram).ok())
+        .and_then(|h| StepCdf::from_histogram(&h));
+    let r = ResponseCdf::new(sojourn, b, shift_us, blocked_cdf);
+    Some(move |t_us: f64| r.at(t_us))
+}
+
+/// The measured response-time CDF of a serialized histogram, as (µs, F) points: one per recorded
+/// bucket, thinned to at most about `max_points` by skipping buckets closer than `1/max_points`
+/// of the span (the last is always kept).
+pub fn empirical_cdf_us(histogram: &str, max_points: usize) -> Option<Vec<(f64, f64)>> {
+    let h = decode(histogram).ok()?;
+    let steps = StepCdf::from_histogram(&h)?.steps;
+    let (lo, hi) = (steps[0].0, steps[steps.len() - 1].0);
+    let min_gap = (hi - lo) / max_points.max(2) as f64;
+    let mut out: Vec<(f64, f64)> = Vec::with_capacity(max_points.min(steps.len()) + 1);
+    let mut last_x = f64::NEG_INFINITY;
+    for (i, &(x, f)) in steps.iter().enumerate() {
+        if x - last_x >= min_gap || i + 1 == steps.len() {
+            out.push((x, f));
+            last_x = x;
+        }
+    }
+    Some(out)
+}
+
+/// Totals over a sweep's points.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct SweepSummary {
+    /// Points analysed.
+    pub points: usize,
+    /// Points with both a prediction and a net interval.
+    pub with_net_interval: usize,
+    /// Of those, how many net intervals contain W.
+    pub covered_net: usize,
+    /// Mean of the net relative errors (signed), over points that have one.
+    pub mean_err_net: Option<f64>,
+    /// Mean of |net relative error|.
+    pub mean_abs_err_net: Option<f64>,
+    /// Largest net KS distance.
+    pub max_ks_net: Option<f64>,
+    /// Smallest and largest overhead mean (µs).
+    pub overhead_range_us: Option<(f64, f64)>,
+    /// Total errors (requests without a response).
+    pub errors: u64,
+}
+
+/// Sums up a sweep.
+pub fn summarize(points: &[PointAnalysis]) -> SweepSummary {
+    let nets: Vec<f64> = points.iter().filter_map(|p| p.err_net).collect();
+    let mean = |xs: &[f64]| (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64);
+    let abs: Vec<f64> = nets.iter().map(|e| e.abs()).collect();
+    let ovh: Vec<f64> = points.iter().filter_map(|p| p.overhead_mean_us).collect();
+    SweepSummary {
+        points: points.len(),
+        with_net_interval: points.iter().filter(|p| p.covers_net.is_some()).count(),
+        covered_net: points.iter().filter(|p| p.covers_net == Some(true)).count(),
+        mean_err_net: mean(&nets),
+        mean_abs_err_net: mean(&abs),
+        max_ks_net: points
+            .iter()
+            .filter_map(|p| p.ks_net)
+            .fold(None, |m: Option<f64>, k| Some(m.map_or(k, |m| m.max(k)))),
+        overhead_range_us: ovh.iter().fold(None, |r, &o| match r {
+            None => Some((o, o)),
+            Some((lo, hi)) => Some((f64::min(lo, o), f64::max(hi, o))),
+        }),
+        errors: points.iter().map(|p| p.errors).sum(),
+    }
+}
+
+/// Whether the model's mean is finite at every load below 1 only (no capacity, finite servers):
+/// then the sweep must stay below ρ = 1.
+pub fn needs_rho_below_one(model: &Model) -> bool {
+    model.capacity.is_none() && matches!(model.servers, Servers::Finite(_))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::record::{Latency, PointMeasurement};
+    use queuelab_common::samplers::ServiceKind;
+
+    const O_US: f64 = 25.0;
+
+    fn model(capacity: Option<u32>) -> Model {
+        Model {
+            mu: 1000.0,
+            servers: Servers::Finite(1),
+            capacity,
+            service: ServiceKind::Exp,
+        }
+    }
+
+    /// A measurement whose histogram holds `values_us`, `blocked` of them 503s, and whose mean's
+    /// interval is ± `half` µs.
+    fn measurement(values_us: &[f64], blocked: u64, half: f64) -> PointMeasurement {
+        let mut h = stats::new_histogram();
+        for &v in values_us {
+            stats::record_ns(&mut h, (v * 1e3).round() as u64);
+        }
+        let mean = values_us.iter().sum::<f64>() / values_us.len() as f64;
+        let q = |q: f64| h.value_at_quantile(q) as f64 / 1e3;
+        PointMeasurement {
+            completed: values_us.len() as u64,
+            sent: values_us.len() as u64,
+            blocked,
+            latency_us: Latency {
+                mean,
+                p50: q(0.5),
+                p90: q(0.9),
+                p99: q(0.99),
+                p999: q(0.999),
+                ci95_low: Some(mean - half),
+                ci95_high: Some(mean + half),
+                ..Latency::default()
+            },
+            histogram: stats::histogram_to_string(&h),
+            ..PointMeasurement::default()
+        }
+    }
+
+    /// `n` values at the midpoints of the quantile function: a sample with exactly the
+    /// distribution, up to a KS distance of 1/(2n).
+    fn quantile_sample(n: usize, inv: impl Fn(f64) -> f64) -> Vec<f64> {
+        (0..n).map(|i| inv((i as f64 + 0.5) / n as f64)).collect()
+    }
+
+    fn record(
+        lambda: f64,
+        measured: PointMeasurement,
+        overhead: Option<PointMeasurement>,
+    ) -> PointRecord {
+        PointRecord {
+            index: 0,
+            rho: lambda / 1000.0,
+            lambda,
+            warmup_s: 0.0,
+            seed: 1,
+            measured,
+            overhead,
+            raw: serde_json::Value::Null,
+            overhead_raw: None,
+        }
+    }
+
+    #[test]
+    fn mm1_point_net_of_overhead_matches_theory() {
+        // M/M/1, λ = 500, μ = 1000: T ~ Exp(500/s), W = 2000 µs; every response also pays 25 µs.
+        let w = 2000.0;
+        let vals = quantile_sample(20_000, |p| O_US - w * (1.0 - p).ln());
+        let rec = record(
+            500.0,
+            measurement(&vals, 0, 40.0),
+            Some(measurement(&[O_US; 5000], 0, 0.5)),
+        );
+        let a = analyze(&model(None), &rec);
+        let t = a.theory.as_ref().expect("M/M/1 has a theory");
+        assert_eq!(t.model, "M/M/1");
+        assert!((t.mean_us - w).abs() < 1e-6, "{}", t.mean_us);
+        let p50 = t.p50_us.expect("p50");
+        let p99 = t.p99_us.expect("p99");
+        assert!((p50 / (w * 2f64.ln()) - 1.0).abs() < 1e-6, "{p50}");
+        assert!((p99 / (w * 100f64.ln()) - 1.0).abs() < 1e-6, "{p99}");
+        assert_eq!(t.blocking, 0.0);
+        assert_eq!(a.blocking_measured, Some(0.0));
+        // The midpoint sample's mean falls short of W by about (1 + ln 2n)/2n ≈ 0.03%; bucketing
+        // adds at most 0.1%.
+        let err_net = a.err_net.expect("net error");
+        assert!(err_net.abs() < 0.003, "{err_net}");
+        let err_raw = a.err_raw.expect("raw error");
+        assert!((err_raw - O_US / w).abs() < 0.003, "{err_raw}");
+        assert_eq!(a.covers_net, Some(true));
+        let (lo, hi) = a.net_ci95_us.expect("net interval");
+        assert!(((hi - lo) / 2.0 - 40f64.hypot(0.5)).abs() < 1e-9);
+        // Net: only sampling (1/2n) and bucketing (≤ 0.1% of t times the density ≤ 1/e·0.001).
+        let ks_net = a.ks_net.expect("ks net");
+        assert!(ks_net < 0.002, "{ks_net}");
+        // Raw: the 25 µs shift, largest at t = 25 µs: 1 − e^{−25/2000} = 0.0124.
+        let ks_raw = a.ks_raw.expect("ks raw");
+        assert!((ks_raw - 0.0124).abs() < 0.0015, "{ks_raw}");
+    }
+
+    #[test]
+    fn mm1k_blocked_answers_are_taken_out() {
+        // M/M/1/4 at λ = μ: the number in system is uniform on 0..=4, blocking 1/5, L = 2,
+        // throughput 800/s, W = L/throughput = 2500 µs.
+        let m = model(Some(4));
+        let s = spec(&m, 1000.0);
+        let accepted = quantile_sample(4000, |p| {
+            O_US + s.sojourn_quantile(p).expect("M/M/1/K sojourn is known") * 1e6
+        });
+        let mut all = accepted.clone();
+        all.extend([O_US; 1000]);
+        let rec = record(
+            1000.0,
+            measurement(&all, 1000, 30.0),
+            Some(measurement(&[O_US; 2000], 0, 0.5)),
+        );
+        let a = analyze(&m, &rec);
+        let t = a.theory.as_ref().expect("M/M/1/4 has a theory");
+        assert_eq!(t.model, "M/M/1/4");
+        assert!((t.blocking - 0.2).abs() < 1e-12, "{}", t.blocking);
+        assert!((t.mean_us - 2500.0).abs() < 1e-6, "{}", t.mean_us);
+        assert_eq!(a.blocking_measured, Some(0.2));
+        let acc_mean = accepted.iter().sum::<f64>() / accepted.len() as f64;
+        let mean = a.mean_us.expect("mean of accepted");
+        assert!((mean / acc_mean - 1.0).abs() < 1e-9, "{mean} vs {acc_mean}");
+        let net = a.net_mean_us.expect("net mean");
+        assert!((net / 2500.0 - 1.0).abs() < 0.003, "{net}");
+        // The interval of the accepted mean is the all-response interval scaled by 1/(1 − b).
+        let (lo, hi) = a.ci95_us.expect("interval");
+        assert!(((hi - lo) / 2.0 - 30.0 / 0.8).abs() < 1e-9);
+        let p50 = a.p50_us.expect("p50") - O_US;
+        let tp50 = t.p50_us.expect("theory p50");
+        assert!((p50 / tp50 - 1.0).abs() < 0.003, "{p50} vs {tp50}");
+        let ks_net = a.ks_net.expect("ks net");
+        assert!(ks_net < 0.003, "{ks_net}");
+    }
+
+    #[test]
+    fn missing_pieces_give_notes_not_panics() {
+        let m = model(None);
+        let empty = analyze(&m, &record(500.0, PointMeasurement::default(), None));
+        assert!(empty.mean_us.is_none() && empty.ks_raw.is_none());
+        assert!(empty.notes.iter().any(|n| n.contains("no responses")));
+        assert!(empty.theory.is_some(), "theory does not need a measurement");
+
+        let mut bad = measurement(&[2000.0; 100], 0, 10.0);
+        bad.histogram = "not base64!".into();
+        let a = analyze(&m, &record(500.0, bad, Some(PointMeasurement::default())));
+        assert!(a.ks_raw.is_none());
+        assert!(
+            a.notes.iter().any(|n| n.contains("histogram")),
+            "{:?}",
+            a.notes
+        );
+        assert!(
+            a.notes.iter().any(|n| n.contains("overhead")),
+            "{:?}",
+            a.notes
+        );
+        assert!(a.net_mean_us.is_none() && a.mean_us.is_some());
+
+        let unstable = analyze(&m, &record(1500.0, measurement(&[1.0], 0, 1.0), None));
+        assert!(unstable.theory.is_none());
+        assert!(
+            unstable
+                .theory_note
+                .as_deref()
+                .is_some_and(|n| n.contains("unstable"))
+        );
+        assert!(unstable.err_raw.is_none());
+    }
+
+    #[test]
+    fn step_cdf_and_mixture() {
+        let mut h = stats::new_histogram();
+        for v in [10_000u64, 20_000, 20_000, 40_000] {
+            stats::record_ns(&mut h, v);
+        }
+        let c = StepCdf::from_histogram(&h).expect("not empty");
+        assert_eq!(c.at(5.0), 0.0);
+        assert_eq!(c.at(10.01), 0.25);
+        assert_eq!(c.at(30.0), 0.75);
+        assert_eq!(c.at(1e9), 1.0);
+        let sojourn = |t: f64| {
+            if t <= 0.0 {
+                0.0
+            } else {
+                1.0 - (-t / 100.0).exp()
+            }
+        };
+        let plain = ResponseCdf::new(sojourn, 0.0, 10.0, None);
+        assert_eq!(plain.at(10.0), 0.0);
+        assert!((plain.at(110.0) - (1.0 - (-1.0f64).exp())).abs() < 1e-12);
+        let mixed = ResponseCdf::new(sojourn, 0.25, 0.0, Some(c));
+        assert!((mixed.at(30.0) - (0.75 * sojourn(30.0) + 0.25 * 0.75)).abs() < 1e-12);
+        let instant = ResponseCdf::new(sojourn, 0.5, 0.0, None);
+        assert_eq!(instant.at(0.0), 0.5);
+    }
+
+    #[test]
+    fn summary_counts_coverage_errors_and_overhead() {
+        let p = |e: f64, covers: bool, o: f64| PointAnalysis {
+            err_net: Some(e),
+            covers_net: Some(covers),
+            overhead_mean_us: Some(o),
+            ks_net: Some(e.abs()),
+            errors: 1,
+            ..PointAnalysis::default()
+        };
+        let s = summarize(&[
+            p(0.01, true, 20.0),
+            p(-0.03, false, 30.0),
+            PointAnalysis::default(),
+        ]);
+        assert_eq!((s.points, s.with_net_interval, s.covered_net), (3, 2, 1));
+        assert!((s.mean_err_net.expect("mean") + 0.01).abs() < 1e-12);
+        assert!((s.mean_abs_err_net.expect("abs") - 0.02).abs() < 1e-12);
+        assert_eq!(s.max_ks_net, Some(0.03));
+        assert_eq!(s.overhead_range_us, Some((20.0, 30.0)));
+        assert_eq!(s.errors, 2);
+    }
+}

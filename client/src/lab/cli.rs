@@ -1,0 +1,310 @@
+//! The `sweep` and `report` subcommands: their flags, the validation that turns flags into a
+//! [`SweepPlan`], and the commands themselves (results on stdout, progress on stderr).
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use queuelab_common::samplers::ServiceKind;
+use queuelab_common::theory::Servers;
+use queuelab_common::units::{parse_duration, parse_rate};
+
+use super::analysis;
+use super::measure::RunOptions;
+use super::record::Model;
+use super::report;
+use super::sweep::{self, SweepPlan, Warmup};
+use crate::cli::{CliError, print_stdout};
+use crate::config::Target;
+
+/// `qload sweep`: measure a queue at a series of loads and compare every point with theory.
+#[derive(Debug, Clone, Args)]
+#[command(
+    about = "Sweep the load ρ over a queue server and compare each point with queueing theory",
+    long_about = "Sweep the load ρ over a queue server (qserve) and compare each point with \
+queueing theory.\n\nFor each ρ, an open-loop Poisson run at λ = ρ·c·μ (ρ·μ with --servers inf) \
+measures the response time; a second run at the same rate against a zero-service endpoint \
+measures the fixed overhead of the path. Writes results.json, results.csv, table.txt and SVG \
+plots into --out, and prints the table. The flags --mu, --servers, --capacity and --service \
+must describe how the server was started."
+)]
+pub struct SweepArgs {
+    /// URL of the queue under test, e.g. http://127.0.0.1:8000/
+    pub url: String,
+
+    /// Service rate per server μ, requests/s (as the server's --mu)
+    #[arg(long, default_value = "1000", value_parser = parse_rate)]
+    pub mu: f64,
+
+    /// Number of servers c, or `inf` (as the server's --servers)
+    #[arg(long, default_value = "1")]
+    pub servers: Servers,
+
+    /// Capacity K, requests in the system (as the server's --capacity); allows ρ ≥ 1
+    #[arg(long)]
+    pub capacity: Option<u32>,
+
+    /// Service-time distribution: exp, const or uniform (as the server's --service)
+    #[arg(long, default_value = "exp")]
+    pub service: ServiceKind,
+
+    /// Loads per server, comma-separated
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,0.95",
+        long_help = "Offered loads per server ρ = λ/(cμ), comma-separated, measured in this \
+order. Each must be positive; below 1 unless --capacity is set or --servers is inf. \
+Default: ten points from 0.1 to 0.95."
+    )]
+    pub rhos: Vec<f64>,
+
+    /// Measured duration per point [default: 45s]
+    #[arg(
+        long,
+        value_parser = parse_duration,
+        conflicts_with = "quick",
+        long_help = "Measured duration of each point (e.g. 45s, 2m), after its warm-up. The \
+relative error of a mean grows like 1/√duration and quickly with ρ: at μ = 1000/s, 30 s at \
+ρ = 0.5 gives about 2.3%, 40 s at ρ = 0.8 about 5% (one standard deviation). Default: 45s, \
+about ten minutes for the ten default points."
+    )]
+    pub duration: Option<Duration>,
+
+    /// Warm-up per point, sent but not measured [default: auto]
+    #[arg(
+        long,
+        value_parser = parse_duration,
+        conflicts_with = "quick",
+        long_help = "Warm-up before each point's measurement: requests are sent but not \
+measured while the queue, which starts empty, reaches its stationary regime. Default: four \
+relaxation times of the queue at that load (about 1/(cμ(1−√ρ)²) each), between 1s and 10s."
+    )]
+    pub warmup: Option<Duration>,
+
+    /// Base seed of the arrival schedules
+    #[arg(
+        long,
+        default_value_t = 1,
+        long_help = "Base seed of the arrival schedules. Each run's seed is a hash of it and \
+the run's number (recorded in results.json), so it differs from the server's own --seed even \
+when both are given the same value: equal seeds would draw service times and arrival gaps from \
+the same random stream."
+    )]
+    pub seed: u64,
+
+    /// Output directory, created fresh [default: results/YYYYmmdd-HHMMSS (UTC)]
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+
+    /// The whole sweep in under a minute, trading precision for time
+    #[arg(
+        long,
+        long_help = "Fit the whole sweep in under a minute: about 48 s of sending. Each point \
+warms up for two relaxation times of the queue (0.3 s to 3 s, the high loads longest); the rest \
+is split evenly (75% measured, 25% for the overhead run), about 3 s measured per point for the \
+ten default loads. Short runs trade precision for time: intervals are wide and high loads may \
+not reach their stationary regime. Conflicts with --duration and --warmup."
+    )]
+    pub quick: bool,
+
+    /// Zero-service URL for the overhead runs [default: the URL's /healthz]
+    #[arg(
+        long,
+        conflicts_with = "no_overhead",
+        long_help = "A zero-service endpoint used to measure the fixed overhead of the path \
+(client, loopback or network, server) at each point's rate: qserve's /healthz (the default, \
+derived from URL) or a twin qserve started with --service zero."
+    )]
+    pub overhead_url: Option<String>,
+
+    /// Do not measure the overhead (no net values)
+    #[arg(long)]
+    pub no_overhead: bool,
+
+    /// Worker threads of each run [default: one per core qload may use]
+    #[arg(long)]
+    pub threads: Option<usize>,
+
+    /// Do not pin worker threads to cores
+    #[arg(long)]
+    pub no_pin: bool,
+
+    /// Busy-wait margin before each intended send [default: qload's]
+    #[arg(long, value_parser = parse_duration)]
+    pub spin: Option<Duration>,
+
+    /// Per-request timeout [default: qload's]
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+}
+
+/// `qload report DIR`: redraw a sweep from its `results.json`.
+#[derive(Debug, Clone, Args)]
+#[command(
+    about = "Recompute the table, results.csv and the plots of a sweep from its results.json",
+    long_about = "Recompute the table, results.csv, table.txt and the SVG plots of a sweep \
+from DIR/results.json (written by qload sweep), and print the table."
+)]
+pub struct ReportArgs {
+    /// Directory of a sweep (holding results.json)
+    pub dir: PathBuf,
+}
+
+impl SweepArgs {
+    /// Validates the flags into a plan (the URL is resolved here, once, to fail early).
+    pub fn plan(self) -> anyhow::Result<SweepPlan> {
+        let model = Model {
+            mu: self.mu,
+            servers: self.servers,
+            capacity: self.capacity,
+            service: self.service,
+        };
+        if self.servers == Servers::Finite(0) {
+            bail!("--servers must be at least 1 (or inf)");
+        }
+        if self.service == ServiceKind::Zero {
+            bail!(
+                "--service zero has no queue to sweep (it is what the overhead runs measure); \
+                 use exp, const or uniform"
+            );
+        }
+        if let (Some(k), Servers::Finite(c)) = (self.capacity, self.servers)
+            && k < c
+        {
+            bail!("--capacity {k} is below --servers {c}: K counts the requests in service too");
+        }
+        if self.capacity == Some(0) {
+            bail!("--capacity must be at least 1");
+        }
+        if self.rhos.is_empty() {
+            bail!("--rhos needs at least one load");
+        }
+        for &r in &self.rhos {
+            if !(r.is_finite() && r > 0.0) {
+                bail!("--rhos: every load must be positive and finite, got {r}");
+            }
+            if analysis::needs_rho_below_one(&model) && r >= 1.0 {
+                bail!(
+                    "--rhos: ρ = {r} ≥ 1 makes the queue unstable (it grows without bound); \
+                     stay below 1, or set --capacity for an M/M/c/K sweep"
+                );
+            }
+            if model.lambda(r) > 1e7 {
+                bail!(
+                    "--rhos: ρ = {r} means λ = {} requests/s, beyond a sweep",
+                    model.lambda(r)
+                );
+            }
+        }
+        Target::new(&self.url, "GET", &[], None).with_context(|| format!("URL {}", self.url))?;
+        let overhead_url = if self.no_overhead {
+            None
+        } else {
+            let u = match self.overhead_url {
+                Some(u) => u,
+                None => sweep::healthz_url(&self.url)
+                    .with_context(|| format!("cannot derive /healthz from {}", self.url))?,
+            };
+            Target::new(&u, "GET", &[], None).with_context(|| format!("--overhead-url {u}"))?;
+            Some(u)
+        };
+        let (duration, warmup, overhead_duration, overhead_warmup) = if self.quick {
+            if self.rhos.len() > sweep::QUICK_MAX_POINTS {
+                bail!(
+                    "--quick takes at most {} points (got {})",
+                    sweep::QUICK_MAX_POINTS,
+                    self.rhos.len()
+                );
+            }
+            let (d, od, ow) = sweep::quick_durations(&model, &self.rhos, overhead_url.is_some())
+                .with_context(|| {
+                    "--quick: these loads need more than the minute for their warm-ups; \
+                         use fewer or lower loads, or --duration"
+                })?;
+            (d, Warmup::Quick, od, ow)
+        } else {
+            let d = self.duration.unwrap_or(sweep::DEFAULT_DURATION);
+            let w = self.warmup.map_or(Warmup::Auto, Warmup::Fixed);
+            // The overhead's spread is small: a fifth of the time gives it a tight interval.
+            let od = (d / 5).max(Duration::from_secs(1)).min(d);
+            (d, w, od, Duration::from_millis(500).min(d))
+        };
+        if duration < sweep::MIN_DURATION {
+            bail!("--duration must be at least {:?}", sweep::MIN_DURATION);
+        }
+        let out = match self.out {
+            Some(p) => p,
+            None => sweep::default_out_dir(
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+            ),
+        };
+        if self.threads == Some(0) {
+            bail!("--threads must be at least 1");
+        }
+        Ok(SweepPlan {
+            url: self.url,
+            overhead_url,
+            model,
+            rhos: self.rhos,
+            duration,
+            warmup,
+            overhead_duration,
+            overhead_warmup,
+            seed: self.seed,
+            quick: self.quick,
+            out,
+            opts: RunOptions {
+                threads: self.threads,
+                pin: !self.no_pin,
+                spin: self.spin,
+                timeout: self.timeout,
+            },
+        })
+    }
+}
+
+fn list_files(files: &[PathBuf]) {
+    let mut err = std::io::stderr().lock();
+    for f in files {
+        let _ = writeln!(err, "wrote {}", f.display());
+    }
+}
+
+/// `qload sweep`: runs the sweep, prints the table on stdout and the files written on stderr.
+/// Invalid flags are a usage error (exit 2); a failure while measuring is a runtime error.
+pub fn sweep_main(args: SweepArgs) -> Result<(), CliError> {
+    let plan = args.plan().map_err(|e| CliError::Usage(format!("{e:#}")))?;
+    let mut err = std::io::stderr();
+    let t = plan.sending_time().as_secs_f64();
+    let _ = writeln!(
+        err,
+        "sweep of {} over {} points into {}: about {:.0} min {:.0} s of sending{}",
+        analysis::model_name(&plan.model),
+        plan.rhos.len(),
+        plan.out.display(),
+        (t / 60.0).floor(),
+        t % 60.0,
+        if plan.quick {
+            " (--quick: short runs, precision traded for time)"
+        } else {
+            ""
+        }
+    );
+    let out = sweep::sweep(&plan, &mut err).map_err(CliError::Runtime)?;
+    print_stdout(&out.rendered.table)?;
+    list_files(&out.files);
+    Ok(())
+}
+
+/// `qload report DIR`: rewrites the table, CSV and plots from `DIR/results.json` and prints the
+/// table.
+pub fn report_main(args: ReportArgs) -> Result<(), CliError> {
+    let out = report::report(&args.dir).map_err(CliError::Runtime)?;
+    print_stdout(&out.rendered.table)?;
+    list_files(&out.files);
+    Ok(())
+}

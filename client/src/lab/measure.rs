@@ -1,0 +1,256 @@
+//! One measured run of the sweep: the only place where the lab meets qload's engine.
+//!
+//! [`measure`] builds a [`Config`] for an open-loop Poisson run (rate, duration, warm-up, seed),
+//! calls [`crate::run`], and converts the result with [`measurement_from_json`]. The conversion
+//! reads the result through its JSON form, whose keys are the published contract of `qload --json`
+//! (DESIGN.md), so the lab depends on those names and not on the Rust layout of the result type.
+//!
+//! Batches: the measured duration is cut into [`BATCHES`] batches for the batch-means interval of
+//! the mean. Law and Kelton advise 10 to 30 batches; fewer, longer batches keep the batch means
+//! nearly independent at high load, where successive sojourn times are correlated over seconds.
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use queuelab_common::samplers::ArrivalKind;
+use serde_json::Value;
+
+use super::record::{Lag, Latency, Model, PointMeasurement};
+use crate::config::{Config, Mode, Target, TheoryParams};
+
+/// Number of batches of the batch-means confidence interval.
+pub const BATCHES: u32 = 16;
+
+/// Engine knobs passed through to every run of a sweep.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOptions {
+    /// Worker threads (`None`: one per core the process may use).
+    pub threads: Option<usize>,
+    /// Pin worker threads to cores.
+    pub pin: bool,
+    /// Busy-poll margin before each intended send (`None`: qload's default).
+    pub spin: Option<Duration>,
+    /// Per-request timeout (`None`: qload's default).
+    pub timeout: Option<Duration>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            threads: None,
+            pin: true,
+            spin: None,
+            timeout: None,
+        }
+    }
+}
+
+/// One open-loop run to make.
+#[derive(Debug, Clone)]
+pub struct RunSpec<'a> {
+    /// Target URL.
+    pub url: &'a str,
+    /// Arrival rate λ (1/s).
+    pub rate: f64,
+    /// Measured duration.
+    pub duration: Duration,
+    /// Warm-up before measuring.
+    pub warmup: Duration,
+    /// Seed of the arrival schedule.
+    pub seed: u64,
+    /// The queue behind the URL (recorded in qload's own result as its theory), if any.
+    pub model: Option<&'a Model>,
+    /// Engine knobs.
+    pub opts: &'a RunOptions,
+}
+
+/// The qload configuration for `spec`.
+pub fn config_for(spec: &RunSpec<'_>) -> anyhow::Result<Config> {
+    let target =
+        Target::new(spec.url, "GET", &[], None).with_context(|| format!("target {}", spec.url))?;
+    let mut c = Config::new(
+        target,
+        Mode::Open {
+            rate: spec.rate,
+            arrival: ArrivalKind::Poisson,
+        },
+    );
+    c.duration = Some(spec.duration);
+    c.warmup = spec.warmup;
+    c.seed = spec.seed;
+    c.threads = spec.opts.threads;
+    c.pin = spec.opts.pin;
+    if let Some(s) = spec.opts.spin {
+        c.spin = s;
+    }
+    if let Some(t) = spec.opts.timeout {
+        c.timeout = t;
+    }
+    c.interval = (spec.duration / BATCHES).max(Duration::from_millis(10));
+    c.theory = spec.model.map(|m| TheoryParams {
+        mu: m.mu,
+        servers: m.servers,
+        capacity: m.capacity,
+        service: m.service,
+    });
+    c.live = false;
+    Ok(c)
+}
+
+/// Runs `spec` and returns the lab's measurement with qload's whole result as JSON.
+pub fn measure(spec: &RunSpec<'_>) -> anyhow::Result<(PointMeasurement, Value)> {
+    let config = config_for(spec)?;
+    let result = crate::run(config).with_context(|| {
+        format!(
+            "qload run against {} at {:.1} requests/s",
+            spec.url, spec.rate
+        )
+    })?;
+    let json = serde_json::to_value(&result).context("encoding qload's result")?;
+    let m = measurement_from_json(&json)?;
+    Ok((m, json))
+}
+
+fn get<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(v, |v, k| v.get(k))
+}
+
+fn num(v: &Value, path: &[&str]) -> anyhow::Result<f64> {
+    get(v, path)
+        .and_then(Value::as_f64)
+        .with_context(|| format!("qload result: `{}` missing or not a number", path.join(".")))
+}
+
+fn opt_num(v: &Value, path: &[&str]) -> Option<f64> {
+    get(v, path).and_then(Value::as_f64)
+}
+
+fn count(v: &Value, path: &[&str]) -> anyhow::Result<u64> {
+    get(v, path)
+        .and_then(Value::as_u64)
+        .with_context(|| format!("qload result: `{}` missing or not a count", path.join(".")))
+}
+
+fn counts(v: &Value, path: &[&str]) -> BTreeMap<String, u64> {
+    get(v, path)
+        .and_then(Value::as_object)
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, n)| n.as_u64().map(|n| (k.clone(), n)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The adapter: qload's JSON result (the `--json` contract) as a [`PointMeasurement`].
+///
+/// Blocked requests are the `503` entry of `requests.status` when statuses are reported by code,
+/// else the `5xx` entry (qserve answers no other 5xx status to qload's requests).
+pub fn measurement_from_json(v: &Value) -> anyhow::Result<PointMeasurement> {
+    if !v.is_object() {
+        bail!("qload result is not a JSON object");
+    }
+    let status = counts(v, &["requests", "status"]);
+    let blocked = status
+        .get("503")
+        .or_else(|| status.get("5xx"))
+        .copied()
+        .unwrap_or(0);
+    let lat = |k: &str| num(v, &["latency_us", k]);
+    Ok(PointMeasurement {
+        target_rate: num(v, &["target_rate"])?,
+        achieved_rate: num(v, &["achieved_rate"])?,
+        duration_s: num(v, &["duration_s"])?,
+        sent: count(v, &["requests", "sent"])?,
+        completed: count(v, &["requests", "completed"])?,
+        errors: count(v, &["requests", "errors"])?,
+        errors_by_kind: counts(v, &["requests", "errors_by_kind"]),
+        status,
+        blocked,
+        latency_us: Latency {
+            mean: lat("mean")?,
+            stdev: lat("stdev")?,
+            p50: lat("p50")?,
+            p90: lat("p90")?,
+            p99: lat("p99")?,
+            p999: lat("p999")?,
+            max: lat("max")?,
+            ci95_low: opt_num(v, &["latency_us", "ci95_low"]),
+            ci95_high: opt_num(v, &["latency_us", "ci95_high"]),
+        },
+        send_lag_us: Lag {
+            p50: num(v, &["send_lag_us", "p50"])?,
+            p99: num(v, &["send_lag_us", "p99"])?,
+            max: num(v, &["send_lag_us", "max"])?,
+        },
+        gap_cv: opt_num(v, &["arrivals", "gap_cv"]),
+        arrivals_ks_p: opt_num(v, &["arrivals", "ks_p"]),
+        histogram: get(v, &["histogram"])
+            .and_then(Value::as_str)
+            .context("qload result: `histogram` missing or not a string")?
+            .to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Value {
+        serde_json::json!({
+            "target_rate": 500.0,
+            "achieved_rate": 498.5,
+            "duration_s": 2.0,
+            "requests": {
+                "sent": 997, "completed": 990, "errors": 7,
+                "errors_by_kind": {"timeout": 7, "connect": 0},
+                "status": {"200": 900, "503": 90}
+            },
+            "latency_us": {"mean": 2000.5, "stdev": 1900.0, "p50": 1400.0, "p90": 4600.0,
+                           "p99": 9200.0, "p999": 13800.0, "max": 20000.0,
+                           "ci95_low": 1900.0, "ci95_high": 2101.0},
+            "latency_uncorrected_us": {"mean": 1990.0},
+            "send_lag_us": {"p50": 3.0, "p99": 12.0, "max": 80.0},
+            "arrivals": {"gap_mean_us": 2006.0, "gap_cv": 1.01, "ks_d": 0.02, "ks_p": 0.4},
+            "theory": null,
+            "histogram": "HISTFAAAA"
+        })
+    }
+
+    #[test]
+    fn adapter_reads_the_json_contract() {
+        let m = measurement_from_json(&sample()).expect("valid result");
+        assert_eq!(
+            (m.sent, m.completed, m.errors, m.blocked),
+            (997, 990, 7, 90)
+        );
+        assert_eq!(m.latency_us.mean, 2000.5);
+        assert_eq!(m.latency_us.ci95_low, Some(1900.0));
+        assert_eq!(m.send_lag_us.p99, 12.0);
+        assert_eq!(m.gap_cv, Some(1.01));
+        assert_eq!(m.errors_by_kind.get("timeout"), Some(&7));
+        assert_eq!(m.histogram, "HISTFAAAA");
+    }
+
+    #[test]
+    fn adapter_takes_5xx_when_statuses_are_classes_and_null_intervals() {
+        let mut v = sample();
+        v["requests"]["status"] = serde_json::json!({"2xx": 900, "5xx": 90});
+        v["latency_us"]["ci95_low"] = Value::Null;
+        let m = measurement_from_json(&v).expect("valid result");
+        assert_eq!(m.blocked, 90);
+        assert_eq!(m.latency_us.ci95_low, None);
+    }
+
+    #[test]
+    fn adapter_names_the_missing_key() {
+        let mut v = sample();
+        v["latency_us"]
+            .as_object_mut()
+            .expect("object")
+            .remove("p99");
+        let e = measurement_from_json(&v).expect_err("p99 is required");
+        assert!(format!("{e:#}").contains("latency_us.p99"), "{e:#}");
+        assert!(measurement_from_json(&Value::Null).is_err());
+    }
+}

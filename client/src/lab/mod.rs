@@ -1,0 +1,32 @@
+//! The queueing lab: sweep the load over a queue server, compare every point with theory, and
+//! draw it (`qload sweep`, `qload report`).
+//!
+//! The model: `qserve` emulates a FIFO queue with `c` servers, service rate μ per server, an
+//! optional capacity K and a service distribution; qload sends a Poisson stream at rate λ. The
+//! response time qload measures from each request's intended send time is then the sojourn time
+//! of that queue, plus the fixed cost of the path. At each load ρ = λ/(cμ) the lab measures both
+//! (a run against the queue, and one at the same rate against a zero-service endpoint) and
+//! compares the difference with the closed forms of `queuelab_common::theory`: mean, percentiles,
+//! the whole distribution (Kolmogorov–Smirnov distance) and, with a capacity, blocking.
+//!
+//! - [`cli`]: flags and the two commands ([`sweep_main`], [`report_main`]).
+//! - [`sweep`]: the plan (loads, durations, warm-ups) and the measuring loop.
+//! - [`measure`]: one qload run, and the adapter from qload's result to [`record::PointMeasurement`].
+//! - [`record`]: the layout of `results.json`.
+//! - [`analysis`]: measured against predicted, the overhead correction.
+//! - [`table`], [`plots`], [`svg`], [`xml`]: the outputs (CSV and text table, SVG charts, and the
+//!   well-formedness check every plot passes before it is written).
+//! - [`report`]: everything derived from `results.json`; the sweep ends by calling it.
+
+pub mod analysis;
+pub mod cli;
+pub mod measure;
+pub mod plots;
+pub mod record;
+pub mod report;
+pub mod svg;
+pub mod sweep;
+pub mod table;
+pub mod xml;
+
+pub use cli::{ReportArgs, SweepArgs, report_main, sweep_main};

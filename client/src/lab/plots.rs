@@ -1,0 +1,469 @@
+//! The lab's plots, built from a sweep's analysis with the chart in [`super::svg`].
+//!
+//! - `mean_vs_rho.svg`: mean response time against ρ: the theory curve (smooth, computed on a fine
+//!   grid of ρ), the measured means (raw) and the means net of the overhead, each with its 95%
+//!   interval. Raw and net markers are shifted sideways by a hair so their bars do not overlap.
+//! - `error_vs_rho.svg`: the relative error of the mean against ρ (raw and net, with intervals),
+//!   around the zero line: the fidelity of the whole path at a glance.
+//! - `cdf.svg`: the response-time CDF at up to three loads (lowest, middle and highest of the sweep)
+//!   over the theoretical CDF, up to the largest 99th percentile.
+//! - `blocking_vs_rho.svg` (capacity K only): the fraction of 503 answers against the blocking
+//!   probability of M/M/c/K.
+//!
+//! Times are shown in ms when they exceed 2 ms, else in µs. Series groups have stable ids
+//! (`series-theory`, `series-measured-raw`, `series-measured-net`, `series-cdf-measured-0`,
+//! `series-cdf-theory-0`, …, `series-blocking-theory`, `series-blocking-measured`).
+use queuelab_common::theory::Servers;
+
+use super::analysis::{self, PointAnalysis};
+use super::record::{Model, PointRecord};
+use super::svg::{Axis, Chart, Marker, PALETTE, Point, Series, Style};
+
+/// File name of the mean plot.
+pub const MEAN_SVG: &str = "mean_vs_rho.svg";
+/// File name of the relative-error plot.
+pub const ERROR_SVG: &str = "error_vs_rho.svg";
+/// File name of the CDF plot.
+pub const CDF_SVG: &str = "cdf.svg";
+/// File name of the blocking plot.
+pub const BLOCKING_SVG: &str = "blocking_vs_rho.svg";
+
+/// Points of each theory curve.
+const CURVE_POINTS: usize = 240;
+
+/// A time unit for an axis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TimeUnit {
+    Us,
+    Ms,
+}
+
+impl TimeUnit {
+    fn for_max_us(max_us: f64) -> Self {
+        if max_us >= 2000.0 {
+            TimeUnit::Ms
+        } else {
+            TimeUnit::Us
+        }
+    }
+    fn scale(self, us: f64) -> f64 {
+        match self {
+            TimeUnit::Us => us,
+            TimeUnit::Ms => us / 1000.0,
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            TimeUnit::Us => "µs",
+            TimeUnit::Ms => "ms",
+        }
+    }
+}
+
+/// What every plot of a sweep shares: the model, and a subtitle describing the run.
+#[derive(Debug, Clone)]
+pub struct PlotContext<'a> {
+    /// The model swept.
+    pub model: &'a Model,
+    /// Kendall notation.
+    pub model_name: String,
+    /// One line on the run (μ, c, K, service, durations, overhead).
+    pub subtitle: String,
+}
+
+/// The ρ axis: [0, 1] for models that need ρ < 1, else up to a nice bound above the sweep.
+fn rho_axis(ctx: &PlotContext<'_>, points: &[PointAnalysis]) -> Axis {
+    let label = match ctx.model.servers {
+        Servers::Finite(_) => "offered load per server ρ = λ/(cμ)",
+        Servers::Infinite => "offered load ρ = λ/μ",
+    };
+    let max = points.iter().map(|p| p.rho).fold(0.0, f64::max);
+    if analysis::needs_rho_below_one(ctx.model) || max <= 1.0 {
+        Axis::fixed(label, 0.0, 1.0)
+    } else {
+        Axis::auto(label, 0.0, max * 1.05, true)
+    }
+}
+
+/// ρ grid for theory curves on `axis`, stopping short of 1 when the model needs it.
+fn rho_grid(ctx: &PlotContext<'_>, axis: &Axis) -> Vec<f64> {
+    let top = if analysis::needs_rho_below_one(ctx.model) {
+        axis.max.min(0.995)
+    } else {
+        axis.max
+    };
+    (1..=CURVE_POINTS)
+        .map(|i| top * i as f64 / CURVE_POINTS as f64)
+        .collect()
+}
+
+fn max_finite(xs: impl IntoIterator<Item = f64>) -> Option<f64> {
+    xs.into_iter()
+        .filter(|x| x.is_finite())
+        .fold(None, |m, x| Some(m.map_or(x, |m: f64| m.max(x))))
+}
+
+/// Mean response time against ρ.
+pub fn mean_chart(ctx: &PlotContext<'_>, points: &[PointAnalysis]) -> Chart {
+    let x = rho_axis(ctx, points);
+    let grid = rho_grid(ctx, &x);
+    let curve: Vec<(f64, f64)> = grid
+        .iter()
+        .filter_map(|&r| {
+            analysis::theory_at(ctx.model, ctx.model.lambda(r))
+                .ok()
+                .map(|t| (r, t.mean_us))
+        })
+        .collect();
+    // The y range holds every measurement and the theory up to the highest ρ swept.
+    let rho_top = points.iter().map(|p| p.rho).fold(0.0, f64::max);
+    let theory_top = points
+        .iter()
+        .filter_map(|p| p.theory.as_ref().map(|t| t.mean_us))
+        .chain(
+            curve
+                .iter()
+                .filter(|(r, _)| *r <= rho_top.max(0.5))
+                .map(|c| c.1),
+        );
+    let meas_top = points.iter().flat_map(|p| {
+        [
+            p.mean_us,
+            p.ci95_us.map(|c| c.1),
+            p.net_ci95_us.map(|c| c.1),
+        ]
+        .into_iter()
+        .flatten()
+    });
+    let top = max_finite(theory_top.chain(meas_top)).unwrap_or(1.0);
+    let unit = TimeUnit::for_max_us(top);
+    let y = Axis::auto(
+        format!("mean response time ({})", unit.name()),
+        0.0,
+        unit.scale(top) * 1.05,
+        true,
+    );
+    let dx = (x.max - x.min) * 0.004;
+    let s = |v: f64| unit.scale(v);
+    let mut series = vec![Series {
+        id: "theory".into(),
+        label: format!("theory {}", ctx.model_name),
+        color: PALETTE[6].into(),
+        style: Style::Line { dashed: false },
+        points: curve.iter().map(|&(r, m)| Point::new(r, s(m))).collect(),
+    }];
+    series.push(Series {
+        id: "measured-raw".into(),
+        label: "measured (raw), 95% CI".into(),
+        color: PALETTE[1].into(),
+        style: Style::Markers(Marker::Square),
+        points: points
+            .iter()
+            .filter_map(|p| {
+                p.mean_us.map(|m| Point {
+                    x: p.rho - dx,
+                    y: s(m),
+                    err: p.ci95_us.map(|(lo, hi)| (s(lo), s(hi))),
+                })
+            })
+            .collect(),
+    });
+    if points.iter().any(|p| p.net_mean_us.is_some()) {
+        series.push(Series {
+            id: "measured-net".into(),
+            label: "measured − overhead, 95% CI".into(),
+            color: PALETTE[0].into(),
+            style: Style::Markers(Marker::Circle),
+            points: points
+                .iter()
+                .filter_map(|p| {
+                    p.net_mean_us.map(|m| Point {
+                        x: p.rho + dx,
+                        y: s(m),
+                        err: p.net_ci95_us.map(|(lo, hi)| (s(lo), s(hi))),
+                    })
+                })
+                .collect(),
+        });
+    }
+    Chart {
+        id: "mean".into(),
+        title: format!("Mean response time vs load — {}", ctx.model_name),
+        subtitle: ctx.subtitle.clone(),
+        x,
+        y,
+        series,
+        notes: overhead_notes(points),
+    }
+}
+
+fn overhead_notes(points: &[PointAnalysis]) -> Vec<String> {
+    let sum = analysis::summarize(points);
+    let mut notes = vec!["bars: 95% CI of the mean (batch means)".to_owned()];
+    if let Some((lo, hi)) = sum.overhead_range_us {
+        notes.push(format!("overhead (zero service): {lo:.1}–{hi:.1} µs"));
+        notes.push("net = measured − overhead".to_owned());
+    } else {
+        notes.push("overhead not measured".to_owned());
+    }
+    notes
+}
+
+/// Relative error of the mean against ρ, raw and net, in percent.
+pub fn error_chart(ctx: &PlotContext<'_>, points: &[PointAnalysis]) -> Chart {
+    let x = rho_axis(ctx, points);
+    let rel = |p: &PointAnalysis, v: f64| {
+        p.theory
+            .as_ref()
+            .map(|t| (v - t.mean_us) / t.mean_us * 100.0)
+    };
+    let raw: Vec<Point> = points
+        .iter()
+        .filter_map(|p| {
+            Some(Point {
+                x: p.rho - (x.max - x.min) * 0.004,
+                y: p.err_raw? * 100.0,
+                err: p.ci95_us.and_then(|(lo, hi)| rel(p, lo).zip(rel(p, hi))),
+            })
+        })
+        .collect();
+    let net: Vec<Point> = points
+        .iter()
+        .filter_map(|p| {
+            Some(Point {
+                x: p.rho + (x.max - x.min) * 0.004,
+                y: p.err_net? * 100.0,
+                err: p
+                    .net_ci95_us
+                    .and_then(|(lo, hi)| rel(p, lo).zip(rel(p, hi))),
+            })
+        })
+        .collect();
+    let ys = raw.iter().chain(&net).flat_map(|p| {
+        let (lo, hi) = p.err.unwrap_or((p.y, p.y));
+        [p.y, lo, hi]
+    });
+    let (lo, hi) = ys
+        .filter(|v| v.is_finite())
+        .fold((-1.0f64, 1.0f64), |(a, b), v| (a.min(v), b.max(v)));
+    let y = Axis::auto("relative error of the mean (%)", lo * 1.05, hi * 1.05, true);
+    let mut series = vec![Series {
+        id: "zero".into(),
+        label: "theory (0%)".into(),
+        color: PALETTE[6].into(),
+        style: Style::Line { dashed: false },
+        points: vec![Point::new(x.min, 0.0), Point::new(x.max, 0.0)],
+    }];
+    series.push(Series {
+        id: "error-raw".into(),
+        label: "raw, 95% CI".into(),
+        color: PALETTE[1].into(),
+        style: Style::Markers(Marker::Square),
+        points: raw,
+    });
+    if !net.is_empty() {
+        series.push(Series {
+            id: "error-net".into(),
+            label: "net of overhead, 95% CI".into(),
+            color: PALETTE[0].into(),
+            style: Style::Markers(Marker::Circle),
+            points: net,
+        });
+    }
+    Chart {
+        id: "error".into(),
+        title: format!("Relative error of the mean vs load — {}", ctx.model_name),
+        subtitle: ctx.subtitle.clone(),
+        x,
+        y,
+        series,
+        notes: overhead_notes(points),
+    }
+}
+
+/// Indices (into `points`) of up to three loads to show: the lowest, a middle and the highest ρ
+/// among points that have responses.
+pub fn cdf_choice(points: &[PointAnalysis]) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..points.len())
+        .filter(|&i| points[i].completed > 0)
+        .collect();
+    idx.sort_by(|&a, &b| points[a].rho.total_cmp(&points[b].rho));
+    match idx.len() {
+        0..=3 => idx,
+        n => vec![idx[0], idx[n / 2], idx[n - 1]],
+    }
+}
+
+/// Response-time CDFs at up to three loads, measured (solid) over theory (dashed).
+pub fn cdf_chart(
+    ctx: &PlotContext<'_>,
+    records: &[PointRecord],
+    points: &[PointAnalysis],
+) -> Option<Chart> {
+    let chosen = cdf_choice(points);
+    if chosen.is_empty() {
+        return None;
+    }
+    // Up to the largest 99th percentile, measured or predicted: the body and most of the tail.
+    let top = max_finite(chosen.iter().flat_map(|&i| {
+        let p = &points[i];
+        [p.p99_us, p.theory.as_ref().and_then(|t| t.p99_us)]
+            .into_iter()
+            .flatten()
+    }))
+    .unwrap_or(1.0)
+        * 1.1;
+    let unit = TimeUnit::for_max_us(top);
+    let x = Axis::auto(
+        format!("response time t ({})", unit.name()),
+        0.0,
+        unit.scale(top),
+        true,
+    );
+    let mut series = Vec::new();
+    let mut notes = vec!["solid: measured; dashed: theory".to_owned()];
+    for (k, &i) in chosen.iter().enumerate() {
+        let p = &points[i];
+        let color = PALETTE[k % PALETTE.len()].to_owned();
+        let predicted = records
+            .get(i)
+            .and_then(|r| analysis::predicted_cdf_us(ctx.model, r, 0.0));
+        if let Some(cdf) = predicted {
+            // Over the whole axis (its end is rounded up past `top`).
+            let end_us = match unit {
+                TimeUnit::Us => x.max,
+                TimeUnit::Ms => x.max * 1000.0,
+            };
+            let pts = (0..=CURVE_POINTS)
+                .map(|j| {
+                    let t = end_us * j as f64 / CURVE_POINTS as f64;
+                    Point::new(unit.scale(t), cdf(t))
+                })
+                .collect();
+            let blocked = p.blocking_measured.filter(|b| *b > 0.0);
+            series.push(Series {
+                id: format!("cdf-theory-{k}"),
+                label: match blocked {
+                    Some(_) => format!("theory ρ = {:.2} (+ 503s)", p.rho),
+                    None => format!("theory ρ = {:.2}", p.rho),
+                },
+                color: color.clone(),
+                style: Style::Line { dashed: true },
+                points: pts,
+            });
+        }
+        if let Some(emp) = records
+            .get(i)
+            .and_then(|r| analysis::empirical_cdf_us(&r.measured.histogram, 400))
+        {
+            series.push(Series {
+                id: format!("cdf-measured-{k}"),
+                label: format!("measured ρ = {:.2}", p.rho),
+                color,
+                style: Style::Line { dashed: false },
+                points: emp
+                    .into_iter()
+                    .map(|(t, f)| Point::new(unit.scale(t), f))
+                    .collect(),
+            });
+        }
+        match (p.ks_raw, p.ks_net) {
+            (_, Some(n)) => notes.push(format!("KS net, ρ = {:.2}: {n:.4}", p.rho)),
+            (Some(r), None) => notes.push(format!("KS raw, ρ = {:.2}: {r:.4}", p.rho)),
+            _ => {}
+        }
+    }
+    Some(Chart {
+        id: "cdf".into(),
+        title: format!("Response-time CDF — {}", ctx.model_name),
+        subtitle: ctx.subtitle.clone(),
+        x,
+        y: Axis::fixed("P(response time ≤ t)", 0.0, 1.0),
+        series,
+        notes,
+    })
+}
+
+/// Blocking probability against ρ (capacity K only).
+pub fn blocking_chart(ctx: &PlotContext<'_>, points: &[PointAnalysis]) -> Option<Chart> {
+    ctx.model.capacity?;
+    let x = rho_axis(ctx, points);
+    let curve: Vec<Point> = rho_grid(ctx, &x)
+        .into_iter()
+        .filter_map(|r| {
+            analysis::theory_at(ctx.model, ctx.model.lambda(r))
+                .ok()
+                .map(|t| Point::new(r, t.blocking))
+        })
+        .collect();
+    let measured: Vec<Point> = points
+        .iter()
+        .filter_map(|p| p.blocking_measured.map(|b| Point::new(p.rho, b)))
+        .collect();
+    let top = max_finite(curve.iter().chain(&measured).map(|p| p.y))
+        .unwrap_or(1.0)
+        .max(0.01);
+    let y = Axis::auto(
+        "blocking probability (fraction of 503)",
+        0.0,
+        top * 1.05,
+        true,
+    );
+    Some(Chart {
+        id: "blocking".into(),
+        title: format!("Blocking probability vs load — {}", ctx.model_name),
+        subtitle: ctx.subtitle.clone(),
+        x,
+        y,
+        series: vec![
+            Series {
+                id: "blocking-theory".into(),
+                label: format!("theory {}", ctx.model_name),
+                color: PALETTE[6].into(),
+                style: Style::Line { dashed: false },
+                points: curve,
+            },
+            Series {
+                id: "blocking-measured".into(),
+                label: "measured (503 / responses)".into(),
+                color: PALETTE[1].into(),
+                style: Style::Markers(Marker::Diamond),
+                points: measured,
+            },
+        ],
+        notes: vec![],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(rho: f64) -> PointAnalysis {
+        PointAnalysis {
+            rho,
+            completed: 1,
+            ..PointAnalysis::default()
+        }
+    }
+
+    #[test]
+    fn cdf_choice_takes_lowest_middle_highest() {
+        let pts: Vec<_> = [0.9, 0.1, 0.5, 0.3, 0.7].into_iter().map(p).collect();
+        let c: Vec<f64> = cdf_choice(&pts).iter().map(|&i| pts[i].rho).collect();
+        assert_eq!(c, vec![0.1, 0.5, 0.9]);
+        let pts: Vec<_> = [0.1, 0.2, 0.3, 0.4].into_iter().map(p).collect();
+        let c: Vec<f64> = cdf_choice(&pts).iter().map(|&i| pts[i].rho).collect();
+        assert_eq!(c, vec![0.1, 0.3, 0.4]);
+        let mut pts: Vec<_> = [0.1, 0.2].into_iter().map(p).collect();
+        pts[0].completed = 0;
+        assert_eq!(cdf_choice(&pts), vec![1]);
+    }
+
+    #[test]
+    fn time_unit_switches_at_two_milliseconds() {
+        assert_eq!(TimeUnit::for_max_us(1999.0), TimeUnit::Us);
+        assert_eq!(TimeUnit::for_max_us(2000.0), TimeUnit::Ms);
+        assert_eq!(TimeUnit::Ms.scale(1500.0), 1.5);
+    }
+}

@@ -1,0 +1,335 @@
+//! What a sweep stores in `results.json`, and how it is read back.
+//!
+//! The file holds everything needed to redo the analysis: the sweep's configuration, and for each
+//! point the lab's own [`PointMeasurement`] (numbers plus the serialized latency histogram), the
+//! overhead run's measurement, and both raw qload results as they came (`raw`, `overhead_raw`).
+//! `qload report` recomputes theory, errors, distances, table and plots from the measurements
+//! alone; the `analysis` and `overhead` sections are outputs kept for other tools to read, and are
+//! ignored on input.
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write as _;
+use std::path::Path;
+
+use anyhow::{Context as _, bail};
+use queuelab_common::samplers::ServiceKind;
+use queuelab_common::theory::Servers;
+use serde::{Deserialize, Serialize};
+
+use super::analysis::PointAnalysis;
+
+/// Identifies the layout of `results.json`; bumped on incompatible changes.
+pub const FORMAT: &str = "queuelab-lab/1";
+/// File name of the JSON results inside a sweep's directory.
+pub const RESULTS_JSON: &str = "results.json";
+
+/// The queue the sweep drives, as it must be configured on the server.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Model {
+    /// Service rate per server μ (1/s).
+    pub mu: f64,
+    /// Number of servers.
+    pub servers: Servers,
+    /// Capacity K, if any.
+    pub capacity: Option<u32>,
+    /// Service-time distribution.
+    pub service: ServiceKind,
+}
+
+impl Model {
+    /// The arrival rate that loads each server to `rho`: λ = ρ·c·μ, or ρ·μ with infinitely many
+    /// servers (there ρ = λ/μ is the offered load, the mean number of busy servers).
+    pub fn lambda(&self, rho: f64) -> f64 {
+        match self.servers {
+            Servers::Finite(c) => rho * f64::from(c) * self.mu,
+            Servers::Infinite => rho * self.mu,
+        }
+    }
+}
+
+/// The sweep's configuration as recorded (strings for the enums, so the file reads plainly).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabConfig {
+    /// The URL under test.
+    pub url: String,
+    /// Where the overhead was measured (`None`: not measured).
+    pub overhead_url: Option<String>,
+    /// Service rate per server μ (1/s).
+    pub mu: f64,
+    /// `c` or `inf`.
+    pub servers: String,
+    /// Capacity K.
+    pub capacity: Option<u32>,
+    /// `exp`, `const`, `uniform` or `zero`.
+    pub service: String,
+    /// Offered loads per server, in sweep order.
+    pub rhos: Vec<f64>,
+    /// Measured duration of each point (s).
+    pub duration_s: f64,
+    /// Measured duration of each point's overhead run (s).
+    pub overhead_duration_s: f64,
+    /// Base seed; each run's arrival seed is derived from it (`sweep::run_seed`, recorded per point).
+    pub seed: u64,
+    /// Whether `--quick` chose the durations (precision traded for time).
+    pub quick: bool,
+}
+
+impl LabConfig {
+    /// The model these strings describe.
+    pub fn model(&self) -> anyhow::Result<Model> {
+        let servers: Servers = self
+            .servers
+            .parse()
+            .with_context(|| format!("config.servers {:?}", self.servers))?;
+        let service: ServiceKind = self
+            .service
+            .parse()
+            .with_context(|| format!("config.service {:?}", self.service))?;
+        if !(self.mu.is_finite() && self.mu > 0.0) {
+            bail!("config.mu must be positive, not {}", self.mu);
+        }
+        Ok(Model {
+            mu: self.mu,
+            servers,
+            capacity: self.capacity,
+            service,
+        })
+    }
+}
+
+/// A latency summary in microseconds (from qload's `latency_us`).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Latency {
+    /// Mean.
+    pub mean: f64,
+    /// Standard deviation.
+    pub stdev: f64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Maximum.
+    pub max: f64,
+    /// Lower end of the 95% interval of the mean (batch means), if there were enough batches.
+    pub ci95_low: Option<f64>,
+    /// Upper end of that interval.
+    pub ci95_high: Option<f64>,
+}
+
+/// Send lag (actual write minus intended time), microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Lag {
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Maximum.
+    pub max: f64,
+}
+
+/// One qload run as the lab uses it: a stable subset of qload's JSON result.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct PointMeasurement {
+    /// Intended arrival rate (1/s).
+    pub target_rate: f64,
+    /// Achieved send rate (1/s).
+    pub achieved_rate: f64,
+    /// Measured duration (s).
+    pub duration_s: f64,
+    /// Requests sent.
+    pub sent: u64,
+    /// Responses received (any status).
+    pub completed: u64,
+    /// Requests that failed without a response.
+    pub errors: u64,
+    /// Failures by kind (connect, timeout, read, write, parse, closed).
+    pub errors_by_kind: BTreeMap<String, u64>,
+    /// Responses by status as qload reports them (codes or classes).
+    pub status: BTreeMap<String, u64>,
+    /// Responses with status 503 (blocked by the server's capacity).
+    pub blocked: u64,
+    /// Response time from the intended send time, µs.
+    pub latency_us: Latency,
+    /// Send lag, µs.
+    pub send_lag_us: Lag,
+    /// Coefficient of variation of the actual send gaps (1 for Poisson), if reported.
+    pub gap_cv: Option<f64>,
+    /// p-value of the KS test of the send gaps against the exponential, if reported.
+    pub arrivals_ks_p: Option<f64>,
+    /// The response-time histogram (nanoseconds, serialized by `queuelab_common::stats`).
+    pub histogram: String,
+}
+
+/// One point of the sweep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PointRecord {
+    /// Position in the sweep.
+    pub index: usize,
+    /// Offered load per server.
+    pub rho: f64,
+    /// Arrival rate λ (1/s).
+    pub lambda: f64,
+    /// Warm-up before measuring (s).
+    pub warmup_s: f64,
+    /// Seed of the arrival schedule.
+    pub seed: u64,
+    /// The measurement against the queue.
+    pub measured: PointMeasurement,
+    /// The same rate against the zero-service path, if measured.
+    pub overhead: Option<PointMeasurement>,
+    /// qload's result for `measured`, as it came.
+    #[serde(default)]
+    pub raw: serde_json::Value,
+    /// qload's result for `overhead`, as it came.
+    #[serde(default)]
+    pub overhead_raw: Option<serde_json::Value>,
+}
+
+/// The overhead of the measurement path across the sweep (an output, for reading).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OverheadSummary {
+    /// Where it was measured.
+    pub url: Option<String>,
+    /// How it is used.
+    pub method: String,
+    /// Mean overhead per point (µs), in sweep order (`None` where not measured).
+    pub mean_us: Vec<Option<f64>>,
+    /// Smallest and largest of those.
+    pub range_us: Option<(f64, f64)>,
+}
+
+/// The whole `results.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultsFile {
+    /// [`FORMAT`].
+    pub format: String,
+    /// When the sweep started (UTC, ISO 8601).
+    pub created: String,
+    /// The qload version that measured.
+    pub qload_version: String,
+    /// The sweep's configuration.
+    pub config: LabConfig,
+    /// Overhead summary (output only).
+    #[serde(default)]
+    pub overhead: Option<OverheadSummary>,
+    /// The points measured so far, in order.
+    pub points: Vec<PointRecord>,
+    /// Per-point analysis (output only; recomputed by `qload report`).
+    #[serde(default)]
+    pub analysis: Vec<PointAnalysis>,
+}
+
+impl ResultsFile {
+    /// Reads and checks `dir/results.json`.
+    pub fn read(dir: &Path) -> anyhow::Result<ResultsFile> {
+        let path = dir.join(RESULTS_JSON);
+        let text =
+            fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let file: ResultsFile = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a lab results file", path.display()))?;
+        if file.format != FORMAT {
+            bail!(
+                "{}: format {:?}, this qload reads {FORMAT:?}",
+                path.display(),
+                file.format
+            );
+        }
+        file.config.model()?;
+        Ok(file)
+    }
+
+    /// Writes `dir/results.json` atomically (a temporary file renamed over it), so a sweep that is
+    /// interrupted leaves the last complete version.
+    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
+        let text = serde_json::to_string_pretty(self).context("encoding results.json")?;
+        write_atomic(&dir.join(RESULTS_JSON), text.as_bytes())
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    let mut f = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    drop(f);
+    fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))
+}
+
+/// `seconds since the epoch` as `YYYY-MM-DDTHH:MM:SSZ` (UTC), and the compact `YYYYmmdd-HHMMSS`.
+pub fn utc_stamps(unix_s: u64) -> (String, String) {
+    let days = (unix_s / 86_400) as i64;
+    let secs = unix_s % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    let (hh, mm, ss) = (secs / 3600, secs / 60 % 60, secs % 60);
+    (
+        format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z"),
+        format!("{y:04}{m:02}{d:02}-{hh:02}{mm:02}{ss:02}"),
+    )
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (era arithmetic: 400-year cycles
+/// of 146 097 days, with years starting in March so the leap day falls at the end).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_stamps_match_known_dates() {
+        for (t, iso, compact) in [
+            (0, "1970-01-01T00:00:00Z", "19700101-000000"),
+            (951_782_400, "2000-02-29T00:00:00Z", "20000229-000000"),
+            (1_709_251_199, "2024-02-29T23:59:59Z", "20240229-235959"),
+            (4_102_444_800, "2100-01-01T00:00:00Z", "21000101-000000"),
+        ] {
+            assert_eq!(utc_stamps(t), (iso.to_owned(), compact.to_owned()), "{t}");
+        }
+    }
+
+    #[test]
+    fn lambda_is_rho_times_capacity() {
+        let mut m = Model {
+            mu: 1000.0,
+            servers: Servers::Finite(2),
+            capacity: None,
+            service: ServiceKind::Exp,
+        };
+        assert_eq!(m.lambda(0.5), 1000.0);
+        m.servers = Servers::Infinite;
+        assert_eq!(m.lambda(0.5), 500.0);
+    }
+
+    #[test]
+    fn atomic_write_replaces_the_file() {
+        let dir = std::env::temp_dir().join(format!("qload-lab-atomic-{}", std::process::id()));
+        fs::create_dir_all(&dir).expect("temp dir");
+        let p = dir.join("x.txt");
+        write_atomic(&p, b"one").expect("first write");
+        write_atomic(&p, b"two").expect("second write");
+        assert_eq!(fs::read_to_string(&p).expect("read back"), "two");
+        assert!(!dir.join(".x.txt.tmp").exists());
+        fs::remove_dir_all(&dir).expect("cleanup");
+    }
+}

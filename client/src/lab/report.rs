@@ -1,0 +1,178 @@
+//! `qload report DIR`: everything a sweep shows, recomputed from `DIR/results.json`.
+//!
+//! The sweep itself ends by calling [`report`], so the table and the plots of a fresh sweep and
+//! of a later `qload report` come from the same code and the same data, byte for byte.
+//! Written: `results.csv`, `table.txt` (the table printed on stdout), and the SVG plots of
+//! [`super::plots`]. Each SVG is checked to be well-formed before it is written.
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+use super::analysis::{self, PointAnalysis, SweepSummary};
+use super::plots::{self, PlotContext};
+use super::record::{Model, ResultsFile, write_atomic};
+use super::{table, xml};
+
+/// File name of the CSV.
+pub const RESULTS_CSV: &str = "results.csv";
+/// File name of the saved table.
+pub const TABLE_TXT: &str = "table.txt";
+
+/// Everything derived from a results file, not yet written anywhere.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// Per-point analysis.
+    pub points: Vec<PointAnalysis>,
+    /// Totals.
+    pub summary: SweepSummary,
+    /// The text table (with its header lines).
+    pub table: String,
+    /// The CSV.
+    pub csv: String,
+    /// SVG plots: file name and document.
+    pub plots: Vec<(&'static str, String)>,
+}
+
+/// What [`report`] wrote.
+#[derive(Debug, Clone)]
+pub struct ReportOutput {
+    /// The rendering.
+    pub rendered: Rendered,
+    /// Files written.
+    pub files: Vec<PathBuf>,
+}
+
+/// A one-line description of a sweep's setup (the plots' subtitle and the table's header).
+pub fn describe(file: &ResultsFile, model: &Model) -> String {
+    let c = &file.config;
+    let mut s = format!("μ = {}/s per server, c = {}", fmt_rate(c.mu), model.servers);
+    if let Some(k) = model.capacity {
+        s.push_str(&format!(", K = {k}"));
+    }
+    s.push_str(&format!(
+        ", service {}; {} s per point{}",
+        model.service,
+        fmt_secs(c.duration_s),
+        if c.quick { " (quick)" } else { "" }
+    ));
+    match &c.overhead_url {
+        Some(_) => s.push_str("; overhead measured at the same rate, zero service"),
+        None => s.push_str("; overhead not measured"),
+    }
+    s
+}
+
+fn fmt_rate(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        format!("{v}")
+    }
+}
+
+fn fmt_secs(v: f64) -> String {
+    let s = format!("{v:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+/// Analyses a results file and renders table, CSV and plots (no I/O).
+pub fn render(file: &ResultsFile) -> anyhow::Result<Rendered> {
+    let model = file.config.model()?;
+    let points: Vec<PointAnalysis> = file
+        .points
+        .iter()
+        .map(|r| analysis::analyze(&model, r))
+        .collect();
+    let summary = analysis::summarize(&points);
+    let name = analysis::model_name(&model);
+    let ctx = PlotContext {
+        model: &model,
+        model_name: name.clone(),
+        subtitle: describe(file, &model),
+    };
+    let mut head = format!("{name}: {}\n", ctx.subtitle);
+    head.push_str(&format!("url {}", file.config.url));
+    if let Some(o) = &file.config.overhead_url {
+        head.push_str(&format!("; overhead url {o}"));
+    }
+    head.push_str(&format!("; started {}\n", file.created));
+    if file.config.quick {
+        head.push_str(
+            "quick sweep: short runs trade precision for time (wide intervals, early transients)\n",
+        );
+    }
+    if file.points.len() < file.config.rhos.len() {
+        head.push_str(&format!(
+            "incomplete: {} of {} points measured\n",
+            file.points.len(),
+            file.config.rhos.len()
+        ));
+    }
+    let notes: Vec<String> = points
+        .iter()
+        .filter(|p| !p.notes.is_empty() || p.theory_note.is_some())
+        .map(|p| {
+            let mut n = p.notes.clone();
+            n.extend(p.theory_note.clone());
+            format!("note ρ = {:.2}: {}\n", p.rho, n.join("; "))
+        })
+        .collect();
+    let table = format!(
+        "{head}\n{}{}",
+        table::render(&points, &summary, model.capacity.is_some()),
+        notes.concat()
+    );
+    let mut plots = vec![
+        (plots::MEAN_SVG, plots::mean_chart(&ctx, &points).render()),
+        (plots::ERROR_SVG, plots::error_chart(&ctx, &points).render()),
+    ];
+    if let Some(c) = plots::cdf_chart(&ctx, &file.points, &points) {
+        plots.push((plots::CDF_SVG, c.render()));
+    }
+    if let Some(c) = plots::blocking_chart(&ctx, &points) {
+        plots.push((plots::BLOCKING_SVG, c.render()));
+    }
+    for (name, doc) in &plots {
+        xml::check_well_formed(doc).with_context(|| format!("{name} is not well-formed"))?;
+    }
+    Ok(Rendered {
+        csv: table::csv(&points),
+        points,
+        summary,
+        table,
+        plots,
+    })
+}
+
+/// Re-reads `dir/results.json` and rewrites `results.csv`, `table.txt` and the plots.
+pub fn report(dir: &Path) -> anyhow::Result<ReportOutput> {
+    let file = ResultsFile::read(dir)?;
+    write_rendered(dir, render(&file)?)
+}
+
+/// Writes a rendering into `dir`; plots a model does not have (blocking without K) are removed
+/// if an older run left them.
+pub fn write_rendered(dir: &Path, rendered: Rendered) -> anyhow::Result<ReportOutput> {
+    let mut files = Vec::new();
+    let mut put = |name: &str, text: &str| -> anyhow::Result<()> {
+        let p = dir.join(name);
+        write_atomic(&p, text.as_bytes())?;
+        files.push(p);
+        Ok(())
+    };
+    put(RESULTS_CSV, &rendered.csv)?;
+    put(TABLE_TXT, &rendered.table)?;
+    for (name, doc) in &rendered.plots {
+        put(name, doc)?;
+    }
+    for name in [plots::CDF_SVG, plots::BLOCKING_SVG] {
+        if !rendered.plots.iter().any(|(n, _)| *n == name) {
+            let p = dir.join(name);
+            if p.exists() {
+                fs::remove_file(&p).with_context(|| format!("removing stale {}", p.display()))?;
+            }
+        }
+    }
+    Ok(ReportOutput { rendered, files })
+}

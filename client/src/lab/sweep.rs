@@ -1,0 +1,522 @@
+//! `qload sweep`: one open-loop Poisson run per load ρ, each followed by an overhead run at the
+//! same rate, all recorded in `results.json`, then the report.
+//!
+//! For point `i` at load ρ the arrival rate is λ = ρ·c·μ (ρ·μ for infinitely many servers). The
+//! run sends for a warm-up (not measured: the queue starts empty and needs time to reach its
+//! stationary regime) and then for the measured duration. The overhead run sends the same λ to a
+//! zero-service endpoint; it is made at every point, not once, because the cost of the path
+//! depends on the rate (at low rates both processes sleep between requests and pay for waking
+//! up; at high rates they do not). It is shorter (a fifth of the duration by default) because its
+//! spread is small next to the queue's; its own interval enters the net interval.
+//!
+//! Warm-up ("auto"): four relaxation times of the queue, clamped to [1 s, 10 s]. The relaxation
+//! time of M/M/1 is `1/(μ(1 − √ρ)²)` (Morse 1955), 1.5 s at ρ = 0.95 and μ = 1000/s, and
+//! `1/(cμ(1 − √ρ)²)` is the same scale for M/M/c near saturation; with a capacity K the queue
+//! cannot hold more than K, and it fills or drains in about `K/(cμ|1 − ρ|)`; with infinitely
+//! many servers it forgets its start after a few service times.
+//!
+//! `--quick` spends about [`QUICK_BUDGET`] sending: two relaxation times of warm-up per point
+//! (clamped to [0.3 s, 3 s]: the high loads get the most), the rest split evenly.
+//!
+//! `results.json` is rewritten after every point, so an interrupted sweep keeps what it measured
+//! and `qload report` can still draw it.
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, bail};
+use queuelab_common::theory::Servers;
+
+use super::analysis;
+use super::measure::{self, RunOptions, RunSpec};
+use super::record::{
+    FORMAT, LabConfig, Model, OverheadSummary, PointRecord, ResultsFile, utc_stamps,
+};
+use super::report::{self, ReportOutput};
+
+/// The default loads: ten points from 0.1 to 0.95.
+pub const DEFAULT_RHOS: [f64; 10] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95];
+/// Default measured duration per point (ten points take about ten minutes with the overhead runs).
+pub const DEFAULT_DURATION: Duration = Duration::from_secs(45);
+/// Time budget of a `--quick` sweep's runs (the whole sweep stays under a minute).
+pub const QUICK_BUDGET: Duration = Duration::from_secs(48);
+/// Most points a `--quick` sweep accepts.
+pub const QUICK_MAX_POINTS: usize = 40;
+/// Shortest measured duration of a point.
+pub const MIN_DURATION: Duration = Duration::from_millis(100);
+
+/// How long to warm up before measuring.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Warmup {
+    /// The same for every point.
+    Fixed(Duration),
+    /// Four relaxation times of the queue at that load, clamped to [1 s, 10 s].
+    Auto,
+    /// `--quick`: two relaxation times, clamped to [0.3 s, 3 s].
+    Quick,
+}
+
+/// A validated sweep.
+#[derive(Debug, Clone)]
+pub struct SweepPlan {
+    /// The queue under test.
+    pub url: String,
+    /// The zero-service endpoint for the overhead runs (`None`: no overhead runs).
+    pub overhead_url: Option<String>,
+    /// What the server emulates.
+    pub model: Model,
+    /// Loads per server, in order.
+    pub rhos: Vec<f64>,
+    /// Measured duration of each point.
+    pub duration: Duration,
+    /// Warm-up rule.
+    pub warmup: Warmup,
+    /// Measured duration of each overhead run.
+    pub overhead_duration: Duration,
+    /// Warm-up of each overhead run.
+    pub overhead_warmup: Duration,
+    /// Base seed.
+    pub seed: u64,
+    /// Whether `--quick` set the durations.
+    pub quick: bool,
+    /// Output directory (created; must not hold anything yet).
+    pub out: PathBuf,
+    /// Engine knobs.
+    pub opts: RunOptions,
+}
+
+/// The relaxation time of `model` at load `rho` in seconds (see the module docs).
+pub fn relaxation_s(model: &Model, rho: f64) -> f64 {
+    match model.servers {
+        Servers::Infinite => 5.0 / model.mu,
+        Servers::Finite(c) => {
+            let cmu = f64::from(c) * model.mu;
+            let open = if rho < 1.0 {
+                1.0 / (cmu * (1.0 - rho.sqrt()).powi(2))
+            } else {
+                f64::INFINITY
+            };
+            match model.capacity {
+                Some(k) => open.min(f64::from(k) / (cmu * (1.0 - rho).abs().max(0.05))),
+                None => open,
+            }
+        }
+    }
+}
+
+/// The default warm-up of `model` at load `rho`: four relaxation times, clamped to [1 s, 10 s].
+pub fn auto_warmup(model: &Model, rho: f64) -> Duration {
+    Duration::from_secs_f64((4.0 * relaxation_s(model, rho)).clamp(1.0, 10.0))
+}
+
+/// The warm-up of a `--quick` sweep: two relaxation times, clamped to [0.3 s, 3 s].
+pub fn quick_warmup(model: &Model, rho: f64) -> Duration {
+    Duration::from_secs_f64((2.0 * relaxation_s(model, rho)).clamp(0.3, 3.0))
+}
+
+/// The durations of a `--quick` sweep: (measured, overhead measured, overhead warm-up) for every
+/// point, the warm-ups being [`quick_warmup`]. What [`QUICK_BUDGET`] leaves after the warm-ups is
+/// split evenly over the points: 75% measured, 20% overhead run, 5% its warm-up (all of it
+/// measured without overhead runs). `None` when fewer than 0.3 s per point would be left.
+pub fn quick_durations(
+    model: &Model,
+    rhos: &[f64],
+    overhead: bool,
+) -> Option<(Duration, Duration, Duration)> {
+    let warm: f64 = rhos
+        .iter()
+        .map(|&r| quick_warmup(model, r).as_secs_f64())
+        .sum();
+    let share = (QUICK_BUDGET.as_secs_f64() - warm) / rhos.len().max(1) as f64;
+    if share < 0.3 {
+        return None;
+    }
+    let d = |f: f64| Duration::from_secs_f64(share * f);
+    Some(if overhead {
+        (d(0.75), d(0.20), d(0.05))
+    } else {
+        (d(1.0), Duration::ZERO, Duration::ZERO)
+    })
+}
+
+/// The arrival seed of point `i`'s run (or of its overhead run): the SplitMix64 finalizer of the
+/// base seed and the run's number.
+///
+/// Hashed rather than `seed + i` because the server is typically started with the same `--seed`:
+/// qserve draws its service times and qload its arrival gaps from `rng(seed, 0)`, so equal seeds
+/// would make every service time proportional to the gap before it and the queue would barely
+/// wait. A hashed seed equals a seed a person types only by a 2⁻⁶⁴ accident.
+pub fn run_seed(base: u64, i: usize, overhead: bool) -> u64 {
+    let n = 2 * i as u64 + u64::from(overhead);
+    // "lab-seed" in ASCII, so that base 0 with run 0 is not the finalizer's fixed input 0.
+    let mut z = (base ^ 0x6c61_622d_7365_6564)
+        .wrapping_add(n.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+        .wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// `http://host:port/healthz` for a URL `http://host:port/anything`: the zero-service path of the
+/// same qserve (it bypasses the queue).
+pub fn healthz_url(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    (!authority.is_empty()).then(|| format!("{scheme}://{authority}/healthz"))
+}
+
+impl SweepPlan {
+    /// Warm-up of the point at `rho`.
+    pub fn warmup_for(&self, rho: f64) -> Duration {
+        match self.warmup {
+            Warmup::Fixed(d) => d,
+            Warmup::Auto => auto_warmup(&self.model, rho),
+            Warmup::Quick => quick_warmup(&self.model, rho),
+        }
+    }
+
+    /// Sending time of the whole sweep (warm-ups, measurements and overhead runs).
+    pub fn sending_time(&self) -> Duration {
+        self.rhos
+            .iter()
+            .map(|&r| {
+                let o = if self.overhead_url.is_some() {
+                    self.overhead_duration + self.overhead_warmup
+                } else {
+                    Duration::ZERO
+                };
+                self.duration + self.warmup_for(r) + o
+            })
+            .sum()
+    }
+
+    /// The configuration as recorded in `results.json`.
+    pub fn lab_config(&self) -> LabConfig {
+        LabConfig {
+            url: self.url.clone(),
+            overhead_url: self.overhead_url.clone(),
+            mu: self.model.mu,
+            servers: self.model.servers.to_string(),
+            capacity: self.model.capacity,
+            service: self.model.service.to_string(),
+            rhos: self.rhos.clone(),
+            duration_s: self.duration.as_secs_f64(),
+            overhead_duration_s: self.overhead_duration.as_secs_f64(),
+            seed: self.seed,
+            quick: self.quick,
+        }
+    }
+}
+
+/// The default output directory `results/YYYYmmdd-HHMMSS` (UTC), with `-2`, `-3`, … appended if
+/// that name is taken.
+pub fn default_out_dir(now_unix_s: u64) -> PathBuf {
+    let (_, stamp) = utc_stamps(now_unix_s);
+    let base = Path::new("results").join(&stamp);
+    let mut p = base.clone();
+    let mut n = 2;
+    while p.exists() {
+        p = Path::new("results").join(format!("{stamp}-{n}"));
+        n += 1;
+    }
+    p
+}
+
+/// Creates `dir` (and its parents); refuses a directory that already holds files, so a sweep
+/// never mixes its results with older ones.
+pub fn create_fresh_dir(dir: &Path) -> anyhow::Result<()> {
+    match fs::read_dir(dir) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                bail!(
+                    "output directory {} is not empty; choose a new --out (or delete it)",
+                    dir.display()
+                );
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", dir.display())),
+    }
+}
+
+fn now_unix_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Recomputes the output-only sections of `file` (analysis and overhead summary).
+fn refresh(file: &mut ResultsFile, model: &Model) {
+    file.analysis = file
+        .points
+        .iter()
+        .map(|r| analysis::analyze(model, r))
+        .collect();
+    let means: Vec<Option<f64>> = file.analysis.iter().map(|a| a.overhead_mean_us).collect();
+    file.overhead = Some(OverheadSummary {
+        url: file.config.overhead_url.clone(),
+        method: "per point, same arrival rate, zero-service endpoint; net = measured − mean \
+                 overhead; CDFs compared after a shift by the mean overhead"
+            .into(),
+        range_us: analysis::summarize(&file.analysis).overhead_range_us,
+        mean_us: means,
+    });
+}
+
+/// Runs the sweep: measures every point, keeps `results.json` up to date, then writes the report.
+/// Progress goes to `log` (stderr in the command).
+pub fn sweep(plan: &SweepPlan, log: &mut dyn std::io::Write) -> anyhow::Result<ReportOutput> {
+    create_fresh_dir(&plan.out)?;
+    let (created, _) = utc_stamps(now_unix_s());
+    let mut file = ResultsFile {
+        format: FORMAT.into(),
+        created,
+        qload_version: env!("CARGO_PKG_VERSION").into(),
+        config: plan.lab_config(),
+        overhead: None,
+        points: Vec::with_capacity(plan.rhos.len()),
+        analysis: Vec::new(),
+    };
+    file.write(&plan.out)?;
+    let n = plan.rhos.len();
+    for (i, &rho) in plan.rhos.iter().enumerate() {
+        match measure_point(plan, i, rho, log) {
+            Ok(rec) => {
+                file.points.push(rec);
+                refresh(&mut file, &plan.model);
+                file.write(&plan.out)?;
+                if let Some(a) = file.analysis.last() {
+                    let _ = writeln!(log, "{}", progress_line(i, n, a));
+                }
+            }
+            Err(e) => {
+                // Keep what was measured: draw it, then report the failure.
+                if !file.points.is_empty() {
+                    let _ = report::report(&plan.out);
+                }
+                return Err(e.context(format!(
+                    "point {} of {n} (ρ = {rho}); the points before it are in {}",
+                    i + 1,
+                    plan.out.display()
+                )));
+            }
+        }
+    }
+    report::report(&plan.out)
+}
+
+fn measure_point(
+    plan: &SweepPlan,
+    i: usize,
+    rho: f64,
+    log: &mut dyn std::io::Write,
+) -> anyhow::Result<PointRecord> {
+    let lambda = plan.model.lambda(rho);
+    let warmup = plan.warmup_for(rho);
+    let seed = run_seed(plan.seed, i, false);
+    let _ = writeln!(
+        log,
+        "[{}/{}] ρ = {rho:.2}: λ = {lambda:.1}/s for {:.1} s after a {:.1} s warm-up",
+        i + 1,
+        plan.rhos.len(),
+        plan.duration.as_secs_f64(),
+        warmup.as_secs_f64()
+    );
+    let (measured, raw) = measure::measure(&RunSpec {
+        url: &plan.url,
+        rate: lambda,
+        duration: plan.duration,
+        warmup,
+        seed,
+        model: Some(&plan.model),
+        opts: &plan.opts,
+    })?;
+    let (overhead, overhead_raw) = match &plan.overhead_url {
+        Some(url) => match measure::measure(&RunSpec {
+            url,
+            rate: lambda,
+            duration: plan.overhead_duration,
+            warmup: plan.overhead_warmup,
+            seed: run_seed(plan.seed, i, true),
+            model: None,
+            opts: &plan.opts,
+        }) {
+            Ok((m, v)) => (Some(m), Some(v)),
+            Err(e) => {
+                let _ = writeln!(
+                    log,
+                    "warning: overhead run at {url} failed, this point has no net values: {e:#}"
+                );
+                (None, None)
+            }
+        },
+        None => (None, None),
+    };
+    Ok(PointRecord {
+        index: i,
+        rho,
+        lambda,
+        warmup_s: warmup.as_secs_f64(),
+        seed,
+        measured,
+        overhead,
+        raw,
+        overhead_raw,
+    })
+}
+
+fn progress_line(i: usize, n: usize, a: &analysis::PointAnalysis) -> String {
+    let v = |x: Option<f64>| x.map_or_else(|| "–".to_owned(), |x| format!("{x:.1}"));
+    let mut s = format!(
+        "[{}/{n}] ρ = {:.2}: mean {} µs, theory {} µs, overhead {} µs",
+        i + 1,
+        a.rho,
+        v(a.mean_us),
+        v(a.theory.as_ref().map(|t| t.mean_us)),
+        v(a.overhead_mean_us)
+    );
+    if let Some(e) = a.err_net.or(a.err_raw) {
+        s.push_str(&format!(
+            ", error {:+.2}%{}",
+            e * 100.0,
+            if a.err_net.is_some() { " net" } else { " raw" }
+        ));
+    }
+    if a.errors > 0 {
+        s.push_str(&format!(", {} errors", a.errors));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use queuelab_common::samplers::ServiceKind;
+
+    fn mm1() -> Model {
+        Model {
+            mu: 1000.0,
+            servers: Servers::Finite(1),
+            capacity: None,
+            service: ServiceKind::Exp,
+        }
+    }
+
+    #[test]
+    fn auto_warmup_grows_near_saturation_and_is_clamped() {
+        let m = mm1();
+        assert_eq!(auto_warmup(&m, 0.1), Duration::from_secs(1));
+        // τ = 1/(1000·(1 − √0.95)²) ≈ 1.55 s → 4τ ≈ 6.2 s.
+        let w = auto_warmup(&m, 0.95).as_secs_f64();
+        assert!((w - 6.2).abs() < 0.1, "{w}");
+        assert_eq!(auto_warmup(&m, 0.999), Duration::from_secs(10));
+        let k = Model {
+            capacity: Some(10),
+            ..m
+        };
+        // Past saturation the capacity bounds it: 10/(1000·0.5) = 20 ms → clamped to 1 s.
+        assert_eq!(auto_warmup(&k, 1.5), Duration::from_secs(1));
+        let inf = Model {
+            servers: Servers::Infinite,
+            ..m
+        };
+        assert_eq!(auto_warmup(&inf, 5.0), Duration::from_secs(1));
+    }
+
+    fn plan_for(rhos: &[f64], warmup: Warmup, overhead: bool) -> SweepPlan {
+        SweepPlan {
+            url: "http://127.0.0.1:8000/".into(),
+            overhead_url: overhead.then(|| "http://127.0.0.1:8000/healthz".into()),
+            model: mm1(),
+            rhos: rhos.to_vec(),
+            duration: DEFAULT_DURATION,
+            warmup,
+            overhead_duration: DEFAULT_DURATION / 5,
+            overhead_warmup: Duration::from_millis(500),
+            seed: 1,
+            quick: false,
+            out: PathBuf::from("unused"),
+            opts: RunOptions::default(),
+        }
+    }
+
+    #[test]
+    fn quick_sweep_of_the_default_points_fits_in_a_minute() {
+        for overhead in [true, false] {
+            let (d, od, ow) =
+                quick_durations(&mm1(), &DEFAULT_RHOS, overhead).expect("ten points fit");
+            let mut plan = plan_for(&DEFAULT_RHOS, Warmup::Quick, overhead);
+            (plan.duration, plan.overhead_duration, plan.overhead_warmup) = (d, od, ow);
+            let total = plan.sending_time();
+            assert!(
+                total <= QUICK_BUDGET + Duration::from_millis(1),
+                "{total:?}"
+            );
+            // Leaves 12 s for starting and ending twenty runs.
+            assert!(total + Duration::from_secs(12) <= Duration::from_secs(60));
+            assert!(d >= Duration::from_millis(2500), "{d:?}");
+        }
+        // The highest load warms up longest: 2τ at ρ = 0.95 is 3.1 s, clamped to 3 s.
+        assert_eq!(quick_warmup(&mm1(), 0.95), Duration::from_secs(3));
+        assert_eq!(quick_warmup(&mm1(), 0.1), Duration::from_millis(300));
+        let many: Vec<f64> = (1..=QUICK_MAX_POINTS).map(|i| i as f64 / 50.0).collect();
+        let (d, ..) = quick_durations(&mm1(), &many, true).expect("40 points fit");
+        assert!(d >= MIN_DURATION, "{d:?}");
+        let too_many = vec![0.95; 20];
+        assert!(quick_durations(&mm1(), &too_many, true).is_none());
+    }
+
+    #[test]
+    fn default_sweep_takes_about_ten_minutes() {
+        let t = plan_for(&DEFAULT_RHOS, Warmup::Auto, true)
+            .sending_time()
+            .as_secs_f64();
+        assert!((480.0..=660.0).contains(&t), "{t} s");
+    }
+
+    #[test]
+    fn run_seeds_are_distinct_and_never_small() {
+        let mut seen = std::collections::HashSet::new();
+        for base in [0u64, 1, 2, 42, u64::MAX] {
+            for i in 0..100 {
+                for overhead in [false, true] {
+                    let s = run_seed(base, i, overhead);
+                    assert!(s > 1_000_000, "run seed {s} could be a server's --seed");
+                    assert!(seen.insert(s), "repeated seed {s}");
+                }
+            }
+        }
+        assert_eq!(run_seed(7, 3, true), run_seed(7, 3, true), "deterministic");
+    }
+
+    #[test]
+    fn healthz_url_keeps_scheme_and_authority() {
+        assert_eq!(
+            healthz_url("http://127.0.0.1:8000/work?x=1").as_deref(),
+            Some("http://127.0.0.1:8000/healthz")
+        );
+        assert_eq!(
+            healthz_url("http://qserve.default.svc").as_deref(),
+            Some("http://qserve.default.svc/healthz")
+        );
+        assert_eq!(healthz_url("no-scheme"), None);
+        assert_eq!(healthz_url("http:///x"), None);
+    }
+
+    #[test]
+    fn fresh_dir_is_created_and_a_used_one_refused() {
+        let base = std::env::temp_dir().join(format!("qload-lab-fresh-{}", std::process::id()));
+        let dir = base.join("a/b");
+        create_fresh_dir(&dir).expect("created");
+        create_fresh_dir(&dir).expect("empty is fine");
+        fs::write(dir.join("results.json"), "{}").expect("write");
+        let e = create_fresh_dir(&dir).expect_err("not empty");
+        assert!(e.to_string().contains("not empty"), "{e}");
+        fs::remove_dir_all(&base).expect("cleanup");
+    }
+}

@@ -1,0 +1,336 @@
+//! The sweep as text: `results.csv` (one row per point, every number) and the table printed on
+//! stdout (two blocks: the mean, then the distribution).
+//!
+//! CSV conventions: a header row; times in µs (`mean_us` and the percentiles are of accepted
+//! requests, `mean_all_us` of every response, 503s included: they differ only with blocking);
+//! relative errors as fractions (0.01 = 1%); booleans `true`/`false`; an empty field where a
+//! value does not exist (no theory, no overhead run, …).
+use std::fmt::Write as _;
+
+use super::analysis::{PointAnalysis, SweepSummary};
+
+type Cell = fn(&PointAnalysis) -> String;
+
+fn f(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v}")
+    } else {
+        String::new()
+    }
+}
+
+fn of(v: Option<f64>) -> String {
+    v.map(f).unwrap_or_default()
+}
+
+fn ob(v: Option<bool>) -> String {
+    v.map(|b| b.to_string()).unwrap_or_default()
+}
+
+/// The CSV columns: header name and how to fill it. The header and the rows come from this one
+/// list, so they cannot disagree.
+pub const CSV_COLUMNS: &[(&str, Cell)] = &[
+    ("rho", |p| f(p.rho)),
+    ("lambda", |p| f(p.lambda)),
+    ("achieved_rate", |p| f(p.achieved_rate)),
+    ("sent", |p| p.sent.to_string()),
+    ("completed", |p| p.completed.to_string()),
+    ("errors", |p| p.errors.to_string()),
+    ("blocked", |p| p.blocked.to_string()),
+    ("mean_us", |p| of(p.mean_us)),
+    ("mean_all_us", |p| of(p.mean_all_us)),
+    ("ci95_low_us", |p| of(p.ci95_us.map(|c| c.0))),
+    ("ci95_high_us", |p| of(p.ci95_us.map(|c| c.1))),
+    ("p50_us", |p| of(p.p50_us)),
+    ("p90_us", |p| of(p.p90_us)),
+    ("p99_us", |p| of(p.p99_us)),
+    ("p999_us", |p| of(p.p999_us)),
+    ("model", |p| {
+        p.theory
+            .as_ref()
+            .map(|t| csv_text(&t.model))
+            .unwrap_or_default()
+    }),
+    ("theory_mean_us", |p| {
+        of(p.theory.as_ref().map(|t| t.mean_us))
+    }),
+    ("theory_p50_us", |p| {
+        of(p.theory.as_ref().and_then(|t| t.p50_us))
+    }),
+    ("theory_p90_us", |p| {
+        of(p.theory.as_ref().and_then(|t| t.p90_us))
+    }),
+    ("theory_p99_us", |p| {
+        of(p.theory.as_ref().and_then(|t| t.p99_us))
+    }),
+    ("theory_blocking", |p| {
+        of(p.theory.as_ref().map(|t| t.blocking))
+    }),
+    ("overhead_mean_us", |p| of(p.overhead_mean_us)),
+    ("overhead_ci95_half_us", |p| of(p.overhead_half_us)),
+    ("net_mean_us", |p| of(p.net_mean_us)),
+    ("net_ci95_low_us", |p| of(p.net_ci95_us.map(|c| c.0))),
+    ("net_ci95_high_us", |p| of(p.net_ci95_us.map(|c| c.1))),
+    ("err_raw", |p| of(p.err_raw)),
+    ("err_net", |p| of(p.err_net)),
+    ("ci_covers_theory_raw", |p| ob(p.covers_raw)),
+    ("ci_covers_theory_net", |p| ob(p.covers_net)),
+    ("ks_raw", |p| of(p.ks_raw)),
+    ("ks_net", |p| of(p.ks_net)),
+    ("blocking_measured", |p| of(p.blocking_measured)),
+    ("send_lag_p50_us", |p| f(p.send_lag_p50_us)),
+    ("send_lag_p99_us", |p| f(p.send_lag_p99_us)),
+    ("send_lag_max_us", |p| f(p.send_lag_max_us)),
+    ("arrivals_gap_cv", |p| of(p.gap_cv)),
+    ("arrivals_ks_p", |p| of(p.arrivals_ks_p)),
+];
+
+/// Quotes a CSV field if it needs it.
+fn csv_text(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+/// `results.csv`: the header and one row per point.
+pub fn csv(points: &[PointAnalysis]) -> String {
+    let mut out = String::new();
+    let header: Vec<&str> = CSV_COLUMNS.iter().map(|c| c.0).collect();
+    out.push_str(&header.join(","));
+    out.push('\n');
+    for p in points {
+        let row: Vec<String> = CSV_COLUMNS.iter().map(|c| (c.1)(p)).collect();
+        out.push_str(&row.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+fn t1(v: Option<f64>) -> String {
+    v.filter(|v| v.is_finite())
+        .map(|v| format!("{v:.1}"))
+        .unwrap_or_else(|| "–".into())
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.filter(|v| v.is_finite())
+        .map(|v| format!("{:+.2}%", v * 100.0))
+        .unwrap_or_else(|| "–".into())
+}
+
+fn ci(c: Option<(f64, f64)>) -> String {
+    c.map(|(lo, hi)| format!("[{lo:.1}, {hi:.1}]"))
+        .unwrap_or_else(|| "[–]".into())
+}
+
+fn pair(m: Option<f64>, t: Option<f64>) -> String {
+    format!("{}/{}", t1(m), t1(t))
+}
+
+/// The table printed after a sweep (and by `qload report`), ending with a one-line summary.
+pub fn render(points: &[PointAnalysis], summary: &SweepSummary, capacity: bool) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "Mean response time (µs); net = measured − overhead; errors relative to theory W"
+    );
+    let _ = writeln!(
+        o,
+        "{:>5} {:>9} {:>10} {:>9} {:>9} {:>21} {:>9} {:>21} {:>9} {:>8} {:>8} {:>7}",
+        "ρ",
+        "λ/s",
+        "achieved/s",
+        "overhead",
+        "measured",
+        "95% CI",
+        "net",
+        "net 95% CI",
+        "theory W",
+        "err raw",
+        "err net",
+        "W in CI"
+    );
+    for p in points {
+        let w = p.theory.as_ref().map(|t| t.mean_us);
+        let covers = match p.covers_net.or(p.covers_raw) {
+            Some(true) => "yes",
+            Some(false) => "NO",
+            None => "–",
+        };
+        let _ = writeln!(
+            o,
+            "{:>5.2} {:>9.1} {:>10.1} {:>9} {:>9} {:>21} {:>9} {:>21} {:>9} {:>8} {:>8} {:>7}",
+            p.rho,
+            p.lambda,
+            p.achieved_rate,
+            t1(p.overhead_mean_us),
+            t1(p.mean_us),
+            ci(p.ci95_us),
+            t1(p.net_mean_us),
+            ci(p.net_ci95_us),
+            t1(w),
+            pct(p.err_raw),
+            pct(p.err_net),
+            covers
+        );
+    }
+    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "Distribution (µs, measured/theory); KS = sup |F_measured − F_theory|{}",
+        if capacity {
+            "; blocking = fraction of 503"
+        } else {
+            ""
+        }
+    );
+    let mut head = format!(
+        "{:>5} {:>17} {:>17} {:>19} {:>7} {:>7}",
+        "ρ", "p50", "p90", "p99", "KS raw", "KS net"
+    );
+    if capacity {
+        let _ = write!(head, " {:>15}", "blocking");
+    }
+    let _ = write!(head, " {:>9} {:>9} {:>7}", "lag p99", "lag max", "errors");
+    let _ = writeln!(o, "{head}");
+    for p in points {
+        let t = p.theory.as_ref();
+        let ks = |k: Option<f64>| k.map(|k| format!("{k:.4}")).unwrap_or_else(|| "–".into());
+        let mut line = format!(
+            "{:>5.2} {:>17} {:>17} {:>19} {:>7} {:>7}",
+            p.rho,
+            pair(p.p50_us, t.and_then(|t| t.p50_us)),
+            pair(p.p90_us, t.and_then(|t| t.p90_us)),
+            pair(p.p99_us, t.and_then(|t| t.p99_us)),
+            ks(p.ks_raw),
+            ks(p.ks_net)
+        );
+        if capacity {
+            let b = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_else(|| "–".into());
+            let _ = write!(
+                line,
+                " {:>15}",
+                format!("{}/{}", b(p.blocking_measured), b(t.map(|t| t.blocking)))
+            );
+        }
+        let _ = write!(
+            line,
+            " {:>9.1} {:>9.1} {:>7}",
+            p.send_lag_p99_us, p.send_lag_max_us, p.errors
+        );
+        let _ = writeln!(o, "{line}");
+    }
+    let _ = writeln!(o);
+    let _ = writeln!(o, "{}", summary_line(summary));
+    o
+}
+
+/// One line on the whole sweep: coverage, mean error, worst KS distance, overhead, errors.
+pub fn summary_line(s: &SweepSummary) -> String {
+    let mut parts = Vec::new();
+    if s.with_net_interval > 0 {
+        parts.push(format!(
+            "net 95% CI covers theory at {} of {} points",
+            s.covered_net, s.with_net_interval
+        ));
+    }
+    if let (Some(m), Some(a)) = (s.mean_err_net, s.mean_abs_err_net) {
+        parts.push(format!(
+            "mean net error {:+.2}% (mean |error| {:.2}%)",
+            m * 100.0,
+            a * 100.0
+        ));
+    }
+    if let Some(k) = s.max_ks_net {
+        parts.push(format!("max KS net {k:.4}"));
+    }
+    match s.overhead_range_us {
+        Some((lo, hi)) => parts.push(format!("overhead {lo:.1}–{hi:.1} µs")),
+        None => parts.push("overhead not measured".into()),
+    }
+    parts.push(format!("{} errors", s.errors));
+    format!("Summary: {}", parts.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::analysis::TheoryValues;
+
+    fn point() -> PointAnalysis {
+        PointAnalysis {
+            rho: 0.5,
+            lambda: 500.0,
+            achieved_rate: 499.0,
+            sent: 1000,
+            completed: 1000,
+            mean_us: Some(2050.0),
+            ci95_us: Some((1950.0, 2150.0)),
+            p50_us: Some(1400.0),
+            theory: Some(TheoryValues {
+                model: "M/M/1".into(),
+                mean_us: 2000.0,
+                p50_us: Some(1386.3),
+                p90_us: None,
+                p99_us: None,
+                blocking: 0.0,
+            }),
+            overhead_mean_us: Some(25.0),
+            net_mean_us: Some(2025.0),
+            err_raw: Some(0.025),
+            err_net: Some(0.0125),
+            covers_net: Some(true),
+            ..PointAnalysis::default()
+        }
+    }
+
+    #[test]
+    fn csv_rows_have_as_many_fields_as_the_header() {
+        let text = csv(&[point(), PointAnalysis::default()]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        let n = lines[0].split(',').count();
+        assert_eq!(n, CSV_COLUMNS.len());
+        for l in &lines[1..] {
+            assert_eq!(l.split(',').count(), n, "{l}");
+        }
+        let names: Vec<&str> = lines[0].split(',').collect();
+        let row: Vec<&str> = lines[1].split(',').collect();
+        let col = |k: &str| row[names.iter().position(|n| *n == k).expect(k)];
+        assert_eq!(col("mean_us"), "2050");
+        assert_eq!(col("theory_mean_us"), "2000");
+        assert_eq!(col("err_net"), "0.0125");
+        assert_eq!(col("ci_covers_theory_net"), "true");
+        assert_eq!(col("theory_p90_us"), "");
+        assert_eq!(col("model"), "M/M/1");
+    }
+
+    #[test]
+    fn csv_quotes_fields_that_need_it() {
+        assert_eq!(csv_text("a,b"), "\"a,b\"");
+        assert_eq!(csv_text("say \"x\""), "\"say \"\"x\"\"\"");
+        assert_eq!(csv_text("M/M/1"), "M/M/1");
+    }
+
+    #[test]
+    fn table_shows_values_and_summary() {
+        let pts = [point()];
+        let s = crate::lab::analysis::summarize(&pts);
+        let t = render(&pts, &s, false);
+        for want in [
+            "2050.0",
+            "[1950.0, 2150.0]",
+            "+2.50%",
+            "+1.25%",
+            "yes",
+            "1400.0/1386.3",
+        ] {
+            assert!(t.contains(want), "missing {want:?} in\n{t}");
+        }
+        assert!(t.contains("covers theory at 1 of 1 points"), "{t}");
+        assert!(!t.contains("blocking"));
+        assert!(render(&pts, &s, true).contains("blocking"));
+    }
+}
