@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The project's test command: installs what the tests need (on a fresh machine too), then runs the
+# format, lint and docs checks, every test, the manifest checks, the lab end to end, and the fuzzers
+# for a short bounded time. Exits non-zero on the first failure.
+#
+#   scripts/test.sh            everything
+#   QUEUELAB_SKIP_FUZZ=1 ...   skip the fuzz build and runs (they need the nightly toolchain)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "installing test dependencies"
+missing=()
+command -v curl >/dev/null || missing+=(curl)
+command -v taskset >/dev/null || missing+=(util-linux)
+command -v python3 >/dev/null || missing+=(python3 python3-pip)
+if ((${#missing[@]})); then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+if ! command -v kubectl >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubectl \
+        || { echo "kubectl is required for the manifest checks and could not be installed" >&2; exit 1; }
+fi
+if ! command -v kubernetes-validate >/dev/null; then
+    python3 -m pip install -q kubernetes-validate
+fi
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo doc -D warnings"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+
+step "cargo test"
+cargo test --workspace --all-targets
+
+step "release build"
+cargo build --release --quiet
+
+step "manifests, environment and runtime image contents"
+bash scripts/test-kube.sh
+
+step "the lab end to end (run-bench.sh --quick)"
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+bash scripts/run-bench.sh --quick --out "$out/lab"
+for f in results.csv results.json mean_vs_rho.svg; do
+    [[ -s "$out/lab/$f" ]] || { echo "run-bench.sh --quick did not write $f" >&2; exit 1; }
+done
+
+if [[ "${QUEUELAB_SKIP_FUZZ:-0}" != 1 ]]; then
+    step "fuzz targets: build and a short run of each"
+    bash scripts/fuzz.sh --smoke
+fi
+
+step "all checks passed"
