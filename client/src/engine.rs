@@ -5,19 +5,32 @@
 //! Each worker owns a mio `Poll`, its connections (a `Slab`, key = `Token`), an RNG stream, its
 //! histograms and counters; nothing is shared on the hot path. Once per interval it sends a small
 //! report (counts and two interval histograms) to the coordinating thread, which merges them for
-//! the live line and the time series; at the end it returns its totals.
+//! the live line and the time series and sends the histograms back for reuse; at the end it
+//! returns its totals.
 //!
 //! One loop serves every mode. A [`Source`] yields *due* requests with their intended times:
 //! - open loop: the thread's own arrival process at λ/T, absolute times `t0 + Σ gaps`;
 //! - users (closed loop and `--max`): a heap of users, each due at the end of its think time
 //!   (exponential; zero in `--max`), pushed again when its previous request ends.
 //!
-//! A due request takes an idle connection (LIFO, so few connections stay warm), else opens one
-//! (up to the thread's cap, and at most [`CONNECTS_PER_PASS`] per pass of the loop), else waits
-//! in a bounded FIFO backlog (overflow: `backlog` error).
+//! A due request takes an idle connection, else opens one (up to the thread's cap, and at most
+//! [`CONNECTS_PER_PASS`] per pass of the loop), else waits in a bounded FIFO backlog (overflow:
+//! `backlog` error). Idle connections are kept in strict LIFO order (most recently used first,
+//! see [`IdleList`]): few connections stay warm, and those that idled long sink to the bottom,
+//! where a server's idle timeout closes them without being raced by new requests.
 //! One request is in flight per connection; when the server closes a connection its slot is
 //! reused for the next connect. The intended time is kept with the request, so its latency
-//! counts every wait (backlog, connect, lateness of the loop): no coordinated omission.
+//! counts every wait (backlog, connect, retry, lateness of the loop): no coordinated omission.
+//!
+//! # Retry on a stale keep-alive connection
+//!
+//! A server may close an idle connection just as a request is written on it: the request then
+//! fails (a write error, a reset, or the end of the connection) before any byte of an answer, and
+//! the server never saw it. As HTTP clients do for idempotent methods (`GET`, `HEAD`, `PUT`,
+//! `DELETE`, `OPTIONS`), such a request is retried once, on a freshly opened connection (closing
+//! the least recently used idle one if the cap is reached), keeping its intended time. Requests on
+//! connections opened for them, failures after part of the answer, timeouts and other methods
+//! are never retried. Retries are counted (`requests.retries`).
 //!
 //! # Precise waits
 //!
@@ -27,12 +40,18 @@
 //! it also polls for up to `spin` while requests are in flight, so that a quick answer is not
 //! timestamped late by this core's wake-up (except in `--max`, where that would only burn CPU).
 //!
-//! # Per request
+//! # Memory and work per request
 //!
-//! No allocation: buffers are allocated when a slot is first used, the backlog, heap, idle stack
-//! and gap sample are preallocated. System calls in steady state: one `write`, one `read` (a short
-//! read means the socket is drained, so no second read to see `EAGAIN`), and `epoll_wait`
-//! amortized over the events it returns; interest is registered once per connection.
+//! Reads go into one buffer per worker ([`READ_SCRATCH`]); the response parser consumes body
+//! bytes as they come, so a connection keeps only the start of a response head split across
+//! reads, in a small buffer that is empty (and unallocated) until a head is first split, never
+//! exceeds [`MAX_HEAD_BYTES`] + 1 bytes and is shrunk back to [`HEAD_KEEP`] once the head is
+//! parsed. A connection costs about 200 bytes of this process's memory, plus the kernel's socket.
+//!
+//! No allocation per request: the backlog, heap, idle links and gap sample are preallocated or
+//! grow only with the number of connection slots. System calls in steady state: one `write`, one
+//! `read` (a short read means the socket is drained, so no second read to see `EAGAIN`), and
+//! `epoll_wait` amortized over the events it returns; interest is registered once per connection.
 //!
 //! # End of a run
 //!
@@ -47,7 +66,7 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::{Receiver, Sender};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -55,6 +74,7 @@ use mio::event::Event;
 use mio::net::TcpStream;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
+use queuelab_common::http::MAX_HEAD_BYTES;
 use queuelab_common::samplers::{ArrivalKind, Rng, Schedule, exp_sample, rng};
 use queuelab_common::stats::{HIST_MAX_NS, new_histogram, record_ns};
 use rand::Rng as _;
@@ -68,9 +88,14 @@ use crate::result::{ErrorKind, ErrorsByKind, StatusCounts};
 const TIMER: Token = Token(usize::MAX);
 /// "No user": a request of the open-loop schedule.
 const NO_USER: u32 = u32::MAX;
-/// Size of a connection's read buffer. It must hold a whole response head
-/// (`MAX_HEAD_BYTES`); body bytes are counted and dropped, so more buys only fewer reads.
-const READ_BUF: usize = 16 * 1024;
+/// Size of a worker's read buffer, shared by all its connections. Body bytes are counted and
+/// dropped as they come, so a larger buffer buys only fewer reads of large bodies.
+pub(crate) const READ_SCRATCH: usize = 64 * 1024;
+/// Capacity a connection's head buffer keeps once a head split across reads has been parsed
+/// (typical response heads are shorter); a larger one is shrunk back to it.
+pub(crate) const HEAD_KEEP: usize = 512;
+/// "No connection" in the idle links.
+const NIL: usize = usize::MAX;
 /// Most due requests handled before the loop polls again (keeps I/O served when far behind).
 const ISSUE_BUDGET: usize = 256;
 /// Most connections opened per pass of the loop. A connect on loopback runs the whole handshake
@@ -96,6 +121,9 @@ pub(crate) struct Shared {
     pub timeout_ns: u64,
     pub spin_ns: u64,
     pub interval_ns: u64,
+    /// Whether the method is idempotent, so that a request that failed on a stale keep-alive
+    /// connection may be retried once (see the module docs).
+    pub retry_idempotent: bool,
     pub stop: Arc<AtomicBool>,
 }
 
@@ -119,10 +147,37 @@ pub(crate) enum SourcePlan {
     Users { users: u32, think_s: f64 },
 }
 
+/// The two histograms of one interval: latency of its completions, send lag of its writes (ns,
+/// two significant digits). They travel to the coordinator in each report and come back empty
+/// for reuse, so a worker allocates them only while the coordinator is behind.
+#[derive(Debug)]
+pub(crate) struct IntervalHists {
+    pub latency: Histogram<u64>,
+    pub lag: Histogram<u64>,
+}
+
+impl IntervalHists {
+    pub fn new() -> Self {
+        Self {
+            latency: interval_histogram(),
+            lag: interval_histogram(),
+        }
+    }
+
+    pub fn reset(&mut self) {
+        self.latency.reset();
+        self.lag.reset();
+    }
+}
+
 /// One interval of one worker, sent to the coordinator.
 #[derive(Debug)]
 pub(crate) struct IntervalReport {
+    /// The worker's index.
+    pub thread: usize,
     pub index: u64,
+    /// The worker's last interval: it reports no later one.
+    pub last: bool,
     /// End of the interval as this worker saw it (shorter than the interval for the last one).
     pub end_ns: u64,
     pub sent: u64,
@@ -130,8 +185,7 @@ pub(crate) struct IntervalReport {
     pub errors: u64,
     pub latency_sum_ns: f64,
     pub uncorrected_sum_ns: f64,
-    pub latency: Histogram<u64>,
-    pub lag: Histogram<u64>,
+    pub hists: IntervalHists,
     pub lag_max_ns: u64,
 }
 
@@ -144,6 +198,8 @@ pub(crate) struct ThreadResult {
     pub completed: u64,
     pub warmup_sent: u64,
     pub backlog_waits: u64,
+    /// Measured requests retried on a fresh connection after a stale keep-alive connection failed.
+    pub retries: u64,
     pub errors: ErrorsByKind,
     pub status: StatusCounts,
     pub latency: Histogram<u64>,
@@ -180,7 +236,10 @@ struct Pending {
     intended: u64,
     user: u32,
     measured: bool,
-    /// Start of the write (0 before).
+    /// This is the retry of a request that failed on a stale keep-alive connection: it must go
+    /// on a fresh connection, and is never retried again.
+    retried: bool,
+    /// Start of the (first) write (0 before).
     write_ns: u64,
 }
 
@@ -190,13 +249,15 @@ struct Conn {
     state: State,
     req: Pending,
     written: usize,
-    buf: Box<[u8]>,
-    len: usize,
+    /// The start of a response head split across reads (see the module docs); empty otherwise.
+    head: Vec<u8>,
     parser: ResponseParser,
     /// Timeout of the connect or of the request in flight.
     deadline: u64,
-    /// Position in the idle stack while `Idle`.
-    idle_pos: usize,
+    /// The request in flight was placed on a kept-alive connection (not one opened for it).
+    reused: bool,
+    /// Some byte of the answer to the request in flight has arrived.
+    answered: bool,
 }
 
 impl Conn {
@@ -208,14 +269,71 @@ impl Conn {
                 intended: 0,
                 user: NO_USER,
                 measured: false,
+                retried: false,
                 write_ns: 0,
             },
             written: 0,
-            buf: vec![0; READ_BUF].into_boxed_slice(),
-            len: 0,
+            head: Vec::new(),
             parser: ResponseParser::new(),
             deadline: u64::MAX,
-            idle_pos: 0,
+            reused: false,
+            answered: false,
+        }
+    }
+
+    /// Forgets the start of a head; a buffer grown past [`HEAD_KEEP`] shrinks back.
+    fn clear_head(&mut self) {
+        self.head.clear();
+        if self.head.capacity() > HEAD_KEEP {
+            self.head.shrink_to(HEAD_KEEP);
+        }
+    }
+
+    /// Feeds the bytes just read to the parser, after the kept start of a head if there is one.
+    /// Returns the progress and, when the answer is done, whether bytes followed it.
+    fn feed(&mut self, input: &[u8], head_request: bool) -> (Progress, bool) {
+        if self.head.is_empty() {
+            let (used, progress) = self.parser.advance(input, head_request);
+            let rest = &input[used..];
+            match progress {
+                Progress::NeedMore if !rest.is_empty() => {
+                    // Only the start of a head is ever left unconsumed (body bytes are counted as
+                    // they come), and the parser bounds it by MAX_HEAD_BYTES.
+                    debug_assert!(
+                        !self.parser.in_body() && rest.len() < MAX_HEAD_BYTES,
+                        "{} bytes left unconsumed in the body",
+                        rest.len()
+                    );
+                    if self.head.capacity() == 0 {
+                        self.head.reserve_exact(HEAD_KEEP.max(rest.len()));
+                    }
+                    self.head.extend_from_slice(rest);
+                    (progress, false)
+                }
+                Progress::Done { .. } => (progress, !rest.is_empty()),
+                _ => (progress, false),
+            }
+        } else {
+            self.head.extend_from_slice(input);
+            let (used, progress) = self.parser.advance(&self.head, head_request);
+            let extra = used < self.head.len();
+            match progress {
+                Progress::NeedMore => {
+                    self.head.drain(..used);
+                    if self.head.is_empty() {
+                        self.clear_head();
+                    }
+                    (progress, false)
+                }
+                Progress::Done { .. } => {
+                    self.clear_head();
+                    (progress, extra)
+                }
+                Progress::Error(_) => {
+                    self.clear_head();
+                    (progress, false)
+                }
+            }
         }
     }
 
@@ -224,6 +342,93 @@ impl Conn {
             self.state,
             State::Connecting | State::Writing | State::Reading
         )
+    }
+}
+
+/// The idle connections of a worker in strict LIFO order: a doubly linked list of slab keys,
+/// the most recently used at the front. Push, pop at either end and removal of any member are
+/// O(1) and keep the order of the others (removing from the middle of a plain stack by swapping
+/// would bring a long-idle connection to the top, where the next request takes it just as the
+/// server's idle timeout closes it). The links grow only with the number of slots.
+#[derive(Debug)]
+pub(crate) struct IdleList {
+    prev: Vec<usize>,
+    next: Vec<usize>,
+    front: usize,
+    back: usize,
+    len: usize,
+}
+
+impl IdleList {
+    /// An empty list with room for the links of `slots` slots.
+    pub fn with_capacity(slots: usize) -> Self {
+        Self {
+            prev: Vec::with_capacity(slots),
+            next: Vec::with_capacity(slots),
+            front: NIL,
+            back: NIL,
+            len: 0,
+        }
+    }
+
+    /// Number of idle connections.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_linked(&self, key: usize) -> bool {
+        key < self.prev.len() && (self.prev[key] != NIL || self.front == key)
+    }
+
+    /// Makes `key` the most recently used idle connection.
+    pub fn push_front(&mut self, key: usize) {
+        if key >= self.prev.len() {
+            self.prev.resize(key + 1, NIL);
+            self.next.resize(key + 1, NIL);
+        }
+        debug_assert!(!self.is_linked(key), "slot {key} is already idle");
+        self.prev[key] = NIL;
+        self.next[key] = self.front;
+        if self.front != NIL {
+            self.prev[self.front] = key;
+        } else {
+            self.back = key;
+        }
+        self.front = key;
+        self.len += 1;
+    }
+
+    /// The most recently used idle connection, taken off the list.
+    pub fn pop_front(&mut self) -> Option<usize> {
+        let key = self.front;
+        (key != NIL).then(|| {
+            self.remove(key);
+            key
+        })
+    }
+
+    /// The least recently used idle connection (left on the list).
+    pub fn back(&self) -> Option<usize> {
+        (self.back != NIL).then_some(self.back)
+    }
+
+    /// Takes `key` off the list, wherever it is.
+    pub fn remove(&mut self, key: usize) {
+        debug_assert!(self.is_linked(key), "slot {key} is not idle");
+        let (p, n) = (self.prev[key], self.next[key]);
+        if p != NIL {
+            self.next[p] = n;
+        } else {
+            self.front = n;
+        }
+        if n != NIL {
+            self.prev[n] = p;
+        } else {
+            self.back = p;
+        }
+        self.prev[key] = NIL;
+        self.next[key] = NIL;
+        self.len -= 1;
     }
 }
 
@@ -302,12 +507,12 @@ struct IntervalStats {
     errors: u64,
     latency_sum_ns: f64,
     uncorrected_sum_ns: f64,
-    latency: Histogram<u64>,
-    lag: Histogram<u64>,
+    hists: IntervalHists,
     lag_max_ns: u64,
 }
 
-fn interval_histogram() -> Histogram<u64> {
+/// A histogram of one interval (coarser than the run's: percentiles to 1%).
+pub(crate) fn interval_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, HIST_MAX_NS, INTERVAL_SIGFIG)
         .expect("fixed bounds 1..=HIST_MAX_NS with 2 significant digits are valid")
 }
@@ -320,23 +525,32 @@ impl IntervalStats {
             errors: 0,
             latency_sum_ns: 0.0,
             uncorrected_sum_ns: 0.0,
-            latency: interval_histogram(),
-            lag: interval_histogram(),
+            hists: IntervalHists::new(),
             lag_max_ns: 0,
         }
     }
 
-    fn take(&mut self, index: u64, end_ns: u64) -> IntervalReport {
+    /// The report of this interval; `spare` (empty histograms back from the coordinator, or new
+    /// ones) records the next.
+    fn take(
+        &mut self,
+        thread: usize,
+        index: u64,
+        end_ns: u64,
+        last: bool,
+        spare: IntervalHists,
+    ) -> IntervalReport {
         let r = IntervalReport {
+            thread,
             index,
+            last,
             end_ns,
             sent: self.sent,
             completed: self.completed,
             errors: self.errors,
             latency_sum_ns: self.latency_sum_ns,
             uncorrected_sum_ns: self.uncorrected_sum_ns,
-            latency: self.latency.clone(),
-            lag: self.lag.clone(),
+            hists: std::mem::replace(&mut self.hists, spare),
             lag_max_ns: self.lag_max_ns,
         };
         self.sent = 0;
@@ -344,8 +558,7 @@ impl IntervalStats {
         self.errors = 0;
         self.latency_sum_ns = 0.0;
         self.uncorrected_sum_ns = 0.0;
-        self.latency.reset();
-        self.lag.reset();
+        self.hists.reset();
         self.lag_max_ns = 0;
         r
     }
@@ -358,8 +571,10 @@ pub(crate) struct Worker {
     poll: Poll,
     timer: Timer,
     conns: Slab<Conn>,
-    idle: Vec<usize>,
+    idle: IdleList,
     free: Vec<usize>,
+    /// The read buffer of all connections (see the module docs).
+    rbuf: Box<[u8]>,
     open: usize,
     inflight: usize,
     backlog: VecDeque<Pending>,
@@ -375,6 +590,8 @@ pub(crate) struct Worker {
     next_interval: u64,
     iv: IntervalStats,
     tx: Sender<IntervalReport>,
+    /// Histograms the coordinator has merged and sends back for reuse.
+    recycle: Receiver<IntervalHists>,
     scratch: Vec<usize>,
     last_send: u64,
     /// Connections opened in this pass of the loop (see [`CONNECTS_PER_PASS`]).
@@ -392,6 +609,7 @@ impl std::fmt::Debug for Worker {
             .field("index", &self.plan.index)
             .field("open", &self.open)
             .field("inflight", &self.inflight)
+            .field("idle", &self.idle.len())
             .field("backlog", &self.backlog.len())
             .field("issuing", &self.issuing)
             .finish_non_exhaustive()
@@ -400,7 +618,12 @@ impl std::fmt::Debug for Worker {
 
 impl Worker {
     /// Sets up the worker (called on its own thread, after pinning).
-    pub fn new(shared: Arc<Shared>, plan: Plan, tx: Sender<IntervalReport>) -> io::Result<Self> {
+    pub fn new(
+        shared: Arc<Shared>,
+        plan: Plan,
+        tx: Sender<IntervalReport>,
+        recycle: Receiver<IntervalHists>,
+    ) -> io::Result<Self> {
         let poll = Poll::new()?;
         let timer = Timer::new()?;
         poll.registry()
@@ -420,6 +643,7 @@ impl Worker {
             completed: 0,
             warmup_sent: 0,
             backlog_waits: 0,
+            retries: 0,
             errors: ErrorsByKind::default(),
             status: StatusCounts::default(),
             latency: new_histogram(),
@@ -436,8 +660,9 @@ impl Worker {
             poll,
             timer,
             conns: Slab::with_capacity(prealloc),
-            idle: Vec::with_capacity(cap),
+            idle: IdleList::with_capacity(prealloc),
             free: Vec::with_capacity(cap),
+            rbuf: vec![0; READ_SCRATCH].into_boxed_slice(),
             open: 0,
             inflight: 0,
             backlog: VecDeque::with_capacity(plan.backlog_cap),
@@ -453,6 +678,7 @@ impl Worker {
             next_interval: shared.measure_start_ns + shared.interval_ns,
             iv: IntervalStats::new(),
             tx,
+            recycle,
             scratch: Vec::with_capacity(cap),
             last_send: 0,
             connects_this_pass: 0,
@@ -512,7 +738,7 @@ impl Worker {
             }
         }
         let end = now_ns();
-        self.flush_interval(end.max(self.shared.measure_start_ns));
+        self.flush_last_interval(end);
         self.finish_gaps();
         Ok(self.res)
     }
@@ -564,17 +790,30 @@ impl Worker {
         let Some(conn) = self.conns.get(key) else {
             return;
         };
+        let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
+        let to_eof = ev.is_read_closed() || ev.is_error();
         match conn.state {
             State::Closed => {}
-            State::Connecting => self.on_connecting(key),
-            State::Writing => {
-                if ev.is_writable() || ev.is_error() || ev.is_write_closed() {
+            State::Connecting | State::Writing => {
+                if conn.state == State::Connecting {
+                    self.on_connecting(key);
+                } else if ev.is_writable() || ev.is_error() || ev.is_write_closed() {
                     self.write_request(key);
+                }
+                // An answer that came before the request was written (a server answering at
+                // once) raised its readable edge in this very event: read it now, or never.
+                if readable
+                    && self
+                        .conns
+                        .get(key)
+                        .is_some_and(|c| c.state == State::Reading)
+                {
+                    self.on_readable(key, to_eof);
                 }
             }
             State::Reading | State::Idle => {
-                if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                    self.on_readable(key, ev.is_read_closed() || ev.is_error());
+                if readable {
+                    self.on_readable(key, to_eof);
                 }
             }
         }
@@ -656,6 +895,7 @@ impl Worker {
             intended,
             user,
             measured,
+            retried: false,
             write_ns: 0,
         });
         if self
@@ -687,31 +927,45 @@ impl Worker {
 
     /// Gives waiting requests the connections that are free.
     fn refill(&mut self) {
-        while let Some(&p) = self.backlog.front() {
+        // Taken off before it is placed: placing may fail another request and retry it at the
+        // front of the backlog.
+        while let Some(p) = self.backlog.pop_front() {
             if !self.try_place(p) {
+                self.backlog.push_front(p);
                 return;
             }
-            self.backlog.pop_front();
         }
     }
 
-    /// Places `p` on an idle or new connection; `false` if neither is available.
+    /// Places `p` on an idle or new connection; `false` (and nothing done) if neither is
+    /// available. A retry goes on a new connection only, for which the least recently used idle
+    /// connection is closed when the cap is reached.
     fn try_place(&mut self, p: Pending) -> bool {
-        if let Some(key) = self.idle.pop() {
-            let c = &mut self.conns[key];
-            c.state = State::Writing;
-            c.req = p;
-            c.written = 0;
-            self.inflight += 1;
-            self.write_request(key);
-            true
-        } else if self.open < self.plan.conn_cap && self.connects_this_pass < CONNECTS_PER_PASS {
-            self.connects_this_pass += 1;
-            self.connect(p);
-            true
-        } else {
-            false
+        if !p.retried {
+            if let Some(key) = self.idle.pop_front() {
+                let c = &mut self.conns[key];
+                c.state = State::Writing;
+                c.req = p;
+                c.written = 0;
+                c.reused = true;
+                c.answered = false;
+                self.inflight += 1;
+                self.write_request(key);
+                return true;
+            }
         }
+        if self.connects_this_pass >= CONNECTS_PER_PASS {
+            return false;
+        }
+        if self.open >= self.plan.conn_cap {
+            match self.idle.back() {
+                Some(stale) if p.retried => self.close_conn(stale),
+                _ => return false,
+            }
+        }
+        self.connects_this_pass += 1;
+        self.connect(p);
+        true
     }
 
     fn connect(&mut self, p: Pending) {
@@ -747,7 +1001,9 @@ impl Worker {
         c.state = State::Connecting;
         c.req = p;
         c.written = 0;
-        c.len = 0;
+        c.reused = false;
+        c.answered = false;
+        c.clear_head();
         c.parser.reset();
         c.deadline = now.saturating_add(self.shared.timeout_ns);
         self.open += 1;
@@ -762,9 +1018,21 @@ impl Worker {
             return;
         };
         let failed = match sock.take_error() {
-            Ok(Some(_)) | Err(_) => true,
+            // Established, then reset or aborted by the peer before the request was written
+            // (e.g. accepted and closed at once): not a failure to connect.
+            Ok(Some(e))
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionReset
+                        | io::ErrorKind::ConnectionAborted
+                        | io::ErrorKind::BrokenPipe
+                ) =>
+            {
+                Some(ErrorKind::Read)
+            }
+            Ok(Some(_)) | Err(_) => Some(ErrorKind::Connect),
             Ok(None) => match sock.peer_addr() {
-                Ok(_) => false,
+                Ok(_) => None,
                 // Not connected yet: a spurious event.
                 Err(e)
                     if e.kind() == io::ErrorKind::NotConnected
@@ -772,11 +1040,11 @@ impl Worker {
                 {
                     return;
                 }
-                Err(_) => true,
+                Err(_) => Some(ErrorKind::Connect),
             },
         };
-        if failed {
-            self.fail_conn(key, ErrorKind::Connect, now_ns());
+        if let Some(kind) = failed {
+            self.fail_conn(key, kind, now_ns());
             return;
         }
         // Small requests and answers: no Nagle delay.
@@ -790,12 +1058,16 @@ impl Worker {
     fn write_request(&mut self, key: usize) {
         let now = now_ns();
         let c = &mut self.conns[key];
-        if c.written == 0 && c.req.write_ns == 0 {
+        if c.written == 0 {
+            // The timeout runs from the start of each attempt's write.
             self.last_write = now;
-            c.req.write_ns = now;
             c.deadline = now.saturating_add(self.shared.timeout_ns);
-            let req = c.req;
-            self.record_send(req, now);
+            if c.req.write_ns == 0 {
+                // A request's first write (a retry keeps the first one's time and count).
+                c.req.write_ns = now;
+                let req = c.req;
+                self.record_send(req, now);
+            }
         }
         let c = &mut self.conns[key];
         let Some(sock) = c.sock.as_mut() else {
@@ -832,52 +1104,46 @@ impl Worker {
     /// Reads what arrived on connection `key` and parses it. `to_eof`: the event says the peer
     /// closed or errored, so read until the end instead of trusting a short read.
     fn on_readable(&mut self, key: usize, to_eof: bool) {
+        let head_request = self.shared.head_request;
         loop {
             let c = &mut self.conns[key];
             let Some(sock) = c.sock.as_mut() else {
                 return;
             };
-            let space = c.buf.len() - c.len;
-            debug_assert!(
-                space > 0,
-                "read buffer full: len {} state {:?}",
-                c.len,
-                c.state
-            );
-            match sock.read(&mut c.buf[c.len..]) {
+            // While a head is split across reads, read no more than can complete the longest
+            // head allowed: the bytes a connection keeps stay within MAX_HEAD_BYTES + 1.
+            let want = if c.head.is_empty() {
+                self.rbuf.len()
+            } else {
+                (MAX_HEAD_BYTES + 1)
+                    .saturating_sub(c.head.len())
+                    .clamp(1, self.rbuf.len())
+            };
+            match sock.read(&mut self.rbuf[..want]) {
                 Ok(0) => {
                     self.on_eof(key);
                     return;
                 }
                 Ok(n) => {
-                    c.len += n;
                     if c.state != State::Reading {
                         // Bytes nobody asked for: the connection is out of step; drop it.
                         self.close_conn(key);
                         return;
                     }
-                    let (consumed, progress) =
-                        c.parser.advance(&c.buf[..c.len], self.shared.head_request);
-                    match progress {
-                        Progress::NeedMore => {
-                            if consumed > 0 {
-                                c.buf.copy_within(consumed..c.len, 0);
-                                c.len -= consumed;
-                            }
-                        }
-                        Progress::Done { status, close } => {
+                    c.answered = true;
+                    match c.feed(&self.rbuf[..n], head_request) {
+                        (Progress::NeedMore, _) => {}
+                        (Progress::Done { status, close }, extra) => {
                             // Anything after the answer is out of step: close after it.
-                            let extra = c.len > consumed;
-                            c.len = 0;
                             self.complete(key, status, close || extra || to_eof);
                             return;
                         }
-                        Progress::Error(_) => {
+                        (Progress::Error(_), _) => {
                             self.fail_conn(key, ErrorKind::Parse, now_ns());
                             return;
                         }
                     }
-                    if n < space && !to_eof {
+                    if n < want && !to_eof {
                         // A short read drained the socket; the next arrival raises a new edge.
                         return;
                     }
@@ -929,7 +1195,7 @@ impl Worker {
             self.iv.completed += 1;
             self.iv.latency_sum_ns += latency as f64;
             self.iv.uncorrected_sum_ns += uncorrected as f64;
-            record_ns(&mut self.iv.latency, latency);
+            record_ns(&mut self.iv.hists.latency, latency);
         }
         // The user's next request (at once in --max) is issued by the loop after the whole batch
         // of events: the server then gets requests in bursts and serves more per wake-up than
@@ -937,15 +1203,41 @@ impl Worker {
         self.user_done(req.user, now);
     }
 
-    /// The request on `key` (if any) failed with `kind`; the connection is closed.
+    /// The request on `key` (if any) failed with `kind`; the connection is closed. A request
+    /// that failed on a stale keep-alive connection is retried instead (see the module docs).
     fn fail_conn(&mut self, key: usize, kind: ErrorKind, now: u64) {
         let c = &self.conns[key];
         let busy = c.busy();
         let req = c.req;
+        let stale = c.reused
+            && !c.answered
+            && matches!(kind, ErrorKind::Write | ErrorKind::Read | ErrorKind::Closed);
         self.close_conn(key);
         if busy {
             self.inflight -= 1;
-            self.fail(req, kind, now);
+            if stale && !req.retried && self.shared.retry_idempotent {
+                self.retry(req, kind, now);
+            } else {
+                self.fail(req, kind, now);
+            }
+        }
+    }
+
+    /// Sends `p` again on a fresh connection, keeping its intended time (and its first write's
+    /// time and count). It is older than anything in the backlog, so it goes first; with the
+    /// backlog full it fails with the error that caused the retry.
+    fn retry(&mut self, mut p: Pending, kind: ErrorKind, now: u64) {
+        p.retried = true;
+        if p.measured {
+            self.res.retries += 1;
+        }
+        if self.try_place(p) {
+            return;
+        }
+        if self.backlog.len() < self.plan.backlog_cap {
+            self.backlog.push_front(p);
+        } else {
+            self.fail(p, kind, now);
         }
     }
 
@@ -966,9 +1258,9 @@ impl Worker {
     fn make_idle(&mut self, key: usize) {
         let c = &mut self.conns[key];
         c.state = State::Idle;
-        c.idle_pos = self.idle.len();
         c.req.write_ns = 0;
-        self.idle.push(key);
+        c.req.retried = false;
+        self.idle.push_front(key);
     }
 
     /// Closes the socket of `key` (if any) and frees the slot.
@@ -978,19 +1270,16 @@ impl Worker {
             return;
         }
         if c.state == State::Idle {
-            let pos = c.idle_pos;
-            self.idle.swap_remove(pos);
-            if let Some(&moved) = self.idle.get(pos) {
-                self.conns[moved].idle_pos = pos;
-            }
+            self.idle.remove(key);
         }
         let c = &mut self.conns[key];
         // Dropping the socket closes it, which also removes it from the epoll set.
         c.sock = None;
         c.state = State::Closed;
-        c.len = 0;
+        c.clear_head();
         c.written = 0;
         c.req.write_ns = 0;
+        c.req.retried = false;
         c.deadline = u64::MAX;
         c.parser.reset();
         self.open -= 1;
@@ -1009,7 +1298,7 @@ impl Worker {
         }
         let lag = now.saturating_sub(req.intended);
         record_ns(&mut self.res.lag, lag);
-        record_ns(&mut self.iv.lag, lag);
+        record_ns(&mut self.iv.hists.lag, lag);
         self.iv.lag_max_ns = self.iv.lag_max_ns.max(lag);
         self.iv.sent += 1;
         if self.last_send != 0 {
@@ -1038,11 +1327,30 @@ impl Worker {
             self.next_interval = self.shared.measure_start_ns + self.shared.interval_ns;
             return;
         }
-        let report = self.iv.take(self.interval_index, end_ns);
-        // The coordinator only stops listening when the run failed; the report is then moot.
-        let _ = self.tx.send(report);
+        self.send_interval(end_ns, false);
         self.interval_index += 1;
         self.next_interval += self.shared.interval_ns;
+    }
+
+    /// Sends the (possibly shorter) last interval at the end of the run, marked as the last.
+    fn flush_last_interval(&mut self, end_ns: u64) {
+        if end_ns > self.shared.measure_start_ns {
+            self.send_interval(end_ns, true);
+        }
+        // A run that ended in its warmup measured nothing and reports no interval.
+    }
+
+    fn send_interval(&mut self, end_ns: u64, last: bool) {
+        // Histograms the coordinator has merged come back empty; new ones only while it lags.
+        let spare = self
+            .recycle
+            .try_recv()
+            .unwrap_or_else(|_| IntervalHists::new());
+        let report = self
+            .iv
+            .take(self.plan.index, self.interval_index, end_ns, last, spare);
+        // The coordinator only stops listening when the run failed; the report is then moot.
+        let _ = self.tx.send(report);
     }
 
     /// At the drain deadline: whatever is still in flight or waiting is unfinished.
@@ -1075,5 +1383,206 @@ impl Worker {
         for g in &mut self.res.gaps {
             *g *= scale;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pops every idle connection, most recently used first.
+    fn drain(l: &mut IdleList) -> Vec<usize> {
+        std::iter::from_fn(|| l.pop_front()).collect()
+    }
+
+    #[test]
+    fn idle_list_keeps_lifo_order_when_members_leave_from_the_middle() {
+        let mut l = IdleList::with_capacity(2);
+        // Used in the order 0..8: 7 is the most recent, 0 has idled longest.
+        for key in 0..8 {
+            l.push_front(key);
+        }
+        assert_eq!(l.back(), Some(0));
+        // The server closes some idle connections (the middle, the front, the back).
+        l.remove(3);
+        l.remove(7);
+        l.remove(0);
+        assert_eq!(l.len(), 5);
+        // A plain stack with swap-removal would now offer a long-idle connection first.
+        assert_eq!(drain(&mut l), [6, 5, 4, 2, 1]);
+        assert_eq!(l.len(), 0);
+        assert_eq!(l.back(), None);
+        // Reused slots link again, beyond the initial capacity too.
+        for key in [9, 1, 12] {
+            l.push_front(key);
+        }
+        l.remove(1);
+        assert_eq!(l.back(), Some(9));
+        assert_eq!(drain(&mut l), [12, 9]);
+    }
+
+    #[test]
+    fn idle_list_matches_a_reference_model() {
+        // Random pushes, pops and removals against a Vec kept in most-recent-first order.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let mut l = IdleList::with_capacity(0);
+        let mut model: Vec<usize> = Vec::new();
+        for _ in 0..20_000 {
+            match next(3) {
+                0 => {
+                    let free: Vec<usize> = (0..64).filter(|k| !model.contains(k)).collect();
+                    if let Some(&key) = free.get(next(free.len().max(1))) {
+                        l.push_front(key);
+                        model.insert(0, key);
+                    }
+                }
+                1 => assert_eq!(l.pop_front(), (!model.is_empty()).then(|| model.remove(0))),
+                _ if !model.is_empty() => {
+                    let key = model.remove(next(model.len()));
+                    l.remove(key);
+                }
+                _ => {}
+            }
+            assert_eq!(l.len(), model.len());
+            assert_eq!(l.back(), model.last().copied());
+        }
+    }
+
+    /// Feeds `input` to a fresh connection's parser in reads of `step` bytes, as
+    /// `Worker::on_readable` does; returns the outcomes and the largest head buffer kept.
+    fn feed_in_reads(input: &[u8], step: usize) -> (Vec<(Progress, bool)>, usize) {
+        let mut c = Conn::new();
+        let mut out = Vec::new();
+        let mut most = 0;
+        let mut pos = 0;
+        while pos < input.len() {
+            // The engine reads no more than completes a head while one is split.
+            let want = if c.head.is_empty() {
+                step
+            } else {
+                step.min((MAX_HEAD_BYTES + 1).saturating_sub(c.head.len()).max(1))
+            };
+            let end = (pos + want).min(input.len());
+            let got = c.feed(&input[pos..end], false);
+            pos = end;
+            most = most.max(c.head.capacity());
+            if got.0 != Progress::NeedMore {
+                out.push(got);
+                if !matches!(got.0, Progress::Done { close: false, .. }) || got.1 {
+                    break;
+                }
+            }
+        }
+        assert!(
+            c.head.capacity() <= HEAD_KEEP,
+            "head buffer kept at {}",
+            c.head.capacity()
+        );
+        (out, most)
+    }
+
+    #[test]
+    fn connection_keeps_only_a_split_head_and_shrinks_it_back() {
+        let mut big_head = b"HTTP/1.1 200 OK\r\n".to_vec();
+        while big_head.len() < 6000 {
+            // Long fields: at most MAX_HEADERS (64) of them are allowed.
+            big_head.extend_from_slice(b"X-Filler: ");
+            big_head.extend_from_slice(&[b'a'; 150]);
+            big_head.extend_from_slice(b"\r\n");
+        }
+        let mut big = big_head.clone();
+        big.extend_from_slice(b"Content-Length: 100000\r\n\r\n");
+        big.resize(big.len() + 100_000, b'x');
+        let small = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".to_vec();
+        for step in [1, 7, 100, 4096, READ_SCRATCH] {
+            let (out, most) = feed_in_reads(&small, step);
+            assert_eq!(
+                out,
+                [(
+                    Progress::Done {
+                        status: 200,
+                        close: false
+                    },
+                    false
+                )],
+                "step {step}"
+            );
+            // A head that arrives in one read is never copied.
+            if step >= small.len() {
+                assert_eq!(most, 0, "step {step}");
+            }
+            let (out, most) = feed_in_reads(&big, step);
+            assert_eq!(
+                out,
+                [(
+                    Progress::Done {
+                        status: 200,
+                        close: false
+                    },
+                    false
+                )],
+                "step {step}"
+            );
+            // The body (100 kB) is never kept: at most the head, bounded by the head limit.
+            assert!(
+                most <= 2 * (MAX_HEAD_BYTES + 1),
+                "kept {most} bytes, step {step}"
+            );
+        }
+        // A head beyond the limit is an error with the kept bytes still bounded.
+        let mut huge = big_head;
+        while huge.len() <= 3 * MAX_HEAD_BYTES {
+            huge.extend_from_slice(
+                b"X-More: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\r\n",
+            );
+        }
+        for step in [1, 1000, READ_SCRATCH] {
+            let (out, most) = feed_in_reads(&huge, step);
+            assert_eq!(
+                out,
+                [(
+                    Progress::Error(crate::http::ParseError::HeadTooLarge),
+                    false
+                )],
+                "step {step}"
+            );
+            assert!(
+                most <= 2 * (MAX_HEAD_BYTES + 1),
+                "kept {most} bytes, step {step}"
+            );
+        }
+        // Bytes after a complete answer are reported (the engine closes the connection).
+        let (out, _) = feed_in_reads(b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 200", 64);
+        assert_eq!(
+            out,
+            [(
+                Progress::Done {
+                    status: 204,
+                    close: false
+                },
+                true
+            )]
+        );
+    }
+
+    #[test]
+    fn a_connection_slot_is_small() {
+        // 10,000 connections must fit in a few MB of this process (the sockets are the kernel's).
+        assert!(
+            std::mem::size_of::<Conn>() <= 160,
+            "Conn is {} bytes",
+            std::mem::size_of::<Conn>()
+        );
+        assert_eq!(
+            Conn::new().head.capacity(),
+            0,
+            "no buffer before a split head"
+        );
     }
 }

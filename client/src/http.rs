@@ -18,9 +18,17 @@ pub enum RequestError {
     /// The method is not an HTTP token.
     #[error("invalid method {0:?} (expected a token such as GET, POST)")]
     Method(String),
-    /// A `--header` is not `Name: value`, or contains CR/LF.
-    #[error("invalid header {0:?} (expected \"Name: value\" without line breaks)")]
+    /// A `--header` is not `Name: value`, or its value holds a control character.
+    #[error(
+        "invalid header {0:?} (expected \"Name: value\" without line breaks or control characters)"
+    )]
     Header(String),
+    /// A request-target that is empty or not printable ASCII.
+    #[error("invalid request target {0:?} (expected printable ASCII)")]
+    Target(String),
+    /// A `Host` (from the URL or a `--header`) that is not printable ASCII.
+    #[error("invalid Host {0:?} (expected printable ASCII without spaces)")]
+    Host(String),
     /// The user set `Content-Length` or `Transfer-Encoding`, which qload computes itself.
     #[error("header {0:?} is set by qload from --body; do not pass it")]
     Framing(String),
@@ -50,13 +58,22 @@ fn is_token(s: &str) -> bool {
         })
 }
 
-/// Splits and checks a `Name: value` header argument.
+/// Whether `s` is printable ASCII (`0x21..=0x7e`), as a `Host` value must be.
+fn is_printable_host(s: &str) -> bool {
+    s.bytes().all(|b| (0x21..=0x7e).contains(&b))
+}
+
+/// Splits and checks a `Name: value` header argument. A value may hold any byte but the control
+/// characters (tab excepted); a `Host` value only printable ASCII.
 pub fn parse_header(h: &str) -> Result<(String, String), RequestError> {
     let bad = || RequestError::Header(h.to_owned());
     let (name, value) = h.split_once(':').ok_or_else(bad)?;
     let (name, value) = (name.trim(), value.trim());
-    if !is_token(name) || value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+    if !is_token(name) || value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
         return Err(bad());
+    }
+    if name.eq_ignore_ascii_case("host") && !is_printable_host(value) {
+        return Err(RequestError::Host(value.to_owned()));
     }
     if name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("transfer-encoding")
     {
@@ -67,6 +84,7 @@ pub fn parse_header(h: &str) -> Result<(String, String), RequestError> {
 
 /// Renders the request once: `METHOD path HTTP/1.1`, `Host` (unless the user gives one), a
 /// `User-Agent` (likewise), the user's headers in order, `Content-Length` when there is a body.
+/// The path and every `Host` must be printable ASCII (the URL parser percent-encodes the path).
 pub fn render_request(
     method: &str,
     path: &str,
@@ -77,7 +95,18 @@ pub fn render_request(
     if !is_token(method) {
         return Err(RequestError::Method(method.to_owned()));
     }
+    if path.is_empty() || !is_printable_host(path) {
+        return Err(RequestError::Target(path.to_owned()));
+    }
     let has = |n: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(n));
+    if !has("host") && (host.is_empty() || !is_printable_host(host)) {
+        return Err(RequestError::Host(host.to_owned()));
+    }
+    for (k, v) in headers {
+        if k.eq_ignore_ascii_case("host") && !is_printable_host(v) {
+            return Err(RequestError::Host(v.clone()));
+        }
+    }
     let mut out = Vec::with_capacity(128 + body.map_or(0, <[u8]>::len));
     out.extend_from_slice(method.as_bytes());
     out.push(b' ');
@@ -784,6 +813,21 @@ mod tests {
         let mut req = httparse::Request::new(&mut headers);
         assert!(matches!(req.parse(&r), Ok(httparse::Status::Complete(n)) if n == r.len()));
         assert!(render_request("GE T", "/", "h", &[], None).is_err());
+        // The Host header and the request-target are printable ASCII or nothing is rendered.
+        for (path, host, headers) in [
+            ("/", "h\u{e9}", vec![]),
+            ("/", "a b", vec![]),
+            ("/", "", vec![]),
+            ("/", "h", vec![("Host".to_owned(), "x\u{1}".to_owned())]),
+            ("/\u{1d7}", "h", vec![]),
+            ("/a b", "h", vec![]),
+            ("", "h", vec![]),
+        ] {
+            assert!(
+                render_request("GET", path, host, &headers, None).is_err(),
+                "{path:?} {host:?} {headers:?}"
+            );
+        }
     }
 
     #[test]
@@ -792,8 +836,23 @@ mod tests {
             parse_header("X-Key:  v a l "),
             Ok(("X-Key".to_owned(), "v a l".to_owned()))
         );
-        for bad in ["novalue", ": v", "Bad Name: v", "X: a\r\nY: b"] {
+        for bad in [
+            "novalue",
+            ": v",
+            "Bad Name: v",
+            "X: a\r\nY: b",
+            "X: a\u{1}b",
+            "X: \u{7f}",
+        ] {
             assert!(parse_header(bad).is_err(), "{bad:?}");
+        }
+        // Tabs and non-ASCII text are allowed in values, except in Host.
+        assert!(parse_header("X-Name: a\tb \u{e9}").is_ok());
+        for bad in ["Host: h\u{e9}", "host: a b", "HOST: a\tb"] {
+            assert!(
+                matches!(parse_header(bad), Err(RequestError::Host(_))),
+                "{bad:?}"
+            );
         }
         assert!(matches!(
             parse_header("Content-Length: 5"),

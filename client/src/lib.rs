@@ -47,7 +47,7 @@ pub use config::{Config, Mode, Target, TheoryParams};
 pub use result::RunResult;
 
 use clock::now_ns;
-use engine::{IntervalReport, Plan, Shared, SourcePlan, ThreadResult, Worker};
+use engine::{IntervalHists, IntervalReport, Plan, Shared, SourcePlan, ThreadResult, Worker};
 use result::{
     Arrivals, ConfigEcho, Connections, ErrorsByKind, Interval, Latency, Requests, SendLag,
     StatusCounts, TheoryResult,
@@ -89,14 +89,19 @@ pub fn run_with_stop(config: Config, stop: Arc<AtomicBool>) -> anyhow::Result<Ru
         timeout_ns: config.timeout.as_nanos() as u64,
         spin_ns: config.spin.as_nanos() as u64,
         interval_ns: config.interval.as_nanos() as u64,
+        retry_idempotent: is_idempotent(&config.target.method),
         stop,
     });
 
     let (tx, rx) = mpsc::channel::<IntervalReport>();
     let mut handles = Vec::with_capacity(threads);
+    // Per worker: the channel on which its interval histograms come back for reuse.
+    let mut returns = Vec::with_capacity(threads);
     for p in plans {
         let shared = Arc::clone(&shared);
         let tx = tx.clone();
+        let (back_tx, back_rx) = mpsc::channel::<IntervalHists>();
+        returns.push(back_tx);
         let pin = config.pin;
         let handle = std::thread::Builder::new()
             .name(format!("qload-{}", p.index))
@@ -108,7 +113,7 @@ pub fn run_with_stop(config: Config, stop: Arc<AtomicBool>) -> anyhow::Result<Ru
                     }
                     _ => {}
                 }
-                Worker::new(shared, p, tx)?.run()
+                Worker::new(shared, p, tx, back_rx)?.run()
             })
             .context("spawning a worker thread")?;
         handles.push(handle);
@@ -117,9 +122,15 @@ pub fn run_with_stop(config: Config, stop: Arc<AtomicBool>) -> anyhow::Result<Ru
 
     let mut series = SeriesAcc::new(threads, measure_start_ns, config.interval.as_nanos() as u64);
     while let Ok(report) = rx.recv() {
-        match series.add(report) {
-            Some(line) if config.live => eprintln!("{line}"),
-            _ => {}
+        let thread = report.thread;
+        let hists = series.add(report, |iv| {
+            if config.live {
+                eprintln!("{}", report::live_line(iv));
+            }
+        });
+        // The worker may have ended; its histograms are then dropped.
+        if let Some(back) = returns.get(thread) {
+            let _ = back.send(hists);
         }
     }
     let mut results = Vec::with_capacity(threads);
@@ -211,13 +222,35 @@ fn raise_fd_limit() {
     }
 }
 
+/// Whether `method` is idempotent (RFC 9110, 9.2.2), so that a request that failed on a stale
+/// keep-alive connection before any answer may be sent again. Only the common ones are listed.
+fn is_idempotent(method: &str) -> bool {
+    ["GET", "HEAD", "PUT", "DELETE", "OPTIONS"]
+        .iter()
+        .any(|m| method.eq_ignore_ascii_case(m))
+}
+
 /// Merges the workers' interval reports into the time series.
+///
+/// An interval is *open* from its first report until every worker that runs that long has
+/// reported it; then its row of the series (counts, means, p50/p99, send-lag figures) is computed
+/// and kept, and its histograms go back to a pool for the next interval. So the state kept per
+/// past interval is one [`Interval`] (about 100 bytes), and only as many intervals are open at a
+/// time as the workers are apart (usually one or two).
 #[derive(Debug)]
 struct SeriesAcc {
-    threads: usize,
     measure_start_ns: u64,
     interval_ns: u64,
-    rows: BTreeMap<u64, Row>,
+    /// For each worker that has finished, the index of its last interval.
+    last: Vec<Option<u64>>,
+    /// Intervals with some but not all of their reports, by index.
+    open: BTreeMap<u64, Row>,
+    /// Histograms of closed intervals, for the next open ones.
+    spare: Vec<IntervalHists>,
+    /// The closed intervals, in the order they closed (by index at the end).
+    done: Vec<(u64, Interval)>,
+    /// Indices of open intervals that became complete (reused).
+    ready: Vec<u64>,
 }
 
 #[derive(Debug)]
@@ -229,24 +262,13 @@ struct Row {
     errors: u64,
     latency_sum_ns: f64,
     uncorrected_sum_ns: f64,
-    latency: Histogram<u64>,
-    lag: Histogram<u64>,
+    hists: IntervalHists,
     lag_max_ns: u64,
 }
 
-impl SeriesAcc {
-    fn new(threads: usize, measure_start_ns: u64, interval_ns: u64) -> Self {
+impl Row {
+    fn new(hists: IntervalHists) -> Self {
         Self {
-            threads,
-            measure_start_ns,
-            interval_ns,
-            rows: BTreeMap::new(),
-        }
-    }
-
-    /// Adds one report; returns the live line when an interval is complete.
-    fn add(&mut self, r: IntervalReport) -> Option<String> {
-        let row = self.rows.entry(r.index).or_insert_with(|| Row {
             reports: 0,
             end_ns: 0,
             sent: 0,
@@ -254,37 +276,96 @@ impl SeriesAcc {
             errors: 0,
             latency_sum_ns: 0.0,
             uncorrected_sum_ns: 0.0,
-            latency: Histogram::new_from(&r.latency),
-            lag: Histogram::new_from(&r.lag),
+            hists,
             lag_max_ns: 0,
-        });
-        row.reports += 1;
-        row.end_ns = row.end_ns.max(r.end_ns);
-        row.sent += r.sent;
-        row.completed += r.completed;
-        row.errors += r.errors;
-        row.latency_sum_ns += r.latency_sum_ns;
-        row.uncorrected_sum_ns += r.uncorrected_sum_ns;
-        add_histogram(&mut row.latency, &r.latency);
-        add_histogram(&mut row.lag, &r.lag);
-        row.lag_max_ns = row.lag_max_ns.max(r.lag_max_ns);
-        if row.reports == self.threads {
-            let iv = interval_of(self.measure_start_ns, self.interval_ns, r.index, row);
-            Some(report::live_line(&iv))
-        } else {
-            None
         }
     }
 
-    fn interval(&self, index: u64, row: &Row) -> Interval {
-        interval_of(self.measure_start_ns, self.interval_ns, index, row)
+    fn add(&mut self, r: &IntervalReport) {
+        self.reports += 1;
+        self.end_ns = self.end_ns.max(r.end_ns);
+        self.sent += r.sent;
+        self.completed += r.completed;
+        self.errors += r.errors;
+        self.latency_sum_ns += r.latency_sum_ns;
+        self.uncorrected_sum_ns += r.uncorrected_sum_ns;
+        add_histogram(&mut self.hists.latency, &r.hists.latency);
+        add_histogram(&mut self.hists.lag, &r.hists.lag);
+        self.lag_max_ns = self.lag_max_ns.max(r.lag_max_ns);
+    }
+}
+
+impl SeriesAcc {
+    fn new(threads: usize, measure_start_ns: u64, interval_ns: u64) -> Self {
+        Self {
+            measure_start_ns,
+            interval_ns,
+            last: vec![None; threads],
+            open: BTreeMap::new(),
+            spare: Vec::new(),
+            done: Vec::new(),
+            ready: Vec::new(),
+        }
     }
 
-    fn finish(self) -> Vec<Interval> {
-        self.rows
+    /// Adds one report; `on_close` sees each interval that it completes (for the live line).
+    /// Returns the report's histograms, emptied, for the worker to reuse.
+    fn add(&mut self, r: IntervalReport, mut on_close: impl FnMut(&Interval)) -> IntervalHists {
+        let spare = &mut self.spare;
+        self.open
+            .entry(r.index)
+            .or_insert_with(|| Row::new(spare.pop().unwrap_or_else(IntervalHists::new)))
+            .add(&r);
+        if r.last {
+            if let Some(slot) = self.last.get_mut(r.thread) {
+                *slot = Some(r.index);
+            }
+        }
+        // A report completes its own interval; a worker's last one may also complete later
+        // intervals, which no longer wait for it.
+        self.ready.clear();
+        for (&index, row) in &self.open {
+            if row.reports >= self.expected(index) {
+                self.ready.push(index);
+            }
+        }
+        for i in 0..self.ready.len() {
+            let index = self.ready[i];
+            if let Some(iv) = self.close(index) {
+                on_close(&iv);
+            }
+        }
+        let mut hists = r.hists;
+        hists.reset();
+        hists
+    }
+
+    /// Number of workers that report interval `index`: all but those that ended before it.
+    fn expected(&self, index: u64) -> usize {
+        self.last
             .iter()
-            .map(|(&i, row)| self.interval(i, row))
-            .collect()
+            .filter(|l| l.is_none_or(|last| last >= index))
+            .count()
+    }
+
+    /// Closes interval `index`: keeps its row of the series, recycles its histograms.
+    fn close(&mut self, index: u64) -> Option<Interval> {
+        let mut row = self.open.remove(&index)?;
+        let iv = interval_of(self.measure_start_ns, self.interval_ns, index, &row);
+        self.done.push((index, iv));
+        row.hists.reset();
+        self.spare.push(row.hists);
+        Some(iv)
+    }
+
+    /// The series, every interval closed (also those a worker never reported, e.g. when it
+    /// failed), in order.
+    fn finish(mut self) -> Vec<Interval> {
+        while let Some((&index, _)) = self.open.first_key_value() {
+            self.close(index);
+        }
+        self.done.sort_by_key(|&(index, _)| index);
+        self.done.into_iter().map(|(_, iv)| iv).collect()
     }
 }
 
@@ -308,9 +389,9 @@ fn interval_of(measure_start_ns: u64, interval_ns: u64, index: u64, row: &Row) -
         errors: row.errors,
         mean_us: per(row.latency_sum_ns),
         mean_uncorrected_us: per(row.uncorrected_sum_ns),
-        p50_us: q(&row.latency, 0.5),
-        p99_us: q(&row.latency, 0.99),
-        send_lag_p99_us: q(&row.lag, 0.99),
+        p50_us: q(&row.hists.latency, 0.5),
+        p99_us: q(&row.hists.latency, 0.99),
+        send_lag_p99_us: q(&row.hists.lag, 0.99),
         send_lag_max_us: row.lag_max_ns as f64 / 1e3,
     }
 }
@@ -352,6 +433,7 @@ fn build_result(
         requests.sent_in_window += r.sent_in_window;
         requests.completed += r.completed;
         requests.backlog_waits += r.backlog_waits;
+        requests.retries += r.retries;
         requests.warmup += r.warmup_sent;
         errors.merge(&r.errors);
         status.merge(&r.status);
@@ -590,4 +672,144 @@ fn schedule_warnings(r: &RunResult, config: &Config) -> Vec<String> {
         w.push("no request completed".to_owned());
     }
     w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use queuelab_common::stats::record_ns;
+
+    /// A report of `thread` for interval `index` with `completed` answers of `latency_ns` each.
+    fn report(
+        thread: usize,
+        index: u64,
+        last: bool,
+        completed: u64,
+        latency_ns: u64,
+        hists: IntervalHists,
+    ) -> IntervalReport {
+        let mut hists = hists;
+        for _ in 0..completed {
+            record_ns(&mut hists.latency, latency_ns);
+            record_ns(&mut hists.lag, 1_000);
+        }
+        IntervalReport {
+            thread,
+            index,
+            last,
+            end_ns: 1_000 + (index + 1) * 1_000_000,
+            sent: completed,
+            completed,
+            errors: 0,
+            latency_sum_ns: (completed * latency_ns) as f64,
+            uncorrected_sum_ns: (completed * latency_ns) as f64,
+            hists,
+            lag_max_ns: 1_000,
+        }
+    }
+
+    #[test]
+    fn series_keeps_constant_state_per_interval() {
+        // Two workers report 2,000 intervals (33 min at the default 1 s): the accumulator
+        // keeps one small row per closed interval and no histogram beyond a fixed pool, and the
+        // workers get their histograms back, so nothing is allocated per interval once warm.
+        const N: u64 = 2_000;
+        let mut series = SeriesAcc::new(2, 1_000, 1_000_000);
+        let mut pools = [vec![IntervalHists::new()], vec![IntervalHists::new()]];
+        let mut closed = 0u64;
+        for index in 0..N {
+            for (thread, pool) in pools.iter_mut().enumerate() {
+                let hists = pool.pop().expect("a histogram came back");
+                let latency = if thread == 0 { 10_000 } else { 30_000 };
+                let r = report(thread, index, index == N - 1, 3, latency, hists);
+                let back = series.add(r, |iv| {
+                    closed += 1;
+                    assert_eq!(iv.completed, 6);
+                    // Merged over both workers (3 answers at 10 µs, 3 at 30 µs): the median
+                    // comes from one, the 99th percentile from the other (to 2 digits).
+                    let near =
+                        |v: Option<f64>, x: f64| v.is_some_and(|v| (v - x).abs() <= 0.01 * x);
+                    assert!(near(iv.p50_us, 10.0), "{iv:?}");
+                    assert!(near(iv.p99_us, 30.0), "{iv:?}");
+                });
+                assert!(
+                    back.latency.is_empty() && back.lag.is_empty(),
+                    "returned empty"
+                );
+                pool.push(back);
+            }
+            assert!(series.open.is_empty(), "interval {index} still open");
+            assert!(
+                series.spare.len() <= 1,
+                "{} spare histograms",
+                series.spare.len()
+            );
+        }
+        assert_eq!(closed, N);
+        // What is retained per interval: one `Interval` (plain numbers, no heap).
+        let per_interval = std::mem::size_of::<(u64, Interval)>();
+        assert!(per_interval <= 128, "{per_interval} bytes per interval");
+        let rows = series.finish();
+        assert_eq!(rows.len() as u64, N);
+        assert!(rows.windows(2).all(|w| w[0].t_s < w[1].t_s));
+        assert_eq!(rows[17].mean_us, 20.0);
+    }
+
+    #[test]
+    fn series_closes_intervals_a_finished_worker_no_longer_reports() {
+        let mut series = SeriesAcc::new(2, 0, 1_000_000);
+        let mut lines = Vec::new();
+        // Worker 1 ends after interval 1; worker 0 runs to interval 4.
+        for (thread, index, last) in [(0, 0, false), (1, 0, false), (0, 1, false), (0, 2, false)] {
+            series.add(
+                report(thread, index, last, 1, 5_000, IntervalHists::new()),
+                |iv| lines.push(iv.t_s),
+            );
+        }
+        // Interval 1 waits for worker 1, and interval 2 too (worker 1 might still reach it).
+        assert_eq!(lines, [0.0]);
+        assert_eq!(series.open.len(), 2);
+        series.add(report(1, 1, true, 1, 5_000, IntervalHists::new()), |iv| {
+            lines.push(iv.t_s)
+        });
+        // Worker 1's last report closes interval 1 and, no longer waiting for it, interval 2.
+        assert_eq!(lines, [0.0, 0.001, 0.002]);
+        assert!(series.open.is_empty());
+        for index in 3..5 {
+            series.add(
+                report(0, index, index == 4, 1, 5_000, IntervalHists::new()),
+                |iv| lines.push(iv.t_s),
+            );
+            assert!(series.open.is_empty(), "interval {index} closes at once");
+        }
+        let rows = series.finish();
+        assert_eq!(rows.len(), 5);
+        assert_eq!(rows[0].completed, 2);
+        assert_eq!(rows[1].completed, 2);
+        assert_eq!(rows[4].completed, 1);
+    }
+
+    #[test]
+    fn series_finish_closes_what_a_failed_worker_left_open() {
+        let mut series = SeriesAcc::new(3, 0, 1_000_000);
+        for index in 0..3 {
+            series.add(
+                report(0, index, false, 2, 5_000, IntervalHists::new()),
+                |_| panic!("no interval is complete without workers 1 and 2"),
+            );
+        }
+        let rows = series.finish();
+        assert_eq!(rows.len(), 3);
+        assert!(rows.iter().all(|r| r.completed == 2 && r.p50_us.is_some()));
+    }
+
+    #[test]
+    fn idempotent_methods_are_retried() {
+        for m in ["GET", "get", "HEAD", "PUT", "DELETE", "OPTIONS"] {
+            assert!(is_idempotent(m), "{m}");
+        }
+        for m in ["POST", "PATCH", "CONNECT", "PROPFIND"] {
+            assert!(!is_idempotent(m), "{m}");
+        }
+    }
 }

@@ -157,6 +157,7 @@ pub fn merge(parts: &[RunResult]) -> Result<RunResult, MergeError> {
         requests.sent_in_window += q.sent_in_window;
         requests.completed += q.completed;
         requests.backlog_waits += q.backlog_waits;
+        requests.retries += q.retries;
         requests.warmup += q.warmup;
         errors.merge(&q.errors_by_kind);
         status.merge(&q.status);

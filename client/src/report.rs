@@ -123,6 +123,13 @@ pub fn text(r: &RunResult) -> String {
             .collect();
         let _ = writeln!(o, "  errors      {}", kinds.join("  "));
     }
+    if q.retries > 0 {
+        let _ = writeln!(
+            o,
+            "  retries     {} (sent again on a fresh connection: the server had closed the kept-alive one)",
+            q.retries
+        );
+    }
     latency_line(&mut o, "latency", &r.latency_us);
     latency_line(&mut o, "uncorrected", &r.latency_uncorrected_us);
     let l = &r.send_lag_us;

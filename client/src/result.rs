@@ -82,6 +82,12 @@ pub struct Requests {
     pub status: StatusCounts,
     /// Measured requests that waited in the backlog for a connection.
     pub backlog_waits: u64,
+    /// Measured requests sent a second time, on a fresh connection, because the kept-alive
+    /// connection they were written on failed before any byte of the answer (the server had
+    /// closed it). Each is still one request: it ends once, as completed or as an error. Absent
+    /// in results of older versions (read as 0).
+    #[serde(default)]
+    pub retries: u64,
     /// Requests sent during the warmup (not measured).
     pub warmup: u64,
 }

@@ -3,6 +3,14 @@
 //! qload speaks plain HTTP/1.1 only, so `https://` and every other scheme are refused with a message
 //! that says so. The host is resolved once, when the configuration is validated: every connection of
 //! the run goes to that one address, and the `Host` header carries the host as written.
+//!
+//! Both go into every request verbatim, so both are printable ASCII (`0x21..=0x7e`) by
+//! construction: in the path and query every other byte (spaces, control characters, the UTF-8
+//! bytes of non-ASCII text) is percent-encoded, as curl does (`/a b` → `/a%20b`, `/é` →
+//! `/%C3%A9`), while `%` sequences already there are kept; the host may hold only letters,
+//! digits, `.`, `-`, `_` (and, in brackets, an IPv6 literal with its `%zone`), else the URL is
+//! refused.
+use std::fmt::Write as _;
 use std::net::{SocketAddr, ToSocketAddrs};
 
 /// A URL that cannot be used; the message says why.
@@ -76,17 +84,12 @@ impl HttpUrl {
         }
         let rest = rest.split('#').next().unwrap_or_default();
         let (authority, path) = match rest.find(['/', '?']) {
-            Some(i) if rest.as_bytes()[i] == b'?' => (&rest[..i], format!("/{}", &rest[i..])),
-            Some(i) => (&rest[..i], rest[i..].to_owned()),
+            Some(i) if rest.as_bytes()[i] == b'?' => (&rest[..i], encode_target("/", &rest[i..])),
+            Some(i) => (&rest[..i], encode_target("", &rest[i..])),
             None => (rest, "/".to_owned()),
         };
         if authority.contains('@') {
             return Err(malformed("user information in the URL is not supported"));
-        }
-        if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
-            return Err(malformed(
-                "the path contains spaces or control characters (percent-encode them)",
-            ));
         }
         let (host, port_str, ipv6_literal) = if let Some(v6) = authority.strip_prefix('[') {
             let Some((host, after)) = v6.split_once(']') else {
@@ -109,14 +112,20 @@ impl HttpUrl {
         if host.is_empty() {
             return Err(malformed("empty host"));
         }
-        if !host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'%'))
-        {
+        // `:` and `%` (a zone) only inside the brackets of an IPv6 literal.
+        if !host.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(b, b'.' | b'-' | b'_')
+                || (ipv6_literal && matches!(b, b':' | b'%'))
+        }) {
             return Err(malformed("invalid characters in the host"));
         }
         let port = match port_str {
             None => 80,
+            // Digits only (`parse` alone would take a sign).
+            Some(p) if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) => {
+                return Err(malformed("invalid port (expected 1-65535)"));
+            }
             Some(p) => match p.parse::<u16>() {
                 Ok(0) | Err(_) => return Err(malformed("invalid port (expected 1-65535)")),
                 Ok(p) => p,
@@ -144,6 +153,12 @@ impl HttpUrl {
         }
     }
 
+    /// Whether `s` is non-empty printable ASCII (`0x21..=0x7e`): what a request-target and a
+    /// `Host` value may hold.
+    pub fn is_printable(s: &str) -> bool {
+        !s.is_empty() && s.bytes().all(|b| (0x21..=0x7e).contains(&b))
+    }
+
     /// Resolves the host once; the first address the resolver returns is used.
     pub fn resolve(&self) -> Result<SocketAddr, UrlError> {
         let resolve_err = |reason: String| UrlError::Resolve {
@@ -157,6 +172,20 @@ impl HttpUrl {
             .next()
             .ok_or_else(|| resolve_err("no addresses".to_owned()))
     }
+}
+
+/// `prefix` then `raw` with every byte outside printable ASCII (`0x21..=0x7e`) percent-encoded.
+fn encode_target(prefix: &str, raw: &str) -> String {
+    let mut out = String::with_capacity(prefix.len() + raw.len());
+    out.push_str(prefix);
+    for &b in raw.as_bytes() {
+        if (0x21..=0x7e).contains(&b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -215,8 +244,14 @@ mod tests {
             "http://h:x/",
             "http://u:p@h/",
             "http://[::1/",
-            "http://h/a b",
             "http://h\r\nX: y/",
+            "http://h:+80/",
+            "http://h:/",
+            "http://a:b:80/",
+            "http://h%41/",
+            "http://hé/",
+            "http://h\u{7f}/",
+            "http://[::1]x/",
         ] {
             assert!(HttpUrl::parse(url).is_err(), "{url} should be rejected");
         }
@@ -227,5 +262,58 @@ mod tests {
         let u = HttpUrl::parse("http://127.0.0.1:8123/").expect("valid URL");
         let addr = u.resolve().expect("a literal resolves");
         assert_eq!(addr, "127.0.0.1:8123".parse().expect("literal"));
+    }
+
+    #[test]
+    fn request_targets_are_percent_encoded_to_printable_ascii() {
+        let cases: &[(&str, &str)] = &[
+            // Found by fuzzing: non-ASCII text went into the request line as raw UTF-8.
+            ("http://hhttx/\u{1d7}tt", "/%C7%97tt"),
+            ("http://h/a b?c d", "/a%20b?c%20d"),
+            ("http://h?q=\u{e9}", "/?q=%C3%A9"),
+            ("http://h/\t\r\n\u{0}\u{7f}", "/%09%0D%0A%00%7F"),
+            // Printable ASCII, `%` sequences included, is kept as written.
+            (
+                "http://h/%41%zz~!*'();:@&=+$,/?[]",
+                "/%41%zz~!*'();:@&=+$,/?[]",
+            ),
+            ("http://h/caf\u{e9}#fr\u{e9}", "/caf%C3%A9"),
+        ];
+        for &(url, path) in cases {
+            let u = HttpUrl::parse(url).unwrap_or_else(|e| panic!("{url:?}: {e}"));
+            assert_eq!(u.path, path, "{url:?}");
+            assert!(HttpUrl::is_printable(&u.path), "{url:?}");
+        }
+    }
+
+    #[test]
+    fn accepted_urls_give_printable_targets_and_hosts() {
+        // Every string over a small alphabet of troublesome characters, up to four of them after
+        // a valid prefix: whatever is accepted yields a printable target and Host header.
+        let alphabet = [
+            '/', '?', '#', ':', '[', ']', '@', '%', ' ', '\t', '\n', 'a', '1', '\u{e9}', '\u{7f}',
+        ];
+        let mut accepted = 0;
+        let n = alphabet.len();
+        for len in 0..=4u32 {
+            for mut code in 0..n.pow(len) {
+                let mut tail = String::new();
+                for _ in 0..len {
+                    tail.push(alphabet[code % n]);
+                    code /= n;
+                }
+                for prefix in ["http://h", "http://h/", "http://[::1]"] {
+                    let url = format!("{prefix}{tail}");
+                    if let Ok(u) = HttpUrl::parse(&url) {
+                        accepted += 1;
+                        assert!(HttpUrl::is_printable(&u.path), "{url:?} -> {:?}", u.path);
+                        assert!(u.path.starts_with('/'), "{url:?} -> {:?}", u.path);
+                        let host = u.host_header();
+                        assert!(HttpUrl::is_printable(&host), "{url:?} -> Host {host:?}");
+                    }
+                }
+            }
+        }
+        assert!(accepted > 10_000, "only {accepted} accepted");
     }
 }
