@@ -39,9 +39,12 @@ trap 'rm -f "$report"' EXIT
     echo
     echo "- Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'),"\
          "$(free -g | awk '/Mem:/ {print $2}') GiB, Linux $(uname -r)"
+    # `wrk -v` exits 1 after printing its version: read versions without pipefail.
+    set +o pipefail
     peers="$(nginx -v 2>&1 | sed 's/.*: //'), $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}')"
-    command -v oha >/dev/null && peers+=", $(oha --version 2>/dev/null | head -1)"
-    command -v locust >/dev/null && peers+=", locust $(locust --version 2>/dev/null | awk '{print $2}')"
+    if command -v oha >/dev/null; then peers+=", $(oha --version 2>/dev/null | head -1)"; fi
+    if command -v locust >/dev/null; then peers+=", locust $(locust --version 2>/dev/null | awk '{print $2}')"; fi
+    set -o pipefail
     echo "- Peers: $peers"
     echo "- Server pinned to core 0, client to core 1; peers alternated, medians of the runs; ratios are qserve/nginx or qload/wrk."
     echo
