@@ -14,10 +14,11 @@
 //! runs alone (the others take a shared lock, it takes it exclusively).
 mod support;
 
+use support::{head_end, reset};
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
@@ -160,10 +161,6 @@ impl Drop for Hostile {
     }
 }
 
-fn head_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
-}
-
 /// Reads until a whole request head has arrived (or the peer goes away, or 5 s pass).
 fn read_request(s: &mut TcpStream) -> bool {
     let _ = s.set_read_timeout(Some(Duration::from_millis(50)));
@@ -201,26 +198,6 @@ fn hold_until_closed(s: &mut TcpStream) {
             Err(_) => return,
         }
     }
-}
-
-/// Closes `s` with a reset (SO_LINGER 0) instead of an orderly FIN.
-fn reset(s: TcpStream) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: `s` owns an open socket descriptor; `linger` is a valid `struct linger` whose size
-    // is passed with it. A failure only means an orderly close instead of a reset.
-    unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            std::ptr::from_ref(&linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
-    }
-    drop(s);
 }
 
 const GOOD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";

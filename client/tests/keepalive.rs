@@ -10,9 +10,10 @@
 //! before.
 mod support;
 
+use support::{head_end, reset};
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
@@ -79,30 +80,6 @@ impl Drop for IdleClosing {
             let _ = h.join();
         }
     }
-}
-
-/// Closes `s` with a reset (SO_LINGER 0).
-fn reset(s: TcpStream) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: `s` owns an open socket descriptor; `linger` is a valid `struct linger` whose size
-    // is passed with it. A failure only means an orderly close instead of a reset.
-    unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            std::ptr::from_ref(&linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
-    }
-    drop(s);
-}
-
-fn head_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
 }
 
 fn serve(mut s: TcpStream, n: usize, reap: bool, stop: &AtomicBool, c: &Counters) {

@@ -7,6 +7,7 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -126,7 +127,8 @@ impl Drop for TestServer {
     }
 }
 
-fn head_end(buf: &[u8]) -> Option<usize> {
+/// The length of the request head at the start of `buf`, once its blank line has arrived.
+pub fn head_end(buf: &[u8]) -> Option<usize> {
     buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
 }
 
@@ -233,4 +235,24 @@ pub fn refusing_addr() -> SocketAddr {
     let a = l.local_addr().expect("local address");
     drop(l);
     a
+}
+
+/// Closes `s` with a reset (SO_LINGER 0) instead of an orderly FIN.
+pub fn reset(s: TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: `s` owns an open socket descriptor; `linger` is a valid `struct linger` whose size
+    // is passed with it. A failure only means an orderly close instead of a reset.
+    unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            std::ptr::from_ref(&linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+    drop(s);
 }
