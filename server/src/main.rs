@@ -213,6 +213,20 @@ struct Args {
                      spins; at most 100ms. The lab uses 50us (see docs/qserve.md)."
     )]
     spin: Duration,
+
+    /// Never sleep while a connection is open: poll without a timeout (costs a core).
+    #[arg(
+        long,
+        env = "QSERVE_BUSY_POLL",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        long_help = "Poll for I/O with a zero timeout instead of sleeping in epoll_wait while any \
+                     connection is open, so that an arrival is read, and a departure written, \
+                     without a wake-up's delay (tens of microseconds, more on a virtual CPU). \
+                     Costs the whole core while clients are connected; with no connection open \
+                     the server sleeps as usual. Give the server a core of its own. The lab \
+                     uses it on both sides (see docs/lab.md). QSERVE_BUSY_POLL=1 (or true, yes, on) sets it."
+    )]
+    busy_poll: bool,
 }
 
 impl Args {
@@ -236,6 +250,7 @@ impl Args {
             idle_timeout: self.idle_timeout,
             grace: self.grace,
             spin: self.spin,
+            busy_poll: self.busy_poll,
             ..Config::default()
         }
     }

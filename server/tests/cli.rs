@@ -46,6 +46,7 @@ fn help_explains_every_flag_and_its_environment_variable() {
         "idle-timeout",
         "grace",
         "spin",
+        "busy-poll",
     ] {
         let env = format!("QSERVE_{}", flag.to_uppercase().replace('-', "_"));
         assert!(
@@ -173,4 +174,102 @@ fn sigterm_answers_the_request_in_flight_and_exits_0() {
     assert!(rest.contains("qserve: stopped after"), "{rest}");
     assert!(rest.contains(" 1 served"), "{rest}");
     assert!(rest.contains("0 unanswered"), "{rest}");
+}
+
+/// CPU time (user + system) the process `pid` has used so far.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
+    // Fields after the command name (which may hold spaces, but ends with the last ')'):
+    // state is field 3, utime 14 and stime 15, in clock ticks.
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 =
+        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    assert!(hz > 0);
+    Duration::from_secs_f64(ticks as f64 / hz as f64)
+}
+
+/// `--busy-poll` (here through QSERVE_BUSY_POLL): the I/O thread keeps running while a client
+/// is connected, even with nothing to do, and sleeps again once no connection is open.
+///
+/// Behaviour, not speed: without busy-polling an idle connection costs the server nothing but a
+/// timeout sweep now and then (microseconds per second), so "1 s of CPU while a silent client
+/// stays connected" can only come from polling without sleeping. The wait for that second is
+/// bounded by 60 s of wall time, so a loaded machine only has to give the thread a small share
+/// of a core. A sleeping process accrues no CPU however loaded the machine is, so the idle
+/// phases allow 0.3 s (the start-up, the sweeps and one clock tick of rounding fit many times).
+#[test]
+fn busy_poll_spins_while_a_client_is_connected_and_sleeps_otherwise() {
+    /// Kills the server if an assertion fails first.
+    struct Reap(Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Reap(
+        Command::new(BIN)
+            .args(["--listen", "127.0.0.1:0", "--service", "zero"])
+            .env("QSERVE_BUSY_POLL", "1")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start qserve"),
+    );
+    let pid = child.0.id();
+    let mut stderr = BufReader::new(child.0.stderr.take().expect("piped stderr"));
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("the start-up line");
+    assert!(line.contains("busy-poll while connected"), "{line}");
+    let addr = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the address in the start-up line")
+        .to_owned();
+    let idle_allowance = Duration::from_millis(300);
+
+    // No connection: asleep.
+    let before = cpu_time(pid);
+    std::thread::sleep(Duration::from_secs(1));
+    let idle = cpu_time(pid) - before;
+    assert!(
+        idle < idle_allowance,
+        "idle without clients, yet used {idle:?} of CPU"
+    );
+
+    // A connection that sends nothing: the thread polls on.
+    let s = TcpStream::connect(&addr).expect("connect");
+    let before = cpu_time(pid);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let busy = loop {
+        let used = cpu_time(pid) - before;
+        if used >= Duration::from_secs(1) || Instant::now() > deadline {
+            break used;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        busy >= Duration::from_secs(1),
+        "only {busy:?} of CPU in 60 s while connected"
+    );
+
+    // Closed again: asleep once the server has seen the end of the connection.
+    drop(s);
+    std::thread::sleep(Duration::from_millis(500));
+    let before = cpu_time(pid);
+    std::thread::sleep(Duration::from_secs(1));
+    let idle = cpu_time(pid) - before;
+    assert!(
+        idle < idle_allowance,
+        "still used {idle:?} of CPU after the client left"
+    );
+
+    // SAFETY: sending a signal to our own child process, whose pid is valid until waited for.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    assert_eq!(wait_with_deadline(&mut child.0).code(), Some(0));
 }
