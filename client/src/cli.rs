@@ -157,6 +157,16 @@ pub struct RunArgs {
     #[arg(long, value_name = "DUR", value_parser = parse_duration, help_heading = "Engine")]
     pub spin: Option<Duration>,
 
+    /// Poll without sleeping while any request is in flight (costs a core per thread).
+    ///
+    /// Beyond --spin, which polls only near a send and just after a write: with this flag a
+    /// thread polls with a zero timeout until every in-flight answer has come, however late, so
+    /// that no answer's timestamp includes a wake-up (tens of microseconds, up to a millisecond at
+    /// p99 on a virtual machine). For latency measurements on a machine where qload has its own
+    /// cores; the lab uses it (see docs/lab.md).
+    #[arg(long, help_heading = "Engine")]
+    pub busy_poll: bool,
+
     /// Seed of the random streams (arrivals, think times); each thread gets its own stream.
     #[arg(long, value_name = "N", default_value_t = 1, help_heading = "Engine")]
     pub seed: u64,
@@ -321,6 +331,7 @@ impl RunArgs {
         if let Some(s) = self.spin {
             config.spin = s;
         }
+        config.busy_poll = self.busy_poll;
         if let Some(i) = self.interval {
             config.interval = i;
         }

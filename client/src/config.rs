@@ -171,6 +171,8 @@ pub struct Config {
     pub pin: bool,
     /// Busy-poll this long before each intended send instead of sleeping through it.
     pub spin: Duration,
+    /// Never sleep while a request is in flight: poll with a zero timeout until its answer.
+    pub busy_poll: bool,
     /// Length of the intervals of the time series (and of the batches of the batch-means CI).
     pub interval: Duration,
     /// The queue to compare with, if any.
@@ -197,6 +199,7 @@ impl Config {
             seed: 1,
             pin: true,
             spin: DEFAULT_SPIN,
+            busy_poll: false,
             interval: Duration::from_secs(1),
             theory: None,
             live: false,

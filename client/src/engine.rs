@@ -39,6 +39,9 @@
 //! time and writes. The send lag (write − intended) is recorded for every request. After a write
 //! it also polls for up to `spin` while requests are in flight, so that a quick answer is not
 //! timestamped late by this core's wake-up (except in `--max`, where that would only burn CPU).
+//! With `--busy-poll` it polls with a zero timeout for as long as any request is in flight, however
+//! long the answer takes (the lab's queued answers come milliseconds after the write, when the
+//! spin margin is long over); it sleeps only with nothing in flight and the next send far off.
 //!
 //! # Memory and work per request
 //!
@@ -120,6 +123,8 @@ pub(crate) struct Shared {
     pub issue_end_ns: Option<u64>,
     pub timeout_ns: u64,
     pub spin_ns: u64,
+    /// `--busy-poll`: never sleep while a request is in flight.
+    pub busy_poll: bool,
     pub interval_ns: u64,
     /// Whether the method is idempotent, so that a request that failed on a stale keep-alive
     /// connection may be retried once (see the module docs).
@@ -762,9 +767,10 @@ impl Worker {
         // Just after a send the answer may be a few tens of microseconds away; sleeping now would
         // add this core's wake-up time to its latency. Poll for up to the spin margin instead
         // (not in --max, where every connection is always in flight and polling only costs).
-        let answer_soon = self.spin_after_send
-            && self.inflight > 0
-            && now < self.last_write.saturating_add(self.shared.spin_ns);
+        let answer_soon = self.inflight > 0
+            && (self.shared.busy_poll
+                || (self.spin_after_send
+                    && now < self.last_write.saturating_add(self.shared.spin_ns)));
         let timeout = if target <= now || waiting_for_pace || answer_soon {
             Some(Duration::ZERO)
         } else {

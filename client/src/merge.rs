@@ -427,6 +427,7 @@ pub(crate) mod tests {
                 timeout_s: 10.0,
                 seed: 1,
                 spin_us: 200.0,
+                busy_poll: false,
                 pin: true,
                 interval_s: 1.0,
             },

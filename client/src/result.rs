@@ -405,6 +405,10 @@ pub struct ConfigEcho {
     pub seed: u64,
     /// Busy-poll margin before each send, µs.
     pub spin_us: f64,
+    /// Whether the threads polled without sleeping while requests were in flight (`--busy-poll`;
+    /// absent from results written before the flag existed).
+    #[serde(default)]
+    pub busy_poll: bool,
     /// Whether threads were pinned to cores.
     pub pin: bool,
     /// Interval of the time series, seconds.

@@ -264,3 +264,75 @@ fn merge_adds_up_split_results() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs qload with `args` and returns its exit code, its stdout, and the CPU time (user +
+/// system) it used, from `wait4`'s resource usage of exactly this child.
+// The child is reaped by `wait4` (which also gives its resource usage), not by `Child::wait`.
+#[allow(clippy::zombie_processes)]
+fn qload_with_cpu(args: &[&str]) -> (Option<i32>, String, std::time::Duration) {
+    use std::io::Read as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_qload"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("qload runs");
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .expect("piped stdout")
+        .read_to_string(&mut out)
+        .expect("read stdout");
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid value of this plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, which nothing else waits for; both pointers are valid.
+    let rc = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(rc, child.id() as libc::pid_t, "wait4");
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    let tv = |t: libc::timeval| {
+        std::time::Duration::from_secs(t.tv_sec as u64)
+            + std::time::Duration::from_micros(t.tv_usec as u64)
+    };
+    (code, out, tv(usage.ru_utime) + tv(usage.ru_stime))
+}
+
+/// `--busy-poll`: while a request is in flight the thread polls without sleeping, however long
+/// the answer takes; without it, it sleeps between the spin margins.
+///
+/// The server never answers, so from the first send to the end of the run (1.5 s of schedule,
+/// then up to the 1 s timeout) a request is always in flight: a busy-polling thread runs all of
+/// that time, at least 2.5 s of wall time. Behaviour, not speed: the threshold is 0.4 s of CPU,
+/// so a loaded machine only has to give the thread a sixth of a core. The same run without the
+/// flag polls only 200 µs around each of its ~15 sends (3 ms) and otherwise sleeps; its
+/// threshold is the same 0.4 s (a sleeping process accrues no CPU however loaded the machine).
+#[test]
+fn busy_poll_keeps_polling_while_a_request_is_in_flight() {
+    let server = TestServer::start(Behavior::Silent);
+    let url = format!("http://{}/", server.addr());
+    let base = [
+        "-R",
+        "10",
+        "-d",
+        "1500ms",
+        "--timeout",
+        "1s",
+        "--json",
+        "--no-pin",
+        &url,
+    ];
+    let limit = std::time::Duration::from_millis(400);
+    let (code, out, cpu) = qload_with_cpu(&[&base[..], &["--busy-poll"]].concat());
+    assert_eq!(code, Some(0));
+    let r: RunResult = serde_json::from_str(&out).expect("JSON");
+    assert!(r.config.busy_poll);
+    assert!(r.requests.errors_by_kind.timeout + r.requests.errors_by_kind.unfinished > 0);
+    assert!(cpu >= limit, "busy-polling used only {cpu:?} of CPU");
+
+    let (code, out, cpu) = qload_with_cpu(&base);
+    assert_eq!(code, Some(0));
+    let r: RunResult = serde_json::from_str(&out).expect("JSON");
+    assert!(!r.config.busy_poll);
+    assert!(cpu < limit, "without --busy-poll it used {cpu:?} of CPU");
+}

@@ -135,6 +135,10 @@ derived from URL) or a twin qserve started with --service zero."
     #[arg(long, value_parser = parse_duration)]
     pub spin: Option<Duration>,
 
+    /// Poll without sleeping while requests are in flight (see qload --busy-poll)
+    #[arg(long)]
+    pub busy_poll: bool,
+
     /// Per-request timeout [default: qload's]
     #[arg(long, value_parser = parse_duration)]
     pub timeout: Option<Duration>,
@@ -261,6 +265,7 @@ impl SweepArgs {
                 threads: self.threads,
                 pin: !self.no_pin,
                 spin: self.spin,
+                busy_poll: self.busy_poll,
                 timeout: self.timeout,
             },
         })

@@ -30,6 +30,8 @@ pub struct RunOptions {
     pub pin: bool,
     /// Busy-poll margin before each intended send (`None`: qload's default).
     pub spin: Option<Duration>,
+    /// Poll without sleeping while requests are in flight (`--busy-poll`).
+    pub busy_poll: bool,
     /// Per-request timeout (`None`: qload's default).
     pub timeout: Option<Duration>,
 }
@@ -40,6 +42,7 @@ impl Default for RunOptions {
             threads: None,
             pin: true,
             spin: None,
+            busy_poll: false,
             timeout: None,
         }
     }
@@ -83,6 +86,7 @@ pub fn config_for(spec: &RunSpec<'_>) -> anyhow::Result<Config> {
     if let Some(s) = spec.opts.spin {
         c.spin = s;
     }
+    c.busy_poll = spec.opts.busy_poll;
     if let Some(t) = spec.opts.timeout {
         c.timeout = t;
     }
