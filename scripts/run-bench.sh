@@ -17,6 +17,7 @@
 #   --url URL          drive a server that is already running (e.g. in minikube): no local
 #                      server is started; the overhead is measured at URL's /healthz
 #   --quick            the whole sweep in under a minute (precision traded for time)
+#   --no-busy-poll     let qserve and qload sleep between events (see below; costs accuracy)
 #   -h, --help         this text
 #
 # The script builds the release binaries when they are missing or stale (cargo build --release),
@@ -24,7 +25,11 @@
 # first core this shell may use and qload to the others, listens on free loopback ports, waits
 # for /healthz, runs `qload sweep`, and always stops the servers on exit. qserve spins for 50us
 # before each deadline (--spin 50us): a sleeping wake-up is late by tens of microseconds, which
-# would add to every response time. QLOAD=path and QSERVE=path use those binaries instead of
+# would add to every response time. For the same reason both sides busy-poll when they have cores
+# of their own (qserve --busy-poll while a client is connected, qload --busy-poll while a request
+# is in flight): a queued answer comes milliseconds after its request, when a sleeping client
+# would pay a wake-up on every answer that the zero-service overhead run does not see. Each
+# busy-polling process keeps its core fully busy during its runs. QLOAD=path and QSERVE=path use those binaries instead of
 # building. Results: results.json, results.csv, table.txt and SVG plots (see docs/lab.md).
 set -euo pipefail
 
@@ -34,6 +39,7 @@ usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0
 die() { echo "run-bench.sh: $*" >&2; exit 2; }
 
 mu=1000 servers=1 capacity="" service=exp rhos="" duration="" warmup="" seed=1 out="" url="" quick=0
+busy=1
 need() { [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value (see --help)"; }
 while (($#)); do
     case "$1" in
@@ -48,6 +54,7 @@ while (($#)); do
         --out) need "$@"; out="$2"; shift 2 ;;
         --url) need "$@"; url="$2"; shift 2 ;;
         --quick) quick=1; shift ;;
+        --no-busy-poll) busy=0; shift ;;
         -h|--help) usage; exit 0 ;;
         *) die "unknown argument: $1 (see --help)" ;;
     esac
@@ -96,6 +103,14 @@ else
     client_pin=(taskset -c "$rest")
     echo "pinning: qserve on core ${cpus[0]}, qload on core(s) $rest" >&2
 fi
+# Busy-polling only pays when each side has a core of its own: sharing one, a spinning process
+# takes the time slices the other needs to answer.
+if ((busy)) && ((${#client_pin[@]} == 0)); then
+    echo "warning: no core of its own for each side: busy-polling is off" >&2
+    busy=0
+fi
+server_busy=()
+((busy)) && server_busy=(--busy-poll)
 
 # --- servers ------------------------------------------------------------------------------------
 pids=()
@@ -138,7 +153,7 @@ start_qserve() {
     log=$(mktemp)
     logs+=("$log")
     "${server_pin[@]}" "$qserve" --listen 127.0.0.1:0 --seed "$seed" --spin 50us --grace 2s \
-        "$@" 2>"$log" &
+        ${server_busy[@]+"${server_busy[@]}"} "$@" 2>"$log" &
     pid=$!
     pids+=("$pid")
     # qserve prints "qserve: listening on ADDR ..." once it is bound (port 0: the kernel picks).
@@ -163,6 +178,7 @@ sweep_args=(--mu "$mu" --servers "$servers" --service "$service" --seed "$seed")
 [[ -n "$duration" ]] && sweep_args+=(--duration "$duration")
 [[ -n "$warmup" ]] && sweep_args+=(--warmup "$warmup")
 ((quick)) && sweep_args+=(--quick)
+((busy)) && sweep_args+=(--busy-poll)
 
 if [[ -z "$url" ]]; then
     server_flags=(--mu "$mu" --servers "$servers" --service "$service")
