@@ -93,8 +93,10 @@ const OUT_INIT: usize = 1024;
 const SPIN_QUIET_NS: u64 = 10_000;
 /// Initial room per timer-wheel slot (384 slots: about 36 KiB per thread).
 const WHEEL_SLOT_CAPACITY: usize = 4;
-/// Buffers kept for reuse by new connections, per thread.
-const POOL_MAX: usize = 1024;
+/// Buffers kept for reuse by new connections, per thread. Enough to absorb connection churn
+/// without allocating; not so many that a passing peak of connections pins its buffers for good
+/// (the rest are freed as their connections close).
+const POOL_MAX: usize = 64;
 /// Capacity a pooled input buffer keeps at most (a partial head fits).
 const POOLED_INBUF: usize = MAX_HEAD_BYTES;
 /// Capacity a pooled output buffer keeps at most (a few pipelined answers fit).
