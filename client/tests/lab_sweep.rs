@@ -232,6 +232,12 @@ fn sweep_then_report_mm1() {
             let d = num(&header, row, k);
             assert!((0.0..=1.0).contains(&d), "{k} = {d}");
         }
+        // The noise level is 1.358/√n_eff with 1 ≤ n_eff ≤ completed.
+        let noise = num(&header, row, "ks_noise");
+        assert!(
+            noise >= 1.358 / completed.sqrt() - 1e-12 && noise <= 1.358,
+            "ks_noise = {noise} with {completed} responses"
+        );
         assert!(matches!(
             col(&header, row, "ci_covers_theory_net"),
             "true" | "false"
