@@ -15,8 +15,10 @@ use anyhow::{Context as _, bail};
 use queuelab_common::samplers::ArrivalKind;
 use serde_json::Value;
 
-use super::record::{Lag, Latency, Model, PointMeasurement};
+use super::record::{Lag, Latency, Model, PointMeasurement, PointRecord};
 use crate::config::{Config, Mode, Target, TheoryParams};
+use crate::result::Interval;
+use serde::Deserialize as _;
 
 /// Number of batches of the batch-means confidence interval.
 pub const BATCHES: u32 = 16;
@@ -146,7 +148,33 @@ fn counts(v: &Value, path: &[&str]) -> BTreeMap<String, u64> {
         .unwrap_or_default()
 }
 
+/// The batch-means interval of the mean, recomputed from the result's time series (`intervals`)
+/// with this qload's rule ([`crate::result::batch_ci`]), so that results written before a change
+/// of that rule are redrawn with it. `None` when the result has no usable series.
+fn interval_from_series(v: &Value) -> Option<(f64, f64)> {
+    let series = Vec::<Interval>::deserialize(get(v, &["intervals"])?).ok()?;
+    crate::result::batch_ci(&series, false).map(|c| (c.low, c.high))
+}
+
+/// Recomputes the intervals of a recorded point (and of its overhead run) from the raw qload
+/// results it keeps; what `qload report` does before drawing.
+pub fn refresh_intervals(rec: &mut PointRecord) {
+    if let Some((lo, hi)) = interval_from_series(&rec.raw) {
+        rec.measured.latency_us.ci95_low = Some(lo);
+        rec.measured.latency_us.ci95_high = Some(hi);
+    }
+    if let (Some(o), Some(raw)) = (rec.overhead.as_mut(), rec.overhead_raw.as_ref()) {
+        if let Some((lo, hi)) = interval_from_series(raw) {
+            o.latency_us.ci95_low = Some(lo);
+            o.latency_us.ci95_high = Some(hi);
+        }
+    }
+}
+
 /// The adapter: qload's JSON result (the `--json` contract) as a [`PointMeasurement`].
+///
+/// The interval of the mean is recomputed from `intervals` when the result has them (see
+/// [`interval_from_series`]), else taken from `latency_us.ci95_low`/`ci95_high`.
 ///
 /// Blocked requests are the `503` entry of `requests.status` when statuses are reported by code,
 /// else the `5xx` entry (qserve answers no other 5xx status to qload's requests).
@@ -161,6 +189,9 @@ pub fn measurement_from_json(v: &Value) -> anyhow::Result<PointMeasurement> {
         .copied()
         .unwrap_or(0);
     let lat = |k: &str| num(v, &["latency_us", k]);
+    let ci = interval_from_series(v).or_else(|| {
+        opt_num(v, &["latency_us", "ci95_low"]).zip(opt_num(v, &["latency_us", "ci95_high"]))
+    });
     Ok(PointMeasurement {
         target_rate: num(v, &["target_rate"])?,
         achieved_rate: num(v, &["achieved_rate"])?,
@@ -179,8 +210,8 @@ pub fn measurement_from_json(v: &Value) -> anyhow::Result<PointMeasurement> {
             p99: lat("p99")?,
             p999: lat("p999")?,
             max: lat("max")?,
-            ci95_low: opt_num(v, &["latency_us", "ci95_low"]),
-            ci95_high: opt_num(v, &["latency_us", "ci95_high"]),
+            ci95_low: ci.map(|c| c.0),
+            ci95_high: ci.map(|c| c.1),
         },
         send_lag_us: Lag {
             p50: num(v, &["send_lag_us", "p50"])?,
@@ -234,6 +265,46 @@ mod tests {
         assert_eq!(m.gap_cv, Some(1.01));
         assert_eq!(m.errors_by_kind.get("timeout"), Some(&7));
         assert_eq!(m.histogram, "HISTFAAAA");
+    }
+
+    #[test]
+    fn adapter_recomputes_the_interval_from_the_time_series() {
+        let mut v = sample();
+        let iv = |t: f64, d: f64, n: u64, mean: f64| {
+            serde_json::json!({"t_s": t, "duration_s": d, "sent": n, "completed": n,
+                "errors": 0, "mean_us": mean, "mean_uncorrected_us": mean, "p50_us": null,
+                "p99_us": null, "send_lag_p99_us": null, "send_lag_max_us": 0.0})
+        };
+        v["intervals"] = serde_json::json!([
+            iv(0.0, 1.0, 400, 1990.0),
+            iv(1.0, 1.0, 400, 2010.0),
+            iv(2.0, 0.002, 2, 9000.0)
+        ]);
+        let m = measurement_from_json(&v).expect("valid result");
+        let series: Vec<Interval> =
+            serde_json::from_value(v["intervals"].clone()).expect("intervals");
+        let ci = crate::result::batch_ci(&series, false).expect("two batches");
+        assert_eq!(m.latency_us.ci95_low, Some(ci.low));
+        assert_eq!(m.latency_us.ci95_high, Some(ci.high));
+        assert_ne!(m.latency_us.ci95_low, Some(1900.0));
+
+        // What `qload report` does to a point recorded with the stored interval.
+        let mut rec = PointRecord {
+            index: 0,
+            rho: 0.5,
+            lambda: 500.0,
+            warmup_s: 1.0,
+            seed: 1,
+            measured: measurement_from_json(&sample()).expect("valid result"),
+            overhead: Some(measurement_from_json(&sample()).expect("valid result")),
+            raw: v.clone(),
+            overhead_raw: Some(v),
+        };
+        assert_eq!(rec.measured.latency_us.ci95_low, Some(1900.0));
+        refresh_intervals(&mut rec);
+        assert_eq!(rec.measured.latency_us.ci95_high, Some(ci.high));
+        let o = rec.overhead.expect("overhead");
+        assert_eq!(o.latency_us.ci95_low, Some(ci.low));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use super::analysis::{self, PointAnalysis, SweepSummary};
 use super::plots::{self, PlotContext};
 use super::record::{Model, ResultsFile, write_atomic};
-use super::{table, xml};
+use super::{measure, table, xml};
 
 /// File name of the CSV.
 pub const RESULTS_CSV: &str = "results.csv";
@@ -145,9 +145,11 @@ pub fn render(file: &ResultsFile) -> anyhow::Result<Rendered> {
     })
 }
 
-/// Re-reads `dir/results.json` and rewrites `results.csv`, `table.txt` and the plots.
+/// Re-reads `dir/results.json` and rewrites `results.csv`, `table.txt` and the plots, with each
+/// point's interval recomputed from its raw qload result ([`measure::refresh_intervals`]).
 pub fn report(dir: &Path) -> anyhow::Result<ReportOutput> {
-    let file = ResultsFile::read(dir)?;
+    let mut file = ResultsFile::read(dir)?;
+    file.points.iter_mut().for_each(measure::refresh_intervals);
     write_rendered(dir, render(&file)?)
 }
 
