@@ -79,6 +79,8 @@ pub struct Counters {
     pub conn_errors: u64,
     /// Failed `accept` calls (e.g. out of file descriptors).
     pub accept_errors: u64,
+    /// Times an I/O thread returned freed memory to the system after a peak of connections.
+    pub memory_trims: u64,
 }
 
 impl Counters {
@@ -100,6 +102,7 @@ impl Counters {
         self.conn_idle_closed += o.conn_idle_closed;
         self.conn_errors += o.conn_errors;
         self.accept_errors += o.accept_errors;
+        self.memory_trims += o.memory_trims;
     }
 
     /// All canned error answers.
@@ -428,6 +431,13 @@ fn render_inner(out: &mut Vec<u8>, s: &Snapshot<'_>) -> std::io::Result<()> {
     )?;
     writeln!(out, "# TYPE qserve_accept_errors_total counter")?;
     writeln!(out, "qserve_accept_errors_total {}", c.accept_errors)?;
+    writeln!(
+        out,
+        "# HELP qserve_memory_trims_total Times freed memory was returned to the system after a \
+         peak of connections had closed."
+    )?;
+    writeln!(out, "# TYPE qserve_memory_trims_total counter")?;
+    writeln!(out, "qserve_memory_trims_total {}", c.memory_trims)?;
     let gauges: [(&str, &str, String); 8] = [
         (
             "mu",

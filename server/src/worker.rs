@@ -86,8 +86,15 @@ const LINGER_READS: usize = 16;
 /// connection with input left is revisited on the next turn (readiness is edge-triggered, so it
 /// must not simply wait for another event).
 const READS_PER_TURN: usize = 8;
-/// Initial output buffer capacity of a connection.
-const OUT_INIT: usize = 1024;
+/// Initial output buffer capacity of a connection (an answer is about 200 bytes; pipelined
+/// answers grow it, and it keeps that size while pooled, up to [`POOLED_OUT`]).
+const OUT_INIT: usize = 512;
+/// Initial room for unanswered requests of a connection (one, unless the client pipelines: then
+/// it grows towards [`PIPELINE_MAX`] once and keeps that size while the buffers are pooled).
+const SLOTS_INIT: usize = 2;
+/// Connections whose closing since the last trim makes freed memory worth returning to the
+/// system (see [`Worker::trim_after_peak`]).
+const TRIM_MIN_DROP: usize = 256;
 /// Last stretch before a deadline spent spinning on the clock alone, without polling for I/O
 /// (handling an event takes a few microseconds and would make the departure late).
 const SPIN_QUIET_NS: u64 = 10_000;
@@ -100,7 +107,7 @@ const POOL_MAX: usize = 64;
 /// Capacity a pooled input buffer keeps at most (a partial head fits).
 const POOLED_INBUF: usize = MAX_HEAD_BYTES;
 /// Capacity a pooled output buffer keeps at most (a few pipelined answers fit).
-const POOLED_OUT: usize = 4 * OUT_INIT;
+const POOLED_OUT: usize = 8 * OUT_INIT;
 
 /// State shared by every I/O thread.
 #[derive(Debug)]
@@ -175,7 +182,7 @@ impl Bufs {
         Bufs {
             inbuf: Vec::new(),
             out: Vec::with_capacity(OUT_INIT),
-            slots: VecDeque::with_capacity(PIPELINE_MAX),
+            slots: VecDeque::with_capacity(SLOTS_INIT),
         }
     }
 }
@@ -284,6 +291,8 @@ pub(crate) struct Worker {
     expired: Vec<Expired<Timer>>,
     timerfd: TimerFd,
     pool: Vec<Bufs>,
+    /// Most connections open at once since memory was last returned to the system.
+    conn_peak: usize,
     sweep_keys: Vec<usize>,
     /// Connections that used up their read budget with input left: driven again next turn.
     revisit: Vec<usize>,
@@ -339,6 +348,7 @@ impl Worker {
             expired: Vec::new(),
             timerfd,
             pool: Vec::new(),
+            conn_peak: 0,
             sweep_keys: Vec::new(),
             revisit: Vec::new(),
             revisit_next: Vec::new(),
@@ -654,6 +664,7 @@ impl Worker {
                     c.conn_accepted += 1;
                     self.io.local.touch();
                     self.accept_paused = false;
+                    self.conn_peak = self.conn_peak.max(self.conns.len());
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e)
@@ -788,6 +799,34 @@ impl Worker {
             }
         }
         self.sweep_keys = keys;
+        self.trim_after_peak();
+    }
+
+    /// After a peak of connections has passed (a stall piles them up, then they close), returns
+    /// the memory their buffers freed to the system. The allocator keeps freed memory for reuse,
+    /// so without this the process would stay at the size of its largest connection count for
+    /// good. Runs when at least [`TRIM_MIN_DROP`] connections, and at least half of the peak,
+    /// have gone since the last trim: rarely, and only after a burst. `malloc_trim` walks the
+    /// heap (well under a millisecond at these sizes) and is glibc's; elsewhere this does nothing.
+    fn trim_after_peak(&mut self) {
+        let open = self.conns.len();
+        let gone = self.conn_peak.saturating_sub(open);
+        if gone < TRIM_MIN_DROP || open > self.conn_peak / 2 {
+            return;
+        }
+        self.conn_peak = open;
+        // The peak's connections are closed; keep only what the pool holds.
+        self.sweep_keys.shrink_to(open);
+        self.revisit.shrink_to(open);
+        self.revisit_next.shrink_to(open);
+        self.conns.shrink_to_fit();
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim has no preconditions; it only releases free memory.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+        self.io.local.counters.memory_trims += 1;
+        self.io.local.touch();
     }
 }
 

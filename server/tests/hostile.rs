@@ -1059,3 +1059,50 @@ fn a_pipelined_burst_over_the_limit_is_answered_in_full() {
         assert_eq!(r.status, 200);
     }
 }
+
+/// A passing peak of connections (a stall piles them up, then they close) does not pin its
+/// memory: once at least 256 connections, and half of the peak, have gone, the I/O thread
+/// returns the freed memory to the system (`qserve_memory_trims_total`). A small peak does not
+/// trigger it, and the server serves on either way.
+#[test]
+fn a_passed_peak_of_connections_returns_its_memory() {
+    let _guard = exclusive();
+    let h = server(|c| c.service = ServiceKind::Zero);
+    let mut scraper = Scraper::new(&h);
+    let open_and_close = |n: usize| {
+        let mut conns: Vec<TcpStream> = (0..n).map(|_| connect(&h)).collect();
+        for s in &mut conns {
+            assert_eq!(roundtrip(s, &get("/")).status, 200);
+        }
+        drop(conns);
+    };
+    let trims = |s: &mut Scraper| metric(&s.text(), "qserve_memory_trims_total");
+
+    // 100 connections: below the threshold. Several sweeps (100 ms apart) pass with them closed.
+    open_and_close(100);
+    let deadline = Instant::now() + PATIENCE;
+    while metric(&scraper.text(), "qserve_connections") > 1.0 {
+        assert!(Instant::now() < deadline, "connections never closed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(trims(&mut scraper), 0.0);
+
+    // 400 connections, then closed: one trim.
+    open_and_close(400);
+    let deadline = Instant::now() + PATIENCE;
+    while trims(&mut scraper) < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "no trim after 400 connections closed"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(trims(&mut scraper), 1.0);
+    let mut s = connect(&h);
+    assert_eq!(roundtrip(&mut s, &get("/")).status, 200);
+    drop(s);
+    drop(scraper);
+    h.shutdown();
+    h.join().expect("clean shutdown");
+}
