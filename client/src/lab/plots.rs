@@ -367,9 +367,13 @@ pub fn cdf_chart(
                     .collect(),
             });
         }
+        let noise = p
+            .ks_noise
+            .map(|z| format!(" (noise {z:.4})"))
+            .unwrap_or_default();
         match (p.ks_raw, p.ks_net) {
-            (_, Some(n)) => notes.push(format!("KS net, ρ = {:.2}: {n:.4}", p.rho)),
-            (Some(r), None) => notes.push(format!("KS raw, ρ = {:.2}: {r:.4}", p.rho)),
+            (_, Some(n)) => notes.push(format!("KS net, ρ = {:.2}: {n:.4}{noise}", p.rho)),
+            (Some(r), None) => notes.push(format!("KS raw, ρ = {:.2}: {r:.4}{noise}", p.rho)),
             _ => {}
         }
     }
