@@ -174,7 +174,7 @@ pub fn refresh_intervals(rec: &mut PointRecord) {
 /// The adapter: qload's JSON result (the `--json` contract) as a [`PointMeasurement`].
 ///
 /// The interval of the mean is recomputed from `intervals` when the result has them (see
-/// [`interval_from_series`]), else taken from `latency_us.ci95_low`/`ci95_high`.
+/// [`crate::result::batch_ci`]), else taken from `latency_us.ci95_low`/`ci95_high`.
 ///
 /// Blocked requests are the `503` entry of `requests.status` when statuses are reported by code,
 /// else the `5xx` entry (qserve answers no other 5xx status to qload's requests).
