@@ -4,7 +4,7 @@ mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use support::{PATIENCE, metric, read_response};
@@ -23,6 +23,21 @@ fn wait_with_deadline(child: &mut Child) -> ExitStatus {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Reads qserve's start-up line from its piped stderr: the line, the address it listens on, and
+/// the reader for what follows.
+fn startup(child: &mut Child) -> (String, String, BufReader<ChildStderr>) {
+    let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("the start-up line");
+    let addr = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the address in the start-up line")
+        .to_owned();
+    (line, addr, stderr)
 }
 
 #[test]
@@ -119,18 +134,10 @@ fn sigterm_answers_the_request_in_flight_and_exits_0() {
         .stdout(Stdio::null())
         .spawn()
         .expect("start qserve");
-    let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
-    let mut line = String::new();
-    stderr.read_line(&mut line).expect("the start-up line");
+    let (line, addr, stderr) = startup(&mut child);
     assert!(line.contains("model M/D/inf"), "{line}");
     assert!(line.contains("infinitely many servers"), "{line}");
     assert!(line.contains("seed 5"), "{line}");
-    let addr = line
-        .split("listening on ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("the address in the start-up line")
-        .to_owned();
 
     let mut s = TcpStream::connect(&addr).expect("connect");
     s.set_read_timeout(Some(PATIENCE)).expect("timeout");
@@ -220,16 +227,8 @@ fn busy_poll_spins_while_a_client_is_connected_and_sleeps_otherwise() {
             .expect("start qserve"),
     );
     let pid = child.0.id();
-    let mut stderr = BufReader::new(child.0.stderr.take().expect("piped stderr"));
-    let mut line = String::new();
-    stderr.read_line(&mut line).expect("the start-up line");
+    let (line, addr, _stderr) = startup(&mut child.0);
     assert!(line.contains("busy-poll while connected"), "{line}");
-    let addr = line
-        .split("listening on ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("the address in the start-up line")
-        .to_owned();
     let idle_allowance = Duration::from_millis(300);
 
     // No connection: asleep.
