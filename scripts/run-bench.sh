@@ -23,13 +23,13 @@
 # The script builds the release binaries when they are missing or stale (cargo build --release),
 # pins qserve and its zero-service twin (which measures the fixed overhead of the path) to the
 # first core this shell may use and qload to the others, listens on free loopback ports, waits
-# for /healthz, runs `qload sweep`, and always stops the servers on exit. qserve spins for 50us
+# for /healthz, runs `qlab sweep`, and always stops the servers on exit. qserve spins for 50us
 # before each deadline (--spin 50us): a sleeping wake-up is late by tens of microseconds, which
 # would add to every response time. For the same reason both sides busy-poll when they have cores
 # of their own (qserve --busy-poll while a client is connected, qload --busy-poll while a request
 # is in flight): a queued answer comes milliseconds after its request, when a sleeping client
 # would pay a wake-up on every answer that the zero-service overhead run does not see. Each
-# busy-polling process keeps its core fully busy during its runs. QLOAD=path and QSERVE=path use those binaries instead of
+# busy-polling process keeps its core fully busy during its runs. QLAB=path and QSERVE=path use those binaries instead of
 # building. Results: results.json, results.csv, table.txt and SVG plots (see docs/lab.md).
 set -euo pipefail
 
@@ -65,19 +65,19 @@ fi
 [[ "$service" != zero ]] || die "--service zero has no queue to sweep"
 
 # --- binaries -----------------------------------------------------------------------------------
-qload="${QLOAD:-$root/target/release/qload}"
+qload="${QLAB:-$root/target/release/qlab}"
 qserve="${QSERVE:-$root/target/release/qserve}"
-if [[ -z "${QLOAD:-}" || ( -z "$url" && -z "${QSERVE:-}" ) ]]; then
+if [[ -z "${QLAB:-}" || ( -z "$url" && -z "${QSERVE:-}" ) ]]; then
     if command -v cargo >/dev/null; then
         echo "building release binaries (cargo build --release; quick when up to date)" >&2
-        (cd "$root" && cargo build --release --quiet -p queuelab-server -p queuelab-client)
+        (cd "$root" && cargo build --release --quiet -p queuelab-server -p queuelab-lab)
     elif [[ ! -x "$qload" || ( -z "$url" && ! -x "$qserve" ) ]]; then
         die "cargo is not installed and the release binaries are missing (install Rust: rustup.rs)"
     else
         echo "warning: cargo not found; using the existing binaries, which may be stale" >&2
     fi
 fi
-[[ -x "$qload" ]] || die "no qload binary at $qload"
+[[ -x "$qload" ]] || die "no qlab binary at $qload"
 [[ -n "$url" || -x "$qserve" ]] || die "no qserve binary at $qserve"
 
 # --- cores --------------------------------------------------------------------------------------

@@ -10,7 +10,6 @@
 //! - [`merge`] combines results of several runs (e.g. several pods) exactly.
 //! - [`report`] renders results as text, CSV and the live line.
 //! - [`cli`] holds the command-line flags of `qload` and their validation into a `Config`.
-//! - [`lab`] is the queueing lab built on [`run`] (`qload sweep`, `qload report`).
 //!
 //! # Threads
 //!
@@ -27,7 +26,6 @@ mod clock;
 pub mod config;
 mod engine;
 pub mod http;
-pub mod lab;
 pub mod merge;
 pub mod report;
 pub mod result;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use queuelab_client::cli::{self, CliError, RunArgs};
-use queuelab_client::{lab, merge};
+use queuelab_client::merge;
 
 /// An open-loop HTTP/1.1 load generator: Poisson arrivals at a fixed rate from pinned
 /// thread-per-core event loops, latency measured from the intended send time.
@@ -14,7 +14,7 @@ use queuelab_client::{lab, merge};
     version,
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
-    after_help = "Examples:\n  qload -R 1000 -d 30s --mu 2000 http://127.0.0.1:8000/\n  qload --max -c 64 -d 10s --json http://127.0.0.1:8000/ > run.json\n  qload --users 50 --think 100ms -n 10k http://127.0.0.1:8000/\n  qload merge pod-*.json --json\n  qload sweep --mu 1000 --rhos 0.2,0.5,0.8 http://127.0.0.1:8000/"
+    after_help = "Examples:\n  qload -R 1000 -d 30s --mu 2000 http://127.0.0.1:8000/\n  qload --max -c 64 -d 10s --json http://127.0.0.1:8000/ > run.json\n  qload --users 50 --think 100ms -n 10k http://127.0.0.1:8000/\n  qload merge pod-*.json --json"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -28,18 +28,12 @@ struct Cli {
 enum Command {
     /// Merge JSON results of several runs into one (histograms merged exactly).
     Merge(merge::MergeArgs),
-    /// The lab: sweep the load over a queue and compare every point with theory.
-    Sweep(lab::SweepArgs),
-    /// Redraw a sweep's table and plots from its results.json.
-    Report(lab::ReportArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Some(Command::Merge(args)) => merge::main(&args),
-        Some(Command::Sweep(args)) => lab::sweep_main(args),
-        Some(Command::Report(args)) => lab::report_main(args),
         None => load(cli.run),
     };
     cli::exit_code(outcome)

@@ -10,15 +10,15 @@ use queuelab_common::samplers::ServiceKind;
 use queuelab_common::theory::Servers;
 use queuelab_common::units::{parse_duration, parse_rate};
 
-use super::analysis;
-use super::measure::RunOptions;
-use super::record::Model;
-use super::report;
-use super::sweep::{self, SweepPlan, Warmup};
-use crate::cli::{CliError, print_stdout};
-use crate::config::Target;
+use crate::analysis;
+use crate::measure::RunOptions;
+use crate::record::Model;
+use crate::report;
+use crate::sweep::{self, SweepPlan, Warmup};
+use queuelab_client::cli::{CliError, print_stdout};
+use queuelab_client::config::Target;
 
-/// `qload sweep`: measure a queue at a series of loads and compare every point with theory.
+/// `qlab sweep`: measure a queue at a series of loads and compare every point with theory.
 #[derive(Debug, Clone, Args)]
 #[command(
     about = "Sweep the load ρ over a queue server and compare each point with queueing theory",
@@ -144,12 +144,12 @@ derived from URL) or a twin qserve started with --service zero."
     pub timeout: Option<Duration>,
 }
 
-/// `qload report DIR`: redraw a sweep from its `results.json`.
+/// `qlab report DIR`: redraw a sweep from its `results.json`.
 #[derive(Debug, Clone, Args)]
 #[command(
     about = "Recompute the table, results.csv and the plots of a sweep from its results.json",
     long_about = "Recompute the table, results.csv, table.txt and the SVG plots of a sweep \
-from DIR/results.json (written by qload sweep), and print the table."
+from DIR/results.json (written by qlab sweep), and print the table."
 )]
 pub struct ReportArgs {
     /// Directory of a sweep (holding results.json)
@@ -279,7 +279,7 @@ fn list_files(files: &[PathBuf]) {
     }
 }
 
-/// `qload sweep`: runs the sweep, prints the table on stdout and the files written on stderr.
+/// `qlab sweep`: runs the sweep, prints the table on stdout and the files written on stderr.
 /// Invalid flags are a usage error (exit 2); a failure while measuring is a runtime error.
 pub fn sweep_main(args: SweepArgs) -> Result<(), CliError> {
     let plan = args.plan().map_err(|e| CliError::Usage(format!("{e:#}")))?;
@@ -305,7 +305,7 @@ pub fn sweep_main(args: SweepArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// `qload report DIR`: rewrites the table, CSV and plots from `DIR/results.json` and prints the
+/// `qlab report DIR`: rewrites the table, CSV and plots from `DIR/results.json` and prints the
 /// table.
 pub fn report_main(args: ReportArgs) -> Result<(), CliError> {
     let out = report::report(&args.dir).map_err(CliError::Runtime)?;

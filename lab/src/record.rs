@@ -3,7 +3,7 @@
 //! The file holds everything needed to redo the analysis: the sweep's configuration, and for each
 //! point the lab's own [`PointMeasurement`] (numbers plus the serialized latency histogram), the
 //! overhead run's measurement, and both raw qload results as they came (`raw`, `overhead_raw`).
-//! `qload report` recomputes theory, errors, distances, table and plots from the measurements
+//! `qlab report` recomputes theory, errors, distances, table and plots from the measurements
 //! alone; the `analysis` and `overhead` sections are outputs kept for other tools to read, and are
 //! ignored on input.
 use std::collections::BTreeMap;
@@ -16,7 +16,7 @@ use queuelab_common::samplers::ServiceKind;
 use queuelab_common::theory::Servers;
 use serde::{Deserialize, Serialize};
 
-use super::analysis::PointAnalysis;
+use crate::analysis::PointAnalysis;
 
 /// Identifies the layout of `results.json`; bumped on incompatible changes.
 pub const FORMAT: &str = "queuelab-lab/1";
@@ -148,7 +148,7 @@ pub struct PointMeasurement {
     pub errors: u64,
     /// Failures by kind (connect, timeout, read, write, parse, closed).
     pub errors_by_kind: BTreeMap<String, u64>,
-    /// Responses by status as qload reports them (codes or classes).
+    /// Responses by status as qlab reports them (codes or classes).
     pub status: BTreeMap<String, u64>,
     /// Responses with status 503 (blocked by the server's capacity).
     pub blocked: u64,
@@ -218,7 +218,7 @@ pub struct ResultsFile {
     pub overhead: Option<OverheadSummary>,
     /// The points measured so far, in order.
     pub points: Vec<PointRecord>,
-    /// Per-point analysis (output only; recomputed by `qload report`).
+    /// Per-point analysis (output only; recomputed by `qlab report`).
     #[serde(default)]
     pub analysis: Vec<PointAnalysis>,
 }

@@ -7,7 +7,7 @@
 //! value does not exist (no theory, no overhead run, …).
 use std::fmt::Write as _;
 
-use super::analysis::{PointAnalysis, SweepSummary};
+use crate::analysis::{PointAnalysis, SweepSummary};
 
 type Cell = fn(&PointAnalysis) -> String;
 
@@ -130,7 +130,7 @@ fn pair(m: Option<f64>, t: Option<f64>) -> String {
     format!("{}/{}", t1(m), t1(t))
 }
 
-/// The table printed after a sweep (and by `qload report`), ending with a one-line summary.
+/// The table printed after a sweep (and by `qlab report`), ending with a one-line summary.
 pub fn render(points: &[PointAnalysis], summary: &SweepSummary, capacity: bool) -> String {
     let mut o = String::new();
     let _ = writeln!(
@@ -266,7 +266,7 @@ pub fn summary_line(s: &SweepSummary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::analysis::TheoryValues;
+    use crate::analysis::TheoryValues;
 
     fn point() -> PointAnalysis {
         PointAnalysis {
@@ -326,7 +326,7 @@ mod tests {
     #[test]
     fn table_shows_values_and_summary() {
         let pts = [point()];
-        let s = crate::lab::analysis::summarize(&pts);
+        let s = crate::analysis::summarize(&pts);
         let t = render(&pts, &s, false);
         for want in [
             "2050.0",

@@ -33,7 +33,7 @@ use queuelab_common::stats;
 use queuelab_common::theory::{QueueSpec, Servers};
 use serde::{Deserialize, Serialize};
 
-use super::record::{Model, PointRecord};
+use crate::record::{Model, PointRecord};
 
 /// What theory predicts at one point, in microseconds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,7 +72,7 @@ pub struct PointAnalysis {
     /// Measured mean response time of accepted requests (see [`analyze`] for blocking; `None`
     /// without accepted responses).
     pub mean_us: Option<f64>,
-    /// Measured mean over all responses (accepted and blocked), as qload reports it.
+    /// Measured mean over all responses (accepted and blocked), as qlab reports it.
     pub mean_all_us: Option<f64>,
     /// Its 95% interval (batch means).
     pub ci95_us: Option<(f64, f64)>,
@@ -384,7 +384,7 @@ pub fn ks_noise(stdev: f64, half: Option<f64>, n: u64) -> Option<f64> {
         return None;
     }
     let n = n as f64;
-    let t = stats::student_t_975(u64::from(super::measure::BATCHES) - 1);
+    let t = stats::student_t_975(u64::from(crate::measure::BATCHES) - 1);
     let n_eff = match half {
         Some(h) if h > 0.0 && stdev.is_finite() => (stdev * t / h).powi(2).clamp(1.0, n),
         _ => n,
@@ -504,7 +504,7 @@ pub fn needs_rho_below_one(model: &Model) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::record::{Latency, PointMeasurement};
+    use crate::record::{Latency, PointMeasurement};
     use queuelab_common::samplers::ServiceKind;
 
     const O_US: f64 = 25.0;
@@ -733,7 +733,7 @@ mod tests {
 
     #[test]
     fn ks_noise_follows_the_effective_number_of_samples() {
-        let t = stats::student_t_975(u64::from(crate::lab::measure::BATCHES) - 1);
+        let t = stats::student_t_975(u64::from(crate::measure::BATCHES) - 1);
         let (s, n) = (1000.0, 10_000u64);
         // Independent samples: the batch-means half-width is t·s/√n, so n_eff = n.
         let iid = ks_noise(s, Some(t * s / 100.0), n).expect("noise");

@@ -1,4 +1,4 @@
-//! `qload sweep`: one open-loop Poisson run per load ρ, each followed by an overhead run at the
+//! `qlab sweep`: one open-loop Poisson run per load ρ, each followed by an overhead run at the
 //! same rate, all recorded in `results.json`, then the report.
 //!
 //! For point `i` at load ρ the arrival rate is λ = ρ·c·μ (ρ·μ for infinitely many servers). The
@@ -19,7 +19,7 @@
 //! (clamped to [0.3 s, 3 s]: the high loads get the most), the rest split evenly.
 //!
 //! `results.json` is rewritten after every point, so an interrupted sweep keeps what it measured
-//! and `qload report` can still draw it.
+//! and `qlab report` can still draw it.
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -28,12 +28,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, bail};
 use queuelab_common::theory::Servers;
 
-use super::analysis;
-use super::measure::{self, RunOptions, RunSpec};
-use super::record::{
+use crate::analysis;
+use crate::measure::{self, RunOptions, RunSpec};
+use crate::record::{
     FORMAT, LabConfig, Model, OverheadSummary, PointRecord, ResultsFile, utc_stamps,
 };
-use super::report::{self, ReportOutput};
+use crate::report::{self, ReportOutput};
 
 /// The default loads: ten points from 0.1 to 0.95.
 pub const DEFAULT_RHOS: [f64; 10] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95];

@@ -1,5 +1,5 @@
-//! The lab end to end in-process: `qload sweep` against qserve on 127.0.0.1:0 (a few short points),
-//! then `qload report` on the directory it wrote.
+//! The lab end to end in-process: `qlab sweep` against qserve on 127.0.0.1:0 (a few short points),
+//! then `qlab report` on the directory it wrote.
 //!
 //! What is asserted is behaviour, not speed: files and columns, theory values against closed
 //! forms, well-formed plots with their series, counts that follow from the arrival process, and
@@ -10,15 +10,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
-use queuelab_client::lab::analysis;
-use queuelab_client::lab::record::ResultsFile;
-use queuelab_client::lab::report;
-use queuelab_client::lab::sweep::{self, SweepPlan};
-use queuelab_client::lab::table::CSV_COLUMNS;
-use queuelab_client::lab::xml::{self, Document};
-use queuelab_client::lab::{ReportArgs, SweepArgs};
 use queuelab_common::samplers::ServiceKind;
 use queuelab_common::theory::{QueueSpec, Servers};
+use queuelab_lab::analysis;
+use queuelab_lab::record::ResultsFile;
+use queuelab_lab::report;
+use queuelab_lab::sweep::{self, SweepPlan};
+use queuelab_lab::table::CSV_COLUMNS;
+use queuelab_lab::xml::{self, Document};
+use queuelab_lab::{ReportArgs, SweepArgs};
 
 #[derive(Debug, Parser)]
 struct SweepCli {
@@ -53,7 +53,7 @@ fn temp_dir(name: &str) -> PathBuf {
     d
 }
 
-/// A plan from command-line words, as `qload sweep` would build it.
+/// A plan from command-line words, as `qlab sweep` would build it.
 fn plan(words: &[&str]) -> SweepPlan {
     let cli = SweepCli::try_parse_from(std::iter::once("sweep").chain(words.iter().copied()))
         .expect("flags parse");

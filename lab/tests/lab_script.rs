@@ -15,7 +15,7 @@ fn run(args: &[&str]) -> Output {
         .args(args)
         // Binaries that do not exist: a test that got past validation would fail loudly here
         // rather than build or start anything.
-        .env("QLOAD", "/nonexistent/qload")
+        .env("QLAB", "/nonexistent/qlab")
         .env("QSERVE", "/nonexistent/qserve")
         .output()
         .expect("bash runs")

@@ -1,18 +1,18 @@
-//! `qload report DIR`: everything a sweep shows, recomputed from `DIR/results.json`.
+//! `qlab report DIR`: everything a sweep shows, recomputed from `DIR/results.json`.
 //!
 //! The sweep itself ends by calling [`report`], so the table and the plots of a fresh sweep and
-//! of a later `qload report` come from the same code and the same data, byte for byte.
+//! of a later `qlab report` come from the same code and the same data, byte for byte.
 //! Written: `results.csv`, `table.txt` (the table printed on stdout), and the SVG plots of
-//! [`super::plots`]. Each SVG is checked to be well-formed before it is written.
+//! [`crate::plots`]. Each SVG is checked to be well-formed before it is written.
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-use super::analysis::{self, PointAnalysis, SweepSummary};
-use super::plots::{self, PlotContext};
-use super::record::{Model, ResultsFile, write_atomic};
-use super::{measure, table, xml};
+use crate::analysis::{self, PointAnalysis, SweepSummary};
+use crate::plots::{self, PlotContext};
+use crate::record::{Model, ResultsFile, write_atomic};
+use crate::{measure, table, xml};
 
 /// File name of the CSV.
 pub const RESULTS_CSV: &str = "results.csv";

@@ -780,7 +780,7 @@ fn draw_series(w: &mut SvgWriter, f: &Frame, s: &Series) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::xml;
+    use crate::xml;
 
     #[test]
     fn escapes_markup_and_drops_control_characters() {

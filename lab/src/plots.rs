@@ -1,4 +1,4 @@
-//! The lab's plots, built from a sweep's analysis with the chart in [`super::svg`].
+//! The lab's plots, built from a sweep's analysis with the chart in [`crate::svg`].
 //!
 //! - `mean_vs_rho.svg`: mean response time against ρ: the theory curve (smooth, computed on a fine
 //!   grid of ρ), the measured means (raw) and the means net of the overhead, each with its 95%
@@ -15,9 +15,9 @@
 //! `series-cdf-theory-0`, …, `series-blocking-theory`, `series-blocking-measured`).
 use queuelab_common::theory::Servers;
 
-use super::analysis::{self, PointAnalysis};
-use super::record::{Model, PointRecord};
-use super::svg::{Axis, Chart, Marker, PALETTE, Point, Series, Style};
+use crate::analysis::{self, PointAnalysis};
+use crate::record::{Model, PointRecord};
+use crate::svg::{Axis, Chart, Marker, PALETTE, Point, Series, Style};
 
 /// File name of the mean plot.
 pub const MEAN_SVG: &str = "mean_vs_rho.svg";

@@ -1,5 +1,5 @@
 //! The queueing lab: sweep the load over a queue server, compare every point with theory, and
-//! draw it (`qload sweep`, `qload report`).
+//! draw it (`qlab sweep`, `qlab report`).
 //!
 //! The model: `qserve` emulates a FIFO queue with `c` servers, service rate μ per server, an
 //! optional capacity K and a service distribution; qload sends a Poisson stream at rate λ. The

@@ -1,7 +1,7 @@
 //! One measured run of the sweep: the only place where the lab meets qload's engine.
 //!
 //! [`measure`] builds a [`Config`] for an open-loop Poisson run (rate, duration, warm-up, seed),
-//! calls [`crate::run`], and converts the result with [`measurement_from_json`]. The conversion
+//! calls [`queuelab_client::run`], and converts the result with [`measurement_from_json`]. The conversion
 //! reads the result through its JSON form, whose keys are the published contract of `qload --json`
 //! (DESIGN.md), so the lab depends on those names and not on the Rust layout of the result type.
 //!
@@ -15,9 +15,9 @@ use anyhow::{Context as _, bail};
 use queuelab_common::samplers::ArrivalKind;
 use serde_json::Value;
 
-use super::record::{Lag, Latency, Model, PointMeasurement, PointRecord};
-use crate::config::{Config, Mode, Target, TheoryParams};
-use crate::result::Interval;
+use crate::record::{Lag, Latency, Model, PointMeasurement, PointRecord};
+use queuelab_client::config::{Config, Mode, Target, TheoryParams};
+use queuelab_client::result::Interval;
 use serde::Deserialize as _;
 
 /// Number of batches of the batch-means confidence interval.
@@ -106,7 +106,7 @@ pub fn config_for(spec: &RunSpec<'_>) -> anyhow::Result<Config> {
 /// Runs `spec` and returns the lab's measurement with qload's whole result as JSON.
 pub fn measure(spec: &RunSpec<'_>) -> anyhow::Result<(PointMeasurement, Value)> {
     let config = config_for(spec)?;
-    let result = crate::run(config).with_context(|| {
+    let result = queuelab_client::run(config).with_context(|| {
         format!(
             "qload run against {} at {:.1} requests/s",
             spec.url, spec.rate
@@ -149,15 +149,15 @@ fn counts(v: &Value, path: &[&str]) -> BTreeMap<String, u64> {
 }
 
 /// The batch-means interval of the mean, recomputed from the result's time series (`intervals`)
-/// with this qload's rule ([`crate::result::batch_ci`]), so that results written before a change
+/// with this qload's rule ([`queuelab_client::result::batch_ci`]), so that results written before a change
 /// of that rule are redrawn with it. `None` when the result has no usable series.
 fn interval_from_series(v: &Value) -> Option<(f64, f64)> {
     let series = Vec::<Interval>::deserialize(get(v, &["intervals"])?).ok()?;
-    crate::result::batch_ci(&series, false).map(|c| (c.low, c.high))
+    queuelab_client::result::batch_ci(&series, false).map(|c| (c.low, c.high))
 }
 
 /// Recomputes the intervals of a recorded point (and of its overhead run) from the raw qload
-/// results it keeps; what `qload report` does before drawing.
+/// results it keeps; what `qlab report` does before drawing.
 pub fn refresh_intervals(rec: &mut PointRecord) {
     if let Some((lo, hi)) = interval_from_series(&rec.raw) {
         rec.measured.latency_us.ci95_low = Some(lo);
@@ -174,7 +174,7 @@ pub fn refresh_intervals(rec: &mut PointRecord) {
 /// The adapter: qload's JSON result (the `--json` contract) as a [`PointMeasurement`].
 ///
 /// The interval of the mean is recomputed from `intervals` when the result has them (see
-/// [`crate::result::batch_ci`]), else taken from `latency_us.ci95_low`/`ci95_high`.
+/// [`queuelab_client::result::batch_ci`]), else taken from `latency_us.ci95_low`/`ci95_high`.
 ///
 /// Blocked requests are the `503` entry of `requests.status` when statuses are reported by code,
 /// else the `5xx` entry (qserve answers no other 5xx status to qload's requests).
@@ -283,12 +283,12 @@ mod tests {
         let m = measurement_from_json(&v).expect("valid result");
         let series: Vec<Interval> =
             serde_json::from_value(v["intervals"].clone()).expect("intervals");
-        let ci = crate::result::batch_ci(&series, false).expect("two batches");
+        let ci = queuelab_client::result::batch_ci(&series, false).expect("two batches");
         assert_eq!(m.latency_us.ci95_low, Some(ci.low));
         assert_eq!(m.latency_us.ci95_high, Some(ci.high));
         assert_ne!(m.latency_us.ci95_low, Some(1900.0));
 
-        // What `qload report` does to a point recorded with the stored interval.
+        // What `qlab report` does to a point recorded with the stored interval.
         let mut rec = PointRecord {
             index: 0,
             rho: 0.5,
