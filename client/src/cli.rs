@@ -31,24 +31,34 @@ pub enum CliError {
     /// Something failed while running.
     #[error("{0:#}")]
     Runtime(anyhow::Error),
+    /// Stopped by SIGINT or SIGTERM before the work was done (exit 130).
+    #[error("{0}")]
+    Interrupted(String),
 }
 
 impl CliError {
-    /// The process exit code: 2 for usage, 1 for runtime failures.
+    /// The process exit code: 2 for usage, 1 for runtime failures, 130 when interrupted (the
+    /// shell's convention for SIGINT).
     pub fn code(&self) -> u8 {
         match self {
             CliError::Usage(_) => 2,
             CliError::Runtime(_) => 1,
+            CliError::Interrupted(_) => 130,
         }
     }
 }
 
-/// Prints the error (if any) on stderr and returns the exit code.
+/// Prints the error (if any) on stderr as `qload: …` and returns the exit code.
 pub fn exit_code(outcome: Result<(), CliError>) -> ExitCode {
+    exit_code_of("qload", outcome)
+}
+
+/// Prints the error (if any) on stderr as `PROGRAM: …` and returns the exit code.
+pub fn exit_code_of(program: &str, outcome: Result<(), CliError>) -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("qload: {e}");
+            eprintln!("{program}: {e}");
             ExitCode::from(e.code())
         }
     }

@@ -2,6 +2,8 @@
 //! [`SweepPlan`], and the commands themselves (results on stdout, progress on stderr).
 use std::io::Write as _;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
@@ -14,8 +16,11 @@ use crate::analysis;
 use crate::measure::RunOptions;
 use crate::record::Model;
 use crate::report;
+use crate::servers::{
+    CpuSplit, LocalServers, ServerPlan, allowed_cpus, find_qserve, set_thread_cpus,
+};
 use crate::sweep::{self, SweepPlan, Warmup};
-use queuelab_client::cli::{CliError, print_stdout};
+use queuelab_client::cli::{CliError, print_stdout, stop_on_signals};
 use queuelab_client::config::Target;
 
 /// `qlab sweep`: measure a queue at a series of loads and compare every point with theory.
@@ -30,8 +35,23 @@ plots into --out, and prints the table. The flags --mu, --servers, --capacity an
 must describe how the server was started."
 )]
 pub struct SweepArgs {
-    /// URL of the queue under test, e.g. http://127.0.0.1:8000/
-    pub url: String,
+    /// URL of a queue server already running [default: qlab starts qserve itself]
+    #[arg(
+        long_help = "URL of a queue server that is already running (e.g. in minikube), such as \
+http://127.0.0.1:8000/. Without it, qlab starts qserve itself with the model's flags, and its \
+zero-service twin for the overhead runs, each on a free loopback port, pinned to the first core \
+qlab may use (qlab's own threads take the others), and stops both when the sweep ends, fails or \
+is interrupted."
+    )]
+    pub url: Option<String>,
+
+    /// The same as the URL argument
+    #[arg(long = "url", value_name = "URL", conflicts_with = "url")]
+    pub url_flag: Option<String>,
+
+    /// The qserve binary to start [default: $QSERVE, else qserve beside qlab, else on the PATH]
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["url", "url_flag"])]
+    pub qserve: Option<PathBuf>,
 
     /// Service rate per server μ, requests/s (as the server's --mu)
     #[arg(long, default_value = "1000", value_parser = parse_rate)]
@@ -135,9 +155,22 @@ derived from URL) or a twin qserve started with --service zero."
     #[arg(long, value_parser = parse_duration)]
     pub spin: Option<Duration>,
 
-    /// Poll without sleeping while requests are in flight (see qload --busy-poll)
-    #[arg(long)]
+    /// Poll without sleeping while requests are in flight [default: on with two cores or more]
+    #[arg(
+        long,
+        conflicts_with = "no_busy_poll",
+        long_help = "Busy-poll on both sides: qload polls without sleeping while a request is in \
+flight, and the servers qlab starts poll while a client is connected (qserve --busy-poll). A \
+queued answer comes milliseconds after its request, when a sleeping client would pay a wake-up \
+on every answer that the zero-service overhead run does not see. Default: on when each side has \
+a core of its own (two cores or more, and pinning not disabled); each busy-polling process then \
+keeps its core fully busy during the runs."
+    )]
     pub busy_poll: bool,
+
+    /// Let both sides sleep between events (costs accuracy; see --busy-poll)
+    #[arg(long)]
+    pub no_busy_poll: bool,
 
     /// Per-request timeout [default: qload's]
     #[arg(long, value_parser = parse_duration)]
@@ -202,17 +235,48 @@ impl SweepArgs {
                 );
             }
         }
-        Target::new(&self.url, "GET", &[], None).with_context(|| format!("URL {}", self.url))?;
-        let overhead_url = if self.no_overhead {
+        let cpus = if self.no_pin {
             None
         } else {
-            let u = match self.overhead_url {
-                Some(u) => u,
-                None => sweep::healthz_url(&self.url)
-                    .with_context(|| format!("cannot derive /healthz from {}", self.url))?,
-            };
-            Target::new(&u, "GET", &[], None).with_context(|| format!("--overhead-url {u}"))?;
-            Some(u)
+            CpuSplit::of(&allowed_cpus())
+        };
+        let busy_poll = self.busy_poll || (!self.no_busy_poll && cpus.is_some());
+        let (url, overhead_url, servers) = match self.url.or(self.url_flag) {
+            Some(url) => {
+                Target::new(&url, "GET", &[], None).with_context(|| format!("URL {url}"))?;
+                let overhead_url = if self.no_overhead {
+                    None
+                } else {
+                    let u = match self.overhead_url {
+                        Some(u) => u,
+                        None => sweep::healthz_url(&url)
+                            .with_context(|| format!("cannot derive /healthz from {url}"))?,
+                    };
+                    Target::new(&u, "GET", &[], None)
+                        .with_context(|| format!("--overhead-url {u}"))?;
+                    Some(u)
+                };
+                (url, overhead_url, None)
+            }
+            None => {
+                if self.overhead_url.is_some() {
+                    bail!("--overhead-url needs a URL: without one, qlab starts the twin itself");
+                }
+                let servers = ServerPlan {
+                    qserve: find_qserve(self.qserve.as_deref()),
+                    model_args: model_args(&model),
+                    seed: self.seed,
+                    spin: SERVER_SPIN.to_owned(),
+                    busy_poll,
+                    cpus: cpus.as_ref().map_or_else(Vec::new, |s| s.server.clone()),
+                };
+                // Filled in once the servers listen (see `sweep_main`).
+                (
+                    String::new(),
+                    (!self.no_overhead).then(String::new),
+                    Some(servers),
+                )
+            }
         };
         let (duration, warmup, overhead_duration, overhead_warmup) = if self.quick {
             if self.rhos.len() > sweep::QUICK_MAX_POINTS {
@@ -250,8 +314,11 @@ impl SweepArgs {
             bail!("--threads must be at least 1");
         }
         Ok(SweepPlan {
-            url: self.url,
+            url,
             overhead_url,
+            servers,
+            client_cpus: cpus.map_or_else(Vec::new, |s| s.client),
+            stop: Arc::new(AtomicBool::new(false)),
             model,
             rhos: self.rhos,
             duration,
@@ -265,7 +332,7 @@ impl SweepArgs {
                 threads: self.threads,
                 pin: !self.no_pin,
                 spin: self.spin,
-                busy_poll: self.busy_poll,
+                busy_poll,
                 timeout: self.timeout,
             },
         })
@@ -279,11 +346,62 @@ fn list_files(files: &[PathBuf]) {
     }
 }
 
-/// `qlab sweep`: runs the sweep, prints the table on stdout and the files written on stderr.
-/// Invalid flags are a usage error (exit 2); a failure while measuring is a runtime error.
+/// qserve's `--spin` in the lab: a sleeping wake-up is late by tens of microseconds, which would
+/// add to every response time; 50 µs of busy-waiting before each departure removes it.
+pub const SERVER_SPIN: &str = "50us";
+
+/// The flags that make qserve emulate `model`.
+pub fn model_args(model: &Model) -> Vec<String> {
+    let mut args = vec![
+        "--mu".to_owned(),
+        model.mu.to_string(),
+        "--servers".to_owned(),
+        model.servers.to_string(),
+        "--service".to_owned(),
+        model.service.to_string(),
+    ];
+    if let Some(k) = model.capacity {
+        args.extend(["--capacity".to_owned(), k.to_string()]);
+    }
+    args
+}
+
+/// `qlab sweep`: starts the servers unless a URL was given, runs the sweep, prints the table on
+/// stdout and the files written on stderr, and stops the servers. Invalid flags are a usage error
+/// (exit 2); a failure while measuring is a runtime error (exit 1); SIGINT or SIGTERM ends the
+/// sweep after the run in progress drains (exit 130), the points before it kept.
 pub fn sweep_main(args: SweepArgs) -> Result<(), CliError> {
-    let plan = args.plan().map_err(|e| CliError::Usage(format!("{e:#}")))?;
+    let mut plan = args.plan().map_err(|e| CliError::Usage(format!("{e:#}")))?;
+    plan.stop = stop_on_signals();
     let mut err = std::io::stderr();
+    let servers = match plan.servers.take() {
+        Some(sp) => {
+            let s = LocalServers::start(&sp).map_err(CliError::Runtime)?;
+            plan.url = s.queue.url();
+            if plan.overhead_url.is_some() {
+                plan.overhead_url = Some(s.twin.url());
+            }
+            let pinned = if sp.cpus.is_empty() {
+                String::from("unpinned")
+            } else {
+                format!("pinned to CPU {:?}", sp.cpus)
+            };
+            let _ = writeln!(
+                err,
+                "qserve at {} and its zero-service twin at {}, {pinned}{}",
+                plan.url,
+                s.twin.url(),
+                if sp.busy_poll { ", busy-polling" } else { "" }
+            );
+            Some(s)
+        }
+        None => None,
+    };
+    if !plan.client_cpus.is_empty() {
+        set_thread_cpus(&plan.client_cpus)
+            .context("pinning the client")
+            .map_err(CliError::Runtime)?;
+    }
     let t = plan.sending_time().as_secs_f64();
     let _ = writeln!(
         err,
@@ -299,7 +417,16 @@ pub fn sweep_main(args: SweepArgs) -> Result<(), CliError> {
             ""
         }
     );
-    let out = sweep::sweep(&plan, &mut err).map_err(CliError::Runtime)?;
+    let outcome = sweep::sweep(&plan, &mut err);
+    // Stop the servers before printing, so that their summaries do not interleave the table.
+    drop(servers);
+    let out = match outcome {
+        Ok(out) => out,
+        Err(e) if plan.stop.load(Ordering::Relaxed) => {
+            return Err(CliError::Interrupted(format!("{e:#}")));
+        }
+        Err(e) => return Err(CliError::Runtime(e)),
+    };
     print_stdout(&out.rendered.table)?;
     list_files(&out.files);
     Ok(())

@@ -17,6 +17,7 @@
 //! - [`table`], [`plots`], [`svg`], [`xml`]: the outputs (CSV and text table, SVG charts, and the
 //!   well-formedness check every plot passes before it is written).
 //! - [`report`]: everything derived from `results.json`; the sweep ends by calling it.
+//! - [`servers`]: the qserve and zero-service twin a sweep starts for itself, and the CPU split.
 
 pub mod analysis;
 pub mod cli;
@@ -24,6 +25,7 @@ pub mod measure;
 pub mod plots;
 pub mod record;
 pub mod report;
+pub mod servers;
 pub mod svg;
 pub mod sweep;
 pub mod table;

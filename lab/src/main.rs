@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use queuelab_client::cli::exit_code;
+use queuelab_client::cli::exit_code_of;
 use queuelab_lab::{ReportArgs, SweepArgs, report_main, sweep_main};
 
 /// The queueing lab: sweep the load over a queue server, compare every point with theory, and
@@ -22,15 +22,15 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Sweep the load over a queue and compare every point with theory.
-    Sweep(SweepArgs),
+    Sweep(Box<SweepArgs>),
     /// Redraw a sweep's table and plots from its results.json.
     Report(ReportArgs),
 }
 
 fn main() -> ExitCode {
     let outcome = match Cli::parse().command {
-        Command::Sweep(args) => sweep_main(args),
+        Command::Sweep(args) => sweep_main(*args),
         Command::Report(args) => report_main(args),
     };
-    exit_code(outcome)
+    exit_code_of("qlab", outcome)
 }

@@ -9,6 +9,8 @@
 //! the mean. Law and Kelton advise 10 to 30 batches; fewer, longer batches keep the batch means
 //! nearly independent at high load, where successive sojourn times are correlated over seconds.
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -67,6 +69,8 @@ pub struct RunSpec<'a> {
     pub model: Option<&'a Model>,
     /// Engine knobs.
     pub opts: &'a RunOptions,
+    /// Ends the run early when set (SIGINT): what was in flight drains for at most one timeout.
+    pub stop: &'a Arc<AtomicBool>,
 }
 
 /// The qload configuration for `spec`.
@@ -106,12 +110,13 @@ pub fn config_for(spec: &RunSpec<'_>) -> anyhow::Result<Config> {
 /// Runs `spec` and returns the lab's measurement with qload's whole result as JSON.
 pub fn measure(spec: &RunSpec<'_>) -> anyhow::Result<(PointMeasurement, Value)> {
     let config = config_for(spec)?;
-    let result = queuelab_client::run(config).with_context(|| {
-        format!(
-            "qload run against {} at {:.1} requests/s",
-            spec.url, spec.rate
-        )
-    })?;
+    let result =
+        queuelab_client::run_with_stop(config, Arc::clone(spec.stop)).with_context(|| {
+            format!(
+                "qload run against {} at {:.1} requests/s",
+                spec.url, spec.rate
+            )
+        })?;
     let json = serde_json::to_value(&result).context("encoding qload's result")?;
     let m = measurement_from_json(&json)?;
     Ok((m, json))

@@ -23,6 +23,8 @@
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
@@ -34,6 +36,7 @@ use crate::record::{
     FORMAT, LabConfig, Model, OverheadSummary, PointRecord, ResultsFile, utc_stamps,
 };
 use crate::report::{self, ReportOutput};
+use crate::servers::ServerPlan;
 
 /// The default loads: ten points from 0.1 to 0.95.
 pub const DEFAULT_RHOS: [f64; 10] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95];
@@ -84,6 +87,12 @@ pub struct SweepPlan {
     pub out: PathBuf,
     /// Engine knobs.
     pub opts: RunOptions,
+    /// The servers to start before sweeping (`None`: `url` is already running).
+    pub servers: Option<ServerPlan>,
+    /// The CPUs the load generator runs on (empty: where it may).
+    pub client_cpus: Vec<usize>,
+    /// Set (by SIGINT or SIGTERM) to end the sweep: the run in progress drains and stops.
+    pub stop: Arc<AtomicBool>,
 }
 
 /// The relaxation time of `model` at load `rho` in seconds (see the module docs).
@@ -335,7 +344,11 @@ fn measure_point(
         seed,
         model: Some(&plan.model),
         opts: &plan.opts,
+        stop: &plan.stop,
     })?;
+    if plan.stop.load(Ordering::Relaxed) {
+        bail!("interrupted; this point's partial run is not recorded");
+    }
     let (overhead, overhead_raw) = match &plan.overhead_url {
         Some(url) => match measure::measure(&RunSpec {
             url,
@@ -345,6 +358,7 @@ fn measure_point(
             seed: run_seed(plan.seed, i, true),
             model: None,
             opts: &plan.opts,
+            stop: &plan.stop,
         }) {
             Ok((m, v)) => (Some(m), Some(v)),
             Err(e) => {
@@ -442,6 +456,9 @@ mod tests {
             quick: false,
             out: PathBuf::from("unused"),
             opts: RunOptions::default(),
+            servers: None,
+            client_cpus: Vec::new(),
+            stop: Arc::default(),
         }
     }
 

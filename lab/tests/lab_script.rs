@@ -1,7 +1,7 @@
-//! `scripts/run-bench.sh` at the shell level: its help and its refusals, which happen before it
-//! builds or starts anything. (The full `run-bench.sh --quick` run is part of `scripts/test.sh`,
-//! outside `cargo test`, because it builds the release binaries and cargo's build lock is held
-//! while tests run.)
+//! `scripts/run-bench.sh` at the shell level: its help, and the refusals of the `qlab sweep` it
+//! runs, which happen before qlab starts anything. (The full `run-bench.sh --quick` run is part of
+//! `scripts/test.sh`, outside `cargo test`, because it builds the release binaries and cargo's
+//! build lock is held while tests run.)
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -13,9 +13,9 @@ fn run(args: &[&str]) -> Output {
     Command::new("bash")
         .arg(script())
         .args(args)
-        // Binaries that do not exist: a test that got past validation would fail loudly here
-        // rather than build or start anything.
-        .env("QLAB", "/nonexistent/qlab")
+        // This build's qlab (so the script does not build), and a qserve that does not exist: a
+        // test that got past validation would fail loudly here rather than start anything.
+        .env("QLAB", env!("CARGO_BIN_EXE_qlab"))
         .env("QSERVE", "/nonexistent/qserve")
         .output()
         .expect("bash runs")
@@ -50,8 +50,8 @@ fn help_lists_every_flag() {
 #[test]
 fn bad_usage_exits_2_before_doing_anything() {
     for (args, why) in [
-        (&["--bogus"][..], "unknown argument"),
-        (&["--mu"][..], "needs a value"),
+        (&["--bogus"][..], "unexpected argument"),
+        (&["--mu"][..], "a value is required"),
         (&["--quick", "--duration", "5s"][..], "--quick"),
         (&["--service", "zero"][..], "zero"),
     ] {
@@ -60,5 +60,24 @@ fn bad_usage_exits_2_before_doing_anything() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(why), "{args:?}: {err}");
         assert!(!err.contains("building"), "{args:?} started a build");
+        assert!(
+            !err.contains("/nonexistent"),
+            "{args:?} tried to start qserve: {err}"
+        );
     }
+}
+
+#[test]
+fn a_missing_qserve_is_a_runtime_error_that_names_it() {
+    let out = run(&[
+        "--rhos",
+        "0.5",
+        "--duration",
+        "1s",
+        "--out",
+        "/nonexistent/out",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/qserve"), "{err}");
 }
