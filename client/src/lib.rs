@@ -25,6 +25,7 @@
 pub mod cli;
 mod clock;
 pub mod config;
+pub mod counts;
 mod engine;
 pub mod http;
 pub mod lab;
@@ -436,8 +437,8 @@ fn build_result(
         requests.backlog_waits += r.backlog_waits;
         requests.retries += r.retries;
         requests.warmup += r.warmup_sent;
-        errors.merge(&r.errors);
-        status.merge(&r.status);
+        errors += r.errors;
+        status += r.status;
         connections.opened += r.opened;
         connections.peak += r.peak_open;
         gaps.extend_from_slice(&r.gaps);
