@@ -24,6 +24,7 @@
 pub mod cli;
 mod clock;
 pub mod config;
+pub mod counts;
 mod engine;
 pub mod http;
 pub mod merge;
@@ -45,11 +46,11 @@ pub use config::{Config, Mode, Target, TheoryParams};
 pub use result::RunResult;
 
 use clock::now_ns;
-use engine::{IntervalHists, IntervalReport, Plan, Shared, SourcePlan, ThreadResult, Worker};
-use result::{
-    Arrivals, ConfigEcho, Connections, ErrorsByKind, Interval, Latency, Requests, SendLag,
-    StatusCounts, TheoryResult,
+use counts::Counts;
+use engine::{
+    IntervalHists, IntervalReport, IntervalStats, Plan, Shared, SourcePlan, ThreadResult, Worker,
 };
+use result::{Arrivals, ConfigEcho, Interval, Latency, SendLag, StatusCounts, TheoryResult};
 
 /// Time between starting the workers and the common start of their schedules.
 const START_MARGIN_NS: u64 = 20_000_000;
@@ -252,17 +253,12 @@ struct SeriesAcc {
     ready: Vec<u64>,
 }
 
+/// One interval being merged: the workers' reports added so far.
 #[derive(Debug)]
 struct Row {
     reports: usize,
     end_ns: u64,
-    sent: u64,
-    completed: u64,
-    errors: u64,
-    latency_sum_ns: f64,
-    uncorrected_sum_ns: f64,
-    hists: IntervalHists,
-    lag_max_ns: u64,
+    stats: IntervalStats,
 }
 
 impl Row {
@@ -270,27 +266,14 @@ impl Row {
         Self {
             reports: 0,
             end_ns: 0,
-            sent: 0,
-            completed: 0,
-            errors: 0,
-            latency_sum_ns: 0.0,
-            uncorrected_sum_ns: 0.0,
-            hists,
-            lag_max_ns: 0,
+            stats: IntervalStats::with_hists(hists),
         }
     }
 
     fn add(&mut self, r: &IntervalReport) {
         self.reports += 1;
         self.end_ns = self.end_ns.max(r.end_ns);
-        self.sent += r.sent;
-        self.completed += r.completed;
-        self.errors += r.errors;
-        self.latency_sum_ns += r.latency_sum_ns;
-        self.uncorrected_sum_ns += r.uncorrected_sum_ns;
-        add_histogram(&mut self.hists.latency, &r.hists.latency);
-        add_histogram(&mut self.hists.lag, &r.hists.lag);
-        self.lag_max_ns = self.lag_max_ns.max(r.lag_max_ns);
+        self.stats.add(&r.stats);
     }
 }
 
@@ -334,7 +317,7 @@ impl SeriesAcc {
                 on_close(&iv);
             }
         }
-        let mut hists = r.hists;
+        let mut hists = r.stats.hists;
         hists.reset();
         hists
     }
@@ -352,8 +335,8 @@ impl SeriesAcc {
         let mut row = self.open.remove(&index)?;
         let iv = interval_of(self.measure_start_ns, self.interval_ns, index, &row);
         self.done.push((index, iv));
-        row.hists.reset();
-        self.spare.push(row.hists);
+        row.stats.hists.reset();
+        self.spare.push(row.stats.hists);
         Some(iv)
     }
 
@@ -371,9 +354,10 @@ impl SeriesAcc {
 /// The interval `index` of the series from its merged row.
 fn interval_of(measure_start_ns: u64, interval_ns: u64, index: u64, row: &Row) -> Interval {
     let start = measure_start_ns + index * interval_ns;
+    let s = &row.stats;
     let per = |sum: f64| {
-        if row.completed > 0 {
-            sum / row.completed as f64 / 1e3
+        if s.counts.completed > 0 {
+            sum / s.counts.completed as f64 / 1e3
         } else {
             0.0
         }
@@ -383,15 +367,15 @@ fn interval_of(measure_start_ns: u64, interval_ns: u64, index: u64, row: &Row) -
     Interval {
         t_s: (start - measure_start_ns) as f64 / 1e9,
         duration_s: row.end_ns.saturating_sub(start) as f64 / 1e9,
-        sent: row.sent,
-        completed: row.completed,
-        errors: row.errors,
-        mean_us: per(row.latency_sum_ns),
-        mean_uncorrected_us: per(row.uncorrected_sum_ns),
-        p50_us: q(&row.hists.latency, 0.5),
-        p99_us: q(&row.hists.latency, 0.99),
-        send_lag_p99_us: q(&row.hists.lag, 0.99),
-        send_lag_max_us: row.lag_max_ns as f64 / 1e3,
+        sent: s.counts.sent,
+        completed: s.counts.completed,
+        errors: s.counts.errors.total(),
+        mean_us: per(s.latency_sum_ns),
+        mean_uncorrected_us: per(s.uncorrected_sum_ns),
+        p50_us: q(&s.hists.latency, 0.5),
+        p99_us: q(&s.hists.latency, 0.99),
+        send_lag_p99_us: q(&s.hists.lag, 0.99),
+        send_lag_max_us: s.lag_max_ns as f64 / 1e3,
     }
 }
 
@@ -416,10 +400,8 @@ fn build_result(
     let mut latency = new_histogram();
     let mut uncorrected = new_histogram();
     let mut lag = new_histogram();
-    let mut requests = Requests::default();
-    let mut errors = ErrorsByKind::default();
-    let mut status = StatusCounts::default();
-    let mut connections = Connections::default();
+    let mut counts = Counts::default();
+    let mut peak_open = 0;
     let mut gaps: Vec<f64> = Vec::new();
     let mut issue_end = measure_start_ns;
     let mut rate_sum = 0.0;
@@ -427,33 +409,24 @@ fn build_result(
         add_histogram(&mut latency, &r.latency);
         add_histogram(&mut uncorrected, &r.uncorrected);
         add_histogram(&mut lag, &r.lag);
-        requests.issued += r.issued;
-        requests.sent += r.sent;
-        requests.sent_in_window += r.sent_in_window;
-        requests.completed += r.completed;
-        requests.backlog_waits += r.backlog_waits;
-        requests.retries += r.retries;
-        requests.warmup += r.warmup_sent;
-        errors.merge(&r.errors);
-        status.merge(&r.status);
-        connections.opened += r.opened;
-        connections.peak += r.peak_open;
+        counts += r.counts;
+        // The threads ran side by side: the sum of their peaks bounds the process's.
+        peak_open += r.peak_open;
         gaps.extend_from_slice(&r.gaps);
         issue_end = issue_end.max(r.issue_end_ns);
         if r.gap_count > 0 && r.gap_sum_ns > 0.0 {
             rate_sum += r.gap_count as f64 / (r.gap_sum_ns / 1e9);
         }
     }
-    requests.errors = errors.total();
-    requests.errors_by_kind = errors;
-    requests.status = status;
-    connections.cap = match config.mode {
+    let requests = counts.requests();
+    let cap = match config.mode {
         Mode::Open { .. } => config
             .connections
             .unwrap_or(config::DEFAULT_OPEN_CONNECTIONS) as u64,
         Mode::Closed { users, .. } => config.connections.unwrap_or(users as usize) as u64,
         Mode::Max { connections } => u64::from(connections),
     };
+    let connections = counts.connections(peak_open, cap);
     let duration_s = (issue_end - measure_start_ns) as f64 / 1e9;
     let per_s = |n: u64| {
         if duration_s > 0.0 {
@@ -476,7 +449,7 @@ fn build_result(
     let mut warnings = Vec::new();
     let theory = config.theory.and_then(|t| {
         let lambda = target_rate.unwrap_or(achieved_rate);
-        match theory_result(t, lambda, &latency_us, &status) {
+        match theory_result(t, lambda, &latency_us, &requests.status) {
             Ok(tr) => Some(tr),
             Err(e) => {
                 warnings.push(format!("no theory: {e}"));
@@ -693,18 +666,18 @@ mod tests {
             record_ns(&mut hists.latency, latency_ns);
             record_ns(&mut hists.lag, 1_000);
         }
+        let mut stats = IntervalStats::with_hists(hists);
+        stats.counts.sent = completed;
+        stats.counts.completed = completed;
+        stats.latency_sum_ns = (completed * latency_ns) as f64;
+        stats.uncorrected_sum_ns = (completed * latency_ns) as f64;
+        stats.lag_max_ns = 1_000;
         IntervalReport {
             thread,
             index,
             last,
             end_ns: 1_000 + (index + 1) * 1_000_000,
-            sent: completed,
-            completed,
-            errors: 0,
-            latency_sum_ns: (completed * latency_ns) as f64,
-            uncorrected_sum_ns: (completed * latency_ns) as f64,
-            hists,
-            lag_max_ns: 1_000,
+            stats,
         }
     }
 

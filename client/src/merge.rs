@@ -24,10 +24,8 @@ use queuelab_common::stats::{histogram_from_string, histogram_to_string, new_his
 
 use crate::cli::CliError;
 use crate::config::TheoryParams;
-use crate::result::{
-    self, Arrivals, Connections, ErrorsByKind, Interval, Latency, Requests, RunResult, SendLag,
-    StatusCounts,
-};
+use crate::counts::Counts;
+use crate::result::{self, Arrivals, Interval, Latency, RunResult, SendLag, StatusCounts};
 
 /// Why results cannot be merged.
 #[derive(Debug, thiserror::Error)]
@@ -122,10 +120,9 @@ pub fn merge(parts: &[RunResult]) -> Result<RunResult, MergeError> {
     let mut latency = new_histogram();
     let mut uncorrected = new_histogram();
     let mut lag = new_histogram();
-    let mut requests = Requests::default();
-    let mut errors = ErrorsByKind::default();
-    let mut status = StatusCounts::default();
-    let mut connections = Connections::default();
+    let mut counts = Counts::default();
+    // Levels, not counts: the parts ran side by side, so their peaks and caps add up too.
+    let (mut peak, mut cap) = (0, 0);
     let mut warnings = Vec::new();
     let mut target_rate: Option<f64> = None;
     let (mut achieved_rate, mut throughput) = (0.0, 0.0);
@@ -151,19 +148,9 @@ pub fn merge(parts: &[RunResult]) -> Result<RunResult, MergeError> {
             &mut lag,
             &decode(i, "histogram_send_lag", &p.histogram_send_lag)?,
         );
-        let q = &p.requests;
-        requests.issued += q.issued;
-        requests.sent += q.sent;
-        requests.sent_in_window += q.sent_in_window;
-        requests.completed += q.completed;
-        requests.backlog_waits += q.backlog_waits;
-        requests.retries += q.retries;
-        requests.warmup += q.warmup;
-        errors.merge(&q.errors_by_kind);
-        status.merge(&q.status);
-        connections.opened += p.connections.opened;
-        connections.peak += p.connections.peak;
-        connections.cap += p.connections.cap;
+        counts += Counts::of(p);
+        peak += p.connections.peak;
+        cap += p.connections.cap;
         if let Some(t) = p.target_rate {
             target_rate = Some(target_rate.unwrap_or(0.0) + t);
         }
@@ -205,15 +192,14 @@ pub fn merge(parts: &[RunResult]) -> Result<RunResult, MergeError> {
             ));
         }
     }
-    requests.errors = errors.total();
-    requests.errors_by_kind = errors;
-    requests.status = status;
+    let requests = counts.requests();
+    let connections = counts.connections(peak, cap);
 
     let intervals = merge_intervals(parts);
     let latency_us = Latency::from_histogram(&latency, result::batch_ci(&intervals, false));
     let latency_uncorrected_us =
         Latency::from_histogram(&uncorrected, result::batch_ci(&intervals, true));
-    let theory = merge_theory(parts, &latency_us, &status, &mut warnings);
+    let theory = merge_theory(parts, &latency_us, &requests.status, &mut warnings);
     Ok(RunResult {
         format: result::FORMAT_VERSION,
         mode: if parts.iter().all(|p| p.mode == first.mode) {
@@ -372,6 +358,7 @@ fn merge_theory(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::result::{Connections, Requests};
     use queuelab_common::stats::record_ns;
 
     /// A result whose three histograms hold `latencies_ns` (lag: a tenth of each).

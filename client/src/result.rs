@@ -6,6 +6,8 @@
 //! the actual write (`latency_uncorrected_us`); `send_lag_us` is their difference, actual write
 //! minus intended time. The three histograms are serialized HDR histograms of nanoseconds
 //! (`queuelab_common::stats::histogram_to_string`), so results merge exactly.
+use std::ops::AddAssign;
+
 use hdrhistogram::Histogram;
 use queuelab_common::stats::{self, MeanCi, Summary};
 use serde::{Deserialize, Serialize};
@@ -162,18 +164,6 @@ impl ErrorsByKind {
             + self.unfinished
     }
 
-    /// Adds another set of counts.
-    pub fn merge(&mut self, o: &Self) {
-        self.connect += o.connect;
-        self.timeout += o.timeout;
-        self.read += o.read;
-        self.write += o.write;
-        self.parse += o.parse;
-        self.closed += o.closed;
-        self.backlog += o.backlog;
-        self.unfinished += o.unfinished;
-    }
-
     /// `(name, count)` pairs in a fixed order.
     pub fn pairs(&self) -> [(&'static str, u64); 8] {
         [
@@ -186,6 +176,31 @@ impl ErrorsByKind {
             ("backlog", self.backlog),
             ("unfinished", self.unfinished),
         ]
+    }
+}
+
+/// Adds the counts of another interval, thread or part.
+impl AddAssign for ErrorsByKind {
+    fn add_assign(&mut self, o: Self) {
+        // Destructured so that a new kind cannot be forgotten here.
+        let Self {
+            connect,
+            timeout,
+            read,
+            write,
+            parse,
+            closed,
+            backlog,
+            unfinished,
+        } = o;
+        self.connect += connect;
+        self.timeout += timeout;
+        self.read += read;
+        self.write += write;
+        self.parse += parse;
+        self.closed += closed;
+        self.backlog += backlog;
+        self.unfinished += unfinished;
     }
 }
 
@@ -226,15 +241,26 @@ impl StatusCounts {
             self.s503 += 1;
         }
     }
+}
 
-    /// Adds another set of counts.
-    pub fn merge(&mut self, o: &Self) {
-        self.s2xx += o.s2xx;
-        self.s3xx += o.s3xx;
-        self.s4xx += o.s4xx;
-        self.s5xx += o.s5xx;
-        self.s503 += o.s503;
-        self.other += o.other;
+/// Adds the counts of another interval, thread or part.
+impl AddAssign for StatusCounts {
+    fn add_assign(&mut self, o: Self) {
+        // Destructured so that a new class cannot be forgotten here.
+        let Self {
+            s2xx,
+            s3xx,
+            s4xx,
+            s5xx,
+            s503,
+            other,
+        } = o;
+        self.s2xx += s2xx;
+        self.s3xx += s3xx;
+        self.s4xx += s4xx;
+        self.s5xx += s5xx;
+        self.s503 += s503;
+        self.other += other;
     }
 }
 

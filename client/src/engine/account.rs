@@ -1,0 +1,433 @@
+//! A worker's accounting: what its requests did, per interval and in total.
+//!
+//! [`Account`] owns the run's three histograms (latency from the intended time, latency from the
+//! write, send lag), the current interval ([`IntervalStats`]: its [`Counts`], latency sums, send
+//! lag maximum and two coarse histograms), the totals of the intervals already reported, and the
+//! sample of gaps between sends for the arrival check. The worker tells it of each event (a
+//! request issued, sent, completed, failed, retried, a connection opened); every count goes into
+//! the current interval only, and an interval's counts join the totals when it is taken, so each
+//! event is counted once and the totals are the sum of the intervals.
+//!
+//! Nothing here allocates per request: the histograms have fixed bounds and the gap sample is
+//! preallocated at its cap (a reservoir sample beyond it).
+use hdrhistogram::Histogram;
+use queuelab_common::samplers::Rng;
+use queuelab_common::stats::{HIST_MAX_NS, new_histogram, record_ns};
+use rand::Rng as _;
+
+use super::{Pending, Plan, SourcePlan};
+use crate::counts::Counts;
+use crate::result::ErrorKind;
+
+/// Significant digits of the per-interval histograms (percentiles to 1%).
+const INTERVAL_SIGFIG: u8 = 2;
+
+/// The two histograms of one interval: latency of its completions, send lag of its writes (ns,
+/// two significant digits). They travel to the coordinator in each report and come back empty
+/// for reuse, so a worker allocates them only while the coordinator is behind.
+#[derive(Debug)]
+pub(crate) struct IntervalHists {
+    pub latency: Histogram<u64>,
+    pub lag: Histogram<u64>,
+}
+
+impl IntervalHists {
+    pub fn new() -> Self {
+        Self {
+            latency: interval_histogram(),
+            lag: interval_histogram(),
+        }
+    }
+
+    pub fn reset(&mut self) {
+        self.latency.reset();
+        self.lag.reset();
+    }
+}
+
+/// A histogram of one interval (coarser than the run's: percentiles to 1%).
+pub(crate) fn interval_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HIST_MAX_NS, INTERVAL_SIGFIG)
+        .expect("fixed bounds 1..=HIST_MAX_NS with 2 significant digits are valid")
+}
+
+/// What one interval measured: of one worker while it runs and in its report, of all workers
+/// once the coordinator has added their reports.
+#[derive(Debug)]
+pub(crate) struct IntervalStats {
+    /// Its counts (the time series shows `sent`, `completed` and the errors).
+    pub counts: Counts,
+    /// Sum of the latencies of its completions, ns.
+    pub latency_sum_ns: f64,
+    /// Sum of their uncorrected latencies, ns.
+    pub uncorrected_sum_ns: f64,
+    /// Largest send lag of its writes, ns.
+    pub lag_max_ns: u64,
+    pub hists: IntervalHists,
+}
+
+impl IntervalStats {
+    /// An empty interval recording into `hists` (which must be empty).
+    pub fn with_hists(hists: IntervalHists) -> Self {
+        Self {
+            counts: Counts::default(),
+            latency_sum_ns: 0.0,
+            uncorrected_sum_ns: 0.0,
+            lag_max_ns: 0,
+            hists,
+        }
+    }
+
+    /// Adds another worker's report of the same interval.
+    pub fn add(&mut self, o: &Self) {
+        self.counts += o.counts;
+        self.latency_sum_ns += o.latency_sum_ns;
+        self.uncorrected_sum_ns += o.uncorrected_sum_ns;
+        self.lag_max_ns = self.lag_max_ns.max(o.lag_max_ns);
+        crate::add_histogram(&mut self.hists.latency, &o.hists.latency);
+        crate::add_histogram(&mut self.hists.lag, &o.hists.lag);
+    }
+
+    /// This interval, leaving an empty one that records into `spare` (empty histograms back
+    /// from the coordinator, or new ones).
+    fn take(&mut self, spare: IntervalHists) -> Self {
+        let mut next = Self::with_hists(spare);
+        next.hists.reset();
+        std::mem::replace(self, next)
+    }
+}
+
+/// The totals of one worker.
+#[derive(Debug)]
+pub(crate) struct ThreadResult {
+    pub counts: Counts,
+    /// Most connections open at once.
+    pub peak_open: u64,
+    pub latency: Histogram<u64>,
+    pub uncorrected: Histogram<u64>,
+    pub lag: Histogram<u64>,
+    /// Gaps between consecutive measured sends, normalized to mean 1 (see `Arrivals`).
+    pub gaps: Vec<f64>,
+    /// Sum and count of all measured gaps, ns.
+    pub gap_sum_ns: f64,
+    pub gap_count: u64,
+    /// When this worker stopped issuing.
+    pub issue_end_ns: u64,
+}
+
+/// The gaps between consecutive measured sends: their sum and count, and a bounded sample.
+#[derive(Debug)]
+struct Gaps {
+    /// Reservoir sample (algorithm R), preallocated at `cap`.
+    sample: Vec<f64>,
+    cap: usize,
+    sum_ns: f64,
+    count: u64,
+    /// Time of the latest measured send (0 before the first).
+    last_send: u64,
+    /// A stream of its own, so that sampling does not change the schedule.
+    rng: Rng,
+}
+
+impl Gaps {
+    fn record(&mut self, now: u64) {
+        if self.last_send != 0 {
+            let gap = now.saturating_sub(self.last_send) as f64;
+            self.sum_ns += gap;
+            self.count += 1;
+            let cap = self.cap;
+            if self.sample.len() < cap {
+                self.sample.push(gap);
+            } else if cap > 0 {
+                let j = ((self.rng.next_u64() as u128 * self.count as u128) >> 64) as usize;
+                if j < cap {
+                    self.sample[j] = gap;
+                }
+            }
+        }
+        self.last_send = now;
+    }
+}
+
+/// The accounting of one worker (see the module docs).
+#[derive(Debug)]
+pub(super) struct Account {
+    /// The intervals taken so far, added.
+    totals: Counts,
+    /// The current interval.
+    iv: IntervalStats,
+    latency: Histogram<u64>,
+    uncorrected: Histogram<u64>,
+    lag: Histogram<u64>,
+    gaps: Gaps,
+    peak_open: u64,
+    issue_end_ns: u64,
+    /// The configured rate of the thread in open loop (normalizes the gaps).
+    open_rate: Option<f64>,
+}
+
+impl Account {
+    /// The accounting of the worker of `plan`, whose schedule starts at `start_ns`.
+    pub fn new(plan: &Plan, start_ns: u64) -> Self {
+        Self {
+            totals: Counts::default(),
+            iv: IntervalStats::with_hists(IntervalHists::new()),
+            latency: new_histogram(),
+            uncorrected: new_histogram(),
+            lag: new_histogram(),
+            gaps: Gaps {
+                sample: Vec::with_capacity(plan.gap_samples),
+                cap: plan.gap_samples,
+                sum_ns: 0.0,
+                count: 0,
+                last_send: 0,
+                rng: queuelab_common::samplers::rng(
+                    plan.seed ^ 0x5eed_5a3f_1e00_0000,
+                    plan.index as u64,
+                ),
+            },
+            peak_open: 0,
+            issue_end_ns: start_ns,
+            open_rate: match plan.source {
+                SourcePlan::Open { rate, .. } => Some(rate),
+                SourcePlan::Users { .. } => None,
+            },
+        }
+    }
+
+    /// The schedule issued `p`.
+    pub fn issued(&mut self, p: &Pending) {
+        if p.measured {
+            self.iv.counts.issued += 1;
+        }
+    }
+
+    /// `p` waits in the backlog for a connection.
+    pub fn backlog_wait(&mut self, p: &Pending) {
+        if p.measured {
+            self.iv.counts.backlog_waits += 1;
+        }
+    }
+
+    /// `p` is sent again on a fresh connection.
+    pub fn retried(&mut self, p: &Pending) {
+        if p.measured {
+            self.iv.counts.retries += 1;
+        }
+    }
+
+    /// A connection was opened; `open` are open now.
+    pub fn opened(&mut self, open: usize) {
+        self.iv.counts.opened += 1;
+        self.peak_open = self.peak_open.max(open as u64);
+    }
+
+    /// The first write of `req` at `now` (`issuing`: the schedule still runs): its send lag and
+    /// the gap since the previous send.
+    pub fn sent(&mut self, req: &Pending, now: u64, issuing: bool) {
+        let c = &mut self.iv.counts;
+        if !req.measured {
+            c.warmup += 1;
+            return;
+        }
+        c.sent += 1;
+        if issuing {
+            c.sent_in_window += 1;
+        }
+        let lag = now.saturating_sub(req.intended);
+        record_ns(&mut self.lag, lag);
+        record_ns(&mut self.iv.hists.lag, lag);
+        self.iv.lag_max_ns = self.iv.lag_max_ns.max(lag);
+        self.gaps.record(now);
+    }
+
+    /// `req` got its whole answer, with `status`, at `now`.
+    pub fn completed(&mut self, req: &Pending, status: u16, now: u64) {
+        if !req.measured {
+            return;
+        }
+        let latency = now.saturating_sub(req.intended);
+        let uncorrected = now.saturating_sub(req.write_ns);
+        record_ns(&mut self.latency, latency);
+        record_ns(&mut self.uncorrected, uncorrected);
+        self.iv.counts.completed += 1;
+        self.iv.counts.status.add(status);
+        self.iv.latency_sum_ns += latency as f64;
+        self.iv.uncorrected_sum_ns += uncorrected as f64;
+        record_ns(&mut self.iv.hists.latency, latency);
+    }
+
+    /// `req` failed with `kind`.
+    pub fn failed(&mut self, req: &Pending, kind: ErrorKind) {
+        if req.measured {
+            self.iv.counts.errors.add(kind, 1);
+        }
+    }
+
+    /// The schedule stopped at `at` (not before `measure_start_ns`).
+    pub fn issue_end(&mut self, at: u64) {
+        self.issue_end_ns = at;
+    }
+
+    /// The current interval, for its report; its counts join the totals, and the next one
+    /// records into `spare`.
+    pub fn take_interval(&mut self, spare: IntervalHists) -> IntervalStats {
+        self.totals += self.iv.counts;
+        self.iv.take(spare)
+    }
+
+    /// The totals, with what the last interval counted if it was not taken (a run that ended
+    /// in its warmup reports no interval), and the gap sample normalized to mean 1: by the
+    /// configured rate in open loop, else by the measured mean gap.
+    pub fn finish(mut self) -> ThreadResult {
+        self.totals += self.iv.counts;
+        let scale = match self.open_rate {
+            Some(rate) => rate / 1e9,
+            None if self.gaps.count > 0 => self.gaps.count as f64 / self.gaps.sum_ns,
+            None => 0.0,
+        };
+        for g in &mut self.gaps.sample {
+            *g *= scale;
+        }
+        ThreadResult {
+            counts: self.totals,
+            peak_open: self.peak_open,
+            latency: self.latency,
+            uncorrected: self.uncorrected,
+            lag: self.lag,
+            gaps: self.gaps.sample,
+            gap_sum_ns: self.gaps.sum_ns,
+            gap_count: self.gaps.count,
+            issue_end_ns: self.issue_end_ns,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use queuelab_common::samplers::ArrivalKind;
+
+    fn plan(source: SourcePlan, gap_samples: usize) -> Plan {
+        Plan {
+            index: 0,
+            core: None,
+            seed: 7,
+            source,
+            requests: None,
+            conn_cap: 4,
+            backlog_cap: 4,
+            gap_samples,
+        }
+    }
+
+    fn req(intended: u64, measured: bool) -> Pending {
+        Pending {
+            intended,
+            user: super::super::schedule::NO_USER,
+            measured,
+            retried: false,
+            write_ns: 0,
+        }
+    }
+
+    #[test]
+    fn each_event_counts_once_and_the_totals_are_the_sum_of_the_intervals() {
+        let open = SourcePlan::Open {
+            rate: 1000.0,
+            arrival: ArrivalKind::Constant,
+        };
+        let mut a = Account::new(&plan(open, 16), 5);
+        // Warmup: only the send of an unmeasured request is counted.
+        let w = req(10, false);
+        a.issued(&w);
+        a.backlog_wait(&w);
+        a.sent(&w, 11, true);
+        a.completed(&w, 200, 12);
+        a.failed(&w, ErrorKind::Read);
+        a.opened(1);
+        // Interval 0: two sends 1 ms apart, one answer after 300 µs, one timeout.
+        let mut r1 = req(1_000_000, true);
+        a.issued(&r1);
+        a.sent(&r1, 1_000_500, true);
+        r1.write_ns = 1_000_500;
+        a.completed(&r1, 503, 1_300_000);
+        let r2 = req(2_000_000, true);
+        a.issued(&r2);
+        a.backlog_wait(&r2);
+        a.sent(&r2, 2_000_500, true);
+        a.retried(&r2);
+        a.failed(&r2, ErrorKind::Timeout);
+        let iv0 = a.take_interval(IntervalHists::new());
+        let c0 = iv0.counts;
+        assert_eq!((c0.issued, c0.sent, c0.sent_in_window), (2, 2, 2));
+        assert_eq!((c0.completed, c0.warmup, c0.backlog_waits), (1, 1, 1));
+        assert_eq!((c0.retries, c0.opened), (1, 1));
+        assert_eq!((c0.errors.timeout, c0.errors.total()), (1, 1));
+        assert_eq!((c0.status.s5xx, c0.status.s503, c0.status.s2xx), (1, 1, 0));
+        assert_eq!(iv0.latency_sum_ns, 300_000.0);
+        assert_eq!(iv0.uncorrected_sum_ns, 299_500.0);
+        assert_eq!(iv0.lag_max_ns, 500);
+        assert_eq!(iv0.hists.latency.len(), 1);
+        assert_eq!(iv0.hists.lag.len(), 2);
+        // Interval 1 starts empty; a send after the schedule stopped is not in the window.
+        let r3 = req(3_000_000, true);
+        a.issued(&r3);
+        a.sent(&r3, 3_000_100, false);
+        a.opened(3);
+        a.opened(2);
+        let iv1 = a.take_interval(IntervalHists::new());
+        assert_eq!(iv1.counts.completed, 0);
+        assert_eq!((iv1.counts.sent, iv1.counts.sent_in_window), (1, 0));
+        assert_eq!(iv1.latency_sum_ns, 0.0);
+        assert_eq!(iv1.lag_max_ns, 100);
+        // Counted after the last interval was taken: still in the totals.
+        a.failed(&r3, ErrorKind::Unfinished);
+        a.issue_end(4_000_000);
+        let t = a.finish();
+        let mut sum = c0;
+        sum += iv1.counts;
+        sum.errors.unfinished += 1;
+        assert_eq!(t.counts, sum);
+        assert_eq!(t.peak_open, 3);
+        assert_eq!(t.issue_end_ns, 4_000_000);
+        assert_eq!(
+            (t.latency.len(), t.uncorrected.len(), t.lag.len()),
+            (1, 1, 3)
+        );
+        // Gaps between measured sends: 1 ms and 0.9996 ms, normalized by the rate (1/ms).
+        assert_eq!(t.gap_count, 2);
+        assert_eq!(t.gap_sum_ns, 1_999_600.0);
+        assert_eq!(t.gaps.len(), 2);
+        assert!((t.gaps[0] - 1.0).abs() < 1e-12, "{:?}", t.gaps);
+        assert!((t.gaps[1] - 0.9996).abs() < 1e-12, "{:?}", t.gaps);
+    }
+
+    #[test]
+    fn the_gap_sample_stays_within_its_cap_and_users_normalize_by_the_mean_gap() {
+        let users = SourcePlan::Users {
+            users: 1,
+            think_s: 0.0,
+        };
+        let mut a = Account::new(&plan(users, 4), 0);
+        let cap = a.gaps.sample.capacity();
+        // Gaps of 1, 2, 3, ... µs; the mean of 100 gaps is 50.5 µs.
+        let mut t = 1_000;
+        for k in 0..=100u64 {
+            t += k * 1_000;
+            a.sent(&req(t, true), t, true);
+        }
+        let r = a.finish();
+        assert_eq!(r.gap_count, 100);
+        assert_eq!(r.gaps.len(), 4);
+        assert_eq!(r.gaps.capacity(), cap, "the sample never grew");
+        // Each kept gap is one of k / 50.5 for k in 1..=100.
+        for g in &r.gaps {
+            let k = g * 50.5;
+            assert!(
+                (k - k.round()).abs() < 1e-9 && (1.0..=100.0).contains(&k),
+                "{g}"
+            );
+        }
+    }
+}
