@@ -22,14 +22,14 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Sweep the load over a queue and compare every point with theory.
-    Sweep(SweepArgs),
+    Sweep(Box<SweepArgs>),
     /// Redraw a sweep's table and plots from its results.json.
     Report(ReportArgs),
 }
 
 fn main() -> ExitCode {
     let outcome = match Cli::parse().command {
-        Command::Sweep(args) => sweep_main(args),
+        Command::Sweep(args) => sweep_main(*args),
         Command::Report(args) => report_main(args),
     };
     exit_code(outcome)
