@@ -423,6 +423,26 @@ fn sweep_flags_are_validated() {
         &["--overhead-url", "x", "--no-overhead", url],
         "--no-overhead",
     );
+    bad(&["--model", "M/M/2/1", url], "below --servers");
+    bad(
+        &["--model", "M/M/1", "--servers", "2", url],
+        "cannot be used",
+    );
+    bad(&["--model", "M/0", url], "zero");
+    bad(&["--mu", "0", url], "rate");
+    // The model flags and their defaults (qserve's): μ = 1000, M/M/1.
+    let m = plan(&[url]).model;
+    assert_eq!((m.mu, m.name()), (1000.0, "M/M/1".to_owned()));
+    let m = plan(&["--model", "M/D/inf", "--mu", "2k", "--rhos", "3", url]).model;
+    assert_eq!((m.mu, m.name()), (2000.0, "M/D/inf".to_owned()));
+    let m = plan(&["--servers", "2", "--capacity", "6", url]).model;
+    assert_eq!(m.name(), "M/M/2/6");
+    // Only qserve reads the model flags from QSERVE_* variables.
+    let help = <SweepCli as clap::CommandFactory>::command()
+        .render_long_help()
+        .to_string();
+    assert!(help.contains("--model"), "{help}");
+    assert!(!help.contains("QSERVE_"), "{help}");
     // Accepted: ρ ≥ 1 with a capacity, and with infinitely many servers.
     plan(&["--capacity", "10", "--rhos", "0.5,1.5", url]);
     plan(&["--servers", "inf", "--rhos", "3", url]);
