@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use queuelab_common::samplers::{ArrivalKind, ServiceKind};
-use queuelab_common::theory::Servers;
+use queuelab_common::model::ModelArgs;
+use queuelab_common::samplers::ArrivalKind;
 use queuelab_common::units::{parse_count, parse_duration, parse_rate};
 
-use crate::config::{self, Config, Mode, Target, TheoryParams};
+use crate::config::{self, Config, Mode, Target};
 use crate::http::parse_header;
 use crate::result::RunResult;
 
@@ -212,21 +212,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "BODY", help_heading = "Request")]
     pub body: Option<String>,
 
-    /// Service rate per server in requests/s: print the queue's theory beside the measurement.
-    #[arg(long, value_name = "RATE", value_parser = parse_rate, help_heading = "Theory")]
-    pub mu: Option<f64>,
-
-    /// Number of servers of the queue: N or inf (default 1).
-    #[arg(long, value_name = "N|inf", requires = "mu", help_heading = "Theory")]
-    pub servers: Option<Servers>,
-
-    /// Capacity K of the queue (requests in the system), for M/M/c/K.
-    #[arg(long, value_name = "K", requires = "mu", help_heading = "Theory")]
-    pub capacity: Option<u32>,
-
-    /// Service-time distribution of the queue: exp, const, uniform, zero (default exp).
-    #[arg(long, value_name = "KIND", requires = "mu", help_heading = "Theory")]
-    pub service: Option<ServiceKind>,
+    /// The queue behind the URL; with --mu its theory is printed beside the measurement.
+    #[command(flatten, next_help_heading = "Theory (with --mu)")]
+    pub model: ModelArgs,
 
     /// Print one JSON document on stdout instead of the text summary.
     #[arg(long, help_heading = "Output")]
@@ -278,6 +266,13 @@ impl RunArgs {
             // clap skips `requires` when the required flag conflicts with a present one (--rate).
             return Err(usage(
                 "--think needs --users (it is the closed loop's think time)".into(),
+            ));
+        }
+        if self.model.mu.is_none() && self.model.describes_queue() {
+            return Err(usage(
+                "--servers, --capacity, --service and --model describe the queue whose service \
+                 rate is --mu: give --mu too"
+                    .into(),
             ));
         }
         let url = self
@@ -347,12 +342,7 @@ impl RunArgs {
         }
         config.seed = self.seed;
         config.pin = !self.no_pin;
-        config.theory = self.mu.map(|mu| TheoryParams {
-            mu,
-            servers: self.servers.unwrap_or(Servers::Finite(1)),
-            capacity: self.capacity,
-            service: self.service.unwrap_or(ServiceKind::Exp),
-        });
+        config.theory = self.model.given_model();
         config.live = !self.quiet && io::stderr().is_terminal();
         config.validate().map_err(|e| usage(e.to_string()))?;
         Ok((

@@ -7,8 +7,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use queuelab_common::samplers::{ArrivalKind, ServiceKind};
-use queuelab_common::theory::Servers;
+use queuelab_common::model::Model;
+use queuelab_common::samplers::ArrivalKind;
 
 use crate::http::{RequestError, render_request};
 use crate::url::{HttpUrl, UrlError};
@@ -49,19 +49,6 @@ impl Mode {
             Mode::Max { .. } => "max",
         }
     }
-}
-
-/// The queue whose theory is printed beside the measurement (`--mu`, `--servers`, …).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TheoryParams {
-    /// Service rate μ per server (1/s).
-    pub mu: f64,
-    /// Number of servers.
-    pub servers: Servers,
-    /// Capacity K, if any.
-    pub capacity: Option<u32>,
-    /// Service-time distribution.
-    pub service: ServiceKind,
 }
 
 /// Where requests go and what they are.
@@ -175,8 +162,8 @@ pub struct Config {
     pub busy_poll: bool,
     /// Length of the intervals of the time series (and of the batches of the batch-means CI).
     pub interval: Duration,
-    /// The queue to compare with, if any.
-    pub theory: Option<TheoryParams>,
+    /// The queue to compare with, if any (`--mu`, `--servers`, …).
+    pub theory: Option<Model>,
     /// Print a line per interval on stderr while running.
     pub live: bool,
     /// Bound on the send gaps kept for the arrival check (all threads).
@@ -266,13 +253,9 @@ impl Config {
         if self.spin > Duration::from_millis(100) {
             return bad("--spin must be at most 100ms".into());
         }
-        if let Some(t) = &self.theory {
-            if !(t.mu.is_finite() && t.mu > 0.0) {
-                return bad(format!("--mu must be positive and finite, got {}", t.mu));
-            }
-            if t.servers == Servers::Finite(0) {
-                return bad("--servers must be at least 1 (or inf)".into());
-            }
+        if let Some(m) = &self.theory {
+            m.validate()
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         }
         Ok(())
     }
@@ -281,6 +264,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use queuelab_common::model::Servers;
 
     fn base() -> Config {
         let addr = "127.0.0.1:9".parse().expect("literal address");
@@ -363,13 +347,12 @@ mod tests {
             ),
             (
                 "bad mu",
+                Box::new(|c| c.theory = Some(Model::new(-1.0, Servers::Finite(1)))),
+            ),
+            (
+                "capacity below servers",
                 Box::new(|c| {
-                    c.theory = Some(TheoryParams {
-                        mu: -1.0,
-                        servers: Servers::Finite(1),
-                        capacity: None,
-                        service: ServiceKind::Exp,
-                    })
+                    c.theory = Some(Model::new(1000.0, Servers::Finite(2)).with_capacity(Some(1)))
                 }),
             ),
         ];

@@ -39,10 +39,11 @@ use std::sync::mpsc;
 
 use anyhow::Context as _;
 use hdrhistogram::Histogram;
+use queuelab_common::model::Model;
 use queuelab_common::stats::{self, histogram_to_string, ks_pvalue, ks_statistic, new_histogram};
-use queuelab_common::theory::QueueSpec;
+use queuelab_common::theory::{self, MeasuredSummary};
 
-pub use config::{Config, Mode, Target, TheoryParams};
+pub use config::{Config, Mode, Target};
 pub use result::RunResult;
 
 use clock::now_ns;
@@ -527,58 +528,45 @@ fn arrival_check(gaps: &mut [f64], rate_sum: f64) -> Arrivals {
     }
 }
 
-/// The theory for `t` at rate `lambda`, beside the measured latency.
+/// The theory of `model` at rate `lambda`, beside the measured latency ([`theory::compare`]).
+///
+/// Where theory predicts 0 (zero service) the JSON has always said 0 for the relative error.
 pub(crate) fn theory_result(
-    t: TheoryParams,
+    model: Model,
     lambda: f64,
     latency: &Latency,
     status: &StatusCounts,
 ) -> Result<TheoryResult, queuelab_common::theory::TheoryError> {
-    let spec = QueueSpec {
-        lambda,
-        mu: t.mu,
-        servers: t.servers,
-        capacity: t.capacity,
-        service: t.service,
+    let measured = MeasuredSummary {
+        mean_us: Some(latency.mean),
+        ci95_us: latency.ci95_low.zip(latency.ci95_high),
+        p50_us: Some(latency.p50),
+        p99_us: Some(latency.p99),
     };
-    let th = spec.theory()?;
-    let us = |s: f64| s * 1e6;
-    let rel = |measured: f64, theory: f64| {
-        if theory > 0.0 {
-            (measured - theory) / theory
-        } else {
-            0.0
-        }
-    };
-    let mean_us = us(th.mean_s);
-    let p50_us = th.p50_s.map(us);
-    let p99_us = th.p99_s.map(us);
+    let c = theory::compare(&model, lambda, &measured)?;
     let completed = status.s2xx + status.s3xx + status.s4xx + status.s5xx + status.other;
     Ok(TheoryResult {
-        model: th.model,
+        model: c.theory.model,
         lambda,
-        mu: t.mu,
-        servers: t.servers.to_string(),
-        capacity: t.capacity,
-        service: t.service.to_string(),
-        rho: th.rho,
-        mean_us,
-        p50_us,
-        p90_us: th.p90_s.map(us),
-        p99_us,
-        blocking: th.blocking,
+        mu: model.mu,
+        servers: model.servers.to_string(),
+        capacity: model.capacity,
+        service: model.service.to_string(),
+        rho: c.theory.rho,
+        mean_us: c.mean_us,
+        p50_us: c.p50_us,
+        p90_us: c.p90_us,
+        p99_us: c.p99_us,
+        blocking: c.theory.blocking,
         blocking_measured: if completed > 0 {
             status.s503 as f64 / completed as f64
         } else {
             0.0
         },
-        rel_err_mean: rel(latency.mean, mean_us),
-        rel_err_p50: p50_us.map(|p| rel(latency.p50, p)),
-        rel_err_p99: p99_us.map(|p| rel(latency.p99, p)),
-        mean_in_ci: match (latency.ci95_low, latency.ci95_high) {
-            (Some(lo), Some(hi)) => Some(lo <= mean_us && mean_us <= hi),
-            _ => None,
-        },
+        rel_err_mean: c.rel_err_mean.unwrap_or(0.0),
+        rel_err_p50: c.p50_us.map(|_| c.rel_err_p50.unwrap_or(0.0)),
+        rel_err_p99: c.p99_us.map(|_| c.rel_err_p99.unwrap_or(0.0)),
+        mean_in_ci: c.mean_in_ci,
     })
 }
 

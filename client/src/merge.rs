@@ -20,10 +20,10 @@ use std::io::{self, Read};
 use std::path::PathBuf;
 
 use hdrhistogram::Histogram;
+use queuelab_common::model::Model;
 use queuelab_common::stats::{histogram_from_string, histogram_to_string, new_histogram};
 
 use crate::cli::CliError;
-use crate::config::TheoryParams;
 use crate::counts::Counts;
 use crate::result::{self, Arrivals, Interval, Latency, RunResult, SendLag, StatusCounts};
 
@@ -340,13 +340,10 @@ fn merge_theory(
         }
         lambda += t.lambda;
     }
-    let params = TheoryParams {
-        mu: first.mu,
-        servers: first.servers.parse().ok()?,
-        capacity: first.capacity,
-        service: first.service.parse().ok()?,
-    };
-    match crate::theory_result(params, lambda, latency, status) {
+    let model = Model::new(first.mu, first.servers.parse().ok()?)
+        .with_capacity(first.capacity)
+        .with_service(first.service.parse().ok()?);
+    match crate::theory_result(model, lambda, latency, status) {
         Ok(t) => Some(t),
         Err(e) => {
             warnings.push(format!("no theory at the summed rate: {e}"));

@@ -52,6 +52,22 @@ fn bad_usage_exits_2_with_a_message() {
             "--mu",
         ),
         (
+            &["-R", "10", "--model", "M/M/2", "http://127.0.0.1:1/"],
+            "--mu",
+        ),
+        (
+            &[
+                "-R",
+                "10",
+                "--mu",
+                "1k",
+                "--model",
+                "M/M/2/1",
+                "http://127.0.0.1:1/",
+            ],
+            "below --servers",
+        ),
+        (
             &["-R", "10", "-H", "no colon", "http://127.0.0.1:1/"],
             "invalid header",
         ),
@@ -109,6 +125,14 @@ fn help_and_version_exit_0() {
         "--json",
         "--csv",
     ] {
+        assert!(stdout(&o).contains(flag), "--help lacks {flag}");
+    }
+    // The model flags are qserve's too, but only qserve reads them from QSERVE_* variables.
+    assert!(
+        !stdout(&o).contains("QSERVE_"),
+        "qload reads a QSERVE_* variable"
+    );
+    for flag in ["--capacity", "--service", "--model"] {
         assert!(stdout(&o).contains(flag), "--help lacks {flag}");
     }
     assert_eq!(qload(&["--version"]).status.code(), Some(0));

@@ -5,9 +5,9 @@ mod support;
 use std::time::Duration;
 
 use queuelab_client::result::RunResult;
-use queuelab_client::{Mode, TheoryParams, merge, run};
-use queuelab_common::samplers::{ArrivalKind, ServiceKind};
-use queuelab_common::theory::Servers;
+use queuelab_client::{Mode, merge, run};
+use queuelab_common::model::{Model, Servers};
+use queuelab_common::samplers::ArrivalKind;
 use serde_json::Value;
 use support::{Behavior, TestServer, config, refusing_addr};
 
@@ -44,12 +44,7 @@ fn open_run(addr: std::net::SocketAddr, n: u64) -> RunResult {
     c.requests = Some(n);
     c.duration = None;
     c.timeout = Duration::from_secs(2);
-    c.theory = Some(TheoryParams {
-        mu: 1000.0,
-        servers: Servers::Finite(1),
-        capacity: None,
-        service: ServiceKind::Exp,
-    });
+    c.theory = Some(Model::new(1000.0, Servers::Finite(1)));
     run(c).expect("the run completes")
 }
 
@@ -104,12 +99,7 @@ fn results_of_every_kind_match_the_schema() {
     );
     c.requests = Some(30);
     c.duration = None;
-    c.theory = Some(TheoryParams {
-        mu: 100.0,
-        servers: Servers::Finite(1),
-        capacity: None,
-        service: ServiceKind::Exp,
-    });
+    c.theory = Some(Model::new(100.0, Servers::Finite(1)));
     let unstable = run(c).expect("the run completes");
     assert!(unstable.theory.is_none());
     assert!(unstable.warnings.iter().any(|w| w.contains("no theory")));

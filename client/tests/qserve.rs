@@ -14,15 +14,14 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use queuelab_client::{Config, Mode, Target, TheoryParams, run};
+use queuelab_client::{Config, Mode, Target, run};
+use queuelab_common::model::{Model, Servers};
 use queuelab_common::samplers::{ArrivalKind, ServiceKind};
-use queuelab_common::theory::Servers;
 
 fn qserve(mu: f64, service: ServiceKind) -> queuelab_server::Handle {
     queuelab_server::start(queuelab_server::Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        mu,
-        service,
+        model: Model::new(mu, Servers::Finite(1)).with_service(service),
         seed: 11,
         ..queuelab_server::Config::default()
     })
@@ -44,12 +43,7 @@ fn mm1_at_half_load_matches_theory() {
     c.requests = Some(n);
     c.duration = None;
     c.interval = Duration::from_millis(250);
-    c.theory = Some(TheoryParams {
-        mu,
-        servers: Servers::Finite(1),
-        capacity: None,
-        service: ServiceKind::Exp,
-    });
+    c.theory = Some(Model::new(mu, Servers::Finite(1)));
     let r = run(c).expect("the run completes");
     server.shutdown();
     let _ = server.join();

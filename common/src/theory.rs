@@ -1,5 +1,9 @@
 //! Closed forms of the queues `qserve` emulates, for the sojourn (response) time T = wait + service.
 //!
+//! Every function takes the queue as a [`Model`] and the Poisson arrival rate λ beside it:
+//! [`predict`] (means, percentiles, blocking), [`sojourn_cdf`], [`sojourn_quantile`],
+//! [`sojourn_cdf_fn`], and [`compare`], which holds a measurement against the prediction.
+//!
 //! Models: M/M/1, M/M/c (Erlang C), M/M/c/K (blocking probability and sojourn of accepted customers),
 //! M/D/1 and M/G/1 (Pollaczek–Khinchine), M/M/∞ (and M/D/∞, M/G/∞: T is the service time).
 //! Rates are per second, times in seconds.
@@ -41,63 +45,10 @@
 //!
 //! Percentiles without a closed form are found by bisection on the (monotone) CDF to a relative
 //! tolerance of 10⁻⁹.
+use crate::model::{Model, ModelError};
 use crate::samplers::ServiceKind;
 
-/// Number of servers: `c` or infinitely many (pure delay).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Servers {
-    /// `c ≥ 1` servers.
-    Finite(u32),
-    /// M/·/∞: every request is served at once.
-    Infinite,
-}
-
-impl std::str::FromStr for Servers {
-    type Err = crate::units::UnitError;
-    /// A positive integer or `inf` (also `infinite`, `infinity`, `∞`).
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let t = s.trim();
-        let err = |reason| crate::units::UnitError::new("number of servers", s, reason);
-        match t.to_ascii_lowercase().as_str() {
-            "inf" | "infinite" | "infinity" | "∞" => return Ok(Servers::Infinite),
-            "" => return Err(err("empty (expected a positive integer or inf)")),
-            _ => {}
-        }
-        if !t.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(err("expected a positive integer or inf"));
-        }
-        match t.parse::<u32>() {
-            Ok(0) => Err(err("must be at least 1")),
-            Ok(c) => Ok(Servers::Finite(c)),
-            Err(_) => Err(err("too large")),
-        }
-    }
-}
-
-impl std::fmt::Display for Servers {
-    /// `c` or `inf`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Servers::Finite(c) => write!(f, "{c}"),
-            Servers::Infinite => f.write_str("inf"),
-        }
-    }
-}
-
-/// A queue to predict: arrivals Poisson at λ, `servers`, optional capacity K, service at μ per server.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct QueueSpec {
-    /// Arrival rate λ (1/s).
-    pub lambda: f64,
-    /// Service rate μ per server (1/s).
-    pub mu: f64,
-    /// Number of servers.
-    pub servers: Servers,
-    /// Capacity K (in system, waiting plus in service), if any.
-    pub capacity: Option<u32>,
-    /// Service-time distribution.
-    pub service: ServiceKind,
-}
+pub use crate::model::Servers;
 
 /// Why no prediction can be made.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -108,15 +59,18 @@ pub enum TheoryError {
         /// Offered load per server.
         rho: f64,
     },
-    /// A parameter is out of range (λ ≤ 0, μ ≤ 0, c = 0, K < c, …).
+    /// The arrival rate is out of range (λ ≤ 0, infinite or NaN).
     #[error("invalid queue parameters: {0}")]
     Invalid(&'static str),
+    /// The model is not a queue ([`Model::validate`]).
+    #[error("invalid queue parameters: {0}")]
+    Model(#[from] ModelError),
     /// No closed form for this combination (e.g. capacity with non-exponential service).
     #[error("no closed form for {0}")]
     Unsupported(String),
 }
 
-/// What theory predicts for a [`QueueSpec`].
+/// What theory predicts for a [`Model`] at an arrival rate; see [`predict`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Theory {
     /// Kendall notation: `M/M/1`, `M/M/2`, `M/M/1/10`, `M/D/1`, `M/G/1`, `M/M/inf`, …
@@ -148,174 +102,196 @@ pub const MAX_SERVERS: u32 = 1_000_000;
 /// table); only loads within 10⁻⁵ of 1 need that many for their 99th percentile.
 const MD1_MAX_STEPS: usize = 10_000_000;
 
-impl QueueSpec {
-    /// Offered load per server.
-    ///
-    /// λ/(cμ) for c servers, λ/μ for infinitely many, 0 for zero service.
-    pub fn rho(&self) -> f64 {
-        if self.service == ServiceKind::Zero {
-            return 0.0;
-        }
-        match self.servers {
-            Servers::Finite(c) => self.lambda / (f64::from(c) * self.mu),
-            Servers::Infinite => self.lambda / self.mu,
-        }
-    }
+/// The prediction for `model` with Poisson arrivals at `lambda` per second, or why there is none.
+pub fn predict(model: &Model, lambda: f64) -> Result<Theory, TheoryError> {
+    let mut a = analyze(model, lambda)?;
+    let p50_s = a.sojourn.quantile(0.5);
+    let p90_s = a.sojourn.quantile(0.9);
+    let p99_s = a.sojourn.quantile(0.99);
+    Ok(Theory {
+        model: model.name(),
+        rho: a.rho,
+        blocking: a.blocking,
+        throughput: a.throughput,
+        mean_in_system: a.mean_in_system,
+        mean_wait_s: a.mean_wait_s,
+        mean_s: a.mean_s,
+        p50_s,
+        p90_s,
+        p99_s,
+    })
+}
 
-    /// The prediction, or why there is none.
-    pub fn theory(&self) -> Result<Theory, TheoryError> {
-        let mut a = self.analyze()?;
-        let p50_s = a.sojourn.quantile(0.5);
-        let p90_s = a.sojourn.quantile(0.9);
-        let p99_s = a.sojourn.quantile(0.99);
-        Ok(Theory {
-            model: self.model_name(),
-            rho: a.rho,
-            blocking: a.blocking,
-            throughput: a.throughput,
-            mean_in_system: a.mean_in_system,
-            mean_wait_s: a.mean_wait_s,
-            mean_s: a.mean_s,
-            p50_s,
-            p90_s,
-            p99_s,
-        })
-    }
+/// P(T ≤ t) for the sojourn of an accepted request of `model` at `lambda`, where the
+/// distribution is known.
+///
+/// `None` when there is no prediction ([`predict`] fails), no known distribution (M/G/1), or
+/// `t_s` is NaN. Negative times give 0.
+pub fn sojourn_cdf(model: &Model, lambda: f64, t_s: f64) -> Option<f64> {
+    analyze(model, lambda).ok()?.sojourn.cdf(t_s)
+}
 
-    /// P(T ≤ t) for the sojourn of an accepted request, where the distribution is known.
-    ///
-    /// `None` when there is no prediction ([`QueueSpec::theory`] fails), no known distribution
-    /// (M/G/1), or `t_s` is NaN. Negative times give 0.
-    pub fn sojourn_cdf(&self, t_s: f64) -> Option<f64> {
-        self.analyze().ok()?.sojourn.cdf(t_s)
-    }
+/// The q-quantile of the sojourn (0 < q < 1) of `model` at `lambda`, where the distribution is
+/// known.
+///
+/// The smallest t with P(T ≤ t) ≥ q (to a relative 10⁻⁹ where found by bisection).
+pub fn sojourn_quantile(model: &Model, lambda: f64, q: f64) -> Option<f64> {
+    analyze(model, lambda).ok()?.sojourn.quantile(q)
+}
 
-    /// The q-quantile of the sojourn (0 < q < 1), where the distribution is known.
-    ///
-    /// The smallest t with P(T ≤ t) ≥ q (to a relative 10⁻⁹ where found by bisection).
-    pub fn sojourn_quantile(&self, q: f64) -> Option<f64> {
-        self.analyze().ok()?.sojourn.quantile(q)
-    }
+/// A CDF of the sojourn of `model` at `lambda` that can be evaluated many times, with its set-up
+/// (stationary distribution, M/D/1 table) done once: for goodness-of-fit tests over many points.
+/// `None` where [`sojourn_cdf`] would be `None`.
+///
+/// The function returns NaN where [`sojourn_cdf`] would be `None` (NaN input, or an M/D/1 time
+/// beyond ten million service times).
+pub fn sojourn_cdf_fn(model: &Model, lambda: f64) -> Option<impl Fn(f64) -> f64 + use<>> {
+    let mut s = analyze(model, lambda).ok()?.sojourn;
+    s.cdf(0.0)?;
+    // The M/D/1 table grows on demand, hence the cell; the closure is not re-entrant.
+    let cell = std::cell::RefCell::new(s);
+    Some(move |t: f64| cell.borrow_mut().cdf(t).unwrap_or(f64::NAN))
+}
 
-    /// A CDF that can be evaluated many times, with its set-up (stationary distribution, M/D/1
-    /// table) done once: for goodness-of-fit tests over many points. `None` where
-    /// [`QueueSpec::sojourn_cdf`] would be `None`.
-    ///
-    /// The function returns NaN where [`QueueSpec::sojourn_cdf`] would be `None` (NaN input, or
-    /// an M/D/1 time beyond ten million service times).
-    pub fn sojourn_cdf_fn(&self) -> Option<impl Fn(f64) -> f64 + use<>> {
-        let mut s = self.analyze().ok()?.sojourn;
-        s.cdf(0.0)?;
-        // The M/D/1 table grows on demand, hence the cell; the closure is not re-entrant.
-        let cell = std::cell::RefCell::new(s);
-        Some(move |t: f64| cell.borrow_mut().cdf(t).unwrap_or(f64::NAN))
-    }
+/// A measured response time to hold against theory, in microseconds (as `qload` and the lab
+/// report it). Absent values are not compared.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct MeasuredSummary {
+    /// Mean.
+    pub mean_us: Option<f64>,
+    /// 95% confidence interval of the mean.
+    pub ci95_us: Option<(f64, f64)>,
+    /// Median.
+    pub p50_us: Option<f64>,
+    /// 99th percentile.
+    pub p99_us: Option<f64>,
+}
 
-    /// Kendall notation for this spec.
-    ///
-    /// Arrivals are always Poisson (`M`); service `M` (exponential), `D` (constant), `G` (uniform);
-    /// then the number of servers (`inf` for ∞) and the capacity if any: `M/M/1`, `M/M/2`,
-    /// `M/M/1/10`, `M/D/1`, `M/G/1`, `M/M/inf`, `M/D/inf`, `M/G/inf`, `M/M/inf/10` (the Erlang
-    /// loss system with 10 places). Zero service is `M/0` whatever the servers and capacity.
-    pub fn model_name(&self) -> String {
-        let service = match self.service {
-            ServiceKind::Exp => "M",
-            ServiceKind::Const => "D",
-            ServiceKind::Uniform => "G",
-            ServiceKind::Zero => return "M/0".to_owned(),
-        };
-        match self.capacity {
-            Some(k) => format!("M/{service}/{}/{k}", self.servers),
-            None => format!("M/{service}/{}", self.servers),
+/// Theory at one arrival rate beside a measurement; see [`compare`]. Times in microseconds,
+/// relative errors as fractions (0.01 = 1%).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comparison {
+    /// The prediction (times in seconds).
+    pub theory: Theory,
+    /// The arrival rate λ of the prediction (1/s).
+    pub lambda: f64,
+    /// Predicted mean sojourn W of accepted requests.
+    pub mean_us: f64,
+    /// Predicted median, where the distribution is known.
+    pub p50_us: Option<f64>,
+    /// Predicted 90th percentile, where known.
+    pub p90_us: Option<f64>,
+    /// Predicted 99th percentile, where known.
+    pub p99_us: Option<f64>,
+    /// `(measured − W)/W` of the mean; `None` without a measured mean or when W is 0.
+    pub rel_err_mean: Option<f64>,
+    /// The same for the median (`None` also where the median is unknown).
+    pub rel_err_p50: Option<f64>,
+    /// The same for the 99th percentile.
+    pub rel_err_p99: Option<f64>,
+    /// Whether W lies in the measured mean's 95% interval; `None` without an interval.
+    pub mean_in_ci: Option<bool>,
+}
+
+/// Holds `measured` against what theory predicts for `model` at arrival rate `lambda`: the one
+/// place where a measurement meets the closed forms (`qload`'s `theory` and every point of a lab
+/// sweep go through it).
+pub fn compare(
+    model: &Model,
+    lambda: f64,
+    measured: &MeasuredSummary,
+) -> Result<Comparison, TheoryError> {
+    let theory = predict(model, lambda)?;
+    let us = |s: f64| s * 1e6;
+    let mean_us = us(theory.mean_s);
+    let p50_us = theory.p50_s.map(us);
+    let p99_us = theory.p99_s.map(us);
+    // A relative error needs a positive prediction (zero service predicts 0).
+    let rel = |m: Option<f64>, t: Option<f64>| match (m, t) {
+        (Some(m), Some(t)) if t > 0.0 => Some((m - t) / t),
+        _ => None,
+    };
+    Ok(Comparison {
+        lambda,
+        mean_us,
+        p50_us,
+        p90_us: theory.p90_s.map(us),
+        p99_us,
+        rel_err_mean: rel(measured.mean_us, Some(mean_us)),
+        rel_err_p50: rel(measured.p50_us, p50_us),
+        rel_err_p99: rel(measured.p99_us, p99_us),
+        mean_in_ci: measured
+            .ci95_us
+            .map(|(lo, hi)| lo <= mean_us && mean_us <= hi),
+        theory,
+    })
+}
+
+/// Validates `model` at `lambda` and computes everything but the percentiles.
+fn analyze(model: &Model, lambda: f64) -> Result<Analysis, TheoryError> {
+    let mu = model.mu;
+    if !(lambda.is_finite() && lambda > 0.0) {
+        return Err(TheoryError::Invalid(
+            "arrival rate lambda must be positive and finite",
+        ));
+    }
+    model.validate()?;
+    if model.service == ServiceKind::Zero {
+        return Ok(Analysis {
+            rho: 0.0,
+            blocking: 0.0,
+            throughput: lambda,
+            mean_in_system: 0.0,
+            mean_wait_s: 0.0,
+            mean_s: 0.0,
+            sojourn: Sojourn::Zero,
+        });
+    }
+    let a = lambda / mu;
+    let c = match model.servers {
+        Servers::Infinite => {
+            // M/G/∞, or the Erlang loss system M/G/K/K with a capacity.
+            let blocking = model.capacity.map_or(0.0, |k| erlang_b(k, a));
+            return Ok(loss_system(model.service, lambda, mu, a, blocking));
         }
+        Servers::Finite(c) => c,
+    };
+    if c > MAX_SERVERS {
+        return Err(TheoryError::Unsupported(format!(
+            "{} (more than {MAX_SERVERS} servers; use inf)",
+            model.name()
+        )));
     }
-
-    /// Validates the spec and computes everything but the percentiles.
-    fn analyze(&self) -> Result<Analysis, TheoryError> {
-        let (lambda, mu) = (self.lambda, self.mu);
-        if !(lambda.is_finite() && lambda > 0.0) {
-            return Err(TheoryError::Invalid(
-                "arrival rate lambda must be positive and finite",
-            ));
-        }
-        if self.service != ServiceKind::Zero && !(mu.is_finite() && mu > 0.0) {
-            return Err(TheoryError::Invalid(
-                "service rate mu must be positive and finite",
-            ));
-        }
-        match (self.servers, self.capacity) {
-            (Servers::Finite(0), _) => {
-                return Err(TheoryError::Invalid(
-                    "number of servers c must be at least 1",
-                ));
-            }
-            (_, Some(0)) => return Err(TheoryError::Invalid("capacity K must be at least 1")),
-            (Servers::Finite(c), Some(k)) if k < c => {
-                return Err(TheoryError::Invalid(
-                    "capacity K must be at least the number of servers c",
-                ));
-            }
-            _ => {}
-        }
-        if self.service == ServiceKind::Zero {
-            return Ok(Analysis {
-                rho: 0.0,
+    let rho = a / f64::from(c);
+    match (model.service, model.capacity) {
+        (_, Some(k)) if k == c => Ok(loss_system(model.service, lambda, mu, rho, erlang_b(c, a))),
+        (ServiceKind::Exp, Some(k)) => Ok(mmck(c, k, lambda, mu)),
+        (kind, Some(_)) => Err(TheoryError::Unsupported(format!(
+            "{}: a capacity above the number of servers needs exponential service, not {kind}",
+            model.name()
+        ))),
+        (_, None) if rho >= 1.0 => Err(TheoryError::Unstable { rho }),
+        (ServiceKind::Exp, None) => Ok(mmc(c, lambda, mu)),
+        (ServiceKind::Const, None) if c == 1 => Ok(md1(lambda, mu)),
+        (ServiceKind::Uniform, None) if c == 1 => {
+            // Pollaczek–Khinchine with E[S²] = Var + mean² = (2/μ)²/12 + 1/μ² = 4/(3μ²).
+            let es2 = 4.0 / (3.0 * mu * mu);
+            let wq = lambda * es2 / (2.0 * (1.0 - rho));
+            let w = wq + 1.0 / mu;
+            Ok(Analysis {
+                rho,
                 blocking: 0.0,
                 throughput: lambda,
-                mean_in_system: 0.0,
-                mean_wait_s: 0.0,
-                mean_s: 0.0,
-                sojourn: Sojourn::Zero,
-            });
+                mean_in_system: lambda * w,
+                mean_wait_s: wq,
+                mean_s: w,
+                sojourn: Sojourn::Unknown,
+            })
         }
-        let a = lambda / mu;
-        let c = match self.servers {
-            Servers::Infinite => {
-                // M/G/∞, or the Erlang loss system M/G/K/K with a capacity.
-                let blocking = self.capacity.map_or(0.0, |k| erlang_b(k, a));
-                return Ok(loss_system(self.service, lambda, mu, a, blocking));
-            }
-            Servers::Finite(c) => c,
-        };
-        if c > MAX_SERVERS {
-            return Err(TheoryError::Unsupported(format!(
-                "{} (more than {MAX_SERVERS} servers; use inf)",
-                self.model_name()
-            )));
-        }
-        let rho = a / f64::from(c);
-        match (self.service, self.capacity) {
-            (_, Some(k)) if k == c => {
-                Ok(loss_system(self.service, lambda, mu, rho, erlang_b(c, a)))
-            }
-            (ServiceKind::Exp, Some(k)) => Ok(mmck(c, k, lambda, mu)),
-            (kind, Some(_)) => Err(TheoryError::Unsupported(format!(
-                "{}: a capacity above the number of servers needs exponential service, not {kind}",
-                self.model_name()
-            ))),
-            (_, None) if rho >= 1.0 => Err(TheoryError::Unstable { rho }),
-            (ServiceKind::Exp, None) => Ok(mmc(c, lambda, mu)),
-            (ServiceKind::Const, None) if c == 1 => Ok(md1(lambda, mu)),
-            (ServiceKind::Uniform, None) if c == 1 => {
-                // Pollaczek–Khinchine with E[S²] = Var + mean² = (2/μ)²/12 + 1/μ² = 4/(3μ²).
-                let es2 = 4.0 / (3.0 * mu * mu);
-                let wq = lambda * es2 / (2.0 * (1.0 - rho));
-                let w = wq + 1.0 / mu;
-                Ok(Analysis {
-                    rho,
-                    blocking: 0.0,
-                    throughput: lambda,
-                    mean_in_system: lambda * w,
-                    mean_wait_s: wq,
-                    mean_s: w,
-                    sojourn: Sojourn::Unknown,
-                })
-            }
-            (kind, None) => Err(TheoryError::Unsupported(format!(
-                "{}: more than one server with {kind} service",
-                self.model_name()
-            ))),
-        }
+        (kind, None) => Err(TheoryError::Unsupported(format!(
+            "{}: more than one server with {kind} service",
+            model.name()
+        ))),
     }
 }
 
@@ -353,7 +329,7 @@ pub fn erlang_c(c: u32, a: f64) -> f64 {
     b / (1.0 - rho * (1.0 - b))
 }
 
-/// Everything [`QueueSpec::theory`] reports except the percentiles, plus the sojourn law.
+/// Everything [`predict`] reports except the percentiles, plus the sojourn law.
 struct Analysis {
     rho: f64,
     blocking: f64,

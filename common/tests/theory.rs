@@ -1,30 +1,53 @@
 //! Closed forms against exact values, independent formulas and a seeded simulation.
+use queuelab_common::model::{Model, ModelError, Servers};
 use queuelab_common::samplers::{ServiceKind, rng};
 use queuelab_common::stats::ks_statistic;
-use queuelab_common::theory::{QueueSpec, Servers, TheoryError, erlang_b, erlang_c};
+use queuelab_common::theory::{self, Theory, TheoryError, erlang_b, erlang_c};
 use rand_distr::{Distribution, Exp1};
 
-fn spec(
+/// A model at an arrival rate λ, with the theory module's functions as methods.
+#[derive(Debug, Clone, Copy)]
+struct Q {
+    model: Model,
     lambda: f64,
-    mu: f64,
-    servers: Servers,
-    capacity: Option<u32>,
-    service: ServiceKind,
-) -> QueueSpec {
-    QueueSpec {
-        lambda,
-        mu,
-        servers,
-        capacity,
-        service,
+}
+
+impl Q {
+    fn theory(&self) -> Result<Theory, TheoryError> {
+        theory::predict(&self.model, self.lambda)
+    }
+
+    fn sojourn_cdf(&self, t: f64) -> Option<f64> {
+        theory::sojourn_cdf(&self.model, self.lambda, t)
+    }
+
+    fn sojourn_quantile(&self, q: f64) -> Option<f64> {
+        theory::sojourn_quantile(&self.model, self.lambda, q)
+    }
+
+    fn sojourn_cdf_fn(&self) -> Option<impl Fn(f64) -> f64 + use<>> {
+        theory::sojourn_cdf_fn(&self.model, self.lambda)
+    }
+
+    fn model_name(&self) -> String {
+        self.model.name()
     }
 }
 
-fn mm(lambda: f64, mu: f64, c: u32, k: Option<u32>) -> QueueSpec {
+fn spec(lambda: f64, mu: f64, servers: Servers, capacity: Option<u32>, service: ServiceKind) -> Q {
+    Q {
+        model: Model::new(mu, servers)
+            .with_capacity(capacity)
+            .with_service(service),
+        lambda,
+    }
+}
+
+fn mm(lambda: f64, mu: f64, c: u32, k: Option<u32>) -> Q {
     spec(lambda, mu, Servers::Finite(c), k, ServiceKind::Exp)
 }
 
-fn md1(lambda: f64, mu: f64) -> QueueSpec {
+fn md1(lambda: f64, mu: f64) -> Q {
     spec(lambda, mu, Servers::Finite(1), None, ServiceKind::Const)
 }
 
@@ -626,7 +649,7 @@ fn zero_service_answers_at_once() {
 
 #[test]
 fn errors() {
-    let unstable = |s: QueueSpec| matches!(s.theory(), Err(TheoryError::Unstable { .. }));
+    let unstable = |s: Q| matches!(s.theory(), Err(TheoryError::Unstable { .. }));
     assert!(unstable(mm(1.0, 1.0, 1, None)));
     assert!(unstable(mm(2.5, 1.0, 2, None)));
     assert!(unstable(md1(1.0, 1.0)));
@@ -641,22 +664,32 @@ fn errors() {
         Err(TheoryError::Unstable { rho }) => assert_eq!(rho, 1.5),
         other => panic!("{other:?}"),
     }
-    let invalid = |s: QueueSpec| matches!(s.theory(), Err(TheoryError::Invalid(_)));
+    let invalid = |s: Q| matches!(s.theory(), Err(TheoryError::Invalid(_)));
     assert!(invalid(mm(0.0, 1.0, 1, None)));
     assert!(invalid(mm(-1.0, 1.0, 1, None)));
     assert!(invalid(mm(f64::NAN, 1.0, 1, None)));
-    assert!(invalid(mm(1.0, 0.0, 1, None)));
-    assert!(invalid(mm(1.0, f64::INFINITY, 1, None)));
-    assert!(invalid(mm(1.0, 2.0, 0, None)));
-    assert!(invalid(mm(1.0, 2.0, 3, Some(2))));
-    assert!(invalid(spec(
-        1.0,
-        2.0,
-        Servers::Infinite,
-        Some(0),
-        ServiceKind::Exp
-    )));
-    let unsupported = |s: QueueSpec| matches!(s.theory(), Err(TheoryError::Unsupported(_)));
+    let model_error = |s: Q| match s.theory() {
+        Err(TheoryError::Model(e)) => e,
+        other => panic!("{:?}: {other:?}", s.model),
+    };
+    assert_eq!(model_error(mm(1.0, 0.0, 1, None)), ModelError::Mu(0.0));
+    assert_eq!(
+        model_error(mm(1.0, f64::INFINITY, 1, None)),
+        ModelError::Mu(f64::INFINITY)
+    );
+    assert_eq!(model_error(mm(1.0, 2.0, 0, None)), ModelError::NoServers);
+    assert_eq!(
+        model_error(mm(1.0, 2.0, 3, Some(2))),
+        ModelError::CapacityBelowServers {
+            capacity: 2,
+            servers: 3
+        }
+    );
+    assert_eq!(
+        model_error(spec(1.0, 2.0, Servers::Infinite, Some(0), ServiceKind::Exp)),
+        ModelError::NoCapacity
+    );
+    let unsupported = |s: Q| matches!(s.theory(), Err(TheoryError::Unsupported(_)));
     assert!(unsupported(spec(
         1.0,
         2.0,

@@ -1,5 +1,6 @@
 //! The command-line unit parsers on arbitrary text: no panic, and every accepted value is in range
-//! (a rate positive and finite, a duration that formats and parses back to within rounding).
+//! (a rate positive and finite, a duration that formats and parses back to within rounding, a
+//! model name that prints and parses back to the same model).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -17,7 +18,11 @@ fuzz_target!(|data: &[u8]| {
         let shown = format_duration(d);
         assert!(parse_duration(&shown).is_ok(), "{shown:?} (from {s:?}) does not parse back");
     }
-    let _ = s.parse::<queuelab_common::theory::Servers>();
+    let _ = s.parse::<queuelab_common::model::Servers>();
+    if let Ok(k) = s.parse::<queuelab_common::model::Kendall>() {
+        let shown = k.to_string();
+        assert_eq!(shown.parse(), Ok(k), "{shown:?} (from {s:?}) does not parse back");
+    }
     let _ = s.parse::<queuelab_common::samplers::ServiceKind>();
     let _ = s.parse::<queuelab_common::samplers::ArrivalKind>();
 });

@@ -1,8 +1,8 @@
 //! Measured against predicted, for one point of a sweep.
 //!
-//! For a point at arrival rate λ the prediction is `QueueSpec { λ, μ, c, K, service }.theory()`
-//! from `queuelab_common::theory`: mean sojourn W, its percentiles where the distribution is known,
-//! and the blocking probability for a capacity K. The measurement is qload's response time, taken
+//! For a point at arrival rate λ the prediction is `queuelab_common::theory::compare(model, λ, …)`:
+//! mean sojourn W, its percentiles where the distribution is known, and the blocking probability
+//! for a capacity K, held against the measured mean and its interval. The measurement is qload's response time, taken
 //! from each request's *intended* send time, so it is the server's sojourn plus the fixed cost of
 //! the path (client and server code, two trips through the loopback TCP stack, send lag).
 //!
@@ -29,11 +29,12 @@
 //! a guide to whether a distance is noise, not a test: at ρ = 0.1 and 4,500 responses it is about
 //! 0.02, at ρ = 0.95 several times that.
 use hdrhistogram::Histogram;
+use queuelab_common::model::{Model, Servers};
 use queuelab_common::stats;
-use queuelab_common::theory::{QueueSpec, Servers};
+use queuelab_common::theory::{self, Comparison, MeasuredSummary};
 use serde::{Deserialize, Serialize};
 
-use crate::record::{Model, PointRecord};
+use crate::record::PointRecord;
 
 /// What theory predicts at one point, in microseconds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -128,41 +129,29 @@ pub struct PointAnalysis {
     pub notes: Vec<String>,
 }
 
-/// The queue spec of `model` at arrival rate `lambda`.
-pub fn spec(model: &Model, lambda: f64) -> QueueSpec {
-    QueueSpec {
-        lambda,
-        mu: model.mu,
-        servers: model.servers,
-        capacity: model.capacity,
-        service: model.service,
-    }
-}
-
-/// Kendall notation of `model` (independent of λ).
-pub fn model_name(model: &Model) -> String {
-    spec(model, model.mu * 0.5).model_name()
-}
-
 /// The prediction at `lambda`, in µs, or why there is none.
 pub fn theory_at(model: &Model, lambda: f64) -> Result<TheoryValues, String> {
-    let s = spec(model, lambda);
-    let t = s.theory().map_err(|e| e.to_string())?;
-    let us = |v: Option<f64>| v.map(|v| v * 1e6);
-    let q = |known: Option<f64>, q: f64| us(known.or_else(|| s.sojourn_quantile(q)));
-    Ok(TheoryValues {
-        model: t.model,
-        mean_us: t.mean_s * 1e6,
-        p50_us: q(t.p50_s, 0.5),
-        p90_us: q(t.p90_s, 0.9),
-        p99_us: q(t.p99_s, 0.99),
-        blocking: t.blocking,
-    })
+    theory::compare(model, lambda, &MeasuredSummary::default())
+        .map(|c| TheoryValues::from(&c))
+        .map_err(|e| e.to_string())
+}
+
+impl From<&Comparison> for TheoryValues {
+    fn from(c: &Comparison) -> Self {
+        TheoryValues {
+            model: c.theory.model.clone(),
+            mean_us: c.mean_us,
+            p50_us: c.p50_us,
+            p90_us: c.p90_us,
+            p99_us: c.p99_us,
+            blocking: c.theory.blocking,
+        }
+    }
 }
 
 /// The sojourn CDF at `lambda` as a function of µs (0 below 0), if the distribution is known.
 pub fn theory_cdf_us(model: &Model, lambda: f64) -> Option<impl Fn(f64) -> f64 + use<>> {
-    let cdf = spec(model, lambda).sojourn_cdf_fn()?;
+    let cdf = theory::sojourn_cdf_fn(model, lambda)?;
     Some(move |t_us: f64| {
         if t_us <= 0.0 {
             return 0.0;
@@ -273,6 +262,41 @@ fn decode(s: &str) -> Result<Histogram<u64>, String> {
 /// `(m − o)/(1 − b)`, percentile q at the all-response quantile `b + (1 − b)·q`; the KS distance
 /// compares all responses with the mixture of [`ResponseCdf`].
 pub fn analyze(model: &Model, rec: &PointRecord) -> PointAnalysis {
+    let mut a = measured(model, rec);
+    // Theory against the measured mean of accepted requests, and against it net of the overhead.
+    let raw = MeasuredSummary {
+        mean_us: a.mean_us,
+        ci95_us: a.ci95_us,
+        ..MeasuredSummary::default()
+    };
+    match theory::compare(model, rec.lambda, &raw) {
+        Ok(c) => {
+            // W = 0 (zero service) gives no relative error, and no coverage either.
+            if c.mean_us > 0.0 {
+                a.err_raw = c.rel_err_mean;
+                a.covers_raw = c.mean_in_ci;
+                if a.net_mean_us.is_some() {
+                    let net = MeasuredSummary {
+                        mean_us: a.net_mean_us,
+                        ci95_us: a.net_ci95_us,
+                        ..MeasuredSummary::default()
+                    };
+                    if let Ok(n) = theory::compare(model, rec.lambda, &net) {
+                        a.err_net = n.rel_err_mean;
+                        a.covers_net = n.mean_in_ci;
+                    }
+                }
+            }
+            a.theory = Some(TheoryValues::from(&c));
+        }
+        Err(e) => a.theory_note = Some(e.to_string()),
+    }
+    a
+}
+
+/// Everything of [`analyze`] but the theory: the measurement of accepted requests (recovered
+/// from all responses), net of the overhead, and the distances of its distribution from theory's.
+fn measured(model: &Model, rec: &PointRecord) -> PointAnalysis {
     let m = &rec.measured;
     let mut a = PointAnalysis {
         rho: rec.rho,
@@ -289,10 +313,6 @@ pub fn analyze(model: &Model, rec: &PointRecord) -> PointAnalysis {
         arrivals_ks_p: m.arrivals_ks_p,
         ..PointAnalysis::default()
     };
-    match theory_at(model, rec.lambda) {
-        Ok(t) => a.theory = Some(t),
-        Err(e) => a.theory_note = Some(e),
-    }
     if let Some(o) = rec.overhead.as_ref().filter(|o| o.completed > 0) {
         a.overhead_mean_us = Some(o.latency_us.mean);
         a.overhead_half_us = half_width(o.latency_us.ci95_low.zip(o.latency_us.ci95_high));
@@ -344,12 +364,6 @@ pub fn analyze(model: &Model, rec: &PointRecord) -> PointAnalysis {
             let h = hm.hypot(a.overhead_half_us.unwrap_or(0.0)) * scale;
             (net - h, net + h)
         });
-    }
-    if let Some(w) = a.theory.as_ref().map(|t| t.mean_us).filter(|w| *w > 0.0) {
-        a.err_raw = a.mean_us.map(|m| (m - w) / w);
-        a.err_net = a.net_mean_us.map(|m| (m - w) / w);
-        a.covers_raw = a.ci95_us.map(|(lo, hi)| lo <= w && w <= hi);
-        a.covers_net = a.net_ci95_us.map(|(lo, hi)| lo <= w && w <= hi);
     }
     a.ks_noise = ks_noise(
         l.stdev,
@@ -505,17 +519,11 @@ pub fn needs_rho_below_one(model: &Model) -> bool {
 mod tests {
     use super::*;
     use crate::record::{Latency, PointMeasurement};
-    use queuelab_common::samplers::ServiceKind;
 
     const O_US: f64 = 25.0;
 
     fn model(capacity: Option<u32>) -> Model {
-        Model {
-            mu: 1000.0,
-            servers: Servers::Finite(1),
-            capacity,
-            service: ServiceKind::Exp,
-        }
+        Model::new(1000.0, Servers::Finite(1)).with_capacity(capacity)
     }
 
     /// A measurement whose histogram holds `values_us`, `blocked` of them 503s, and whose mean's
@@ -612,9 +620,8 @@ mod tests {
         // M/M/1/4 at λ = μ: the number in system is uniform on 0..=4, blocking 1/5, L = 2,
         // throughput 800/s, W = L/throughput = 2500 µs.
         let m = model(Some(4));
-        let s = spec(&m, 1000.0);
         let accepted = quantile_sample(4000, |p| {
-            O_US + s.sojourn_quantile(p).expect("M/M/1/K sojourn is known") * 1e6
+            O_US + theory::sojourn_quantile(&m, 1000.0, p).expect("M/M/1/K sojourn is known") * 1e6
         });
         let mut all = accepted.clone();
         all.extend([O_US; 1000]);

@@ -8,13 +8,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
 use clap::Args;
-use queuelab_common::samplers::ServiceKind;
-use queuelab_common::theory::Servers;
-use queuelab_common::units::{parse_duration, parse_rate};
+use queuelab_common::model::{DEFAULT_MU, Load, Model, ModelArgs, ServiceKind};
+use queuelab_common::units::parse_duration;
 
 use crate::analysis;
 use crate::measure::RunOptions;
-use crate::record::Model;
 use crate::report;
 use crate::servers::{
     CpuSplit, LocalServers, ServerPlan, allowed_cpus, find_qserve, set_thread_cpus,
@@ -32,7 +30,8 @@ queueing theory.\n\nFor each ρ, an open-loop Poisson run at λ = ρ·c·μ (ρ�
 measures the response time; a second run at the same rate against a zero-service endpoint \
 measures the fixed overhead of the path. Writes results.json, results.csv, table.txt and SVG \
 plots into --out, and prints the table. The flags --mu, --servers, --capacity and --service \
-must describe how the server was started."
+(or --model) must describe how the server was started; their defaults are qserve's (μ = 1000/s, \
+one server, no capacity, exponential service)."
 )]
 pub struct SweepArgs {
     /// URL of a queue server already running [default: qlab starts qserve itself]
@@ -53,21 +52,10 @@ is interrupted."
     #[arg(long, value_name = "PATH", conflicts_with_all = ["url", "url_flag"])]
     pub qserve: Option<PathBuf>,
 
-    /// Service rate per server μ, requests/s (as the server's --mu)
-    #[arg(long, default_value = "1000", value_parser = parse_rate)]
-    pub mu: f64,
-
-    /// Number of servers c, or `inf` (as the server's --servers)
-    #[arg(long, default_value = "1")]
-    pub servers: Servers,
-
-    /// Capacity K, requests in the system (as the server's --capacity); allows ρ ≥ 1
-    #[arg(long)]
-    pub capacity: Option<u32>,
-
-    /// Service-time distribution: exp, const or uniform (as the server's --service)
-    #[arg(long, default_value = "exp")]
-    pub service: ServiceKind,
+    /// The queue, as the server was started: --mu (default 1000), --servers, --capacity,
+    /// --service, or --model for the last three.
+    #[command(flatten)]
+    pub model: ModelArgs,
 
     /// Loads per server, comma-separated
     #[arg(
@@ -192,28 +180,13 @@ pub struct ReportArgs {
 impl SweepArgs {
     /// Validates the flags into a plan (the URL is resolved here, once, to fail early).
     pub fn plan(self) -> anyhow::Result<SweepPlan> {
-        let model = Model {
-            mu: self.mu,
-            servers: self.servers,
-            capacity: self.capacity,
-            service: self.service,
-        };
-        if self.servers == Servers::Finite(0) {
-            bail!("--servers must be at least 1 (or inf)");
-        }
-        if self.service == ServiceKind::Zero {
+        let model = self.model.model_or(DEFAULT_MU);
+        model.validate()?;
+        if model.service == ServiceKind::Zero {
             bail!(
                 "--service zero has no queue to sweep (it is what the overhead runs measure); \
                  use exp, const or uniform"
             );
-        }
-        if let (Some(k), Servers::Finite(c)) = (self.capacity, self.servers)
-            && k < c
-        {
-            bail!("--capacity {k} is below --servers {c}: K counts the requests in service too");
-        }
-        if self.capacity == Some(0) {
-            bail!("--capacity must be at least 1");
         }
         if self.rhos.is_empty() {
             bail!("--rhos needs at least one load");
@@ -228,11 +201,9 @@ impl SweepArgs {
                      stay below 1, or set --capacity for an M/M/c/K sweep"
                 );
             }
-            if model.lambda(r) > 1e7 {
-                bail!(
-                    "--rhos: ρ = {r} means λ = {} requests/s, beyond a sweep",
-                    model.lambda(r)
-                );
+            let lambda = model.lambda(Load::Rho(r));
+            if lambda > 1e7 {
+                bail!("--rhos: ρ = {r} means λ = {lambda} requests/s, beyond a sweep");
             }
         }
         let cpus = if self.no_pin {
@@ -406,7 +377,7 @@ pub fn sweep_main(args: SweepArgs) -> Result<(), CliError> {
     let _ = writeln!(
         err,
         "sweep of {} over {} points into {}: about {:.0} min {:.0} s of sending{}",
-        analysis::model_name(&plan.model),
+        plan.model.name(),
         plan.rhos.len(),
         plan.out.display(),
         (t / 60.0).floor(),

@@ -14,11 +14,12 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use queuelab_common::model::Model;
 use queuelab_common::samplers::ArrivalKind;
 use serde_json::Value;
 
-use crate::record::{Lag, Latency, Model, PointMeasurement, PointRecord};
-use queuelab_client::config::{Config, Mode, Target, TheoryParams};
+use crate::record::{Lag, Latency, PointMeasurement, PointRecord};
+use queuelab_client::config::{Config, Mode, Target};
 use queuelab_client::result::Interval;
 use serde::Deserialize as _;
 
@@ -97,12 +98,7 @@ pub fn config_for(spec: &RunSpec<'_>) -> anyhow::Result<Config> {
         c.timeout = t;
     }
     c.interval = (spec.duration / BATCHES).max(Duration::from_millis(10));
-    c.theory = spec.model.map(|m| TheoryParams {
-        mu: m.mu,
-        servers: m.servers,
-        capacity: m.capacity,
-        service: m.service,
-    });
+    c.theory = spec.model.copied();
     c.live = false;
     Ok(c)
 }

@@ -13,10 +13,10 @@
 //! Times are shown in ms when they exceed 2 ms, else in µs. Series groups have stable ids
 //! (`series-theory`, `series-measured-raw`, `series-measured-net`, `series-cdf-measured-0`,
 //! `series-cdf-theory-0`, …, `series-blocking-theory`, `series-blocking-measured`).
-use queuelab_common::theory::Servers;
+use queuelab_common::model::{Load, Model, Servers};
 
 use crate::analysis::{self, PointAnalysis};
-use crate::record::{Model, PointRecord};
+use crate::record::PointRecord;
 use crate::svg::{Axis, Chart, Marker, PALETTE, Point, Series, Style};
 
 /// File name of the mean plot.
@@ -110,7 +110,7 @@ pub fn mean_chart(ctx: &PlotContext<'_>, points: &[PointAnalysis]) -> Chart {
     let curve: Vec<(f64, f64)> = grid
         .iter()
         .filter_map(|&r| {
-            analysis::theory_at(ctx.model, ctx.model.lambda(r))
+            analysis::theory_at(ctx.model, ctx.model.lambda(Load::Rho(r)))
                 .ok()
                 .map(|t| (r, t.mean_us))
         })
@@ -395,7 +395,7 @@ pub fn blocking_chart(ctx: &PlotContext<'_>, points: &[PointAnalysis]) -> Option
     let curve: Vec<Point> = rho_grid(ctx, &x)
         .into_iter()
         .filter_map(|r| {
-            analysis::theory_at(ctx.model, ctx.model.lambda(r))
+            analysis::theory_at(ctx.model, ctx.model.lambda(Load::Rho(r)))
                 .ok()
                 .map(|t| Point::new(r, t.blocking))
         })

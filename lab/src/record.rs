@@ -12,8 +12,7 @@ use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
-use queuelab_common::samplers::ServiceKind;
-use queuelab_common::theory::Servers;
+use queuelab_common::model::{Model, Servers, ServiceKind};
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::PointAnalysis;
@@ -22,30 +21,6 @@ use crate::analysis::PointAnalysis;
 pub const FORMAT: &str = "queuelab-lab/1";
 /// File name of the JSON results inside a sweep's directory.
 pub const RESULTS_JSON: &str = "results.json";
-
-/// The queue the sweep drives, as it must be configured on the server.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Model {
-    /// Service rate per server μ (1/s).
-    pub mu: f64,
-    /// Number of servers.
-    pub servers: Servers,
-    /// Capacity K, if any.
-    pub capacity: Option<u32>,
-    /// Service-time distribution.
-    pub service: ServiceKind,
-}
-
-impl Model {
-    /// The arrival rate that loads each server to `rho`: λ = ρ·c·μ, or ρ·μ with infinitely many
-    /// servers (there ρ = λ/μ is the offered load, the mean number of busy servers).
-    pub fn lambda(&self, rho: f64) -> f64 {
-        match self.servers {
-            Servers::Finite(c) => rho * f64::from(c) * self.mu,
-            Servers::Infinite => rho * self.mu,
-        }
-    }
-}
 
 /// The sweep's configuration as recorded (strings for the enums, so the file reads plainly).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,7 +50,7 @@ pub struct LabConfig {
 }
 
 impl LabConfig {
-    /// The model these strings describe.
+    /// The model these strings describe (the queue the sweep drove, as configured on the server).
     pub fn model(&self) -> anyhow::Result<Model> {
         let servers: Servers = self
             .servers
@@ -85,15 +60,13 @@ impl LabConfig {
             .service
             .parse()
             .with_context(|| format!("config.service {:?}", self.service))?;
-        if !(self.mu.is_finite() && self.mu > 0.0) {
-            bail!("config.mu must be positive, not {}", self.mu);
-        }
-        Ok(Model {
-            mu: self.mu,
-            servers,
-            capacity: self.capacity,
-            service,
-        })
+        let model = Model::new(self.mu, servers)
+            .with_capacity(self.capacity)
+            .with_service(service);
+        model
+            .validate()
+            .context("the config section describes no queue")?;
+        Ok(model)
     }
 }
 
@@ -309,16 +282,38 @@ mod tests {
     }
 
     #[test]
-    fn lambda_is_rho_times_capacity() {
-        let mut m = Model {
+    fn config_strings_give_the_model() {
+        let c = LabConfig {
+            url: "http://127.0.0.1:8000/".into(),
+            overhead_url: None,
             mu: 1000.0,
-            servers: Servers::Finite(2),
-            capacity: None,
-            service: ServiceKind::Exp,
+            servers: "2".into(),
+            capacity: Some(10),
+            service: "const".into(),
+            rhos: vec![0.5],
+            duration_s: 1.0,
+            overhead_duration_s: 1.0,
+            seed: 1,
+            quick: false,
         };
-        assert_eq!(m.lambda(0.5), 1000.0);
-        m.servers = Servers::Infinite;
-        assert_eq!(m.lambda(0.5), 500.0);
+        let m = c.model().expect("a model");
+        assert_eq!(
+            (m.mu, m.servers, m.capacity, m.service),
+            (1000.0, Servers::Finite(2), Some(10), ServiceKind::Const)
+        );
+        for bad in [
+            LabConfig {
+                servers: "two".into(),
+                ..c.clone()
+            },
+            LabConfig {
+                service: "gamma".into(),
+                ..c.clone()
+            },
+            LabConfig { mu: 0.0, ..c },
+        ] {
+            assert!(bad.model().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -8,10 +8,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use queuelab_common::model::Model;
 
 use crate::analysis::{self, PointAnalysis, SweepSummary};
 use crate::plots::{self, PlotContext};
-use crate::record::{Model, ResultsFile, write_atomic};
+use crate::record::{ResultsFile, write_atomic};
 use crate::{measure, table, xml};
 
 /// File name of the CSV.
@@ -85,7 +86,7 @@ pub fn render(file: &ResultsFile) -> anyhow::Result<Rendered> {
         .map(|r| analysis::analyze(&model, r))
         .collect();
     let summary = analysis::summarize(&points);
-    let name = analysis::model_name(&model);
+    let name = model.name();
     let ctx = PlotContext {
         model: &model,
         model_name: name.clone(),

@@ -28,13 +28,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
-use queuelab_common::theory::Servers;
+use queuelab_common::model::{Load, Model, Servers};
 
 use crate::analysis;
 use crate::measure::{self, RunOptions, RunSpec};
-use crate::record::{
-    FORMAT, LabConfig, Model, OverheadSummary, PointRecord, ResultsFile, utc_stamps,
-};
+use crate::record::{FORMAT, LabConfig, OverheadSummary, PointRecord, ResultsFile, utc_stamps};
 use crate::report::{self, ReportOutput};
 use crate::servers::ServerPlan;
 
@@ -325,7 +323,7 @@ fn measure_point(
     rho: f64,
     log: &mut dyn std::io::Write,
 ) -> anyhow::Result<PointRecord> {
-    let lambda = plan.model.lambda(rho);
+    let lambda = plan.model.lambda(Load::Rho(rho));
     let warmup = plan.warmup_for(rho);
     let seed = run_seed(plan.seed, i, false);
     let _ = writeln!(
@@ -410,15 +408,9 @@ fn progress_line(i: usize, n: usize, a: &analysis::PointAnalysis) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use queuelab_common::samplers::ServiceKind;
 
     fn mm1() -> Model {
-        Model {
-            mu: 1000.0,
-            servers: Servers::Finite(1),
-            capacity: None,
-            service: ServiceKind::Exp,
-        }
+        Model::new(1000.0, Servers::Finite(1))
     }
 
     #[test]
@@ -429,16 +421,11 @@ mod tests {
         let w = auto_warmup(&m, 0.95).as_secs_f64();
         assert!((w - 6.2).abs() < 0.1, "{w}");
         assert_eq!(auto_warmup(&m, 0.999), Duration::from_secs(10));
-        let k = Model {
-            capacity: Some(10),
-            ..m
-        };
+        let k = m.with_capacity(Some(10));
         // Past saturation the capacity bounds it: 10/(1000·0.5) = 20 ms → clamped to 1 s.
         assert_eq!(auto_warmup(&k, 1.5), Duration::from_secs(1));
-        let inf = Model {
-            servers: Servers::Infinite,
-            ..m
-        };
+        let mut inf = m;
+        inf.servers = Servers::Infinite;
         assert_eq!(auto_warmup(&inf, 5.0), Duration::from_secs(1));
     }
 

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
-use queuelab_common::samplers::ServiceKind;
-use queuelab_common::theory::{QueueSpec, Servers};
+use queuelab_common::model::{Model, Servers};
+use queuelab_common::theory;
 use queuelab_lab::analysis;
 use queuelab_lab::record::ResultsFile;
 use queuelab_lab::report;
@@ -36,10 +36,7 @@ struct ReportCli {
 fn server(mu: f64, capacity: Option<u32>) -> queuelab_server::Handle {
     queuelab_server::start(queuelab_server::Config {
         listen: "127.0.0.1:0".parse().expect("literal address"),
-        mu,
-        servers: Servers::Finite(1),
-        capacity,
-        service: ServiceKind::Exp,
+        model: Model::new(mu, Servers::Finite(1)).with_capacity(capacity),
         seed: 7,
         spin: Duration::from_micros(50),
         ..queuelab_server::Config::default()
@@ -200,15 +197,7 @@ fn sweep_then_report_mm1() {
         rel("theory_p99_us", w * 100f64.ln());
         assert_eq!(num(&header, row, "theory_blocking"), 0.0);
         // The same values as common's theory module gives.
-        let t = QueueSpec {
-            lambda,
-            mu,
-            servers: Servers::Finite(1),
-            capacity: None,
-            service: ServiceKind::Exp,
-        }
-        .theory()
-        .expect("stable M/M/1");
+        let t = theory::predict(&Model::new(mu, Servers::Finite(1)), lambda).expect("stable M/M/1");
         rel("theory_mean_us", t.mean_s * 1e6);
         // Counts: arrivals in 1.5 s at λ are Poisson(1.5λ) ≥ 450; below 0.5·1.5λ has
         // probability < 1e-30. Every request is answered by a live local server.
@@ -434,6 +423,26 @@ fn sweep_flags_are_validated() {
         &["--overhead-url", "x", "--no-overhead", url],
         "--no-overhead",
     );
+    bad(&["--model", "M/M/2/1", url], "below --servers");
+    bad(
+        &["--model", "M/M/1", "--servers", "2", url],
+        "cannot be used",
+    );
+    bad(&["--model", "M/0", url], "zero");
+    bad(&["--mu", "0", url], "rate");
+    // The model flags and their defaults (qserve's): μ = 1000, M/M/1.
+    let m = plan(&[url]).model;
+    assert_eq!((m.mu, m.name()), (1000.0, "M/M/1".to_owned()));
+    let m = plan(&["--model", "M/D/inf", "--mu", "2k", "--rhos", "3", url]).model;
+    assert_eq!((m.mu, m.name()), (2000.0, "M/D/inf".to_owned()));
+    let m = plan(&["--servers", "2", "--capacity", "6", url]).model;
+    assert_eq!(m.name(), "M/M/2/6");
+    // Only qserve reads the model flags from QSERVE_* variables.
+    let help = <SweepCli as clap::CommandFactory>::command()
+        .render_long_help()
+        .to_string();
+    assert!(help.contains("--model"), "{help}");
+    assert!(!help.contains("QSERVE_"), "{help}");
     // Accepted: ρ ≥ 1 with a capacity, and with infinitely many servers.
     plan(&["--capacity", "10", "--rhos", "0.5,1.5", url]);
     plan(&["--servers", "inf", "--rhos", "3", url]);

@@ -1,9 +1,8 @@
 //! Micro-benchmarks of the per-request work: parsing a head, the queue model and the timer wheel.
 use criterion::{Criterion, black_box, criterion_group, criterion_main};
-use queuelab_common::samplers::{ServiceKind, ServiceSampler};
-use queuelab_common::theory::Servers;
+use queuelab_common::model::{Model, Servers};
 use queuelab_server::http::{ConnHeader, RequestReader, write_served};
-use queuelab_server::queue::{ModelSpec, QueueModel};
+use queuelab_server::queue::QueueModel;
 use queuelab_server::wheel::Wheel;
 
 const WRK_GET: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n";
@@ -40,13 +39,7 @@ fn queue(c: &mut Criterion) {
         ("queue/mm8", Servers::Finite(8)),
     ] {
         c.bench_function(name, |b| {
-            let mut m = QueueModel::new(ModelSpec {
-                servers,
-                capacity: None,
-                service: ServiceSampler::new(ServiceKind::Exp, 1000.0),
-                seed: 1,
-                overflow_limit: 100_000,
-            });
+            let mut m = QueueModel::new(&Model::new(1000.0, servers), 1, 100_000);
             // Arrivals at 90% load of one server.
             let mut t = 0u64;
             b.iter(|| {

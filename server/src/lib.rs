@@ -33,14 +33,14 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use mio::{Events, Interest, Poll, Token, Waker};
+use queuelab_common::model::{Model, Servers};
 use queuelab_common::samplers::{ServiceKind, ServiceSampler};
 use queuelab_common::stats;
-use queuelab_common::theory::{QueueSpec, Servers};
 use queuelab_common::units::format_duration;
 
 use crate::clock::Clock;
 use crate::metrics::{Counters, ThreadMetrics};
-use crate::queue::{DEFAULT_OVERFLOW_LIMIT, ModelSpec, QueueModel};
+use crate::queue::{DEFAULT_OVERFLOW_LIMIT, QueueModel};
 use crate::worker::{Shared, WAKER, Worker, lock};
 
 pub use crate::worker::{LINGER_NS, OUT_HIGH, PIPELINE_MAX, READ_BUF};
@@ -61,14 +61,8 @@ pub const MAX_SPIN: Duration = Duration::from_millis(100);
 pub struct Config {
     /// Address to listen on.
     pub listen: SocketAddr,
-    /// Service rate μ per server (1/s); ignored with [`ServiceKind::Zero`].
-    pub mu: f64,
-    /// Number of servers.
-    pub servers: Servers,
-    /// Capacity K (requests in the system), if any.
-    pub capacity: Option<u32>,
-    /// Service-time distribution.
-    pub service: ServiceKind,
+    /// The queue to emulate (μ is ignored with [`ServiceKind::Zero`]).
+    pub model: Model,
     /// I/O threads.
     pub threads: usize,
     /// Seed of the service-time generator.
@@ -97,10 +91,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([0, 0, 0, 0], 8000)),
-            mu: 1000.0,
-            servers: Servers::Finite(1),
-            capacity: None,
-            service: ServiceKind::Exp,
+            model: Model::default(),
             threads: 1,
             seed: 0,
             max_connections: 10_000,
@@ -123,26 +114,20 @@ impl Config {
     /// Checks every field; the message names the flag at fault.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |m: String| Err(ConfigError(m));
-        if self.service != ServiceKind::Zero && !(self.mu.is_finite() && self.mu > 0.0) {
-            return err(format!("--mu must be a positive rate, got {}", self.mu));
-        }
-        if let Servers::Finite(c) = self.servers {
-            if c == 0 || c > MAX_SERVERS {
+        // Whether it is a queue at all (μ, c ≥ 1, K ≥ 1, K ≥ c); then what one server can hold.
+        self.model
+            .validate()
+            .map_err(|e| ConfigError(e.to_string()))?;
+        if let Servers::Finite(c) = self.model.servers {
+            if c > MAX_SERVERS {
                 return err(format!(
                     "--servers must be 1..={MAX_SERVERS} or inf, got {c}"
                 ));
             }
         }
-        if let Some(k) = self.capacity {
-            if k == 0 || k > MAX_CAPACITY {
+        if let Some(k) = self.model.capacity {
+            if k > MAX_CAPACITY {
                 return err(format!("--capacity must be 1..={MAX_CAPACITY}, got {k}"));
-            }
-            if let Servers::Finite(c) = self.servers {
-                if k < c {
-                    return err(format!(
-                        "--capacity {k} is below --servers {c}: K counts the requests in service too"
-                    ));
-                }
             }
         }
         if self.threads == 0 || self.threads > MAX_THREADS {
@@ -178,26 +163,16 @@ impl Config {
 
     /// The service sampler of this configuration.
     pub fn sampler(&self) -> ServiceSampler {
-        ServiceSampler {
-            kind: self.service,
-            mu: self.mu,
-        }
+        self.model.sampler()
     }
 
     /// Kendall notation of the emulated queue (`M/M/1`, `M/M/4/20`, `M/D/1`, …), or `none` with
     /// `--service zero`.
     pub fn model_name(&self) -> String {
-        if self.service == ServiceKind::Zero {
+        if self.model.service == ServiceKind::Zero {
             return "none (zero service)".to_owned();
         }
-        QueueSpec {
-            lambda: self.mu,
-            mu: self.mu,
-            servers: self.servers,
-            capacity: self.capacity,
-            service: self.service,
-        }
-        .model_name()
+        self.model.name()
     }
 
     /// The start-up line: where it listens, the model and what theory says of it at μ.
@@ -207,26 +182,24 @@ impl Config {
             n => format!("{n} I/O threads"),
         };
         let model = self.model_name();
-        let theory = if self.service == ServiceKind::Zero {
+        let Model { mu, service, .. } = self.model;
+        let theory = if service == ServiceKind::Zero {
             "no queue: every request is answered at once".to_owned()
         } else {
-            let mean = format_duration(Duration::from_secs_f64(1.0 / self.mu));
-            match self.servers {
+            let mean = format_duration(Duration::from_secs_f64(1.0 / mu));
+            match self.model.servers {
                 Servers::Finite(c) => format!(
-                    "mu {}/s per server, {c} server{}, {} service with mean {mean}; saturates at c*mu = {}/s",
-                    self.mu,
+                    "mu {mu}/s per server, {c} server{}, {service} service with mean {mean}; saturates at c*mu = {}/s",
                     if c == 1 { "" } else { "s" },
-                    self.service,
-                    self.mu * f64::from(c)
+                    mu * f64::from(c)
                 ),
                 Servers::Infinite => format!(
-                    "mu {}/s, infinitely many servers (pure delay), {} service with mean {mean}; \
-                     response time = service time at any load",
-                    self.mu, self.service
+                    "mu {mu}/s, infinitely many servers (pure delay), {service} service with mean {mean}; \
+                     response time = service time at any load"
                 ),
             }
         };
-        let limit = match self.capacity {
+        let limit = match self.model.capacity {
             Some(k) => format!("capacity K = {k} (503 when full)"),
             None => format!(
                 "no capacity (503 as overflow above {} in system)",
@@ -464,14 +437,12 @@ fn start_with(config: Config, exit_waker: Option<Arc<Waker>>) -> anyhow::Result<
     let local_addr = listeners[0]
         .local_addr()
         .context("reading the listening address")?;
-    let queue = (config.service != ServiceKind::Zero).then(|| {
-        Mutex::new(QueueModel::new(ModelSpec {
-            servers: config.servers,
-            capacity: config.capacity,
-            service: config.sampler(),
-            seed: config.seed,
-            overflow_limit: config.overflow_limit,
-        }))
+    let queue = (config.model.service != ServiceKind::Zero).then(|| {
+        Mutex::new(QueueModel::new(
+            &config.model,
+            config.seed,
+            config.overflow_limit,
+        ))
     });
     let shared = Arc::new(Shared {
         model_name: config.model_name(),

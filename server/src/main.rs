@@ -4,15 +4,10 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
-use queuelab_common::samplers::ServiceKind;
-use queuelab_common::theory::Servers;
-use queuelab_common::units::{parse_count, parse_duration, parse_rate};
+use clap::{Arg, CommandFactory, FromArgMatches, Parser};
+use queuelab_common::model::{DEFAULT_MU, ModelArgs};
+use queuelab_common::units::{parse_count, parse_duration};
 use queuelab_server::{Config, run};
-
-fn rate(s: &str) -> Result<f64, String> {
-    parse_rate(s).map_err(|e| e.to_string())
-}
 
 fn duration(s: &str) -> Result<Duration, String> {
     parse_duration(s).map_err(|e| e.to_string())
@@ -23,23 +18,10 @@ fn count_usize(s: &str) -> Result<usize, String> {
     usize::try_from(n).map_err(|_| format!("{s:?} is too large"))
 }
 
-fn count_u32(s: &str) -> Result<u32, String> {
-    let n = parse_count(s).map_err(|e| e.to_string())?;
-    u32::try_from(n).map_err(|_| format!("{s:?} is too large"))
-}
-
 fn seed(s: &str) -> Result<u64, String> {
     s.trim()
         .parse::<u64>()
         .map_err(|_| format!("invalid seed {s:?}: expected an integer 0..=18446744073709551615"))
-}
-
-fn servers(s: &str) -> Result<Servers, String> {
-    s.parse::<Servers>().map_err(|e| e.to_string())
-}
-
-fn service(s: &str) -> Result<ServiceKind, String> {
-    s.parse::<ServiceKind>().map_err(|e| e.to_string())
 }
 
 /// An HTTP/1.1 server that is a queue: each request waits in an emulated FIFO queue with c
@@ -61,7 +43,6 @@ struct Args {
     /// Address to listen on.
     #[arg(
         long,
-        env = "QSERVE_LISTEN",
         value_name = "ADDR",
         default_value = "0.0.0.0:8000",
         long_help = "Address and port to listen on (IPv4 or [IPv6]:port). Port 0 picks a free \
@@ -69,63 +50,13 @@ struct Args {
     )]
     listen: SocketAddr,
 
-    /// Service rate μ per server, requests/s.
-    #[arg(
-        long,
-        env = "QSERVE_MU",
-        value_name = "RATE",
-        default_value = "1000",
-        value_parser = rate,
-        long_help = "Service rate μ of each server, in requests per second (SI suffixes: 500, \
-                     2.5k, 1M). The mean service time is 1/μ. Ignored with --service zero."
-    )]
-    mu: f64,
-
-    /// Number of servers c, or `inf`.
-    #[arg(
-        long,
-        env = "QSERVE_SERVERS",
-        value_name = "N|inf",
-        default_value = "1",
-        value_parser = servers,
-        long_help = "Number of servers c of the FIFO queue (default 1), or `inf` for a pure \
-                     delay: every request is served at once for its service time (M/M/inf). \
-                     The server saturates at c·μ requests/s."
-    )]
-    servers: Servers,
-
-    /// Capacity K: requests in the system (waiting + in service); more get 503.
-    #[arg(
-        long,
-        env = "QSERVE_CAPACITY",
-        value_name = "K",
-        value_parser = count_u32,
-        long_help = "Capacity K of the system, counting requests waiting and in service \
-                     (M/M/c/K). An arrival that finds K present is answered 503 at once and \
-                     counted as blocked. Must be at least --servers. Default: no capacity, but \
-                     memory stays bounded: above 100000 requests in the system arrivals get 503 \
-                     and are counted as overflow."
-    )]
-    capacity: Option<u32>,
-
-    /// Service-time distribution: exp, const, uniform or zero.
-    #[arg(
-        long,
-        env = "QSERVE_SERVICE",
-        value_name = "KIND",
-        default_value = "exp",
-        value_parser = service,
-        long_help = "Service-time distribution, each with mean 1/μ: `exp` (exponential: M/M/c), \
-                     `const` (deterministic: M/D/c), `uniform` (uniform on [0, 2/μ]: an M/G/c \
-                     example), or `zero`: no queue at all, every request is answered at once \
-                     (the maximum-throughput mode)."
-    )]
-    service: ServiceKind,
+    /// The queue: --mu, --servers, --capacity, --service, or --model for the last three.
+    #[command(flatten)]
+    model: ModelArgs,
 
     /// I/O threads (event loops).
     #[arg(
         long,
-        env = "QSERVE_THREADS",
         value_name = "N",
         default_value = "1",
         value_parser = count_usize,
@@ -138,7 +69,6 @@ struct Args {
     /// Seed of the service-time generator [default: from the clock, printed at start-up].
     #[arg(
         long,
-        env = "QSERVE_SEED",
         value_name = "N",
         value_parser = seed,
         long_help = "Seed of the service-time generator. Service times are drawn in arrival \
@@ -151,7 +81,6 @@ struct Args {
     /// Connections open at most; more are closed at once.
     #[arg(
         long,
-        env = "QSERVE_MAX_CONNECTIONS",
         value_name = "N",
         default_value = "10000",
         value_parser = count_usize,
@@ -164,7 +93,6 @@ struct Args {
     /// Longest time a request head may take to arrive; then 408.
     #[arg(
         long,
-        env = "QSERVE_HEADER_TIMEOUT",
         value_name = "DUR",
         default_value = "10s",
         value_parser = duration,
@@ -177,7 +105,6 @@ struct Args {
     /// Idle keep-alive connections are closed after this.
     #[arg(
         long,
-        env = "QSERVE_IDLE_TIMEOUT",
         value_name = "DUR",
         default_value = "60s",
         value_parser = duration,
@@ -189,7 +116,6 @@ struct Args {
     /// On SIGTERM/SIGINT, time to answer what is queued.
     #[arg(
         long,
-        env = "QSERVE_GRACE",
         value_name = "DUR",
         default_value = "10s",
         value_parser = duration,
@@ -202,7 +128,6 @@ struct Args {
     /// Busy-wait this long before each deadline instead of sleeping (e.g. 50us).
     #[arg(
         long,
-        env = "QSERVE_SPIN",
         value_name = "DUR",
         default_value = "0",
         value_parser = duration,
@@ -217,7 +142,6 @@ struct Args {
     /// Never sleep while a connection is open: poll without a timeout (costs a core).
     #[arg(
         long,
-        env = "QSERVE_BUSY_POLL",
         value_parser = clap::builder::BoolishValueParser::new(),
         long_help = "Poll for I/O with a zero timeout instead of sleeping in epoll_wait while any \
                      connection is open, so that an arrival is read, and a departure written, \
@@ -239,10 +163,7 @@ impl Args {
         });
         Config {
             listen: self.listen,
-            mu: self.mu,
-            servers: self.servers,
-            capacity: self.capacity,
-            service: self.service,
+            model: self.model.model_or(DEFAULT_MU),
             threads: self.threads,
             seed,
             max_connections: self.max_connections,
@@ -256,8 +177,39 @@ impl Args {
     }
 }
 
+/// The capacity's help, with what qserve does without one.
+const CAPACITY_HELP: &str = "Capacity K of the system, counting requests waiting and in service \
+(M/M/c/K). An arrival that finds K present is answered 503 at once and counted as blocked. Must \
+be at least --servers. Default: no capacity, but memory stays bounded: above 100000 requests in \
+the system arrivals get 503 and are counted as overflow.";
+
+/// Every flag of `arg`'s command also read from `QSERVE_<NAME>` (`--max-connections`:
+/// `QSERVE_MAX_CONNECTIONS`), in this one place so that no flag is left out, the shared model
+/// flags included (qload and qlab flatten those too, and must not read QSERVE_*).
+fn with_env(arg: Arg) -> Arg {
+    let id = arg.get_id().as_str().to_owned();
+    if matches!(id.as_str(), "help" | "version") {
+        return arg;
+    }
+    let env = format!("QSERVE_{}", id.to_ascii_uppercase().replace('-', "_"));
+    let arg = arg.env(env);
+    match id.as_str() {
+        // Shown in --help like the other defaults; `model_or` applies the same value.
+        "mu" => arg.default_value(DEFAULT_MU.to_string()),
+        "capacity" => arg.long_help(CAPACITY_HELP),
+        _ => arg,
+    }
+}
+
+/// The flags from the command line and the environment.
+fn parse_args() -> Result<Args, clap::Error> {
+    let mut cmd = Args::command().mut_args(with_env);
+    let matches = cmd.try_get_matches_from_mut(std::env::args_os())?;
+    Args::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))
+}
+
 fn main() -> ExitCode {
-    let args = match Args::try_parse() {
+    let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
             let _ = e.print();

@@ -26,8 +26,8 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+use queuelab_common::model::{Model, Servers};
 use queuelab_common::samplers::{self, Rng, ServiceKind, ServiceSampler, rng};
-use queuelab_common::theory::Servers;
 
 /// Requests allowed in the system when no capacity is set; arrivals beyond it get `503` and are
 /// counted as overflow (about 800 KB of pending departures at most).
@@ -59,21 +59,6 @@ pub struct Service {
     pub wait_ns: u64,
     /// Service time `S`.
     pub service_ns: u64,
-}
-
-/// Parameters of a [`QueueModel`].
-#[derive(Debug, Clone, Copy)]
-pub struct ModelSpec {
-    /// Number of servers.
-    pub servers: Servers,
-    /// Capacity `K` (in system), if any.
-    pub capacity: Option<u32>,
-    /// Service-time distribution and rate.
-    pub service: ServiceSampler,
-    /// Seed of the service-time generator.
-    pub seed: u64,
-    /// In-system limit used when `capacity` is `None`.
-    pub overflow_limit: usize,
 }
 
 /// Counters kept by the model.
@@ -113,10 +98,11 @@ pub struct QueueModel {
 }
 
 impl QueueModel {
-    /// A model for `spec`. `Servers::Finite(0)` is treated as one server (configs are validated
-    /// before they get here).
-    pub fn new(spec: ModelSpec) -> Self {
-        let servers = match spec.servers {
+    /// The queue of `model`, its service times drawn from `seed`, holding at most
+    /// `overflow_limit` requests when `model` has no capacity. `Servers::Finite(0)` is treated as
+    /// one server (models are validated before they get here).
+    pub fn new(model: &Model, seed: u64, overflow_limit: usize) -> Self {
+        let servers = match model.servers {
             Servers::Finite(c) => {
                 let c = c.max(1) as usize;
                 let mut heap = BinaryHeap::with_capacity(c);
@@ -125,16 +111,16 @@ impl QueueModel {
             }
             Servers::Infinite => ServerState::Infinite,
         };
-        let limit = match spec.capacity {
+        let limit = match model.capacity {
             Some(k) => k as usize,
-            None => spec.overflow_limit,
+            None => overflow_limit,
         };
         QueueModel {
-            sampler: spec.service,
-            rng: rng(spec.seed, SERVICE_STREAM),
+            sampler: model.sampler(),
+            rng: rng(seed, SERVICE_STREAM),
             servers,
-            capacity: spec.capacity,
-            overflow_limit: spec.overflow_limit,
+            capacity: model.capacity,
+            overflow_limit,
             // Pending departures never exceed the limit; reserve it up front (bounded, so a huge K
             // grows the heap on demand instead of reserving it all at start).
             pending: BinaryHeap::with_capacity(limit.min(1 << 20)),
@@ -235,13 +221,10 @@ mod tests {
     use super::*;
 
     fn model(servers: Servers, capacity: Option<u32>, kind: ServiceKind) -> QueueModel {
-        QueueModel::new(ModelSpec {
-            servers,
-            capacity,
-            service: ServiceSampler::new(kind, 1000.0),
-            seed: 1,
-            overflow_limit: 3,
-        })
+        let m = Model::new(1000.0, servers)
+            .with_capacity(capacity)
+            .with_service(kind);
+        QueueModel::new(&m, 1, 3)
     }
 
     fn served(o: Outcome) -> Service {

@@ -363,7 +363,7 @@ impl Worker {
             idle_timeout_ns,
             drain_deadline_ns: u64::MAX,
             io: Io {
-                zero: config.service == ServiceKind::Zero,
+                zero: config.model.service == ServiceKind::Zero,
                 shared: Arc::clone(&shared),
                 index,
                 clock,
@@ -1151,7 +1151,7 @@ impl Io {
             None => (totals.counters.served, 0, 0, 0.0),
         };
         let config = &shared.config;
-        let service = config.service.to_string();
+        let service = config.model.service.to_string();
         self.metrics_body.clear();
         metrics::render(
             &mut self.metrics_body,
@@ -1162,12 +1162,12 @@ impl Io {
                 busy_servers,
                 busy_s,
                 connections: shared.open_connections.load(Ordering::Relaxed),
-                mu: config.mu,
-                servers: match config.servers {
-                    queuelab_common::theory::Servers::Finite(c) => Some(c),
-                    queuelab_common::theory::Servers::Infinite => None,
+                mu: config.model.mu,
+                servers: match config.model.servers {
+                    queuelab_common::model::Servers::Finite(c) => Some(c),
+                    queuelab_common::model::Servers::Infinite => None,
                 },
-                capacity: config.capacity,
+                capacity: config.model.capacity,
                 overflow_limit: config.overflow_limit,
                 threads: config.threads,
                 spin_s: config.spin.as_secs_f64(),

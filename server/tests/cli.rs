@@ -62,6 +62,7 @@ fn help_explains_every_flag_and_its_environment_variable() {
         "grace",
         "spin",
         "busy-poll",
+        "model",
     ] {
         let env = format!("QSERVE_{}", flag.to_uppercase().replace('-', "_"));
         assert!(
@@ -89,6 +90,10 @@ fn bad_usage_exits_2() {
         (&["--header-timeout", "0s"], &[]),
         (&["--no-such-flag"], &[]),
         (&[], &[("QSERVE_MU", "-5")]),
+        (&["--model", "M/M/2/1"], &[]),
+        (&["--model", "M/M/1", "--servers", "2"], &[]),
+        (&["--model", "M/M/1"], &[("QSERVE_CAPACITY", "4")]),
+        (&[], &[("QSERVE_MODEL", "M/X/1")]),
         (&[], &[("QSERVE_LISTEN", "nowhere")]),
     ];
     for (args, env) in cases {
@@ -271,4 +276,42 @@ fn busy_poll_spins_while_a_client_is_connected_and_sleeps_otherwise() {
     let rc = unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
     assert_eq!(rc, 0);
     assert_eq!(wait_with_deadline(&mut child.0).code(), Some(0));
+}
+
+/// `--model` (here through QSERVE_MODEL) sets servers, capacity and service at once, and the
+/// start-up line names the model it was given.
+#[test]
+fn model_by_name_from_the_environment() {
+    for (env, args, want) in [
+        (
+            &[("QSERVE_MODEL", "M/D/4/8")][..],
+            &["--mu", "2k"][..],
+            "model M/D/4/8: mu 2000/s per server, 4 servers, const service",
+        ),
+        (
+            &[][..],
+            &["--model", "M/M/inf"][..],
+            "model M/M/inf: mu 1000/s",
+        ),
+        (
+            &[("QSERVE_MU", "500")][..],
+            &[][..],
+            "model M/M/1: mu 500/s",
+        ),
+    ] {
+        let mut child = Command::new(BIN)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .envs(env.iter().copied())
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start qserve");
+        let (line, _addr, _stderr) = startup(&mut child);
+        // SAFETY: sending a signal to our own child process, whose pid is valid until waited for.
+        let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        assert_eq!(rc, 0);
+        assert_eq!(wait_with_deadline(&mut child).code(), Some(0));
+        assert!(line.contains(want), "{env:?} {args:?}: {line}");
+    }
 }

@@ -42,9 +42,9 @@ const N: usize = 5_000;
 #[test]
 fn closed_loop_clients_see_c_mu_and_littles_law() {
     let h = server(|c| {
-        c.servers = Servers::Finite(SERVERS);
-        c.mu = MU;
-        c.service = ServiceKind::Exp;
+        c.model.servers = Servers::Finite(SERVERS);
+        c.model.mu = MU;
+        c.model.service = ServiceKind::Exp;
         c.seed = 20_240_601;
         c.max_connections = 1000;
     });

@@ -126,8 +126,8 @@ fn slowloris_heads_get_408_while_others_are_served() {
     const SLOW: usize = 300;
     let header_timeout = Duration::from_secs(1);
     let h = server(|c| {
-        c.service = ServiceKind::Const;
-        c.mu = 1000.0;
+        c.model.service = ServiceKind::Const;
+        c.model.mu = 1000.0;
         c.header_timeout = header_timeout;
     });
     let mut scraper = Scraper::new(&h);
@@ -231,7 +231,7 @@ fn slowloris_heads_get_408_while_others_are_served() {
 #[test]
 fn smuggling_shapes_get_one_answer_and_a_close() {
     let _g = shared();
-    let h = server(|c| c.service = ServiceKind::Zero);
+    let h = server(|c| c.model.service = ServiceKind::Zero);
     let smuggled = b"GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n";
     let cases: &[(&str, &[u8], u16)] = &[
         (
@@ -388,7 +388,7 @@ fn smuggling_shapes_get_one_answer_and_a_close() {
 #[test]
 fn oversized_body_gets_413_and_its_bytes_are_never_parsed() {
     let _g = shared();
-    let h = server(|c| c.service = ServiceKind::Zero);
+    let h = server(|c| c.model.service = ServiceKind::Zero);
     let mut scraper = Scraper::new(&h);
     let mut normal = connect(&h);
 
@@ -468,7 +468,7 @@ fn connection_flood_over_the_limit_is_refused_and_recovers() {
     const EXISTING: usize = 10;
     const FLOOD: usize = 500;
     let h = server(|c| {
-        c.service = ServiceKind::Zero;
+        c.model.service = ServiceKind::Zero;
         c.max_connections = LIMIT;
     });
     // The first existing connection doubles as the metrics scraper.
@@ -570,8 +570,8 @@ fn half_closed_pipeline_gets_every_answer() {
     let _g = shared();
     let service_us = 1_000;
     let h = server(|c| {
-        c.service = ServiceKind::Const;
-        c.mu = 1000.0;
+        c.model.service = ServiceKind::Const;
+        c.model.mu = 1000.0;
     });
     let mut other = connect(&h);
     let mut s = connect(&h);
@@ -610,9 +610,9 @@ fn half_closed_pipeline_gets_every_answer() {
 fn resets_mid_head_mid_body_and_while_queued_are_accounted() {
     let _g = shared();
     let h = server(|c| {
-        c.service = ServiceKind::Const;
-        c.mu = 0.1; // 10 s each: nothing departs during the test
-        c.capacity = Some(3);
+        c.model.service = ServiceKind::Const;
+        c.model.mu = 0.1; // 10 s each: nothing departs during the test
+        c.model.capacity = Some(3);
         c.grace = Duration::from_millis(100);
     });
     let mut scraper = Scraper::new(&h);
@@ -681,8 +681,8 @@ fn resets_mid_head_mid_body_and_while_queued_are_accounted() {
 fn a_reset_is_noticed_while_the_connection_is_not_reading() {
     let _g = shared();
     let h = server(|c| {
-        c.service = ServiceKind::Const;
-        c.mu = 0.01; // 100 s each
+        c.model.service = ServiceKind::Const;
+        c.model.mu = 0.01; // 100 s each
     });
     let mut scraper = Scraper::new(&h);
 
@@ -741,7 +741,7 @@ fn a_reset_is_noticed_while_the_connection_is_not_reading() {
 fn pipelined_flood_from_a_slow_reader_stays_bounded_and_in_order() {
     let _g = exclusive();
     const N: usize = 100_000;
-    let h = server(|c| c.service = ServiceKind::Zero);
+    let h = server(|c| c.model.service = ServiceKind::Zero);
     // Three request shapes in a fixed pattern, with three distinguishable answers; the last
     // request asks to close.
     fn request(i: usize) -> &'static [u8] {
@@ -884,8 +884,8 @@ fn overload_without_capacity_is_capped_and_every_request_counted() {
     const EACH: usize = 25;
     let service_us = 5_000; // μ = 200/s, one server
     let h = server(|c| {
-        c.service = ServiceKind::Const;
-        c.mu = 200.0;
+        c.model.service = ServiceKind::Const;
+        c.model.mu = 200.0;
         c.threads = 2;
         c.overflow_limit = LIMIT;
     });
@@ -989,8 +989,8 @@ fn shutdown_with_a_full_queue_accounts_for_every_request() {
     const CONNS: usize = 10;
     const DEPTH: usize = 2;
     let h = server(|c| {
-        c.service = ServiceKind::Const;
-        c.mu = 1.0; // 1 s each: six admitted take six seconds, far beyond the grace
+        c.model.service = ServiceKind::Const;
+        c.model.mu = 1.0; // 1 s each: six admitted take six seconds, far beyond the grace
         c.overflow_limit = LIMIT;
         c.grace = Duration::from_millis(300);
     });
@@ -1046,7 +1046,7 @@ fn shutdown_with_a_full_queue_accounts_for_every_request() {
 #[test]
 fn a_pipelined_burst_over_the_limit_is_answered_in_full() {
     let _g = shared();
-    let h = server(|c| c.service = ServiceKind::Zero);
+    let h = server(|c| c.model.service = ServiceKind::Zero);
     let mut s = connect(&h);
     let n = 5 * PIPELINE_MAX + 3;
     let burst: Vec<u8> = (0..n).flat_map(|i| get(&format!("/b/{i}"))).collect();
@@ -1067,7 +1067,7 @@ fn a_pipelined_burst_over_the_limit_is_answered_in_full() {
 #[test]
 fn a_passed_peak_of_connections_returns_its_memory() {
     let _guard = exclusive();
-    let h = server(|c| c.service = ServiceKind::Zero);
+    let h = server(|c| c.model.service = ServiceKind::Zero);
     let mut scraper = Scraper::new(&h);
     let open_and_close = |n: usize| {
         let mut conns: Vec<TcpStream> = (0..n).map(|_| connect(&h)).collect();

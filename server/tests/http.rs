@@ -15,8 +15,8 @@ use support::*;
 #[test]
 fn keep_alive_serves_many_requests_on_one_connection() {
     let h = server(|c| {
-        c.servers = Servers::Infinite;
-        c.mu = 20_000.0;
+        c.model.servers = Servers::Infinite;
+        c.model.mu = 20_000.0;
     });
     let mut s = connect(&h);
     let mut pending = Vec::new();
@@ -50,8 +50,8 @@ fn spin_mode_serves_in_order_and_records_lateness() {
     // sleeping and then spins to it. Pipelined and concurrent requests must still be answered
     // exactly as the queue says.
     let h = server(|c| {
-        c.service = ServiceKind::Const;
-        c.mu = 2_000.0; // 500 us
+        c.model.service = ServiceKind::Const;
+        c.model.mu = 2_000.0; // 500 us
         c.spin = Duration::from_millis(2);
     });
     let mut a = connect(&h);
@@ -96,8 +96,8 @@ fn pipelined_answers_come_in_request_order() {
     // the n-th draw.
     let seed = 77;
     let h = server(|c| {
-        c.servers = Servers::Infinite;
-        c.mu = 200.0;
+        c.model.servers = Servers::Infinite;
+        c.model.mu = 200.0;
         c.seed = seed;
     });
     let sampler = ServiceSampler::new(ServiceKind::Exp, 200.0);
@@ -138,7 +138,7 @@ fn pipelined_answers_come_in_request_order() {
 
 #[test]
 fn http10_closes_unless_keep_alive() {
-    let h = server(|c| c.service = ServiceKind::Zero);
+    let h = server(|c| c.model.service = ServiceKind::Zero);
     let mut s = connect(&h);
     let r = roundtrip(&mut s, b"GET / HTTP/1.0\r\n\r\n");
     assert_eq!(r.status, 200);
@@ -155,7 +155,7 @@ fn http10_closes_unless_keep_alive() {
 
 #[test]
 fn connection_close_is_honoured_and_later_requests_ignored() {
-    let h = server(|c| c.service = ServiceKind::Zero);
+    let h = server(|c| c.model.service = ServiceKind::Zero);
     let mut s = connect(&h);
     let mut raw = b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".to_vec();
     raw.extend_from_slice(&get("/after-close"));
@@ -175,7 +175,7 @@ fn connection_close_is_honoured_and_later_requests_ignored() {
 
 #[test]
 fn every_bad_input_gets_its_status_and_a_close() {
-    let h = server(|c| c.service = ServiceKind::Zero);
+    let h = server(|c| c.model.service = ServiceKind::Zero);
     let long_head = format!(
         "GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n",
         "y".repeat(9000)
@@ -270,7 +270,7 @@ fn every_bad_input_gets_its_status_and_a_close() {
 
 #[test]
 fn request_bodies_are_skipped() {
-    let h = server(|c| c.service = ServiceKind::Zero);
+    let h = server(|c| c.model.service = ServiceKind::Zero);
     let mut s = connect(&h);
     s.write_all(b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n01234")
         .expect("send");
@@ -289,7 +289,7 @@ fn request_bodies_are_skipped() {
 
 #[test]
 fn expect_100_continue_gets_an_interim_answer() {
-    let h = server(|c| c.service = ServiceKind::Zero);
+    let h = server(|c| c.model.service = ServiceKind::Zero);
     let mut s = connect(&h);
     s.write_all(b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")
         .expect("send the head");
@@ -306,7 +306,7 @@ fn expect_100_continue_gets_an_interim_answer() {
 
 #[test]
 fn a_flooding_pipeline_does_not_starve_other_connections() {
-    let h = server(|c| c.service = ServiceKind::Zero);
+    let h = server(|c| c.model.service = ServiceKind::Zero);
     let addr = h.local_addr();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flooder = {
@@ -350,7 +350,7 @@ fn a_flooding_pipeline_does_not_starve_other_connections() {
 #[test]
 fn slow_head_gets_408() {
     let h = server(|c| {
-        c.service = ServiceKind::Zero;
+        c.model.service = ServiceKind::Zero;
         c.header_timeout = Duration::from_millis(300);
     });
     let mut s = connect(&h);
@@ -372,7 +372,7 @@ fn slow_head_gets_408() {
 #[test]
 fn idle_connections_are_closed() {
     let h = server(|c| {
-        c.service = ServiceKind::Zero;
+        c.model.service = ServiceKind::Zero;
         c.idle_timeout = Duration::from_millis(300);
     });
     let mut s = connect(&h);
@@ -390,8 +390,8 @@ fn idle_connections_are_closed() {
 #[test]
 fn half_closed_client_still_gets_its_answer() {
     let h = server(|c| {
-        c.service = ServiceKind::Const;
-        c.mu = 20.0;
+        c.model.service = ServiceKind::Const;
+        c.model.mu = 20.0;
     });
     let mut s = connect(&h);
     s.write_all(&get("/")).expect("send");
@@ -409,9 +409,9 @@ fn arrivals_at_capacity_get_503() {
     // One server, K = 2, each service exactly 400 ms: of four simultaneous requests two are in
     // the system (one served, one waiting) and two are turned away at once.
     let h = server(|c| {
-        c.service = ServiceKind::Const;
-        c.mu = 2.5;
-        c.capacity = Some(2);
+        c.model.service = ServiceKind::Const;
+        c.model.mu = 2.5;
+        c.model.capacity = Some(2);
     });
     let mut conns: Vec<TcpStream> = (0..4).map(|_| connect(&h)).collect();
     let started = Instant::now();
@@ -444,7 +444,7 @@ fn arrivals_at_capacity_get_503() {
 #[test]
 fn connections_over_the_limit_are_closed_at_once() {
     let h = server(|c| {
-        c.service = ServiceKind::Zero;
+        c.model.service = ServiceKind::Zero;
         c.max_connections = 2;
     });
     let mut a = connect(&h);
@@ -481,7 +481,7 @@ fn connections_over_the_limit_are_closed_at_once() {
 
 #[test]
 fn a_client_that_never_reads_cannot_make_the_server_buffer() {
-    let h = server(|c| c.service = ServiceKind::Zero);
+    let h = server(|c| c.model.service = ServiceKind::Zero);
     let mut flood = connect(&h);
     flood
         .set_write_timeout(Some(Duration::from_secs(2)))
@@ -518,10 +518,10 @@ fn a_client_that_never_reads_cannot_make_the_server_buffer() {
 #[test]
 fn metrics_and_healthz_bypass_a_full_queue() {
     let h = server(|c| {
-        c.service = ServiceKind::Const;
-        c.mu = 0.5; // 2 s per request
-        c.capacity = Some(1);
-        c.servers = Servers::Finite(1);
+        c.model.service = ServiceKind::Const;
+        c.model.mu = 0.5; // 2 s per request
+        c.model.capacity = Some(1);
+        c.model.servers = Servers::Finite(1);
     });
     let mut busy = connect(&h);
     busy.write_all(&get("/slow")).expect("send");
@@ -576,8 +576,8 @@ fn metrics_and_healthz_bypass_a_full_queue() {
 fn shutdown_answers_every_request_in_flight() {
     // One server, 100 ms per request: six requests on three connections take 600 ms to drain.
     let h = server(|c| {
-        c.service = ServiceKind::Const;
-        c.mu = 10.0;
+        c.model.service = ServiceKind::Const;
+        c.model.mu = 10.0;
         c.grace = Duration::from_secs(30);
     });
     let mut conns: Vec<TcpStream> = (0..3).map(|_| connect(&h)).collect();
@@ -621,8 +621,8 @@ fn shutdown_answers_every_request_in_flight() {
 #[test]
 fn requests_after_shutdown_get_503_and_new_connections_are_refused() {
     let h = server(|c| {
-        c.service = ServiceKind::Const;
-        c.mu = 5.0;
+        c.model.service = ServiceKind::Const;
+        c.model.mu = 5.0;
         c.grace = Duration::from_secs(30);
     });
     let mut s = connect(&h);
@@ -655,8 +655,8 @@ fn requests_after_shutdown_get_503_and_new_connections_are_refused() {
 #[test]
 fn grace_expiry_counts_what_is_left() {
     let h = server(|c| {
-        c.service = ServiceKind::Const;
-        c.mu = 0.1; // 10 s
+        c.model.service = ServiceKind::Const;
+        c.model.mu = 0.1; // 10 s
         c.grace = Duration::from_millis(200);
     });
     let mut s = connect(&h);
@@ -682,8 +682,8 @@ fn several_threads_share_one_queue() {
     // over both threads by the kernel) must be served one after the other.
     let h = server(|c| {
         c.threads = 2;
-        c.service = ServiceKind::Const;
-        c.mu = 10.0;
+        c.model.service = ServiceKind::Const;
+        c.model.mu = 10.0;
     });
     let mut conns: Vec<TcpStream> = (0..10).map(|_| connect(&h)).collect();
     for s in conns.iter_mut() {

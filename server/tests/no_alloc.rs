@@ -98,11 +98,11 @@ fn measure(name: &str, configure: impl FnOnce(&mut queuelab_server::Config)) {
 
 #[test]
 fn requests_do_not_allocate() {
-    measure("zero service", |c| c.service = ServiceKind::Zero);
+    measure("zero service", |c| c.model.service = ServiceKind::Zero);
     // Constant service through the queue and the timer wheel: every answer has the same length.
     measure("queued", |c| {
-        c.service = ServiceKind::Const;
-        c.servers = Servers::Infinite;
-        c.mu = 50_000.0;
+        c.model.service = ServiceKind::Const;
+        c.model.servers = Servers::Infinite;
+        c.model.mu = 50_000.0;
     });
 }

@@ -9,9 +9,9 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
+use queuelab_common::model::{Model, Servers};
 use queuelab_common::samplers::{ServiceKind, ServiceSampler, exp_sample, rng};
-use queuelab_common::theory::Servers;
-use queuelab_server::queue::{ModelSpec, Outcome, QueueModel, SERVICE_STREAM};
+use queuelab_server::queue::{Outcome, QueueModel, SERVICE_STREAM};
 
 /// Departure time of each customer, `None` if blocked.
 fn simulate(
@@ -92,13 +92,14 @@ fn check(
     let seed = 0x5eed ^ n as u64;
     let cs = customers(n, lambda, sampler, seed);
     let want = simulate(&cs, servers, capacity.map(|k| k as usize));
-    let mut model = QueueModel::new(ModelSpec {
-        servers,
-        capacity,
-        service: sampler,
-        seed,
-        overflow_limit: usize::MAX,
-    });
+    let queue = Model::new(mu, servers)
+        .with_capacity(capacity)
+        .with_service(kind);
+    assert_eq!(
+        (queue.sampler().kind, queue.sampler().mu),
+        (sampler.kind, sampler.mu)
+    );
+    let mut model = QueueModel::new(&queue, seed, usize::MAX);
     let mut blocked = 0;
     let mut waited = 0;
     for (i, (&(a, s), w)) in cs.iter().zip(&want).enumerate() {
@@ -239,13 +240,8 @@ fn other_service_distributions_match_the_simulation() {
 }
 
 fn outcomes(seed: u64, arrivals: &[u64]) -> Vec<Outcome> {
-    let mut m = QueueModel::new(ModelSpec {
-        servers: Servers::Finite(2),
-        capacity: Some(6),
-        service: ServiceSampler::new(ServiceKind::Exp, 1000.0),
-        seed,
-        overflow_limit: 100_000,
-    });
+    let model = Model::new(1000.0, Servers::Finite(2)).with_capacity(Some(6));
+    let mut m = QueueModel::new(&model, seed, 100_000);
     arrivals.iter().map(|&a| m.arrive(a)).collect()
 }
 
@@ -279,13 +275,7 @@ fn overflow_bounds_the_system_without_capacity() {
     // rho = 2 with no capacity: the system would grow without bound; the limit holds it.
     let sampler = ServiceSampler::new(ServiceKind::Exp, 1000.0);
     let cs = customers(50_000, 2_000.0, sampler, 3);
-    let mut m = QueueModel::new(ModelSpec {
-        servers: Servers::Finite(1),
-        capacity: None,
-        service: sampler,
-        seed: 3,
-        overflow_limit: 1_000,
-    });
+    let mut m = QueueModel::new(&Model::new(1000.0, Servers::Finite(1)), 3, 1_000);
     let mut overflow = 0;
     for &(a, _) in &cs {
         if m.arrive(a) == Outcome::Overflow {

@@ -1,0 +1,465 @@
+//! The queue model that `qserve` emulates, `qload` prints the theory of and `qlab` sweeps: one
+//! type, [`Model`], its validation, its Kendall name ([`Kendall`]) and its command-line flags
+//! ([`ModelArgs`]).
+//!
+//! A model is a FIFO queue with Poisson arrivals, `c` servers (or infinitely many) of service rate
+//! μ each, an optional capacity K (requests in the system, waiting plus in service) and a
+//! service-time distribution. The arrival side is apart, as a [`Load`]: an arrival rate λ (what
+//! `qload` sends) or a load per server ρ = λ/(cμ) (what the lab sweeps); [`Model::lambda`] and
+//! [`Model::rho`] convert.
+//!
+//! The three programs share the flags `--mu`, `--servers`, `--capacity`, `--service` and `--model`
+//! by flattening [`ModelArgs`]; each keeps its own defaults (`qserve` and `qlab` μ = 1000/s,
+//! `qload` no model unless `--mu` is given) and `qserve` alone also reads them from the
+//! environment (`QSERVE_MU`, …), which it adds to its own command.
+//!
+//! ```
+//! use queuelab_common::model::{Kendall, Load, Model, Servers};
+//!
+//! let m = Model::parse("M/M/2/10", 500.0).unwrap();
+//! assert_eq!((m.servers, m.capacity), (Servers::Finite(2), Some(10)));
+//! assert_eq!(m.name(), "M/M/2/10");
+//! assert_eq!(m.lambda(Load::Rho(0.5)), 500.0); // ρ·c·μ
+//! assert_eq!(m.rho(250.0), 0.25);
+//! assert!("M/M/1/0".parse::<Kendall>().is_err());
+//! ```
+use std::fmt;
+use std::str::FromStr;
+
+pub use crate::samplers::ServiceKind;
+use crate::samplers::ServiceSampler;
+use crate::units::{parse_count, parse_rate};
+
+/// Number of servers: `c` or infinitely many (pure delay).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Servers {
+    /// `c ≥ 1` servers.
+    Finite(u32),
+    /// M/·/∞: every request is served at once.
+    Infinite,
+}
+
+impl FromStr for Servers {
+    type Err = crate::units::UnitError;
+    /// A positive integer or `inf` (also `infinite`, `infinity`, `∞`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        let err = |reason| crate::units::UnitError::new("number of servers", s, reason);
+        match t.to_ascii_lowercase().as_str() {
+            "inf" | "infinite" | "infinity" | "∞" => return Ok(Servers::Infinite),
+            "" => return Err(err("empty (expected a positive integer or inf)")),
+            _ => {}
+        }
+        if !t.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(err("expected a positive integer or inf"));
+        }
+        match t.parse::<u32>() {
+            Ok(0) => Err(err("must be at least 1")),
+            Ok(c) => Ok(Servers::Finite(c)),
+            Err(_) => Err(err("too large")),
+        }
+    }
+}
+
+impl fmt::Display for Servers {
+    /// `c` or `inf`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Servers::Finite(c) => write!(f, "{c}"),
+            Servers::Infinite => f.write_str("inf"),
+        }
+    }
+}
+
+/// The service rate of `qserve` and `qlab` when `--mu` is not given (1/s).
+pub const DEFAULT_MU: f64 = 1000.0;
+
+/// A queue: Poisson arrivals, `servers` servers of rate `mu`, optional capacity, a service-time
+/// distribution.
+///
+/// The fields are public to read and to change; a new model starts from [`Model::new`],
+/// [`Model::parse`] or [`Default`] (M/M/1 at μ = [`DEFAULT_MU`]), so that fields added later
+/// (the queueing discipline) get their defaults without touching the code that builds models.
+/// Nothing is checked on construction: [`Model::validate`] is the one check every program applies.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct Model {
+    /// Service rate μ per server (1/s); unused with [`ServiceKind::Zero`].
+    pub mu: f64,
+    /// Number of servers.
+    pub servers: Servers,
+    /// Capacity K (in system, waiting plus in service), if any.
+    pub capacity: Option<u32>,
+    /// Service-time distribution (each with mean 1/μ).
+    pub service: ServiceKind,
+}
+
+impl Default for Model {
+    /// M/M/1 at μ = [`DEFAULT_MU`].
+    fn default() -> Self {
+        Model::new(DEFAULT_MU, Servers::Finite(1))
+    }
+}
+
+/// Why a model is not a queue: the message names the flag at fault (the flags are the same in
+/// every program).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ModelError {
+    /// μ is zero, negative, infinite or NaN (with a service other than zero).
+    #[error("--mu must be a positive rate, got {0}")]
+    Mu(f64),
+    /// `Servers::Finite(0)`.
+    #[error("--servers must be at least 1 (or inf)")]
+    NoServers,
+    /// A capacity of 0: nobody could ever be admitted.
+    #[error("--capacity must be at least 1")]
+    NoCapacity,
+    /// K < c: K counts the requests in service, so it cannot be below the servers.
+    #[error(
+        "--capacity {capacity} is below --servers {servers}: K counts the requests in service too"
+    )]
+    CapacityBelowServers {
+        /// K.
+        capacity: u32,
+        /// c.
+        servers: u32,
+    },
+    /// A Kendall name that does not parse.
+    #[error("invalid model {name:?}: {reason}")]
+    Name {
+        /// The name as given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+}
+
+/// How hard the arrivals push: an arrival rate, or a load per server.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Load {
+    /// Arrival rate λ (1/s).
+    Rate(f64),
+    /// Offered load per server ρ = λ/(cμ) (λ/μ with infinitely many servers).
+    Rho(f64),
+}
+
+impl Model {
+    /// c servers of rate `mu`, exponential service, no capacity (not validated).
+    pub fn new(mu: f64, servers: Servers) -> Self {
+        Model {
+            mu,
+            servers,
+            capacity: None,
+            service: ServiceKind::Exp,
+        }
+    }
+
+    /// The same model with capacity `capacity`.
+    pub fn with_capacity(self, capacity: Option<u32>) -> Self {
+        Model { capacity, ..self }
+    }
+
+    /// The same model with service-time distribution `service`.
+    pub fn with_service(self, service: ServiceKind) -> Self {
+        Model { service, ..self }
+    }
+
+    /// The model named `name` in Kendall notation ([`Kendall`]) with service rate `mu`, validated.
+    pub fn parse(name: &str, mu: f64) -> Result<Self, ModelError> {
+        let m = Model::new(mu, Servers::Finite(1)).with_kendall(name.parse()?);
+        m.validate()?;
+        Ok(m)
+    }
+
+    /// The same model with the servers, capacity and service of `k` (μ kept).
+    pub fn with_kendall(self, k: Kendall) -> Self {
+        Model {
+            servers: k.servers,
+            capacity: k.capacity,
+            service: k.service,
+            ..self
+        }
+    }
+
+    /// Checks that this is a queue: μ positive and finite (unless the service is zero), c ≥ 1,
+    /// K ≥ 1 and K ≥ c.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        if self.service != ServiceKind::Zero && !(self.mu.is_finite() && self.mu > 0.0) {
+            return Err(ModelError::Mu(self.mu));
+        }
+        self.kendall().validate()
+    }
+
+    /// The model in Kendall notation, without μ.
+    pub fn kendall(&self) -> Kendall {
+        Kendall {
+            servers: self.servers,
+            capacity: self.capacity,
+            service: self.service,
+        }
+    }
+
+    /// Kendall notation: `M/M/1`, `M/M/2/10`, `M/D/1`, `M/G/1`, `M/M/inf`, `M/0`, … (see
+    /// [`Kendall`]); [`Model::parse`] reads it back.
+    pub fn name(&self) -> String {
+        self.kendall().to_string()
+    }
+
+    /// The arrival rate λ of `load`: itself, or ρ·c·μ (ρ·μ with infinitely many servers, where
+    /// ρ is the mean number of busy servers).
+    pub fn lambda(&self, load: Load) -> f64 {
+        match (load, self.servers) {
+            (Load::Rate(lambda), _) => lambda,
+            (Load::Rho(rho), Servers::Finite(c)) => rho * f64::from(c) * self.mu,
+            (Load::Rho(rho), Servers::Infinite) => rho * self.mu,
+        }
+    }
+
+    /// The offered load per server at arrival rate `lambda`: λ/(cμ), λ/μ for infinitely many
+    /// servers, 0 for zero service (nobody ever occupies a server).
+    pub fn rho(&self, lambda: f64) -> f64 {
+        if self.service == ServiceKind::Zero {
+            return 0.0;
+        }
+        match self.servers {
+            Servers::Finite(c) => lambda / (f64::from(c) * self.mu),
+            Servers::Infinite => lambda / self.mu,
+        }
+    }
+
+    /// The service-time sampler of this model (μ unchecked: validate first).
+    pub fn sampler(&self) -> ServiceSampler {
+        ServiceSampler {
+            kind: self.service,
+            mu: self.mu,
+        }
+    }
+}
+
+/// A model's Kendall name: everything of a [`Model`] but μ.
+///
+/// Arrivals are always Poisson (`M`). Then the service: `M` (exponential), `D` (constant), `G`
+/// (uniform on [0, 2/μ], the general distribution `qserve` offers); the number of servers (`inf`
+/// for ∞); and the capacity K if any: `M/M/1`, `M/M/2`, `M/M/1/10`, `M/D/1`, `M/G/1`, `M/M/inf`,
+/// `M/D/inf`, `M/G/inf`, `M/M/inf/10` (the Erlang loss system with 10 places). Zero service is
+/// `M/0` whatever the servers and capacity (it has no queue), and `M/0` reads back as one server
+/// without capacity. Parsing ignores case and spaces around the parts and takes `∞` for `inf`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kendall {
+    /// Number of servers.
+    pub servers: Servers,
+    /// Capacity K, if any.
+    pub capacity: Option<u32>,
+    /// Service-time distribution.
+    pub service: ServiceKind,
+}
+
+impl Kendall {
+    /// c ≥ 1, K ≥ 1 and K ≥ c (see [`Model::validate`]).
+    pub fn validate(&self) -> Result<(), ModelError> {
+        match (self.servers, self.capacity) {
+            (Servers::Finite(0), _) => Err(ModelError::NoServers),
+            (_, Some(0)) => Err(ModelError::NoCapacity),
+            (Servers::Finite(c), Some(k)) if k < c => Err(ModelError::CapacityBelowServers {
+                capacity: k,
+                servers: c,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl fmt::Display for Kendall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let service = match self.service {
+            ServiceKind::Exp => "M",
+            ServiceKind::Const => "D",
+            ServiceKind::Uniform => "G",
+            ServiceKind::Zero => return f.write_str("M/0"),
+        };
+        write!(f, "M/{service}/{}", self.servers)?;
+        match self.capacity {
+            Some(k) => write!(f, "/{k}"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl FromStr for Kendall {
+    type Err = ModelError;
+    /// `M/S/c` or `M/S/c/K`, or `M/0`; the result is validated (c ≥ 1, K ≥ 1, K ≥ c).
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        let bad = |reason| ModelError::Name {
+            name: name.to_owned(),
+            reason,
+        };
+        let parts: Vec<&str> = name.split('/').map(str::trim).collect();
+        if !parts[0].eq_ignore_ascii_case("M") {
+            return Err(bad("arrivals must be M (Poisson): the name starts with M/"));
+        }
+        let service = match parts.get(1).map(|s| s.to_ascii_uppercase()).as_deref() {
+            Some("M") => ServiceKind::Exp,
+            Some("D") => ServiceKind::Const,
+            Some("G") => ServiceKind::Uniform,
+            Some("0") if parts.len() == 2 => {
+                return Ok(Kendall {
+                    servers: Servers::Finite(1),
+                    capacity: None,
+                    service: ServiceKind::Zero,
+                });
+            }
+            Some("0") => return Err(bad("zero service is named M/0, with nothing after it")),
+            _ => {
+                return Err(bad(
+                    "the service must be M (exponential), D (constant), G (uniform) or 0 (zero)",
+                ));
+            }
+        };
+        let servers = match parts.get(2) {
+            Some(c) => c
+                .parse::<Servers>()
+                .map_err(|_| bad("the number of servers must be a positive integer or inf"))?,
+            None => return Err(bad("the number of servers is missing (as in M/M/1)")),
+        };
+        let capacity = match parts.get(3) {
+            Some(k) if k.bytes().all(|b| b.is_ascii_digit()) && !k.is_empty() => Some(
+                k.parse::<u32>()
+                    .map_err(|_| bad("the capacity is too large"))?,
+            ),
+            Some(_) => return Err(bad("the capacity must be a positive integer")),
+            None => None,
+        };
+        if parts.len() > 4 {
+            return Err(bad(
+                "too many parts: at most M/S/c/K (arrivals, service, servers, capacity)",
+            ));
+        }
+        let k = Kendall {
+            servers,
+            capacity,
+            service,
+        };
+        k.validate()?;
+        Ok(k)
+    }
+}
+
+fn mu_value(s: &str) -> Result<f64, String> {
+    parse_rate(s).map_err(|e| e.to_string())
+}
+
+fn servers_value(s: &str) -> Result<Servers, String> {
+    s.parse::<Servers>().map_err(|e| e.to_string())
+}
+
+fn capacity_value(s: &str) -> Result<u32, String> {
+    let n = parse_count(s).map_err(|e| e.to_string())?;
+    u32::try_from(n).map_err(|_| format!("{s:?} is too large"))
+}
+
+fn service_value(s: &str) -> Result<ServiceKind, String> {
+    s.parse::<ServiceKind>().map_err(|e| e.to_string())
+}
+
+fn kendall_value(s: &str) -> Result<Kendall, String> {
+    s.parse::<Kendall>().map_err(|e| e.to_string())
+}
+
+/// The flags of a model, shared by `qserve`, `qload` and `qlab` (`#[command(flatten)]`).
+///
+/// Every field is optional so that each program applies its own defaults
+/// ([`ModelArgs::model_or`], [`ModelArgs::given_model`]) and can tell a flag given from one
+/// defaulted. `--model` names the servers, capacity and service at once and conflicts with
+/// `--servers`, `--capacity` and `--service`. No flag reads the environment here: `qserve` adds
+/// its `QSERVE_*` variables to its own command.
+#[derive(Debug, Clone, Default, PartialEq, clap::Args)]
+pub struct ModelArgs {
+    /// Service rate μ per server, requests/s.
+    #[arg(
+        long,
+        value_name = "RATE",
+        value_parser = mu_value,
+        long_help = "Service rate μ of each server, in requests per second (SI suffixes: 500, \
+                     2.5k, 1M). The mean service time is 1/μ. Ignored with --service zero."
+    )]
+    pub mu: Option<f64>,
+
+    /// Number of servers c, or `inf` [default: 1].
+    #[arg(
+        long,
+        value_name = "N|inf",
+        value_parser = servers_value,
+        long_help = "Number of servers c of the FIFO queue (default 1), or `inf` for a pure \
+                     delay: every request is served at once for its service time (M/M/inf). \
+                     The queue saturates at c·μ requests/s."
+    )]
+    pub servers: Option<Servers>,
+
+    /// Capacity K: requests in the system (waiting + in service); more get 503.
+    #[arg(
+        long,
+        value_name = "K",
+        value_parser = capacity_value,
+        long_help = "Capacity K of the system, counting requests waiting and in service \
+                     (M/M/c/K). An arrival that finds K present is answered 503 at once and \
+                     counted as blocked. Must be at least --servers. Default: no capacity."
+    )]
+    pub capacity: Option<u32>,
+
+    /// Service-time distribution: exp, const, uniform or zero [default: exp].
+    #[arg(
+        long,
+        value_name = "KIND",
+        value_parser = service_value,
+        long_help = "Service-time distribution, each with mean 1/μ: `exp` (exponential: M/M/c, \
+                     the default), `const` (deterministic: M/D/c), `uniform` (uniform on \
+                     [0, 2/μ]: an M/G/c example), or `zero`: no queue at all, every request is \
+                     answered at once (the maximum-throughput mode)."
+    )]
+    pub service: Option<ServiceKind>,
+
+    /// The queue in Kendall notation (M/M/1, M/M/2/10, M/D/1, M/G/inf, M/0, …).
+    #[arg(
+        long,
+        value_name = "NAME",
+        value_parser = kendall_value,
+        conflicts_with_all = ["servers", "capacity", "service"],
+        long_help = "The queue in Kendall notation, instead of --servers, --capacity and \
+                     --service: M/S/c or M/S/c/K, where the arrivals are M (Poisson), the \
+                     service S is M (exponential), D (constant) or G (uniform on [0, 2/μ]), c \
+                     the number of servers (or inf) and K the capacity; M/0 is zero service. \
+                     For example M/M/1, M/M/2/10, M/D/1, M/G/1, M/M/inf. The name has no μ: \
+                     give it with --mu."
+    )]
+    pub model: Option<Kendall>,
+}
+
+impl ModelArgs {
+    /// The model of these flags, with μ = `default_mu` unless `--mu` was given; one server,
+    /// no capacity and exponential service unless given. Not validated ([`Model::validate`]).
+    pub fn model_or(&self, default_mu: f64) -> Model {
+        let base = Model::new(self.mu.unwrap_or(default_mu), Servers::Finite(1));
+        match self.model {
+            Some(k) => base.with_kendall(k),
+            None => Model {
+                servers: self.servers.unwrap_or(base.servers),
+                capacity: self.capacity,
+                service: self.service.unwrap_or(base.service),
+                ..base
+            },
+        }
+    }
+
+    /// The model only if `--mu` was given (`qload`: no μ, no theory).
+    pub fn given_model(&self) -> Option<Model> {
+        self.mu.map(|mu| self.model_or(mu))
+    }
+
+    /// Whether any flag but `--mu` was given (they describe the queue whose rate `--mu` is).
+    pub fn describes_queue(&self) -> bool {
+        self.servers.is_some()
+            || self.capacity.is_some()
+            || self.service.is_some()
+            || self.model.is_some()
+    }
+}
