@@ -66,7 +66,6 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
@@ -75,15 +74,16 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use mio::event::Event;
 use mio::net::TcpStream;
-use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use queuelab_common::http::MAX_HEAD_BYTES;
 use queuelab_common::samplers::{ArrivalKind, Rng, Schedule, exp_sample, rng};
 use queuelab_common::stats::{HIST_MAX_NS, new_histogram, record_ns};
+use queuelab_os::clock::{Clock, now_ns};
+use queuelab_os::timer::Timer;
+use queuelab_os::wait::Wait;
 use rand::Rng as _;
 use slab::Slab;
 
-use crate::clock::{Timer, now_ns};
 use crate::http::{Progress, ResponseParser};
 use crate::result::{ErrorKind, ErrorsByKind, StatusCounts};
 
@@ -136,7 +136,7 @@ pub(crate) struct Shared {
 #[derive(Debug, Clone)]
 pub(crate) struct Plan {
     pub index: usize,
-    pub core: Option<core_affinity::CoreId>,
+    pub core: Option<usize>,
     pub seed: u64,
     pub source: SourcePlan,
     /// This thread's share of `--requests`.
@@ -630,9 +630,9 @@ impl Worker {
         recycle: Receiver<IntervalHists>,
     ) -> io::Result<Self> {
         let poll = Poll::new()?;
-        let timer = Timer::new()?;
+        let mut timer = Timer::new(&Clock::process())?;
         poll.registry()
-            .register(&mut SourceFd(&timer.as_raw_fd()), TIMER, Interest::READABLE)?;
+            .register(&mut timer, TIMER, Interest::READABLE)?;
         let mut rng = rng(plan.seed, plan.index as u64);
         // A separate stream for the gap sample, so sampling does not change the schedule.
         let sample_rng =
@@ -750,16 +750,16 @@ impl Worker {
 
     /// Sleeps until the next thing to do: the timerfd while far, a zero-timeout poll when close.
     fn wait(&mut self, events: &mut Events) -> io::Result<()> {
-        let mut target = self.next_tick.min(self.next_interval);
+        // The next send is approached awake for the spin margin; the other times need no margin.
+        let mut deadline = None;
+        let mut wake = self.next_tick.min(self.next_interval);
         if self.issuing {
-            if let Some(due) = self.source.peek() {
-                target = target.min(due.saturating_sub(self.shared.spin_ns));
-            }
+            deadline = self.source.peek();
             if let Some(end) = self.shared.issue_end_ns {
-                target = target.min(end);
+                wake = wake.min(end);
             }
         } else {
-            target = target.min(self.drain_deadline);
+            wake = wake.min(self.drain_deadline);
         }
         let now = now_ns();
         // Requests wait only because the connect pace was reached: come straight back.
@@ -771,12 +771,18 @@ impl Worker {
             && (self.shared.busy_poll
                 || (self.spin_after_send
                     && now < self.last_write.saturating_add(self.shared.spin_ns)));
-        let timeout = if target <= now || waiting_for_pace || answer_soon {
-            Some(Duration::ZERO)
-        } else {
-            self.timer.arm(target)?;
-            None
-        };
+        let action = Wait {
+            now,
+            deadline,
+            wake: Some(wake),
+            spin_ns: self.shared.spin_ns,
+            // No stretch of spinning on the clock alone: within the margin the loop polls, and
+            // `issue_due` reads the clock again before each send.
+            quiet_ns: 0,
+            busy: waiting_for_pace || answer_soon,
+        }
+        .decide();
+        let timeout = self.timer.prepare(action)?;
         loop {
             match self.poll.poll(events, timeout) {
                 Ok(()) => return Ok(()),
