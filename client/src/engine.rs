@@ -79,19 +79,19 @@ mod schedule;
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::time::Duration;
 
 use mio::event::Event;
-use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use queuelab_common::samplers::{ArrivalKind, rng};
 
-use crate::clock::{Timer, now_ns};
 use crate::result::ErrorKind;
+use queuelab_os::clock::{Clock, now_ns};
+use queuelab_os::timer::Timer;
+use queuelab_os::wait::Wait;
 
 use account::Account;
 pub(crate) use account::{IntervalHists, IntervalStats, ThreadResult};
@@ -130,7 +130,7 @@ pub(crate) struct Shared {
 #[derive(Debug, Clone)]
 pub(crate) struct Plan {
     pub index: usize,
-    pub core: Option<core_affinity::CoreId>,
+    pub core: Option<usize>,
     pub seed: u64,
     pub source: SourcePlan,
     /// This thread's share of `--requests`.
@@ -230,9 +230,9 @@ impl Worker {
         recycle: Receiver<IntervalHists>,
     ) -> io::Result<Self> {
         let poll = Poll::new()?;
-        let timer = Timer::new()?;
+        let mut timer = Timer::new(&Clock::process())?;
         poll.registry()
-            .register(&mut SourceFd(&timer.as_raw_fd()), TIMER, Interest::READABLE)?;
+            .register(&mut timer, TIMER, Interest::READABLE)?;
         let source = Source::new(
             plan.source,
             shared.start_ns,
@@ -320,16 +320,16 @@ impl Worker {
 
     /// Sleeps until the next thing to do: the timerfd while far, a zero-timeout poll when close.
     fn wait(&mut self, events: &mut Events) -> io::Result<()> {
-        let mut target = self.next_tick.min(self.next_interval);
+        // The next send is approached awake for the spin margin; the other times need no margin.
+        let mut deadline = None;
+        let mut wake = self.next_tick.min(self.next_interval);
         if self.issuing {
-            if let Some(due) = self.source.peek() {
-                target = target.min(due.saturating_sub(self.shared.spin_ns));
-            }
+            deadline = self.source.peek();
             if let Some(end) = self.shared.issue_end_ns {
-                target = target.min(end);
+                wake = wake.min(end);
             }
         } else {
-            target = target.min(self.drain_deadline);
+            wake = wake.min(self.drain_deadline);
         }
         let now = now_ns();
         // Requests wait only because the connect pace was reached: come straight back.
@@ -341,12 +341,18 @@ impl Worker {
             && (self.shared.busy_poll
                 || (self.spin_after_send
                     && now < self.last_write.saturating_add(self.shared.spin_ns)));
-        let timeout = if target <= now || waiting_for_pace || answer_soon {
-            Some(Duration::ZERO)
-        } else {
-            self.timer.arm(target)?;
-            None
-        };
+        let action = Wait {
+            now,
+            deadline,
+            wake: Some(wake),
+            spin_ns: self.shared.spin_ns,
+            // No stretch of spinning on the clock alone: within the margin the loop polls, and
+            // `issue_due` reads the clock again before each send.
+            quiet_ns: 0,
+            busy: waiting_for_pace || answer_soon,
+        }
+        .decide();
+        let timeout = self.timer.prepare(action)?;
         loop {
             match self.poll.poll(events, timeout) {
                 Ok(()) => return Ok(()),

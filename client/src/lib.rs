@@ -20,9 +20,9 @@
 //! sends a small report for the live line and time series, and at the end its totals, which the
 //! coordinator merges (histograms added, counts summed).
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod cli;
-mod clock;
 pub mod config;
 pub mod counts;
 mod engine;
@@ -42,11 +42,11 @@ use hdrhistogram::Histogram;
 use queuelab_common::model::Model;
 use queuelab_common::stats::{self, histogram_to_string, ks_pvalue, ks_statistic, new_histogram};
 use queuelab_common::theory::{self, MeasuredSummary};
+use queuelab_os::clock::now_ns;
 
 pub use config::{Config, Mode, Target};
 pub use result::RunResult;
 
-use clock::now_ns;
 use counts::Counts;
 use engine::{
     IntervalHists, IntervalReport, IntervalStats, Plan, Shared, SourcePlan, ThreadResult, Worker,
@@ -69,8 +69,10 @@ pub fn run(config: Config) -> anyhow::Result<RunResult> {
 /// flight drain for at most one timeout and the result covers the time until then.
 pub fn run_with_stop(config: Config, stop: Arc<AtomicBool>) -> anyhow::Result<RunResult> {
     config.validate()?;
-    raise_fd_limit();
-    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    // Many connections need many descriptors: as many as the hard limit allows. A failure is not
+    // fatal (the run then counts connect errors when it runs out of descriptors).
+    queuelab_os::limits::raise_open_files(u64::MAX);
+    let cores = queuelab_os::affinity::allowed().unwrap_or_default();
     let plans = plan(&config, &cores);
     let threads = plans.len();
 
@@ -110,7 +112,7 @@ pub fn run_with_stop(config: Config, stop: Arc<AtomicBool>) -> anyhow::Result<Ru
                 match p.core {
                     // Best effort: pinning can be refused (e.g. in a restricted cpuset).
                     Some(core) if pin => {
-                        core_affinity::set_for_current(core);
+                        let _ = queuelab_os::affinity::pin_current(core);
                     }
                     _ => {}
                 }
@@ -154,7 +156,7 @@ pub fn run_with_stop(config: Config, stop: Arc<AtomicBool>) -> anyhow::Result<Ru
 }
 
 /// Splits `config` over the worker threads.
-fn plan(config: &Config, cores: &[core_affinity::CoreId]) -> Vec<Plan> {
+fn plan(config: &Config, cores: &[usize]) -> Vec<Plan> {
     let available = cores.len().max(1);
     let mut threads = config.threads.unwrap_or(available);
     match config.mode {
@@ -205,22 +207,6 @@ fn plan(config: &Config, cores: &[core_affinity::CoreId]) -> Vec<Plan> {
             }
         })
         .collect()
-}
-
-/// Raises the soft limit on open files to the hard limit (many connections need many).
-fn raise_fd_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `lim` is a valid rlimit to fill and then to pass back; failures are ignored (the run
-    // then counts connect errors when it runs out of descriptors).
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
 }
 
 /// Whether `method` is idempotent (RFC 9110, 9.2.2), so that a request that failed on a stale

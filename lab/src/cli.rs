@@ -14,9 +14,7 @@ use queuelab_common::units::parse_duration;
 use crate::analysis;
 use crate::measure::RunOptions;
 use crate::report;
-use crate::servers::{
-    CpuSplit, LocalServers, ServerPlan, allowed_cpus, find_qserve, set_thread_cpus,
-};
+use crate::servers::{CpuSplit, LocalServers, ServerPlan, allowed_cpus, find_qserve};
 use crate::sweep::{self, SweepPlan, Warmup};
 use queuelab_client::cli::{CliError, print_stdout, stop_on_signals};
 use queuelab_client::config::Target;
@@ -369,7 +367,7 @@ pub fn sweep_main(args: SweepArgs) -> Result<(), CliError> {
         None => None,
     };
     if !plan.client_cpus.is_empty() {
-        set_thread_cpus(&plan.client_cpus)
+        queuelab_os::affinity::set_current(&plan.client_cpus)
             .context("pinning the client")
             .map_err(CliError::Runtime)?;
     }

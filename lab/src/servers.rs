@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use queuelab_os::affinity;
 
 /// Lines of a server's stderr kept for an error message.
 const LOG_LINES: usize = 40;
@@ -69,26 +70,9 @@ impl CpuSplit {
     }
 }
 
-/// The CPUs the calling thread may run on, in increasing order.
+/// The CPUs the calling thread may run on, in increasing order (none if they cannot be read).
 pub fn allowed_cpus() -> Vec<usize> {
-    match rustix::thread::sched_getaffinity(None) {
-        Ok(set) => (0..rustix::thread::CpuSet::MAX_CPU)
-            .filter(|&i| set.is_set(i))
-            .collect(),
-        Err(_) => Vec::new(),
-    }
-}
-
-/// Restricts the calling thread (and the threads and processes it starts from now on) to `cpus`.
-pub fn set_thread_cpus(cpus: &[usize]) -> std::io::Result<()> {
-    let mut set = rustix::thread::CpuSet::new();
-    for &c in cpus {
-        if c >= rustix::thread::CpuSet::MAX_CPU {
-            return Err(std::io::Error::other(format!("CPU {c} out of range")));
-        }
-        set.set(c);
-    }
-    rustix::thread::sched_setaffinity(None, &set).map_err(std::io::Error::from)
+    affinity::allowed().unwrap_or_default()
 }
 
 /// The qserve binary: `explicit`, else `$QSERVE`, else `qserve` beside this executable, else
@@ -241,12 +225,7 @@ impl Drop for LocalServer {
         if let Ok(Some(_)) = self.child.try_wait() {
             return;
         }
-        let pid = i32::try_from(self.child.id())
-            .ok()
-            .and_then(rustix::process::Pid::from_raw);
-        if let Some(pid) = pid {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        }
+        let _ = queuelab_os::process::terminate(self.child.id());
         let deadline = Instant::now() + STOP_TIMEOUT;
         while Instant::now() < deadline {
             match self.child.try_wait() {
@@ -286,7 +265,7 @@ impl LocalServers {
             common.push("--busy-poll".to_owned());
         }
         if !plan.cpus.is_empty() {
-            set_thread_cpus(&plan.cpus).context("pinning the servers")?;
+            affinity::set_current(&plan.cpus).context("pinning the servers")?;
         }
         (|| {
             let mut queue_args = common.clone();

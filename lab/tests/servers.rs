@@ -141,9 +141,7 @@ fn ctrl_c_stops_the_sweep_and_both_servers() {
     assert!(answers(q) && answers(t));
     // Into the first run, then Ctrl-C.
     std::thread::sleep(Duration::from_millis(1500));
-    let pid = rustix::process::Pid::from_raw(i32::try_from(qlab.id()).expect("a pid fits"))
-        .expect("a child's pid is positive");
-    rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("signal qlab");
+    queuelab_os::process::interrupt(qlab.id()).expect("signal qlab");
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let status = qlab.wait().expect("qlab exits");
     assert_eq!(status.code(), Some(130), "{status:?}: {rest:?}");

@@ -8,7 +8,8 @@
 //! - [`queue`]: the queue model, pure arithmetic on arrival times (Lindley's recursion, `c`
 //!   servers, capacity), shared by all I/O threads behind one mutex;
 //! - [`wheel`]: a hierarchical timer wheel with 250 ns ticks whose earliest deadline is armed on a
-//!   `timerfd` ([`clock`]), with an optional busy-wait (`--spin`) before each deadline;
+//!   `timerfd` (the clock, the timer and the spin-then-poll wait are [`queuelab_os`]'s), with an
+//!   optional busy-wait (`--spin`) before each deadline;
 //! - [`http`]: request parsing (httparse) and canned responses;
 //! - [`metrics`]: counters, histograms and the Prometheus text of `/metrics`;
 //! - the I/O threads: mio event loops with connections in a slab (private module `worker`).
@@ -16,8 +17,8 @@
 //! [`run`] serves until SIGTERM or SIGINT; tests use [`start`], [`Handle::shutdown`] and
 //! [`Handle::join`], which take the same path.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
-pub mod clock;
 pub mod http;
 pub mod metrics;
 pub mod queue;
@@ -37,8 +38,8 @@ use queuelab_common::model::{Model, Servers};
 use queuelab_common::samplers::{ServiceKind, ServiceSampler};
 use queuelab_common::stats;
 use queuelab_common::units::format_duration;
+use queuelab_os::clock::Clock;
 
-use crate::clock::Clock;
 use crate::metrics::{Counters, ThreadMetrics};
 use crate::queue::{DEFAULT_OVERFLOW_LIMIT, QueueModel};
 use crate::worker::{Shared, WAKER, Worker, lock};
@@ -365,34 +366,12 @@ impl Drop for Handle {
     }
 }
 
-/// Binds one listening socket per I/O thread on the same address (`SO_REUSEPORT` when there are
-/// several, so the kernel spreads connections over them).
-/// Raises the soft limit on open files towards the hard limit so that `--max-connections` can be
+/// Raises the soft limit on open files (within the hard limit) so that `--max-connections` can be
 /// reached (a distribution's default soft limit is often 1024), and warns when it still cannot.
 fn ensure_fd_limit(max_connections: usize) {
     // Listeners, the timerfd, the poll and wakers per thread, plus the standard streams.
-    let wanted = max_connections.saturating_add(64) as libc::rlim_t;
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `lim` is a valid, writable rlimit for getrlimit to fill and a valid one for setrlimit
-    // to read; both only touch this process's limits, and failure leaves them unchanged.
-    let cur = unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return;
-        }
-        if lim.rlim_cur < wanted {
-            let raised = libc::rlimit {
-                rlim_cur: wanted.min(lim.rlim_max),
-                rlim_max: lim.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                lim = raised;
-            }
-        }
-        lim.rlim_cur
-    };
+    let wanted = (max_connections as u64).saturating_add(64);
+    let cur = queuelab_os::limits::raise_open_files(wanted);
     if cur < wanted {
         eprintln!(
             "qserve: warning: the open-file limit is {cur}, below --max-connections {max_connections}; \
@@ -401,6 +380,8 @@ fn ensure_fd_limit(max_connections: usize) {
     }
 }
 
+/// Binds one listening socket per I/O thread on the same address (`SO_REUSEPORT` when there are
+/// several, so the kernel spreads connections over them).
 fn bind_listeners(addr: SocketAddr, n: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
     use socket2::{Domain, Protocol, Socket, Type};
     let bind_one = |addr: SocketAddr| -> std::io::Result<std::net::TcpListener> {

@@ -1,8 +1,9 @@
 //! A hierarchical timer wheel (Varghese & Lauck, "Hashed and hierarchical timing wheels", 1987).
 //!
 //! Time is an integer count of *ticks* since a start instant chosen by the caller (`qserve` uses
-//! [`crate::clock::TICK_NS`] = 250 ns per tick). A deadline is the first tick at which an entry may
-//! fire; callers round real deadlines *up* to a tick, so an entry never fires early.
+//! [`TICK_NS`] = 250 ns per tick on its clock). A deadline is the first tick at which an entry may
+//! fire; callers round real deadlines *up* to a tick ([`tick_ceil`]), so an entry never fires
+//! early, and at most one tick (250 ns) late from rounding.
 //!
 //! Layout: [`LEVELS`] levels of 64 slots. Level `L` slot `s` covers `64^L` ticks; an entry sits at
 //! the lowest level whose slot range separates its deadline from the current time, found from the
@@ -23,6 +24,21 @@
 //! Entries are small `Copy` payloads (slab keys with a generation in `qserve`) stored in per-slot
 //! `Vec`s that keep their capacity, so after warm-up inserting and expiring allocate nothing.
 //! Cancellation is lazy: the owner ignores an expired entry whose generation no longer matches.
+
+/// Nanoseconds per tick in `qserve`.
+pub const TICK_NS: u64 = 250;
+
+/// The first tick at or after `ns` (where a deadline at `ns` goes).
+#[inline]
+pub fn tick_ceil(ns: u64) -> u64 {
+    ns.div_ceil(TICK_NS)
+}
+
+/// The last tick at or before `ns` (how far the wheel may advance at `ns`).
+#[inline]
+pub fn tick_floor(ns: u64) -> u64 {
+    ns / TICK_NS
+}
 
 /// Number of levels.
 pub const LEVELS: usize = 6;
@@ -221,6 +237,16 @@ impl<T: Copy> Wheel<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ticks_round_deadlines_up_and_now_down() {
+        assert_eq!(tick_ceil(0), 0);
+        assert_eq!(tick_ceil(1), 1);
+        assert_eq!(tick_ceil(TICK_NS), 1);
+        assert_eq!(tick_ceil(TICK_NS + 1), 2);
+        assert_eq!(tick_floor(TICK_NS - 1), 0);
+        assert_eq!(tick_floor(TICK_NS), 1);
+    }
 
     #[test]
     fn level_for_separates_by_highest_differing_bit() {

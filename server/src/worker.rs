@@ -46,26 +46,26 @@
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use mio::net::{TcpListener, TcpStream};
-use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use queuelab_common::http::{MAX_HEAD_BYTES, http_date};
 use queuelab_common::samplers::ServiceKind;
+use queuelab_os::clock::Clock;
+use queuelab_os::timer::Timer as TimerFd;
+use queuelab_os::wait::{Action, Wait};
 use slab::Slab;
 
 use crate::Config;
-use crate::clock::{Clock, TICK_NS, TimerFd, tick_ceil, tick_floor};
 use crate::http::{
     self, ConnHeader, Head, Parsed, Reject, RequestReader, Route, Unavailable, write_reject,
 };
 use crate::metrics::{self, LocalMetrics, Snapshot, ThreadMetrics};
 use crate::queue::{Outcome, QueueModel};
-use crate::wheel::{Expired, Wheel};
+use crate::wheel::{Expired, TICK_NS, Wheel, tick_ceil, tick_floor};
 
 /// Token of each thread's waker (shutdown requests).
 pub(crate) const WAKER: Token = Token(usize::MAX - 1);
@@ -329,14 +329,11 @@ impl Worker {
         let sweep_ns = (header_timeout_ns.min(idle_timeout_ns) / 8).clamp(1_000_000, 100_000_000);
         let clock = shared.clock;
         let mut listener = TcpListener::from_std(listener);
-        let timerfd = TimerFd::new()?;
+        let mut timerfd = TimerFd::new(&clock)?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
-        poll.registry().register(
-            &mut SourceFd(&timerfd.as_raw_fd()),
-            TIMER,
-            Interest::READABLE,
-        )?;
+        poll.registry()
+            .register(&mut timerfd, TIMER, Interest::READABLE)?;
         let mut date = DateCache {
             bytes: [b' '; 29],
             next_check_ns: 0,
@@ -399,15 +396,12 @@ impl Worker {
                 break Ok(());
             }
             // With --busy-poll the thread never sleeps while a connection is open: an arrival
-            // is read, and a departure written, without a wake-up's delay.
-            let timeout = if self.busy_poll && !self.conns.is_empty() {
-                Some(Duration::ZERO)
-            } else {
-                match self.arm_timer() {
-                    Ok(_) if !self.revisit.is_empty() => Some(Duration::ZERO),
-                    Ok(t) => t,
-                    Err(e) => break Err(e),
-                }
+            // is read, and a departure written, without a wake-up's delay. Connections with
+            // input left are served on without sleeping either.
+            let timeout = match self.arm_timer() {
+                Ok(_) if !self.revisit.is_empty() => Some(Duration::ZERO),
+                Ok(t) => t,
+                Err(e) => break Err(e),
             };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
@@ -450,7 +444,7 @@ impl Worker {
             match ev.token() {
                 WAKER => {}
                 LISTENER => self.accept(),
-                TIMER => self.timerfd.expired(),
+                TIMER => self.timerfd.fired(),
                 Token(key) => {
                     if let Some(conn) = self.conns.get_mut(key) {
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
@@ -487,49 +481,47 @@ impl Worker {
         if self.spin_ns == 0 {
             return Ok(());
         }
-        let clock = self.io.clock;
         loop {
-            let Some(tick) = self.wheel.next_deadline() else {
-                return Ok(());
-            };
-            let at = tick.saturating_mul(TICK_NS);
-            let now = clock.now_ns();
-            if at <= now || at - now > self.spin_ns {
-                return Ok(());
-            }
-            if at - now > SPIN_QUIET_NS {
-                match self.poll.poll(events, Some(Duration::ZERO)) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
+            match self.wait_plan(false).decide() {
+                Action::Sleep { .. } | Action::Due => return Ok(()),
+                Action::Poll => {
+                    match self.poll.poll(events, Some(Duration::ZERO)) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                    if !events.is_empty() {
+                        self.handle_events(events);
+                    }
                 }
-                if !events.is_empty() {
-                    self.handle_events(events);
-                }
-            } else {
-                std::hint::spin_loop();
+                Action::Spin => std::hint::spin_loop(),
             }
         }
     }
 
-    /// Arms the timerfd for the next deadline (minus the spin margin); returns the poll timeout.
-    fn arm_timer(&mut self) -> io::Result<Option<Duration>> {
-        let now = self.io.clock.now_ns();
-        match self.wheel.next_deadline() {
-            None => {
-                self.timerfd.disarm()?;
-                Ok(None)
-            }
-            Some(tick) => {
-                let at = tick.saturating_mul(TICK_NS);
-                if at <= now.saturating_add(self.spin_ns) {
-                    Ok(Some(Duration::ZERO))
-                } else {
-                    self.timerfd.arm_at(&self.io.clock, at - self.spin_ns)?;
-                    Ok(None)
-                }
-            }
+    /// What the wait policy needs to know now: the next wheel deadline, approached awake for the
+    /// spin margin and alone for the last [`SPIN_QUIET_NS`].
+    fn wait_plan(&self, busy: bool) -> Wait {
+        Wait {
+            now: self.io.clock.now_ns(),
+            deadline: self
+                .wheel
+                .next_deadline()
+                .map(|tick| tick.saturating_mul(TICK_NS)),
+            wake: None,
+            spin_ns: self.spin_ns,
+            quiet_ns: SPIN_QUIET_NS,
+            busy,
         }
+    }
+
+    /// Arms the timerfd for the next deadline (minus the spin margin), or disarms it when there is
+    /// none, and returns the poll timeout: none when sleeping, zero within the margin or with
+    /// `--busy-poll` while a connection is open (the timer then is left as it is).
+    fn arm_timer(&mut self) -> io::Result<Option<Duration>> {
+        let busy = self.busy_poll && !self.conns.is_empty();
+        let action = self.wait_plan(busy).decide();
+        self.timerfd.prepare(action)
     }
 
     /// Fires every timer that is due now.
@@ -824,11 +816,7 @@ impl Worker {
         self.revisit.shrink_to(open);
         self.revisit_next.shrink_to(open);
         self.conns.shrink_to_fit();
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        // SAFETY: malloc_trim has no preconditions; it only releases free memory.
-        unsafe {
-            libc::malloc_trim(0);
-        }
+        queuelab_os::memory::trim();
         self.io.local.counters.memory_trims += 1;
         self.io.local.touch();
     }
