@@ -11,14 +11,16 @@
 #   2. `cargo test --test manifests` (server/tests/manifests.rs, client/tests/manifests.rs): the
 #      policy the schema cannot see, qserve started with exactly the Deployment's environment,
 #      qload run with the Job's arguments as the kubelet expands them, kube-collect.sh.
-#   3. The image. qserve and qload are built static on this machine with the builder stage's
-#      settings, and podman builds the runtime stage from them (`--build-context builder=DIR`
-#      stands in for the builder stage, whose base image cannot be pulled here). The image's
-#      user, entry point, environment, port and size are read back; its root filesystem is
-#      exported, and the entry point is started from it under chroot as the image's user, with
-#      the manifests' QSERVE_* environment: /healthz, /metrics, two /qload runs against it
-#      (loopback, bounded), exit 0 on SIGTERM. (`podman run` needs a runtime with cgroups, which
-#      not every CI machine grants; chroot needs none.)
+#   3. The image. The builder's Rust is at least the workspace's rust-version, and the build
+#      context, as podman filters it, holds every workspace member and no .git or target/.
+#      qserve and qload are built static on this machine with the builder stage's settings, and
+#      podman builds the runtime stage from them (`--build-context builder=DIR` stands in for
+#      the builder stage, whose base image cannot be pulled here). The image's user, entry
+#      point, environment, port and size are read back; its root filesystem is exported, and the
+#      entry point is started from it under chroot as the image's user, with the manifests'
+#      QSERVE_* environment: /healthz, /metrics, two /qload runs against it (loopback, bounded;
+#      one by the Service's name through /etc/hosts), exit 0 on SIGTERM. (`podman run` needs a
+#      runtime with cgroups, which not every CI machine grants; chroot needs none.)
 #
 # Needs: kubectl (kustomize built in), kubernetes-validate (PyPI), cargo, podman, curl, readelf,
 # chroot, and root (chroot).
@@ -124,6 +126,38 @@ fi
 
 # ----------------------------------------------------------------------------------------------
 # 3. The image.
+rust_image="$(sed -n 's/^ARG RUST_IMAGE=//p' Containerfile)"
+rust_pin="$(printf '%s' "$rust_image" | sed -n 's/.*:\([0-9]*\.[0-9]*\).*/\1/p')"
+rust_min="$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)"
+if [ -n "$rust_pin" ] && [ "$(printf '%s\n%s\n' "$rust_min" "$rust_pin" | sort -V | head -n 1)" = "$rust_min" ]; then
+    ok "the builder image $rust_image is pinned at or above rust-version $rust_min"
+else
+    fail "the builder image '$rust_image' is not pinned at or above rust-version $rust_min"
+fi
+
+# The build context as podman filters it by .containerignore: every workspace member's manifest
+# and the lock file are in it, .git and target/ are not.
+printf 'FROM scratch\nCOPY . /context/\n' > "$tmp/Containerfile.context"
+members="$(cargo metadata --no-deps --format-version 1 | grep -o '"manifest_path":"[^"]*"' |
+    sed "s#^\"manifest_path\":\"$repo/##; s#\"\$##" | sort | tr '\n' ' ')"
+ctx_tag="localhost/queuelab-context-$$:latest"
+if podman build --pull=never --quiet --layers=false -f "$tmp/Containerfile.context" -t "$ctx_tag" . \
+    > "$tmp/context.log" 2>&1 && cid="$(podman create "$ctx_tag" /none)" &&
+    podman export "$cid" | tar -t > "$tmp/context.txt" && podman rm "$cid" > /dev/null && cid=""; then
+    missing="" extra=""
+    for f in Cargo.lock $members; do grep -qx "context/$f" "$tmp/context.txt" || missing="$missing $f"; done
+    extra="$(grep -E '^context/(.*/)?(\.git|target)(/|$)' "$tmp/context.txt" | head -n 3 | tr '\n' ' ')"
+    if [ -n "$members" ] && [ -z "$missing" ] && [ -z "$extra" ]; then
+        ok "the build context holds Cargo.lock and every member (${members% }), no .git or target/"
+    else
+        fail "the build context: missing${missing:- nothing}; should not hold: ${extra:-nothing}"
+    fi
+else
+    fail "podman build of the bare build context"
+    show "$tmp/context.log"
+fi
+podman rmi -f "$ctx_tag" > /dev/null 2>&1
+
 echo "     (static release build of qserve and qload with the builder stage's settings)"
 host="$(rustc -vV | sed -n 's/^host: //p')"
 target_dir="$(cargo metadata --no-deps --format-version 1 | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
@@ -251,11 +285,19 @@ else
 fi
 
 # Two load pods at once, as the Job runs them (its arguments, shortened; seeds base + index).
+# The second targets the Service's name, as in the Job's QLOAD_URL: a pod's kubelet-written
+# /etc/hosts resolves it here, read by the static glibc's built-in `files` lookup (there is no
+# /etc/nsswitch.conf in the image either).
 rate="$(setting QLOAD_RATE)" seed="$(setting QLOAD_SEED)"
+service_host="$(setting QLOAD_URL | sed -n 's#^http://\([^/:]*\).*#\1#p')"
+mkdir -p "$root/etc"
+printf '127.0.0.1\tlocalhost\n127.0.0.1\t%s\n' "$service_host" > "$root/etc/hosts"
+chmod 755 "$root/etc" && chmod 644 "$root/etc/hosts"
+urls=("http://$addr/" "http://$service_host:${addr##*:}/")
 runs=()
 for i in 0 1; do
     env -i "$timeout_bin" 60 "$chroot_bin" --userspec="$user" "$root" /qload --json --no-pin \
-        --threads 1 --rate "$rate" --duration 2s --warmup 1s --seed "$seed$i" "http://$addr/" \
+        --threads 1 --rate "$rate" --duration 2s --warmup 1s --seed "$seed$i" "${urls[$i]}" \
         > "$tmp/qload-$i.json" 2> "$tmp/qload-$i.err" &
     runs+=($!)
 done
@@ -266,7 +308,7 @@ for i in 0 1; do
     completed="$(grep -m1 -o '"completed": [0-9]*' "$tmp/qload-$i.json" | grep -o '[0-9]*$')"
     errors="$(grep -m1 -o '"errors": [0-9]*' "$tmp/qload-$i.json" | grep -o '[0-9]*$')"
     if [ "$status" = 0 ] && [ "${completed:-0}" -gt 0 ] && [ "$errors" = 0 ]; then
-        ok "image /qload (seed $seed$i, $rate/s for 2 s) completed $completed requests, no errors"
+        ok "image /qload ${urls[$i]} (seed $seed$i, $rate/s for 2 s): $completed completed, no errors"
     else
         fail "image /qload run $i: exit status $status, completed '${completed:-}', errors '${errors:-}'"
         show "$tmp/qload-$i.err"
