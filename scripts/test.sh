@@ -16,6 +16,8 @@ missing=()
 command -v curl >/dev/null || missing+=(curl)
 command -v taskset >/dev/null || missing+=(util-linux)
 command -v python3 >/dev/null || missing+=(python3 python3-pip)
+command -v podman >/dev/null || missing+=(podman)
+command -v readelf >/dev/null || missing+=(binutils)
 if ((${#missing[@]})); then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
@@ -42,7 +44,7 @@ cargo test --workspace --all-targets
 step "release build"
 cargo build --release --quiet
 
-step "manifests, environment and runtime image contents"
+step "manifests and the runtime image (podman)"
 bash scripts/test-kube.sh
 
 step "the lab end to end (run-bench.sh --quick)"
