@@ -291,13 +291,21 @@ impl Worker {
             while now >= self.next_interval {
                 self.flush_interval(self.next_interval);
             }
-            match self.shared.issue_end_ns {
-                Some(end) if self.issuing && now >= end => self.stop_issuing(end),
-                _ => {}
-            }
             self.refill();
+            // Issue what was due before the end first: a loop that wakes late (a stalled core)
+            // still sends every request intended inside the window, late, as an open loop must.
             if self.issuing {
                 self.issue_due(now);
+            }
+            match self.shared.issue_end_ns {
+                Some(end)
+                    if self.issuing
+                        && now >= end
+                        && self.source.peek().is_none_or(|due| due >= end) =>
+                {
+                    self.stop_issuing(end)
+                }
+                _ => {}
             }
             if !self.issuing {
                 if self.inflight == 0 && self.backlog.is_empty() {
