@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 pub const FORMAT_VERSION: u32 = 1;
 
 /// The result of one run (or of several merged).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+// The default is an empty result (format 0, no requests), a base for tests to fill in.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct RunResult {
     /// Version of this format ([`FORMAT_VERSION`]).
@@ -422,7 +423,7 @@ pub struct Connections {
 }
 
 /// The configuration echoed in the result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct ConfigEcho {
     /// HTTP method.
@@ -494,6 +495,18 @@ pub struct Interval {
 /// and widen the interval for nothing (at 800/s, two answers in a 3 ms stub made the half-width
 /// 335 µs where the full batches alone give about 12).
 pub fn batch_ci(intervals: &[Interval], uncorrected: bool) -> Option<MeanCi> {
+    stats::batch_means_ci(&batches(intervals, uncorrected))
+}
+
+/// The number of batches [`batch_ci`] makes of `intervals`: the non-empty intervals, a short one
+/// counted with the batch before it. Fewer than the intervals planned when a run was short, or
+/// when intervals got no answer; the interval of the mean needs at least two.
+pub fn batch_count(intervals: &[Interval]) -> usize {
+    batches(intervals, false).len()
+}
+
+/// The (sum, count) batches of [`batch_ci`], in time order.
+fn batches(intervals: &[Interval], uncorrected: bool) -> Vec<(f64, u64)> {
     let full = intervals.iter().map(|i| i.duration_s).fold(0.0, f64::max);
     let mut batches: Vec<(f64, u64)> = Vec::with_capacity(intervals.len());
     for i in intervals.iter().filter(|i| i.completed > 0) {
@@ -511,7 +524,7 @@ pub fn batch_ci(intervals: &[Interval], uncorrected: bool) -> Option<MeanCi> {
             _ => batches.push((sum, i.completed)),
         }
     }
-    stats::batch_means_ci(&batches)
+    batches
 }
 
 /// The JSON Schema of [`RunResult`], generated from these types (their doc comments are the
@@ -612,5 +625,12 @@ mod tests {
         assert!((ci.high - ci.mean - want).abs() < 1e-9, "{ci:?}");
         // A stub with nothing before it is the first batch.
         assert_eq!(batch_ci(&[iv(0.001, 3, 5.0)], false), None);
+
+        // The batches counted are the ones the interval was made of.
+        assert_eq!(batch_count(&full), 3);
+        assert_eq!(batch_count(&with_stub), 3);
+        assert_eq!(batch_count(&halves), 4);
+        assert_eq!(batch_count(&[iv(0.001, 3, 5.0)]), 1);
+        assert_eq!(batch_count(&[]), 0);
     }
 }

@@ -168,10 +168,21 @@ fn sweep_then_report_mm1() {
     assert_eq!(file.points.len(), 2);
     assert_eq!(file.analysis.len(), 2);
     for r in &file.points {
-        assert!(r.raw.get("latency_us").is_some(), "raw qload result kept");
+        assert_eq!(
+            r.raw.latency_us.count, r.raw.requests.completed,
+            "raw qload result kept"
+        );
+        assert_eq!(r.measured.completed, r.raw.requests.completed);
         let o = r.overhead.as_ref().expect("overhead measured");
         assert!(o.completed > 0);
-        assert!(r.overhead_raw.is_some());
+        let o_raw = r.overhead_raw.as_ref().expect("raw overhead result kept");
+        assert_eq!(o.completed, o_raw.requests.completed);
+        // 1.5 s in 16 intervals of 93.75 ms (about 56 answers each even at ρ = 0.3, never
+        // none), and the answers after the schedule ended counted with the last one unless they
+        // took half an interval to come.
+        let batches = queuelab_client::result::batch_count(&r.raw.intervals) as u64;
+        assert_eq!(r.measured.batches, Some(batches));
+        assert!(matches!(batches, 16 | 17), "{batches} batches");
     }
 
     // CSV: the documented columns, one row per point, theory from the closed forms.
@@ -312,11 +323,9 @@ fn sweep_then_report_mm1() {
     }
 
     // ... and it reads results.json, not a cache: change a measured mean and see it in the CSV.
-    let mut v: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(out.join("results.json")).expect("json"))
-            .expect("valid JSON");
-    v["points"][0]["measured"]["latency_us"]["mean"] = serde_json::json!(123456.0);
-    fs::write(out.join("results.json"), v.to_string()).expect("write json");
+    let mut edited = ResultsFile::read(&out).expect("results.json");
+    edited.points[0].measured.latency_us.mean = 123456.0;
+    edited.write(&out).expect("write results.json");
     report::report(&out).expect("report after edit");
     let (header, rows) = csv_table(&out);
     assert_eq!(num(&header, &rows[0], "mean_us"), 123456.0);
@@ -368,8 +377,7 @@ fn sweep_with_capacity_draws_blocking() {
     assert!((num(&header, row, "blocking_measured") - blocked / completed).abs() < 1e-12);
     let file = ResultsFile::read(&out).expect("results.json");
     assert_eq!(
-        file.points[0].raw["requests"]["status"]["503"].as_f64(),
-        Some(blocked),
+        file.points[0].raw.requests.status.s503 as f64, blocked,
         "blocked = qload's 503 count"
     );
     let doc = svg(&out, "blocking_vs_rho.svg");
