@@ -138,7 +138,7 @@ pub fn render(file: &ResultsFile) -> anyhow::Result<Rendered> {
         xml::check_well_formed(doc).with_context(|| format!("{name} is not well-formed"))?;
     }
     Ok(Rendered {
-        csv: table::csv(&points),
+        csv: table::csv(&points)?,
         points,
         summary,
         table,

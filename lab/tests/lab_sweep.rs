@@ -58,16 +58,21 @@ fn plan(words: &[&str]) -> SweepPlan {
 }
 
 fn csv_table(dir: &Path) -> (Vec<String>, Vec<Vec<String>>) {
-    let text = fs::read_to_string(dir.join("results.csv")).expect("results.csv");
-    let mut lines = text.lines();
-    let header: Vec<String> = lines
-        .next()
+    let mut r = csv::Reader::from_path(dir.join("results.csv")).expect("results.csv");
+    let header: Vec<String> = r
+        .headers()
         .expect("header")
-        .split(',')
+        .iter()
         .map(str::to_owned)
         .collect();
-    let rows = lines
-        .map(|l| l.split(',').map(str::to_owned).collect())
+    let rows = r
+        .records()
+        .map(|row| {
+            row.expect("a valid row")
+                .iter()
+                .map(str::to_owned)
+                .collect()
+        })
         .collect();
     (header, rows)
 }
