@@ -17,8 +17,8 @@ use queuelab_lab::record::ResultsFile;
 use queuelab_lab::report;
 use queuelab_lab::sweep::{self, SweepPlan};
 use queuelab_lab::table::CSV_COLUMNS;
-use queuelab_lab::xml::{self, Document};
 use queuelab_lab::{ReportArgs, SweepArgs};
+use roxmltree::{Document, Node};
 
 #[derive(Debug, Parser)]
 struct SweepCli {
@@ -91,32 +91,57 @@ fn num(header: &[String], row: &[String], name: &str) -> f64 {
         .unwrap_or_else(|e| panic!("column {name}: {e}"))
 }
 
-fn svg(dir: &Path, name: &str) -> Document {
-    let text = fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-    xml::parse(&text).unwrap_or_else(|e| panic!("{name} is not well-formed: {e}"))
+/// The text of a plot the sweep wrote.
+fn svg_text(dir: &Path, name: &str) -> String {
+    fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-/// The series group `series-{id}` and how many of each drawing element it holds.
-fn series_elements(doc: &Document, id: &str, element: &str) -> usize {
-    let g = doc
-        .by_id(&format!("series-{id}"))
-        .unwrap_or_else(|| panic!("series {id} missing"));
-    assert!(g.has_class("series"), "{id} is not marked as a series");
-    doc.descendants(g)
-        .iter()
-        .filter(|e| e.name == element)
-        .count()
+/// A plot parsed by an XML parser: a panic if it is not well-formed.
+fn parse<'t>(name: &str, text: &'t str) -> Document<'t> {
+    Document::parse(text).unwrap_or_else(|e| panic!("{name} is not well-formed: {e}"))
 }
 
-fn polyline_points(doc: &Document, id: &str) -> usize {
+/// The group of series `id`, checked to be marked as a series.
+fn series<'a, 't>(doc: &'a Document<'t>, id: &str) -> Node<'a, 't> {
     let g = doc
-        .by_id(&format!("series-{id}"))
+        .descendants()
+        .find(|n| n.attribute("id") == Some(&*format!("series-{id}")))
         .unwrap_or_else(|| panic!("series {id} missing"));
-    doc.descendants(g)
-        .iter()
-        .filter(|e| e.name == "polyline")
-        .map(|e| e.attr("points").unwrap_or("").split_whitespace().count())
+    let class = g.attribute("class").unwrap_or("");
+    assert!(
+        class.split_ascii_whitespace().any(|c| c == "series"),
+        "{id} is not marked as a series"
+    );
+    g
+}
+
+/// The elements named `element` inside `n`.
+fn elements<'a, 't>(n: Node<'a, 't>, element: &'a str) -> impl Iterator<Item = Node<'a, 't>> {
+    n.descendants()
+        .filter(move |e| e.is_element() && e.tag_name().name() == element)
+}
+
+/// How many of each drawing element the series group `series-{id}` holds.
+fn series_elements(doc: &Document<'_>, id: &str, element: &str) -> usize {
+    elements(series(doc, id), element).count()
+}
+
+fn polyline_points(doc: &Document<'_>, id: &str) -> usize {
+    elements(series(doc, id), "polyline")
+        .map(|e| {
+            e.attribute("points")
+                .unwrap_or("")
+                .split_whitespace()
+                .count()
+        })
         .sum()
+}
+
+/// The texts of a plot's `<text>` elements.
+fn texts<'a>(doc: &'a Document<'_>) -> Vec<&'a str> {
+    elements(doc.root(), "text")
+        .filter_map(|e| e.text())
+        .collect()
 }
 
 #[test]
@@ -266,7 +291,8 @@ fn sweep_then_report_mm1() {
     );
 
     // Plots: well-formed, with the series they should have.
-    let mean = svg(&out, "mean_vs_rho.svg");
+    let mean_text = svg_text(&out, "mean_vs_rho.svg");
+    let mean = parse("mean_vs_rho.svg", &mean_text);
     assert!(
         polyline_points(&mean, "theory") >= 100,
         "a smooth theory curve"
@@ -277,7 +303,7 @@ fn sweep_then_report_mm1() {
         series_elements(&mean, "measured-net", "line") >= 2 * 3,
         "CI bars"
     );
-    let texts: Vec<&str> = mean.by_name("text").map(|e| e.text.as_str()).collect();
+    let texts = texts(&mean);
     assert!(
         texts.iter().any(|t| t.contains("M/M/1")),
         "title names the model"
@@ -292,16 +318,19 @@ fn sweep_then_report_mm1() {
             .any(|t| t.starts_with("offered load per server ρ"))
     );
     assert!(texts.iter().any(|t| t.contains("theory M/M/1")), "legend");
-    let err = svg(&out, "error_vs_rho.svg");
+    let err_text = svg_text(&out, "error_vs_rho.svg");
+    let err = parse("error_vs_rho.svg", &err_text);
     assert_eq!(series_elements(&err, "error-raw", "rect"), 2);
     assert_eq!(series_elements(&err, "error-net", "circle"), 2);
-    let cdf = svg(&out, "cdf.svg");
+    let cdf_text = svg_text(&out, "cdf.svg");
+    let cdf = parse("cdf.svg", &cdf_text);
     for k in 0..2 {
         assert!(polyline_points(&cdf, &format!("cdf-theory-{k}")) >= 100);
         assert!(polyline_points(&cdf, &format!("cdf-measured-{k}")) >= 10);
     }
     assert!(
-        cdf.by_id("series-cdf-theory-2").is_none(),
+        !cdf.descendants()
+            .any(|n| n.attribute("id") == Some("series-cdf-theory-2")),
         "two points, two CDFs"
     );
 
@@ -385,11 +414,11 @@ fn sweep_with_capacity_draws_blocking() {
         file.points[0].raw.requests.status.s503 as f64, blocked,
         "blocked = qload's 503 count"
     );
-    let doc = svg(&out, "blocking_vs_rho.svg");
+    let doc_text = svg_text(&out, "blocking_vs_rho.svg");
+    let doc = parse("blocking_vs_rho.svg", &doc_text);
     assert!(polyline_points(&doc, "blocking-theory") >= 100);
     assert_eq!(series_elements(&doc, "blocking-measured", "polygon"), 1);
-    let texts: Vec<&str> = doc.by_name("text").map(|e| e.text.as_str()).collect();
-    assert!(texts.iter().any(|t| t.contains("M/M/1/3")));
+    assert!(texts(&doc).iter().any(|t| t.contains("M/M/1/3")));
     // The x axis goes past 1 for a capacity model.
     let a = analysis::summarize(&file.analysis);
     assert_eq!(a.points, 1);

@@ -58,22 +58,33 @@ fn a_results_file_of_the_previous_version_reads_back_typed() {
 fn the_report_of_a_previous_sweep_is_unchanged() {
     let dir = copy_of_fixture("v1-report");
     let out = report::report(&dir).expect("qlab report on the old file");
-    for name in ["results.csv", "table.txt"] {
+    assert_eq!(out.rendered.points.len(), 2);
+    for name in [
+        "results.csv",
+        "table.txt",
+        "mean_vs_rho.svg",
+        "error_vs_rho.svg",
+        "cdf.svg",
+        "blocking_vs_rho.svg",
+    ] {
         let want = fs::read_to_string(fixture(name)).expect("fixture");
         let got = fs::read_to_string(dir.join(name)).expect("written");
         assert_eq!(
             got, want,
             "{name} differs from what the previous version drew"
         );
-    }
-    assert_eq!(out.rendered.points.len(), 2);
-    for name in [
-        "mean_vs_rho.svg",
-        "error_vs_rho.svg",
-        "cdf.svg",
-        "blocking_vs_rho.svg",
-    ] {
-        assert!(dir.join(name).is_file(), "{name} not drawn");
+        if name.ends_with(".svg") {
+            let doc = roxmltree::Document::parse(&got)
+                .unwrap_or_else(|e| panic!("{name} is not well-formed: {e}"));
+            let series = doc
+                .descendants()
+                .filter(|n| {
+                    n.attribute("class")
+                        .is_some_and(|c| c.starts_with("series "))
+                })
+                .count();
+            assert!(series >= 2, "{name}: {series} series");
+        }
     }
     fs::remove_dir_all(&dir).expect("cleanup");
 }
