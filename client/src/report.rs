@@ -1,4 +1,5 @@
-//! Rendering a [`RunResult`]: the readable summary, the CSV time series and the live line.
+//! Rendering a [`RunResult`]: the readable summary, the CSV time series (written with the `csv`
+//! crate, which quotes a field only where it must) and the live line.
 //!
 //! Times are printed with a unit that keeps three or four significant digits (`850us`, `12.3ms`,
 //! `1.25s`); the JSON and the CSV keep plain microseconds.
@@ -213,8 +214,9 @@ pub const CSV_COLUMNS: [&str; 13] = [
 ];
 
 /// Writes the time series as CSV (a header, then a row per interval; empty cells for unknown).
-pub fn write_csv(r: &RunResult, mut w: impl Write) -> io::Result<()> {
-    writeln!(w, "{}", CSV_COLUMNS.join(","))?;
+pub fn write_csv(r: &RunResult, w: impl Write) -> io::Result<()> {
+    let mut out = csv::Writer::from_writer(w);
+    out.write_record(CSV_COLUMNS)?;
     let opt = |x: Option<f64>| x.map_or(String::new(), |v| format!("{v:.3}"));
     for iv in &r.intervals {
         let per_s = |n: u64| {
@@ -224,25 +226,23 @@ pub fn write_csv(r: &RunResult, mut w: impl Write) -> io::Result<()> {
                 0.0
             }
         };
-        writeln!(
-            w,
-            "{:.3},{:.6},{},{},{},{:.3},{:.3},{:.3},{},{},{:.3},{},{:.3}",
-            iv.t_s,
-            iv.duration_s,
-            iv.sent,
-            iv.completed,
-            iv.errors,
-            per_s(iv.sent),
-            per_s(iv.completed),
-            iv.mean_us,
+        out.write_record([
+            format!("{:.3}", iv.t_s),
+            format!("{:.6}", iv.duration_s),
+            iv.sent.to_string(),
+            iv.completed.to_string(),
+            iv.errors.to_string(),
+            format!("{:.3}", per_s(iv.sent)),
+            format!("{:.3}", per_s(iv.completed)),
+            format!("{:.3}", iv.mean_us),
             opt(iv.p50_us),
             opt(iv.p99_us),
-            iv.mean_uncorrected_us,
+            format!("{:.3}", iv.mean_uncorrected_us),
             opt(iv.send_lag_p99_us),
-            iv.send_lag_max_us
-        )?;
+            format!("{:.3}", iv.send_lag_max_us),
+        ])?;
     }
-    w.flush()
+    out.flush()
 }
 
 #[cfg(test)]
@@ -284,6 +284,12 @@ mod tests {
         assert_eq!(
             lines[1],
             "1.000,1.000000,10,9,1,10.000,9.000,100.000,95.000,,90.000,3.000,4.000"
+        );
+        // Rows end in a bare newline, as before the csv crate wrote them.
+        assert_eq!(lines[0], CSV_COLUMNS.join(","));
+        assert!(
+            text.ends_with(",4.000\n") && !text.contains('\r'),
+            "{text:?}"
         );
     }
 }

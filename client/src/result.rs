@@ -1,5 +1,6 @@
 //! The result of a run: what `--json` prints, what `qload merge` reads and writes, what the lab
-//! consumes. The JSON keys are a contract (see `schema/result.schema.json`, checked by a test).
+//! consumes. The JSON keys are a contract: `schema/result.schema.json` is generated from these
+//! types ([`json_schema`]), and tests hold real output and the checked-in file to it.
 //!
 //! Units are in the key names: `_us` microseconds, `_s` seconds, rates per second. Latency is
 //! measured from the *intended* send time (`latency_us`, free of coordinated omission) and from
@@ -10,17 +11,22 @@ use std::ops::AddAssign;
 
 use hdrhistogram::Histogram;
 use queuelab_common::stats::{self, MeanCi, Summary};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Version of the result format.
 pub const FORMAT_VERSION: u32 = 1;
 
 /// The result of one run (or of several merged).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+// The default is an empty result (format 0, no requests), a base for tests to fill in.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct RunResult {
     /// Version of this format ([`FORMAT_VERSION`]).
+    #[schemars(extend("const" = FORMAT_VERSION))]
     pub format: u32,
-    /// `open`, `closed` or `max`.
+    /// `open`, `closed` or `max` (`mixed` for a merge of results of different modes).
+    #[schemars(extend("enum" = ["open", "closed", "max", "mixed"]))]
     pub mode: String,
     /// The URL requested.
     pub url: String,
@@ -35,6 +41,7 @@ pub struct RunResult {
     /// Wall time of the whole run (warmup and drain included), seconds.
     pub elapsed_s: f64,
     /// Number of results merged into this one (1 for a run).
+    #[schemars(range(min = 1))]
     pub parts: u64,
     /// Counts of requests.
     pub requests: Requests,
@@ -66,7 +73,8 @@ pub struct RunResult {
 
 /// Request counts. Every measured request issued ends as completed or as exactly one error:
 /// `issued = completed + errors`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Requests {
     /// Measured requests the schedule issued.
     pub issued: u64,
@@ -95,7 +103,8 @@ pub struct Requests {
 }
 
 /// Failures by kind.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct ErrorsByKind {
     /// The connection could not be established (refused, unreachable, or not within the timeout).
     pub connect: u64,
@@ -205,7 +214,8 @@ impl AddAssign for ErrorsByKind {
 }
 
 /// Completed requests by status class; `503` is also counted in `5xx`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct StatusCounts {
     /// 200–299.
     #[serde(rename = "2xx")]
@@ -266,7 +276,8 @@ impl AddAssign for StatusCounts {
 
 /// A latency distribution in microseconds, with a 95% confidence interval of the mean by batch
 /// means over the intervals (`null` with fewer than two non-empty intervals).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Latency {
     /// Number of values.
     pub count: u64,
@@ -313,7 +324,8 @@ impl Latency {
 }
 
 /// Send lag (actual write − intended time), µs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct SendLag {
     /// Mean.
     pub mean: f64,
@@ -340,7 +352,8 @@ impl SendLag {
 
 /// The arrival check: the gaps between a thread's consecutive sends, each divided by that thread's
 /// mean gap (its configured rate in open loop), are Exp(1) for a Poisson schedule that was kept.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Arrivals {
     /// Gaps in the sample behind the statistics.
     pub samples: u64,
@@ -357,7 +370,8 @@ pub struct Arrivals {
 }
 
 /// What queueing theory predicts for the configured queue at the offered rate.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct TheoryResult {
     /// Kendall notation (`M/M/1`, `M/M/2/10`, …).
     pub model: String,
@@ -370,6 +384,7 @@ pub struct TheoryResult {
     /// Capacity K, if any.
     pub capacity: Option<u32>,
     /// Service distribution (`exp`, `const`, `uniform`, `zero`).
+    #[schemars(extend("enum" = ["exp", "const", "uniform", "zero"]))]
     pub service: String,
     /// Offered load per server.
     pub rho: f64,
@@ -396,7 +411,8 @@ pub struct TheoryResult {
 }
 
 /// Connection counts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Connections {
     /// Connections opened (connect attempts, reconnects included).
     pub opened: u64,
@@ -407,11 +423,13 @@ pub struct Connections {
 }
 
 /// The configuration echoed in the result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct ConfigEcho {
     /// HTTP method.
     pub method: String,
     /// `poisson`, `constant` or `uniform` (open loop), else `null`.
+    #[schemars(extend("enum" = ["poisson", "constant", "uniform", null]))]
     pub arrival: Option<String>,
     /// Worker threads.
     pub threads: u64,
@@ -442,7 +460,8 @@ pub struct ConfigEcho {
 }
 
 /// One interval of the time series (by completion time for latency, by write time for sends).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Interval {
     /// Start, seconds since the measurement began.
     pub t_s: f64,
@@ -476,6 +495,18 @@ pub struct Interval {
 /// and widen the interval for nothing (at 800/s, two answers in a 3 ms stub made the half-width
 /// 335 µs where the full batches alone give about 12).
 pub fn batch_ci(intervals: &[Interval], uncorrected: bool) -> Option<MeanCi> {
+    stats::batch_means_ci(&batches(intervals, uncorrected))
+}
+
+/// The number of batches [`batch_ci`] makes of `intervals`: the non-empty intervals, a short one
+/// counted with the batch before it. Fewer than the intervals planned when a run was short, or
+/// when intervals got no answer; the interval of the mean needs at least two.
+pub fn batch_count(intervals: &[Interval]) -> usize {
+    batches(intervals, false).len()
+}
+
+/// The (sum, count) batches of [`batch_ci`], in time order.
+fn batches(intervals: &[Interval], uncorrected: bool) -> Vec<(f64, u64)> {
     let full = intervals.iter().map(|i| i.duration_s).fold(0.0, f64::max);
     let mut batches: Vec<(f64, u64)> = Vec::with_capacity(intervals.len());
     for i in intervals.iter().filter(|i| i.completed > 0) {
@@ -493,7 +524,55 @@ pub fn batch_ci(intervals: &[Interval], uncorrected: bool) -> Option<MeanCi> {
             _ => batches.push((sum, i.completed)),
         }
     }
-    stats::batch_means_ci(&batches)
+    batches
+}
+
+/// The JSON Schema of [`RunResult`], generated from these types (their doc comments are the
+/// descriptions); `schema/result.schema.json` is this, pretty-printed, and a test holds the two
+/// together.
+///
+/// It describes what qload writes: every key is required, `null` where the type is optional,
+/// except keys that state a `default` (`#[serde(default)]`): results written before they existed
+/// lack them, and qload still reads those as the default. Unknown keys are refused, so the schema
+/// catches a key renamed or left out on either side.
+pub fn json_schema() -> schemars::Schema {
+    let mut schema = schemars::generate::SchemaSettings::draft2020_12()
+        .for_serialize()
+        .with_transform(DefaultsAreOptional)
+        .into_generator()
+        .into_root_schema_for::<RunResult>();
+    schema.insert(
+        "$id".into(),
+        "https://example.invalid/queuelab/qload/result.schema.json".into(),
+    );
+    schema.insert("title".into(), "qload result".into());
+    schema
+}
+
+/// Takes keys whose schema has a `default` out of `required` (see [`json_schema`]).
+#[derive(Debug, Clone, Copy)]
+struct DefaultsAreOptional;
+
+impl schemars::transform::Transform for DefaultsAreOptional {
+    fn transform(&mut self, schema: &mut schemars::Schema) {
+        let defaulted: Vec<String> = schema
+            .get("properties")
+            .and_then(serde_json::Value::as_object)
+            .map(|p| {
+                p.iter()
+                    .filter(|(_, s)| s.get("default").is_some())
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(required) = schema
+            .get_mut("required")
+            .and_then(serde_json::Value::as_array_mut)
+        {
+            required.retain(|k| !k.as_str().is_some_and(|k| defaulted.iter().any(|d| d == k)));
+        }
+        schemars::transform::transform_subschemas(self, schema);
+    }
 }
 
 #[cfg(test)]
@@ -546,5 +625,12 @@ mod tests {
         assert!((ci.high - ci.mean - want).abs() < 1e-9, "{ci:?}");
         // A stub with nothing before it is the first batch.
         assert_eq!(batch_ci(&[iv(0.001, 3, 5.0)], false), None);
+
+        // The batches counted are the ones the interval was made of.
+        assert_eq!(batch_count(&full), 3);
+        assert_eq!(batch_count(&with_stub), 3);
+        assert_eq!(batch_count(&halves), 4);
+        assert_eq!(batch_count(&[iv(0.001, 3, 5.0)]), 1);
+        assert_eq!(batch_count(&[]), 0);
     }
 }

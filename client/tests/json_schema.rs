@@ -1,7 +1,15 @@
 //! Real results, of every mode and of a merge, hold to the checked-in JSON Schema; the schema is
 //! strict enough to reject a result with a key missing or one it does not know.
+//!
+//! The schema is generated from the Rust types (`queuelab_client::result::json_schema`); the
+//! checked-in file must be that, byte for byte. After a change to the result types, rewrite it
+//! with `UPDATE_SCHEMA=1 cargo test -p queuelab-client --test json_schema` and review the diff.
+//! The generated schema keeps every key of format 1 as the hand-written schema had it
+//! (`schema_v1_keys.txt`), required where it was required.
 mod support;
 
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
 use queuelab_client::result::RunResult;
@@ -11,12 +19,10 @@ use queuelab_common::samplers::ArrivalKind;
 use serde_json::Value;
 use support::{Behavior, TestServer, config, refusing_addr};
 
+const SCHEMA_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/result.schema.json");
+
 fn schema() -> jsonschema::Validator {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/schema/result.schema.json"
-    ))
-    .expect("the schema is checked in");
+    let text = std::fs::read_to_string(SCHEMA_FILE).expect("the schema is checked in");
     let schema: Value = serde_json::from_str(&text).expect("the schema is JSON");
     jsonschema::validator_for(&schema).expect("the schema is a valid JSON Schema")
 }
@@ -111,55 +117,82 @@ fn results_of_every_kind_match_the_schema() {
     assert_valid(&v, &merged, "merged");
 }
 
+/// The JSON type a design key must have in a real run; `null` is never accepted.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Number,
+    Count,
+    Text,
+    Object,
+}
+
+/// `v[path]`, checked to be present, not `null`, and of `kind`.
+fn design_key<'a>(v: &'a Value, path: &str, kind: Kind) -> &'a Value {
+    let got = path
+        .split('.')
+        .try_fold(v, |v, k| v.get(k))
+        .unwrap_or_else(|| panic!("missing {path}"));
+    let ok = match kind {
+        Kind::Number => got.is_number(),
+        Kind::Count => got.is_u64(),
+        Kind::Text => got.is_string(),
+        Kind::Object => got.is_object(),
+    };
+    assert!(ok, "{path} should be {kind:?}, is {got}");
+    got
+}
+
 #[test]
 fn the_design_keys_are_present() {
     let server = TestServer::start(Behavior::Length);
-    let json = serde_json::to_value(open_run(server.addr(), 100)).expect("serializes");
-    for key in [
-        "target_rate",
-        "achieved_rate",
-        "duration_s",
-        "requests",
-        "latency_us",
-        "latency_uncorrected_us",
-        "send_lag_us",
-        "arrivals",
-        "theory",
-        "histogram",
+    // 200 requests at 400/s: 0.5 s, five intervals of 100 ms, so the batch-means interval
+    // (two non-empty intervals needed) and the arrival statistics exist; --mu 1000 gives theory.
+    let json = serde_json::to_value(open_run(server.addr(), 200)).expect("serializes");
+    use Kind::{Count, Number, Object, Text};
+    for (key, kind) in [
+        ("target_rate", Number),
+        ("achieved_rate", Number),
+        ("duration_s", Number),
+        ("requests", Object),
+        ("requests.sent", Count),
+        ("requests.completed", Count),
+        ("requests.errors", Count),
+        ("requests.errors_by_kind", Object),
+        ("requests.status", Object),
+        ("send_lag_us", Object),
+        ("send_lag_us.p50", Number),
+        ("send_lag_us.p99", Number),
+        ("send_lag_us.max", Number),
+        ("arrivals", Object),
+        ("arrivals.gap_mean_us", Number),
+        ("arrivals.gap_cv", Number),
+        ("arrivals.ks_d", Number),
+        ("arrivals.ks_p", Number),
+        ("theory", Object),
+        ("theory.model", Text),
+        ("theory.rho", Number),
+        ("theory.mean_us", Number),
+        ("theory.p50_us", Number),
+        ("theory.p99_us", Number),
+        ("histogram", Text),
     ] {
-        assert!(json.get(key).is_some(), "missing {key}");
+        design_key(&json, key, kind);
     }
-    for key in ["sent", "completed", "errors", "errors_by_kind", "status"] {
-        assert!(
-            json["requests"].get(key).is_some(),
-            "missing requests.{key}"
-        );
-    }
-    for key in [
-        "mean",
-        "stdev",
-        "p50",
-        "p90",
-        "p99",
-        "p999",
-        "max",
-        "ci95_low",
-        "ci95_high",
-    ] {
-        assert!(json["latency_us"].get(key).is_some(), "latency_us.{key}");
-        assert!(
-            json["latency_uncorrected_us"].get(key).is_some(),
-            "latency_uncorrected_us.{key}"
-        );
-    }
-    for key in ["p50", "p99", "max"] {
-        assert!(json["send_lag_us"].get(key).is_some(), "send_lag_us.{key}");
-    }
-    for key in ["gap_mean_us", "gap_cv", "ks_d", "ks_p"] {
-        assert!(json["arrivals"].get(key).is_some(), "arrivals.{key}");
-    }
-    for key in ["model", "rho", "mean_us", "p50_us", "p99_us"] {
-        assert!(json["theory"].get(key).is_some(), "theory.{key}");
+    for latency in ["latency_us", "latency_uncorrected_us"] {
+        design_key(&json, latency, Object);
+        for key in [
+            "mean",
+            "stdev",
+            "p50",
+            "p90",
+            "p99",
+            "p999",
+            "max",
+            "ci95_low",
+            "ci95_high",
+        ] {
+            design_key(&json, &format!("{latency}.{key}"), Number);
+        }
     }
     for key in [
         "connect",
@@ -171,17 +204,18 @@ fn the_design_keys_are_present() {
         "backlog",
         "unfinished",
     ] {
-        assert!(
-            json["requests"]["errors_by_kind"].get(key).is_some(),
-            "errors_by_kind.{key}"
-        );
+        design_key(&json, &format!("requests.errors_by_kind.{key}"), Count);
     }
     for key in ["2xx", "3xx", "4xx", "5xx", "503"] {
-        assert!(
-            json["requests"]["status"].get(key).is_some(),
-            "status.{key}"
-        );
+        design_key(&json, &format!("requests.status.{key}"), Count);
     }
+    assert!(
+        design_key(&json, "histogram", Text)
+            .as_str()
+            .is_some_and(|h| !h.is_empty()),
+        "an empty histogram"
+    );
+    assert_eq!(json["theory"]["model"], "M/M/1");
 }
 
 #[test]
@@ -205,4 +239,120 @@ fn the_schema_rejects_missing_and_unknown_keys() {
     let mut wrong_type = json;
     wrong_type["requests"]["sent"] = Value::from("many");
     assert!(!v.is_valid(&wrong_type));
+}
+
+/// The generated schema, as the file holds it: pretty-printed, with a final newline.
+fn generated_schema_text() -> String {
+    let mut text = serde_json::to_string_pretty(&queuelab_client::result::json_schema())
+        .expect("the schema serializes");
+    text.push('\n');
+    text
+}
+
+#[test]
+fn the_schema_file_is_generated_from_the_types() {
+    let want = generated_schema_text();
+    if std::env::var_os("UPDATE_SCHEMA").is_some_and(|v| v == "1") {
+        std::fs::write(SCHEMA_FILE, &want).expect("rewriting the schema");
+        return;
+    }
+    let have = std::fs::read_to_string(SCHEMA_FILE).expect("the schema is checked in");
+    if have != want {
+        let line = have
+            .lines()
+            .zip(want.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or_else(|| have.lines().count().min(want.lines().count()));
+        panic!(
+            "{SCHEMA_FILE} is not the schema the result types generate (first difference at \
+             line {}: file {:?}, generated {:?}).\nIf the types changed on purpose, rewrite it with \
+             `UPDATE_SCHEMA=1 cargo test -p queuelab-client --test json_schema` and review the diff.",
+            line + 1,
+            have.lines().nth(line).unwrap_or("<end>"),
+            want.lines().nth(line).unwrap_or("<end>"),
+        );
+    }
+}
+
+/// Every key path of `schema` (`a.b`, `a[].b` for the items of an array), with whether its object
+/// requires it; `$ref`s into `$defs` and the branches of `anyOf`/`oneOf`/`allOf` are followed.
+fn key_paths(schema: &Value) -> BTreeMap<String, bool> {
+    fn walk(root: &Value, node: &Value, path: &str, out: &mut BTreeMap<String, bool>) {
+        if let Some(r) = node.get("$ref").and_then(Value::as_str) {
+            let name = r
+                .strip_prefix("#/$defs/")
+                .unwrap_or_else(|| panic!("unexpected $ref {r}"));
+            walk(root, &root["$defs"][name], path, out);
+        }
+        for branches in ["anyOf", "oneOf", "allOf"] {
+            for b in node
+                .get(branches)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                walk(root, b, path, out);
+            }
+        }
+        let required: Vec<&str> = node
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        for (k, sub) in node
+            .get("properties")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            let p = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            out.insert(p.clone(), required.contains(&k.as_str()));
+            walk(root, sub, &p, out);
+        }
+        if let Some(items) = node.get("items") {
+            walk(root, items, &format!("{path}[]"), out);
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(schema, schema, "", &mut out);
+    out
+}
+
+#[test]
+fn the_schema_keeps_every_key_of_format_1() {
+    let v1 = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schema_v1_keys.txt"),
+    )
+    .expect("the format 1 key list is checked in");
+    let now =
+        key_paths(&serde_json::to_value(queuelab_client::result::json_schema()).expect("JSON"));
+    let mut checked = 0;
+    for line in v1
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let (path, req) = line.split_once(' ').expect("`path required|optional`");
+        let was_required = match req {
+            "required" => true,
+            "optional" => false,
+            other => panic!("{line}: {other:?} is neither required nor optional"),
+        };
+        match now.get(path) {
+            None => panic!("{path} is gone from the schema"),
+            Some(&r) => assert_eq!(r, was_required, "{path} changed its requiredness"),
+        }
+        checked += 1;
+    }
+    // The list is the whole hand-written schema, not a few lines of it.
+    assert_eq!(checked, 123);
+    // And the walk sees nested keys behind references (a check of the walk itself).
+    assert_eq!(now.get("latency_uncorrected_us.ci95_high"), Some(&true));
+    assert_eq!(now.get("intervals[].p99_us"), Some(&true));
+    assert_eq!(now.get("theory.mean_in_ci"), Some(&true));
 }

@@ -24,8 +24,9 @@
 //! sampling-noise level `ks_noise` = 1.358/√n_eff, the 95% critical value of the KS distance for
 //! n_eff independent samples, where n_eff = s²/se² is the number of independent samples that
 //! would give the mean the standard error se that the batch means found (s: the standard
-//! deviation of the response times; se = batch-means half-width / t₀.₉₇₅(batches − 1)); n_eff is
-//! at most the number of responses. It borrows the mean's correlation for the whole CDF, so it is
+//! deviation of the response times; se = batch-means half-width / t₀.₉₇₅(b − 1), with b the
+//! batches the point actually had, fewer than planned for a short point); n_eff is at most the
+//! number of responses. It borrows the mean's correlation for the whole CDF, so it is
 //! a guide to whether a distance is noise, not a test: at ρ = 0.1 and 4,500 responses it is about
 //! 0.02, at ρ = 0.95 several times that.
 use hdrhistogram::Histogram;
@@ -365,10 +366,12 @@ fn measured(model: &Model, rec: &PointRecord) -> PointAnalysis {
             (net - h, net + h)
         });
     }
+    // A point recorded without its series is taken to have had the planned number of batches.
     a.ks_noise = ks_noise(
         l.stdev,
         half_width(l.ci95_low.zip(l.ci95_high)),
         m.completed,
+        m.batches.unwrap_or(u64::from(crate::measure::BATCHES)),
     );
     if let Some(h) = &hist {
         // ks_histogram passes seconds; the CDFs here take µs.
@@ -391,16 +394,18 @@ const KS_CRITICAL_95: f64 = 1.358;
 
 /// The KS sampling-noise level of a point: `1.358/√n_eff` with `n_eff = s²/se²` (at most `n`),
 /// where `se` is the batch-means standard error of the mean behind the interval half-width
-/// `half` (see the module docs). `None` without responses; `n` itself when there is no interval
-/// or the interval has no width.
-pub fn ks_noise(stdev: f64, half: Option<f64>, n: u64) -> Option<f64> {
+/// `half`, made of `batches` batches (see the module docs). `None` without responses; `n` itself
+/// when there is no interval, the interval has no width, or fewer than two batches made it.
+pub fn ks_noise(stdev: f64, half: Option<f64>, n: u64, batches: u64) -> Option<f64> {
     if n == 0 {
         return None;
     }
     let n = n as f64;
-    let t = stats::student_t_975(u64::from(crate::measure::BATCHES) - 1);
     let n_eff = match half {
-        Some(h) if h > 0.0 && stdev.is_finite() => (stdev * t / h).powi(2).clamp(1.0, n),
+        Some(h) if h > 0.0 && stdev.is_finite() && batches >= 2 => {
+            let t = stats::student_t_975(batches - 1);
+            (stdev * t / h).powi(2).clamp(1.0, n)
+        }
         _ => n,
     };
     Some(KS_CRITICAL_95 / n_eff.sqrt())
@@ -518,7 +523,8 @@ pub fn needs_rho_below_one(model: &Model) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{Latency, PointMeasurement};
+    use crate::record::PointMeasurement;
+    use queuelab_client::result::{Latency, RunResult};
 
     const O_US: f64 = 25.0;
 
@@ -573,7 +579,7 @@ mod tests {
             seed: 1,
             measured,
             overhead,
-            raw: serde_json::Value::Null,
+            raw: RunResult::default(),
             overhead_raw: None,
         }
     }
@@ -740,21 +746,64 @@ mod tests {
 
     #[test]
     fn ks_noise_follows_the_effective_number_of_samples() {
-        let t = stats::student_t_975(u64::from(crate::measure::BATCHES) - 1);
+        let b = u64::from(crate::measure::BATCHES);
+        let t = stats::student_t_975(b - 1);
         let (s, n) = (1000.0, 10_000u64);
         // Independent samples: the batch-means half-width is t·s/√n, so n_eff = n.
-        let iid = ks_noise(s, Some(t * s / 100.0), n).expect("noise");
+        let iid = ks_noise(s, Some(t * s / 100.0), n, b).expect("noise");
         assert!((iid - 0.01358).abs() < 1e-9, "{iid}");
         // An interval three times wider (correlated samples): n_eff = n/9, noise ×3.
-        let corr = ks_noise(s, Some(3.0 * t * s / 100.0), n).expect("noise");
+        let corr = ks_noise(s, Some(3.0 * t * s / 100.0), n, b).expect("noise");
         assert!((corr - 3.0 * 0.01358).abs() < 1e-9, "{corr}");
         // Narrower than independent samples allow, or no interval: n_eff = n.
-        assert_eq!(ks_noise(s, Some(t * s / 1000.0), n), Some(iid));
-        assert_eq!(ks_noise(s, None, n), Some(iid));
-        assert_eq!(ks_noise(s, Some(0.0), n), Some(iid));
-        assert_eq!(ks_noise(s, Some(10.0), 0), None);
+        assert_eq!(ks_noise(s, Some(t * s / 1000.0), n, b), Some(iid));
+        assert_eq!(ks_noise(s, None, n, b), Some(iid));
+        assert_eq!(ks_noise(s, Some(0.0), n, b), Some(iid));
+        assert_eq!(ks_noise(s, Some(10.0), 0, b), None);
         // An interval wider than the spread of single samples: n_eff floors at 1.
-        assert_eq!(ks_noise(1.0, Some(1e6), n), Some(1.358));
+        assert_eq!(ks_noise(1.0, Some(1e6), n, b), Some(1.358));
+        // An interval of fewer than two batches is no interval.
+        assert_eq!(ks_noise(s, Some(3.0 * t * s / 100.0), n, 1), Some(iid));
+    }
+
+    #[test]
+    fn ks_noise_takes_the_batches_a_short_point_had() {
+        // A 60 ms point: six 10 ms intervals and a 1 ms stub, which joins the sixth: b = 6, and
+        // se = half/t(5), not half/t(15) as the planned 16 batches would have it.
+        let iv = |duration_s: f64| queuelab_client::result::Interval {
+            duration_s,
+            completed: 50,
+            mean_us: 2000.0,
+            ..queuelab_client::result::Interval::default()
+        };
+        let mut series = vec![iv(0.01); 6];
+        series.push(iv(0.001));
+        let b = queuelab_client::result::batch_count(&series) as u64;
+        assert_eq!(b, 6);
+        let (s, half, n) = (2000.0, 400.0, 301u64);
+        let want = |b: u64| {
+            let n_eff = (s * stats::student_t_975(b - 1) / half).powi(2);
+            assert!(n_eff > 1.0 && n_eff < n as f64, "{n_eff} within the clamp");
+            1.358 / n_eff.sqrt()
+        };
+        let short = ks_noise(s, Some(half), n, b).expect("noise");
+        assert!((short - want(6)).abs() < 1e-12, "{short}");
+        // t(5) = 2.571 against t(15) = 2.131: the same half-width is a smaller standard error
+        // with fewer batches, so the planned 16 would overstate the noise by a fifth
+        // (noise ∝ 1/t: 2.131/2.571 = 0.83).
+        let planned = want(u64::from(crate::measure::BATCHES));
+        assert!(short / planned < 0.85, "{short} vs {planned}");
+
+        // Through the analysis: the measurement's batch count is the one used.
+        let mut m = measurement(&[2000.0; 301], 0, half);
+        m.latency_us.stdev = s;
+        m.batches = Some(b);
+        let a = analyze(&model(None), &record(500.0, m.clone(), None));
+        assert_eq!(a.ks_noise, Some(short));
+        // Without a count (a point recorded without its series), the planned number.
+        m.batches = None;
+        let a = analyze(&model(None), &record(500.0, m, None));
+        assert_eq!(a.ks_noise, Some(planned));
     }
 
     #[test]

@@ -14,8 +14,7 @@
 //! - [`measure`]: one qload run, and the adapter from qload's result to [`record::PointMeasurement`].
 //! - [`record`]: the layout of `results.json`.
 //! - [`analysis`]: measured against predicted, the overhead correction.
-//! - [`table`], [`plots`], [`svg`], [`xml`]: the outputs (CSV and text table, SVG charts, and the
-//!   well-formedness check every plot passes before it is written).
+//! - [`table`], [`plots`], [`svg`]: the outputs (CSV and text table, SVG charts).
 //! - [`report`]: everything derived from `results.json`; the sweep ends by calling it.
 //! - [`servers`]: the qserve and zero-service twin a sweep starts for itself, and the CPU split.
 
@@ -29,6 +28,5 @@ pub mod servers;
 pub mod svg;
 pub mod sweep;
 pub mod table;
-pub mod xml;
 
 pub use cli::{ReportArgs, SweepArgs, report_main, sweep_main};

@@ -442,6 +442,9 @@ pub fn blocking_chart(ctx: &PlotContext<'_>, points: &[PointAnalysis]) -> Option
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::PointMeasurement;
+    use queuelab_client::result::{Latency, RunResult};
+    use queuelab_common::stats;
 
     fn p(rho: f64) -> PointAnalysis {
         PointAnalysis {
@@ -462,6 +465,110 @@ mod tests {
         let mut pts: Vec<_> = [0.1, 0.2].into_iter().map(p).collect();
         pts[0].completed = 0;
         assert_eq!(cdf_choice(&pts), vec![1]);
+    }
+
+    /// A recorded point of M/M/1/`k` at load `rho` (μ = 1000/s): exponential response times with
+    /// mean `mean_us` plus a 25 µs path, a tenth of them blocked, and an overhead run.
+    fn recorded(rho: f64, mean_us: f64) -> PointRecord {
+        let measurement = |values_us: &[f64], blocked: u64| {
+            let mut h = stats::new_histogram();
+            for &v in values_us {
+                stats::record_ns(&mut h, (v * 1e3).round() as u64);
+            }
+            let mean = values_us.iter().sum::<f64>() / values_us.len() as f64;
+            let q = |q: f64| h.value_at_quantile(q) as f64 / 1e3;
+            PointMeasurement {
+                target_rate: rho * 1000.0,
+                achieved_rate: rho * 1000.0,
+                sent: values_us.len() as u64,
+                completed: values_us.len() as u64,
+                blocked,
+                latency_us: Latency {
+                    mean,
+                    p50: q(0.5),
+                    p90: q(0.9),
+                    p99: q(0.99),
+                    p999: q(0.999),
+                    ci95_low: Some(mean * 0.95),
+                    ci95_high: Some(mean * 1.05),
+                    ..Latency::default()
+                },
+                histogram: stats::histogram_to_string(&h),
+                ..PointMeasurement::default()
+            }
+        };
+        let n = 2000;
+        let values: Vec<f64> = (0..n)
+            .map(|i| 25.0 - mean_us * (1.0 - (i as f64 + 0.5) / n as f64).ln())
+            .collect();
+        PointRecord {
+            index: 0,
+            rho,
+            lambda: rho * 1000.0,
+            warmup_s: 0.0,
+            seed: 1,
+            measured: measurement(&values, n as u64 / 10),
+            overhead: Some(measurement(&[25.0; 500], 0)),
+            raw: RunResult::default(),
+            overhead_raw: None,
+        }
+    }
+
+    #[test]
+    fn every_plot_parses_as_xml_with_its_series() {
+        let model = Model::new(1000.0, Servers::Finite(1)).with_capacity(Some(3));
+        let ctx = PlotContext {
+            model: &model,
+            model_name: model.name(),
+            subtitle: "μ = 1000/s <per server> & \"K\" = 3".into(),
+        };
+        let records: Vec<PointRecord> = [(0.3, 1400.0), (0.9, 2600.0), (1.5, 3400.0)]
+            .into_iter()
+            .map(|(rho, m)| recorded(rho, m))
+            .collect();
+        let points: Vec<PointAnalysis> = records
+            .iter()
+            .map(|r| analysis::analyze(&model, r))
+            .collect();
+        let charts = [
+            (
+                mean_chart(&ctx, &points),
+                &["theory", "measured-raw", "measured-net"][..],
+            ),
+            (error_chart(&ctx, &points), &["error-raw", "error-net"][..]),
+            (
+                cdf_chart(&ctx, &records, &points).expect("points with histograms"),
+                &[
+                    "cdf-measured-0",
+                    "cdf-theory-0",
+                    "cdf-measured-2",
+                    "cdf-theory-2",
+                ][..],
+            ),
+            (
+                blocking_chart(&ctx, &points).expect("a capacity"),
+                &["blocking-theory", "blocking-measured"][..],
+            ),
+        ];
+        for (chart, series) in charts {
+            let svg = chart.render();
+            let doc = crate::svg::tests::parse(&svg);
+            assert_eq!(doc.root_element().tag_name().name(), "svg");
+            for id in series {
+                let g = crate::svg::tests::by_id(&doc, &format!("series-{id}"))
+                    .unwrap_or_else(|| panic!("{}: series {id} missing", chart.id));
+                assert!(crate::svg::tests::has_class(g, "series"), "{id}");
+                assert!(g.children().any(|c| c.is_element()), "{id} is empty");
+            }
+            let texts: Vec<&str> = crate::svg::tests::named(doc.root(), "text")
+                .filter_map(|t| t.text())
+                .collect();
+            assert!(
+                texts.contains(&"μ = 1000/s <per server> & \"K\" = 3"),
+                "{}: subtitle {texts:?}",
+                chart.id
+            );
+        }
     }
 
     #[test]

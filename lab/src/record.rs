@@ -2,16 +2,20 @@
 //!
 //! The file holds everything needed to redo the analysis: the sweep's configuration, and for each
 //! point the lab's own [`PointMeasurement`] (numbers plus the serialized latency histogram), the
-//! overhead run's measurement, and both raw qload results as they came (`raw`, `overhead_raw`).
-//! `qlab report` recomputes theory, errors, distances, table and plots from the measurements
-//! alone; the `analysis` and `overhead` sections are outputs kept for other tools to read, and are
-//! ignored on input.
-use std::collections::BTreeMap;
+//! overhead run's measurement, and both raw qload results as they came (`raw`, `overhead_raw`,
+//! qload's [`RunResult`]). `qlab report` recomputes theory, errors, distances, table and plots
+//! from the measurements alone; the `analysis` and `overhead` sections are outputs kept for other
+//! tools to read, and are ignored on input.
+//!
+//! Every part is read back through these types. Files written before the measurement kept qload's
+//! whole summaries lack `latency_us.count`, `latency_us.min` and `send_lag_us.mean`, which read
+//! as 0 (the analysis does not use them), and `batches`, which `qlab report` recounts from `raw`.
 use std::fs;
 use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
+use queuelab_client::result::{ErrorsByKind, Latency, RunResult, SendLag, StatusCounts};
 use queuelab_common::model::{Model, Servers, ServiceKind};
 use serde::{Deserialize, Serialize};
 
@@ -70,41 +74,8 @@ impl LabConfig {
     }
 }
 
-/// A latency summary in microseconds (from qload's `latency_us`).
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-pub struct Latency {
-    /// Mean.
-    pub mean: f64,
-    /// Standard deviation.
-    pub stdev: f64,
-    /// Median.
-    pub p50: f64,
-    /// 90th percentile.
-    pub p90: f64,
-    /// 99th percentile.
-    pub p99: f64,
-    /// 99.9th percentile.
-    pub p999: f64,
-    /// Maximum.
-    pub max: f64,
-    /// Lower end of the 95% interval of the mean (batch means), if there were enough batches.
-    pub ci95_low: Option<f64>,
-    /// Upper end of that interval.
-    pub ci95_high: Option<f64>,
-}
-
-/// Send lag (actual write minus intended time), microseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-pub struct Lag {
-    /// Median.
-    pub p50: f64,
-    /// 99th percentile.
-    pub p99: f64,
-    /// Maximum.
-    pub max: f64,
-}
-
-/// One qload run as the lab uses it: a stable subset of qload's JSON result.
+/// One qload run as the lab uses it: the parts of qload's [`RunResult`] the analysis reads, with
+/// the interval of the mean recomputed from the time series (see [`crate::measure`]).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct PointMeasurement {
     /// Intended arrival rate (1/s).
@@ -119,22 +90,61 @@ pub struct PointMeasurement {
     pub completed: u64,
     /// Requests that failed without a response.
     pub errors: u64,
-    /// Failures by kind (connect, timeout, read, write, parse, closed).
-    pub errors_by_kind: BTreeMap<String, u64>,
-    /// Responses by status as qlab reports them (codes or classes).
-    pub status: BTreeMap<String, u64>,
+    /// Failures by kind.
+    pub errors_by_kind: ErrorsByKind,
+    /// Responses by status class, and the 503s.
+    pub status: StatusCounts,
     /// Responses with status 503 (blocked by the server's capacity).
     pub blocked: u64,
     /// Response time from the intended send time, µs.
+    #[serde(deserialize_with = "LatencyV1::deserialize")]
     pub latency_us: Latency,
     /// Send lag, µs.
-    pub send_lag_us: Lag,
+    #[serde(deserialize_with = "SendLagV1::deserialize")]
+    pub send_lag_us: SendLag,
     /// Coefficient of variation of the actual send gaps (1 for Poisson), if reported.
     pub gap_cv: Option<f64>,
     /// p-value of the KS test of the send gaps against the exponential, if reported.
     pub arrivals_ks_p: Option<f64>,
     /// The response-time histogram (nanoseconds, serialized by `queuelab_common::stats`).
     pub histogram: String,
+    /// Batches behind the interval of the mean: the intervals of the time series, a short last
+    /// one counted with the one before ([`queuelab_client::result::batch_count`]). `None` when
+    /// the result had no time series (and in files written before it was kept).
+    #[serde(default)]
+    pub batches: Option<u64>,
+}
+
+/// Reads a [`Latency`] as `results.json` may hold it: the keys qload's summary had before the lab
+/// kept all of them (`count` and `min` absent read as 0). The fields must be those of `Latency`,
+/// or this does not compile.
+#[derive(Deserialize)]
+#[serde(remote = "Latency")]
+struct LatencyV1 {
+    #[serde(default)]
+    count: u64,
+    mean: f64,
+    stdev: f64,
+    #[serde(default)]
+    min: f64,
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    p999: f64,
+    max: f64,
+    ci95_low: Option<f64>,
+    ci95_high: Option<f64>,
+}
+
+/// Reads a [`SendLag`] as `results.json` may hold it (`mean` absent reads as 0).
+#[derive(Deserialize)]
+#[serde(remote = "SendLag")]
+struct SendLagV1 {
+    #[serde(default)]
+    mean: f64,
+    p50: f64,
+    p99: f64,
+    max: f64,
 }
 
 /// One point of the sweep.
@@ -155,11 +165,10 @@ pub struct PointRecord {
     /// The same rate against the zero-service path, if measured.
     pub overhead: Option<PointMeasurement>,
     /// qload's result for `measured`, as it came.
-    #[serde(default)]
-    pub raw: serde_json::Value,
+    pub raw: RunResult,
     /// qload's result for `overhead`, as it came.
     #[serde(default)]
-    pub overhead_raw: Option<serde_json::Value>,
+    pub overhead_raw: Option<RunResult>,
 }
 
 /// The overhead of the measurement path across the sweep (an output, for reading).

@@ -35,8 +35,10 @@ pub fn escape(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            // Control characters are not allowed in XML 1.0 at all: drop them.
+            // Control characters and the two non-characters U+FFFE and U+FFFF are not allowed
+            // in XML 1.0 at all: drop them.
             c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => {}
+            '\u{fffe}' | '\u{ffff}' => {}
             c => out.push(c),
         }
     }
@@ -778,13 +780,41 @@ fn draw_series(w: &mut SvgWriter, f: &Frame, s: &Series) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use crate::xml;
+
+    /// `svg` parsed by an XML parser: a panic if it is not well-formed.
+    pub(crate) fn parse(svg: &str) -> roxmltree::Document<'_> {
+        roxmltree::Document::parse(svg).unwrap_or_else(|e| panic!("not well-formed: {e}\n{svg}"))
+    }
+
+    /// The element whose `id` is `id`.
+    pub(crate) fn by_id<'a, 'i>(
+        doc: &'a roxmltree::Document<'i>,
+        id: &str,
+    ) -> Option<roxmltree::Node<'a, 'i>> {
+        doc.descendants().find(|n| n.attribute("id") == Some(id))
+    }
+
+    /// Whether the whitespace-separated `class` attribute of `n` contains `class`.
+    pub(crate) fn has_class(n: roxmltree::Node<'_, '_>, class: &str) -> bool {
+        n.attribute("class")
+            .is_some_and(|c| c.split_ascii_whitespace().any(|c| c == class))
+    }
+
+    /// The elements named `name` among `n` and its descendants.
+    pub(crate) fn named<'a, 'i>(
+        n: roxmltree::Node<'a, 'i>,
+        name: &'a str,
+    ) -> impl Iterator<Item = roxmltree::Node<'a, 'i>> + 'a {
+        n.descendants()
+            .filter(move |e| e.is_element() && e.tag_name().name() == name)
+    }
 
     #[test]
     fn escapes_markup_and_drops_control_characters() {
         assert_eq!(escape("a<b>&\"'\u{1}c"), "a&lt;b&gt;&amp;&quot;&apos;c");
+        assert_eq!(escape("a\u{fffe}b\u{ffff}\u{fffd}"), "ab\u{fffd}");
         assert_eq!(escape("ρ = 0.5 µs"), "ρ = 0.5 µs");
     }
 
@@ -868,31 +898,25 @@ mod tests {
     #[test]
     fn chart_is_well_formed_with_one_group_per_series() {
         let svg = sample_chart().render();
-        let doc = xml::parse(&svg).expect("well-formed");
-        assert_eq!(doc.elements[0].name, "svg");
-        let theory = doc.by_id("series-theory").expect("theory group");
-        assert!(theory.has_class("series") && theory.has_class("line"));
+        let doc = parse(&svg);
+        assert_eq!(doc.root_element().tag_name().name(), "svg");
+        let theory = by_id(&doc, "series-theory").expect("theory group");
+        assert!(has_class(theory, "series") && has_class(theory, "line"));
         // The NaN splits the line in two.
-        let lines: Vec<_> = doc
-            .descendants(theory)
-            .into_iter()
-            .filter(|e| e.name == "polyline")
-            .collect();
-        assert_eq!(lines.len(), 2);
-        let m = doc.by_id("series-measured").expect("measured group");
-        let kids = doc.descendants(m);
-        assert_eq!(kids.iter().filter(|e| e.name == "circle").count(), 1);
-        assert!(kids.iter().any(|e| e.has_class("error-bars")));
+        assert_eq!(named(theory, "polyline").count(), 2);
+        let m = by_id(&doc, "series-measured").expect("measured group");
+        assert_eq!(named(m, "circle").count(), 1);
+        assert!(m.descendants().any(|e| has_class(e, "error-bars")));
         // Title text survives escaping; legend lists both series.
-        assert!(doc.by_name("text").any(|e| e.text == "M/M/1 <test> & more"));
+        let root = doc.root();
+        assert!(named(root, "text").any(|e| e.text() == Some("M/M/1 <test> & more")));
         assert_eq!(
-            doc.elements
-                .iter()
-                .filter(|e| e.has_class("legend-entry"))
+            doc.descendants()
+                .filter(|e| has_class(*e, "legend-entry"))
                 .count(),
             2
         );
-        assert!(doc.by_name("text").any(|e| e.text == "load ρ"));
+        assert!(named(root, "text").any(|e| e.text() == Some("load ρ")));
     }
 
     #[test]
@@ -901,8 +925,30 @@ mod tests {
         w.open("g", &[("id", "a\"b".into())]);
         w.open("g", &[]);
         let doc = w.finish();
-        let d = xml::parse(&doc).expect("well-formed");
-        assert_eq!(d.by_name("g").count(), 2);
-        assert!(d.by_id("a\"b").is_some());
+        let d = parse(&doc);
+        assert_eq!(named(d.root(), "g").count(), 2);
+        assert!(by_id(&d, "a\"b").is_some());
+    }
+
+    #[test]
+    fn what_an_xml_parser_refuses_is_never_written() {
+        // Markup, quotes and control characters in every place text reaches the document.
+        let nasty = "<a href=\"x\">&amp; ' \u{1}\u{7}]]> --> \u{fffe}";
+        let mut c = sample_chart();
+        c.title = nasty.into();
+        c.subtitle = nasty.into();
+        c.x.label = nasty.into();
+        c.y.label = nasty.into();
+        c.notes = vec![nasty.into()];
+        c.series[0].label = nasty.into();
+        let svg = c.render();
+        let doc = parse(&svg);
+        let texts: Vec<&str> = named(doc.root(), "text").filter_map(|e| e.text()).collect();
+        assert!(
+            texts
+                .iter()
+                .any(|t| t.starts_with("<a href=\"x\">&amp; ' ]]> -->")),
+            "{texts:?}"
+        );
     }
 }

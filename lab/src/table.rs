@@ -4,7 +4,8 @@
 //! CSV conventions: a header row; times in µs (`mean_us` and the percentiles are of accepted
 //! requests, `mean_all_us` of every response, 503s included: they differ only with blocking);
 //! relative errors as fractions (0.01 = 1%); booleans `true`/`false`; an empty field where a
-//! value does not exist (no theory, no overhead run, …).
+//! value does not exist (no theory, no overhead run, …). Written with the `csv` crate: a field is
+//! quoted only if it holds a comma, a quote or a line break.
 use std::fmt::Write as _;
 
 use crate::analysis::{PointAnalysis, SweepSummary};
@@ -48,7 +49,7 @@ pub const CSV_COLUMNS: &[(&str, Cell)] = &[
     ("model", |p| {
         p.theory
             .as_ref()
-            .map(|t| csv_text(&t.model))
+            .map(|t| t.model.clone())
             .unwrap_or_default()
     }),
     ("theory_mean_us", |p| {
@@ -86,27 +87,15 @@ pub const CSV_COLUMNS: &[(&str, Cell)] = &[
     ("arrivals_ks_p", |p| of(p.arrivals_ks_p)),
 ];
 
-/// Quotes a CSV field if it needs it.
-fn csv_text(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
-}
-
 /// `results.csv`: the header and one row per point.
-pub fn csv(points: &[PointAnalysis]) -> String {
-    let mut out = String::new();
-    let header: Vec<&str> = CSV_COLUMNS.iter().map(|c| c.0).collect();
-    out.push_str(&header.join(","));
-    out.push('\n');
+pub fn csv(points: &[PointAnalysis]) -> anyhow::Result<String> {
+    let mut out = csv::Writer::from_writer(Vec::new());
+    out.write_record(CSV_COLUMNS.iter().map(|c| c.0))?;
     for p in points {
-        let row: Vec<String> = CSV_COLUMNS.iter().map(|c| (c.1)(p)).collect();
-        out.push_str(&row.join(","));
-        out.push('\n');
+        out.write_record(CSV_COLUMNS.iter().map(|c| (c.1)(p)))?;
     }
-    out
+    let bytes = out.into_inner().map_err(|e| e.into_error())?;
+    Ok(String::from_utf8(bytes)?)
 }
 
 fn t1(v: Option<f64>) -> String {
@@ -297,7 +286,7 @@ mod tests {
 
     #[test]
     fn csv_rows_have_as_many_fields_as_the_header() {
-        let text = csv(&[point(), PointAnalysis::default()]);
+        let text = csv(&[point(), PointAnalysis::default()]).expect("CSV");
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);
         let n = lines[0].split(',').count();
@@ -305,6 +294,10 @@ mod tests {
         for l in &lines[1..] {
             assert_eq!(l.split(',').count(), n, "{l}");
         }
+        assert!(
+            text.ends_with('\n') && !text.contains('\r'),
+            "bare newlines"
+        );
         let names: Vec<&str> = lines[0].split(',').collect();
         let row: Vec<&str> = lines[1].split(',').collect();
         let col = |k: &str| row[names.iter().position(|n| *n == k).expect(k)];
@@ -318,9 +311,29 @@ mod tests {
 
     #[test]
     fn csv_quotes_fields_that_need_it() {
-        assert_eq!(csv_text("a,b"), "\"a,b\"");
-        assert_eq!(csv_text("say \"x\""), "\"say \"\"x\"\"\"");
-        assert_eq!(csv_text("M/M/1"), "M/M/1");
+        let named = |model: &str| {
+            let mut p = point();
+            if let Some(t) = p.theory.as_mut() {
+                t.model = model.into();
+            }
+            p
+        };
+        let text = csv(&[named("a,b"), named("say \"x\""), named("M/M/1")]).expect("CSV");
+        let model = CSV_COLUMNS
+            .iter()
+            .position(|c| c.0 == "model")
+            .expect("a model column");
+        let mut rows = csv::Reader::from_reader(text.as_bytes());
+        let got: Vec<String> = rows
+            .records()
+            .map(|r| r.expect("a valid row")[model].to_owned())
+            .collect();
+        assert_eq!(got, ["a,b", "say \"x\"", "M/M/1"]);
+        // Quoted only where needed, quotes doubled.
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[1].contains(",\"a,b\","), "{}", lines[1]);
+        assert!(lines[2].contains(",\"say \"\"x\"\"\","), "{}", lines[2]);
+        assert!(lines[3].contains(",M/M/1,"), "{}", lines[3]);
     }
 
     #[test]

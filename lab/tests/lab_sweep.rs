@@ -17,8 +17,8 @@ use queuelab_lab::record::ResultsFile;
 use queuelab_lab::report;
 use queuelab_lab::sweep::{self, SweepPlan};
 use queuelab_lab::table::CSV_COLUMNS;
-use queuelab_lab::xml::{self, Document};
 use queuelab_lab::{ReportArgs, SweepArgs};
+use roxmltree::{Document, Node};
 
 #[derive(Debug, Parser)]
 struct SweepCli {
@@ -58,16 +58,21 @@ fn plan(words: &[&str]) -> SweepPlan {
 }
 
 fn csv_table(dir: &Path) -> (Vec<String>, Vec<Vec<String>>) {
-    let text = fs::read_to_string(dir.join("results.csv")).expect("results.csv");
-    let mut lines = text.lines();
-    let header: Vec<String> = lines
-        .next()
+    let mut r = csv::Reader::from_path(dir.join("results.csv")).expect("results.csv");
+    let header: Vec<String> = r
+        .headers()
         .expect("header")
-        .split(',')
+        .iter()
         .map(str::to_owned)
         .collect();
-    let rows = lines
-        .map(|l| l.split(',').map(str::to_owned).collect())
+    let rows = r
+        .records()
+        .map(|row| {
+            row.expect("a valid row")
+                .iter()
+                .map(str::to_owned)
+                .collect()
+        })
         .collect();
     (header, rows)
 }
@@ -86,32 +91,57 @@ fn num(header: &[String], row: &[String], name: &str) -> f64 {
         .unwrap_or_else(|e| panic!("column {name}: {e}"))
 }
 
-fn svg(dir: &Path, name: &str) -> Document {
-    let text = fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-    xml::parse(&text).unwrap_or_else(|e| panic!("{name} is not well-formed: {e}"))
+/// The text of a plot the sweep wrote.
+fn svg_text(dir: &Path, name: &str) -> String {
+    fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-/// The series group `series-{id}` and how many of each drawing element it holds.
-fn series_elements(doc: &Document, id: &str, element: &str) -> usize {
-    let g = doc
-        .by_id(&format!("series-{id}"))
-        .unwrap_or_else(|| panic!("series {id} missing"));
-    assert!(g.has_class("series"), "{id} is not marked as a series");
-    doc.descendants(g)
-        .iter()
-        .filter(|e| e.name == element)
-        .count()
+/// A plot parsed by an XML parser: a panic if it is not well-formed.
+fn parse<'t>(name: &str, text: &'t str) -> Document<'t> {
+    Document::parse(text).unwrap_or_else(|e| panic!("{name} is not well-formed: {e}"))
 }
 
-fn polyline_points(doc: &Document, id: &str) -> usize {
+/// The group of series `id`, checked to be marked as a series.
+fn series<'a, 't>(doc: &'a Document<'t>, id: &str) -> Node<'a, 't> {
     let g = doc
-        .by_id(&format!("series-{id}"))
+        .descendants()
+        .find(|n| n.attribute("id") == Some(&*format!("series-{id}")))
         .unwrap_or_else(|| panic!("series {id} missing"));
-    doc.descendants(g)
-        .iter()
-        .filter(|e| e.name == "polyline")
-        .map(|e| e.attr("points").unwrap_or("").split_whitespace().count())
+    let class = g.attribute("class").unwrap_or("");
+    assert!(
+        class.split_ascii_whitespace().any(|c| c == "series"),
+        "{id} is not marked as a series"
+    );
+    g
+}
+
+/// The elements named `element` inside `n`.
+fn elements<'a, 't>(n: Node<'a, 't>, element: &'a str) -> impl Iterator<Item = Node<'a, 't>> {
+    n.descendants()
+        .filter(move |e| e.is_element() && e.tag_name().name() == element)
+}
+
+/// How many of each drawing element the series group `series-{id}` holds.
+fn series_elements(doc: &Document<'_>, id: &str, element: &str) -> usize {
+    elements(series(doc, id), element).count()
+}
+
+fn polyline_points(doc: &Document<'_>, id: &str) -> usize {
+    elements(series(doc, id), "polyline")
+        .map(|e| {
+            e.attribute("points")
+                .unwrap_or("")
+                .split_whitespace()
+                .count()
+        })
         .sum()
+}
+
+/// The texts of a plot's `<text>` elements.
+fn texts<'a>(doc: &'a Document<'_>) -> Vec<&'a str> {
+    elements(doc.root(), "text")
+        .filter_map(|e| e.text())
+        .collect()
 }
 
 #[test]
@@ -168,10 +198,22 @@ fn sweep_then_report_mm1() {
     assert_eq!(file.points.len(), 2);
     assert_eq!(file.analysis.len(), 2);
     for r in &file.points {
-        assert!(r.raw.get("latency_us").is_some(), "raw qload result kept");
+        assert_eq!(
+            r.raw.latency_us.count, r.raw.requests.completed,
+            "raw qload result kept"
+        );
+        assert_eq!(r.measured.completed, r.raw.requests.completed);
         let o = r.overhead.as_ref().expect("overhead measured");
         assert!(o.completed > 0);
-        assert!(r.overhead_raw.is_some());
+        let o_raw = r.overhead_raw.as_ref().expect("raw overhead result kept");
+        assert_eq!(o.completed, o_raw.requests.completed);
+        // The batches recorded are those of the series: 1.5 s in 16 intervals of 93.75 ms and
+        // the stub after the schedule ended, folded into the last unless it is half an interval.
+        // Fewer when intervals got no answer (a machine busy enough to stall the run), at least
+        // two since the point has an interval (checked below).
+        let batches = queuelab_client::result::batch_count(&r.raw.intervals) as u64;
+        assert_eq!(r.measured.batches, Some(batches));
+        assert!((2..=17).contains(&batches), "{batches} batches");
     }
 
     // CSV: the documented columns, one row per point, theory from the closed forms.
@@ -250,7 +292,8 @@ fn sweep_then_report_mm1() {
     );
 
     // Plots: well-formed, with the series they should have.
-    let mean = svg(&out, "mean_vs_rho.svg");
+    let mean_text = svg_text(&out, "mean_vs_rho.svg");
+    let mean = parse("mean_vs_rho.svg", &mean_text);
     assert!(
         polyline_points(&mean, "theory") >= 100,
         "a smooth theory curve"
@@ -261,7 +304,7 @@ fn sweep_then_report_mm1() {
         series_elements(&mean, "measured-net", "line") >= 2 * 3,
         "CI bars"
     );
-    let texts: Vec<&str> = mean.by_name("text").map(|e| e.text.as_str()).collect();
+    let texts = texts(&mean);
     assert!(
         texts.iter().any(|t| t.contains("M/M/1")),
         "title names the model"
@@ -276,16 +319,19 @@ fn sweep_then_report_mm1() {
             .any(|t| t.starts_with("offered load per server ρ"))
     );
     assert!(texts.iter().any(|t| t.contains("theory M/M/1")), "legend");
-    let err = svg(&out, "error_vs_rho.svg");
+    let err_text = svg_text(&out, "error_vs_rho.svg");
+    let err = parse("error_vs_rho.svg", &err_text);
     assert_eq!(series_elements(&err, "error-raw", "rect"), 2);
     assert_eq!(series_elements(&err, "error-net", "circle"), 2);
-    let cdf = svg(&out, "cdf.svg");
+    let cdf_text = svg_text(&out, "cdf.svg");
+    let cdf = parse("cdf.svg", &cdf_text);
     for k in 0..2 {
         assert!(polyline_points(&cdf, &format!("cdf-theory-{k}")) >= 100);
         assert!(polyline_points(&cdf, &format!("cdf-measured-{k}")) >= 10);
     }
     assert!(
-        cdf.by_id("series-cdf-theory-2").is_none(),
+        !cdf.descendants()
+            .any(|n| n.attribute("id") == Some("series-cdf-theory-2")),
         "two points, two CDFs"
     );
 
@@ -312,11 +358,9 @@ fn sweep_then_report_mm1() {
     }
 
     // ... and it reads results.json, not a cache: change a measured mean and see it in the CSV.
-    let mut v: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(out.join("results.json")).expect("json"))
-            .expect("valid JSON");
-    v["points"][0]["measured"]["latency_us"]["mean"] = serde_json::json!(123456.0);
-    fs::write(out.join("results.json"), v.to_string()).expect("write json");
+    let mut edited = ResultsFile::read(&out).expect("results.json");
+    edited.points[0].measured.latency_us.mean = 123456.0;
+    edited.write(&out).expect("write results.json");
     report::report(&out).expect("report after edit");
     let (header, rows) = csv_table(&out);
     assert_eq!(num(&header, &rows[0], "mean_us"), 123456.0);
@@ -368,15 +412,14 @@ fn sweep_with_capacity_draws_blocking() {
     assert!((num(&header, row, "blocking_measured") - blocked / completed).abs() < 1e-12);
     let file = ResultsFile::read(&out).expect("results.json");
     assert_eq!(
-        file.points[0].raw["requests"]["status"]["503"].as_f64(),
-        Some(blocked),
+        file.points[0].raw.requests.status.s503 as f64, blocked,
         "blocked = qload's 503 count"
     );
-    let doc = svg(&out, "blocking_vs_rho.svg");
+    let doc_text = svg_text(&out, "blocking_vs_rho.svg");
+    let doc = parse("blocking_vs_rho.svg", &doc_text);
     assert!(polyline_points(&doc, "blocking-theory") >= 100);
     assert_eq!(series_elements(&doc, "blocking-measured", "polygon"), 1);
-    let texts: Vec<&str> = doc.by_name("text").map(|e| e.text.as_str()).collect();
-    assert!(texts.iter().any(|t| t.contains("M/M/1/3")));
+    assert!(texts(&doc).iter().any(|t| t.contains("M/M/1/3")));
     // The x axis goes past 1 for a capacity model.
     let a = analysis::summarize(&file.analysis);
     assert_eq!(a.points, 1);
