@@ -29,6 +29,7 @@ fn qserve(mu: f64, service: ServiceKind) -> queuelab_server::Handle {
 }
 
 #[test]
+#[ignore = "end to end and timing-dependent: scripts/test.sh runs it (cargo test -- --ignored)"]
 fn mm1_at_half_load_matches_theory() {
     let (lambda, mu, n) = (500.0, 1000.0, 2000u64);
     let server = qserve(mu, ServiceKind::Exp);

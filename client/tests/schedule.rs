@@ -55,6 +55,7 @@ fn ns_since(t0: Instant, t: Instant) -> f64 {
 }
 
 #[test]
+#[ignore = "end to end and timing-dependent: scripts/test.sh runs it (cargo test -- --ignored)"]
 fn poisson_arrivals_at_the_server_follow_the_seeded_schedule() {
     let (rate, n, seed, threads) = (500.0, 2000usize, 42u64, 2usize);
     let server = TestServer::start(Behavior::Length);
@@ -154,6 +155,7 @@ fn poisson_arrivals_at_the_server_follow_the_seeded_schedule() {
 }
 
 #[test]
+#[ignore = "end to end and timing-dependent: scripts/test.sh runs it (cargo test -- --ignored)"]
 fn constant_arrivals_are_evenly_spaced() {
     let (rate, n) = (200.0, 200usize);
     let server = TestServer::start(Behavior::Length);
@@ -186,6 +188,7 @@ fn constant_arrivals_are_evenly_spaced() {
 }
 
 #[test]
+#[ignore = "end to end and timing-dependent: scripts/test.sh runs it (cargo test -- --ignored)"]
 fn intended_times_do_not_drift_over_a_long_horizon() {
     // The schedule the engine follows, over 10⁶ arrivals: the n-th intended time is a
     // Gamma(n, λ) sum, so |t_n − n/λ| < 5 √n / λ except with probability < 10⁻⁶.

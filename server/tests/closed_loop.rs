@@ -40,6 +40,7 @@ const WARMUP: usize = 300;
 const N: usize = 5_000;
 
 #[test]
+#[ignore = "end to end and timing-dependent: scripts/test.sh runs it (cargo test -- --ignored)"]
 fn closed_loop_clients_see_c_mu_and_littles_law() {
     let h = server(|c| {
         c.model.servers = Servers::Finite(SERVERS);
