@@ -67,11 +67,7 @@ EOF
 taskset -c 0 "$NGINX" -c "$tmp/nginx.conf" -p "$tmp" &
 nginx_pid=$!
 for _ in $(seq 50); do
-    python3 - "$PORT" <<'PY' && break
-import socket, sys
-s = socket.socket(); s.settimeout(0.2)
-sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)
-PY
+    (exec 3<> "/dev/tcp/127.0.0.1/$PORT") 2> /dev/null && break
     sleep 0.1
 done
 

@@ -81,7 +81,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# A loopback port nothing listens on: random ones from the ephemeral range until a connect fails.
+free_port() {
+    local p
+    while :; do
+        p=$((32768 + RANDOM % 28000))
+        (exec 3<> "/dev/tcp/127.0.0.1/$p") 2> /dev/null || { echo "$p"; return; }
+    done
+}
 clk_tck=$(getconf CLK_TCK)
 # utime + stime of a process (all its threads), in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
