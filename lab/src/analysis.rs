@@ -524,7 +524,7 @@ pub fn needs_rho_below_one(model: &Model) -> bool {
 mod tests {
     use super::*;
     use crate::record::PointMeasurement;
-    use queuelab_client::result::{Latency, RunResult};
+    use queuelab_client::result::RunResult;
 
     const O_US: f64 = 25.0;
 
@@ -535,29 +535,7 @@ mod tests {
     /// A measurement whose histogram holds `values_us`, `blocked` of them 503s, and whose mean's
     /// interval is ± `half` µs.
     fn measurement(values_us: &[f64], blocked: u64, half: f64) -> PointMeasurement {
-        let mut h = stats::new_histogram();
-        for &v in values_us {
-            stats::record_ns(&mut h, (v * 1e3).round() as u64);
-        }
-        let mean = values_us.iter().sum::<f64>() / values_us.len() as f64;
-        let q = |q: f64| h.value_at_quantile(q) as f64 / 1e3;
-        PointMeasurement {
-            completed: values_us.len() as u64,
-            sent: values_us.len() as u64,
-            blocked,
-            latency_us: Latency {
-                mean,
-                p50: q(0.5),
-                p90: q(0.9),
-                p99: q(0.99),
-                p999: q(0.999),
-                ci95_low: Some(mean - half),
-                ci95_high: Some(mean + half),
-                ..Latency::default()
-            },
-            histogram: stats::histogram_to_string(&h),
-            ..PointMeasurement::default()
-        }
+        PointMeasurement::of_sample(values_us, blocked, |m| (m - half, m + half))
     }
 
     /// `n` values at the midpoints of the quantile function: a sample with exactly the

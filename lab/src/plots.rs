@@ -443,8 +443,7 @@ pub fn blocking_chart(ctx: &PlotContext<'_>, points: &[PointAnalysis]) -> Option
 mod tests {
     use super::*;
     use crate::record::PointMeasurement;
-    use queuelab_client::result::{Latency, RunResult};
-    use queuelab_common::stats;
+    use queuelab_client::result::RunResult;
 
     fn p(rho: f64) -> PointAnalysis {
         PointAnalysis {
@@ -470,32 +469,10 @@ mod tests {
     /// A recorded point of M/M/1/`k` at load `rho` (μ = 1000/s): exponential response times with
     /// mean `mean_us` plus a 25 µs path, a tenth of them blocked, and an overhead run.
     fn recorded(rho: f64, mean_us: f64) -> PointRecord {
-        let measurement = |values_us: &[f64], blocked: u64| {
-            let mut h = stats::new_histogram();
-            for &v in values_us {
-                stats::record_ns(&mut h, (v * 1e3).round() as u64);
-            }
-            let mean = values_us.iter().sum::<f64>() / values_us.len() as f64;
-            let q = |q: f64| h.value_at_quantile(q) as f64 / 1e3;
-            PointMeasurement {
-                target_rate: rho * 1000.0,
-                achieved_rate: rho * 1000.0,
-                sent: values_us.len() as u64,
-                completed: values_us.len() as u64,
-                blocked,
-                latency_us: Latency {
-                    mean,
-                    p50: q(0.5),
-                    p90: q(0.9),
-                    p99: q(0.99),
-                    p999: q(0.999),
-                    ci95_low: Some(mean * 0.95),
-                    ci95_high: Some(mean * 1.05),
-                    ..Latency::default()
-                },
-                histogram: stats::histogram_to_string(&h),
-                ..PointMeasurement::default()
-            }
+        let measurement = |values_us: &[f64], blocked: u64| PointMeasurement {
+            target_rate: rho * 1000.0,
+            achieved_rate: rho * 1000.0,
+            ..PointMeasurement::of_sample(values_us, blocked, |m| (m * 0.95, m * 1.05))
         };
         let n = 2000;
         let values: Vec<f64> = (0..n)

@@ -275,6 +275,43 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 #[cfg(test)]
+impl PointMeasurement {
+    /// For tests: a measurement whose histogram holds `values_us` (µs), `blocked` of them 503s,
+    /// with the 95% interval `ci(mean)` around their mean.
+    pub(crate) fn of_sample(
+        values_us: &[f64],
+        blocked: u64,
+        ci: impl Fn(f64) -> (f64, f64),
+    ) -> Self {
+        use queuelab_common::stats;
+        let mut h = stats::new_histogram();
+        for &v in values_us {
+            stats::record_ns(&mut h, (v * 1e3).round() as u64);
+        }
+        let mean = values_us.iter().sum::<f64>() / values_us.len() as f64;
+        let q = |q: f64| h.value_at_quantile(q) as f64 / 1e3;
+        let (low, high) = ci(mean);
+        PointMeasurement {
+            sent: values_us.len() as u64,
+            completed: values_us.len() as u64,
+            blocked,
+            latency_us: Latency {
+                mean,
+                p50: q(0.5),
+                p90: q(0.9),
+                p99: q(0.99),
+                p999: q(0.999),
+                ci95_low: Some(low),
+                ci95_high: Some(high),
+                ..Default::default()
+            },
+            histogram: stats::histogram_to_string(&h),
+            ..PointMeasurement::default()
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
