@@ -8,7 +8,9 @@
 //! the CPU mask of the thread that spawns it; the load generator's workers inherit the main
 //! thread's). [`LocalServer`] stops its process when dropped (SIGTERM, then SIGKILL after the
 //! grace), so every way out of a sweep stops the servers: success, an error, a panic, and Ctrl-C,
-//! which sets the stop flag the sweep polls and so also returns through the drops.
+//! which sets the stop flag the sweep polls and so also returns through the drops. Where no drop
+//! runs (qlab killed, or a second Ctrl-C, which exits at once), each server has asked the kernel
+//! for SIGTERM when the thread that started it ends (`PR_SET_PDEATHSIG`), so none is left behind.
 use std::collections::VecDeque;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
@@ -106,7 +108,11 @@ impl LocalServer {
     /// Starts `qserve` with `args` (after the lab's own `--listen`, `--grace`) and waits until it
     /// answers `/healthz`.
     pub fn start(qserve: &Path, args: &[String], what: &'static str) -> anyhow::Result<Self> {
-        let mut child = Command::new(qserve)
+        let mut command = Command::new(qserve);
+        // Should the lab end without its drops (killed, or a second Ctrl-C), the kernel stops
+        // the server all the same.
+        queuelab_os::process::terminate_with_parent(&mut command);
+        let mut child = command
             .args(["--listen", "127.0.0.1:0", "--grace", GRACE])
             .args(args)
             .stdin(Stdio::null())

@@ -105,10 +105,18 @@ fn announced(line: &str) -> Option<(SocketAddr, SocketAddr)> {
     Some((addrs.next()?, addrs.next()?))
 }
 
-#[test]
-#[ignore = "end to end: starts the qserve binary (scripts/test.sh runs it)"]
-fn ctrl_c_stops_the_sweep_and_both_servers() {
-    let out = std::env::temp_dir().join(format!("qlab-sigint-{}", std::process::id()));
+/// A long `qlab sweep` that starts its own servers; returns it, its stderr lines after the
+/// announcement, and the two addresses it announced.
+fn start_sweep(
+    name: &str,
+) -> (
+    std::process::Child,
+    std::io::Lines<BufReader<std::process::ChildStderr>>,
+    SocketAddr,
+    SocketAddr,
+    PathBuf,
+) {
+    let out = std::env::temp_dir().join(format!("qlab-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let mut qlab = Command::new(env!("CARGO_BIN_EXE_qlab"))
         .args([
@@ -139,6 +147,13 @@ fn ctrl_c_stops_the_sweep_and_both_servers() {
         }
     };
     assert!(answers(q) && answers(t));
+    (qlab, lines, q, t, out)
+}
+
+#[test]
+#[ignore = "end to end: starts the qserve binary (scripts/test.sh runs it)"]
+fn ctrl_c_stops_the_sweep_and_both_servers() {
+    let (mut qlab, lines, q, t, out) = start_sweep("sigint");
     // Into the first run, then Ctrl-C.
     std::thread::sleep(Duration::from_millis(1500));
     queuelab_os::process::interrupt(qlab.id()).expect("signal qlab");
@@ -150,5 +165,16 @@ fn ctrl_c_stops_the_sweep_and_both_servers() {
         "it says why it stopped: {rest:?}"
     );
     assert!(gone(q) && gone(t), "a server outlived qlab");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+#[ignore = "end to end: starts the qserve binary (scripts/test.sh runs it)"]
+fn a_killed_qlab_leaves_no_server_behind() {
+    let (mut qlab, _lines, q, t, out) = start_sweep("sigkill");
+    // SIGKILL: no drop runs; the kernel's parent-death signal stops the servers.
+    qlab.kill().expect("kill qlab");
+    let _ = qlab.wait();
+    assert!(gone(q) && gone(t), "a server outlived a killed qlab");
     let _ = std::fs::remove_dir_all(&out);
 }
