@@ -12,7 +12,7 @@ use queuelab_lab::{ReportArgs, SweepArgs, report_main, sweep_main};
 #[command(
     name = "qlab",
     version,
-    after_help = "Examples:\n  qlab sweep --mu 1000 --rhos 0.2,0.5,0.8 http://127.0.0.1:8000/\n  qlab report results/20261201-120000"
+    after_help = "Examples:\n  qlab sweep --mu 1000 --quick                  (starts qserve and its zero-service twin itself)\n  qlab sweep --mu 1000 --rhos 0.2,0.5,0.8 http://127.0.0.1:8000/\n  qlab report results/20261201-120000"
 )]
 struct Cli {
     #[command(subcommand)]
