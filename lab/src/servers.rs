@@ -106,7 +106,8 @@ pub struct LocalServer {
 
 impl LocalServer {
     /// Starts `qserve` with `args` (after the lab's own `--listen`, `--grace`) and waits until it
-    /// answers `/healthz`.
+    /// answers `/healthz`. The server also stops when the calling thread ends (its parent-death
+    /// signal follows the spawning thread), so call this from a thread that outlives its use.
     pub fn start(qserve: &Path, args: &[String], what: &'static str) -> anyhow::Result<Self> {
         let mut command = Command::new(qserve);
         // Should the lab end without its drops (killed, or a second Ctrl-C), the kernel stops
