@@ -8,13 +8,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
 use clap::Args;
-use queuelab_common::model::{DEFAULT_MU, Load, Model, ModelArgs, ServiceKind};
+use queuelab_common::model::{DEFAULT_MU, Load, ModelArgs, ServiceKind};
 use queuelab_common::units::parse_duration;
 
 use crate::analysis;
 use crate::measure::RunOptions;
 use crate::report;
-use crate::servers::{CpuSplit, LocalServers, ServerPlan, allowed_cpus, find_qserve};
+use crate::servers::{CpuSplit, LocalServers, ServerPlan, find_qserve};
 use crate::sweep::{self, SweepPlan, Warmup};
 use queuelab_client::cli::{CliError, print_stdout, stop_on_signals};
 use queuelab_client::config::Target;
@@ -207,7 +207,7 @@ impl SweepArgs {
         let cpus = if self.no_pin {
             None
         } else {
-            CpuSplit::of(&allowed_cpus())
+            CpuSplit::of(&queuelab_os::affinity::allowed().unwrap_or_default())
         };
         let busy_poll = self.busy_poll || (!self.no_busy_poll && cpus.is_some());
         let (url, overhead_url, servers) = match self.url.or(self.url_flag) {
@@ -233,7 +233,7 @@ impl SweepArgs {
                 }
                 let servers = ServerPlan {
                     qserve: find_qserve(self.qserve.as_deref()),
-                    model_args: model_args(&model),
+                    model,
                     seed: self.seed,
                     spin: SERVER_SPIN.to_owned(),
                     busy_poll,
@@ -318,22 +318,6 @@ fn list_files(files: &[PathBuf]) {
 /// qserve's `--spin` in the lab: a sleeping wake-up is late by tens of microseconds, which would
 /// add to every response time; 50 µs of busy-waiting before each departure removes it.
 pub const SERVER_SPIN: &str = "50us";
-
-/// The flags that make qserve emulate `model`.
-pub fn model_args(model: &Model) -> Vec<String> {
-    let mut args = vec![
-        "--mu".to_owned(),
-        model.mu.to_string(),
-        "--servers".to_owned(),
-        model.servers.to_string(),
-        "--service".to_owned(),
-        model.service.to_string(),
-    ];
-    if let Some(k) = model.capacity {
-        args.extend(["--capacity".to_owned(), k.to_string()]);
-    }
-    args
-}
 
 /// `qlab sweep`: starts the servers unless a URL was given, runs the sweep, prints the table on
 /// stdout and the files written on stderr, and stops the servers. Invalid flags are a usage error

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use queuelab_common::model::Model;
 use queuelab_os::affinity;
 
 /// Lines of a server's stderr kept for an error message.
@@ -37,8 +38,8 @@ const GRACE: &str = "2s";
 pub struct ServerPlan {
     /// The qserve binary.
     pub qserve: PathBuf,
-    /// The model's flags (`--mu`, `--servers`, …), as qserve takes them.
-    pub model_args: Vec<String>,
+    /// The queue qserve emulates (given to it as `--mu` and `--model`, in Kendall notation).
+    pub model: Model,
     /// qserve's `--seed`.
     pub seed: u64,
     /// qserve's `--spin`: busy-wait this long before each departure instead of sleeping.
@@ -70,11 +71,6 @@ impl CpuSplit {
             _ => None,
         }
     }
-}
-
-/// The CPUs the calling thread may run on, in increasing order (none if they cannot be read).
-pub fn allowed_cpus() -> Vec<usize> {
-    affinity::allowed().unwrap_or_default()
 }
 
 /// The qserve binary: `explicit`, else `$QSERVE`, else `qserve` beside this executable, else
@@ -274,15 +270,18 @@ impl LocalServers {
         if !plan.cpus.is_empty() {
             affinity::set_current(&plan.cpus).context("pinning the servers")?;
         }
-        (|| {
-            let mut queue_args = common.clone();
-            queue_args.extend(plan.model_args.iter().cloned());
-            let queue = LocalServer::start(&plan.qserve, &queue_args, "qserve")?;
-            let mut twin_args = common.clone();
-            twin_args.extend(["--service".to_owned(), "zero".to_owned()]);
-            let twin = LocalServer::start(&plan.qserve, &twin_args, "the zero-service twin")?;
-            Ok(LocalServers { queue, twin })
-        })()
+        let mut queue_args = common.clone();
+        queue_args.extend([
+            "--mu".to_owned(),
+            plan.model.mu.to_string(),
+            "--model".to_owned(),
+            plan.model.name(),
+        ]);
+        let queue = LocalServer::start(&plan.qserve, &queue_args, "qserve")?;
+        let mut twin_args = common;
+        twin_args.extend(["--service".to_owned(), "zero".to_owned()]);
+        let twin = LocalServer::start(&plan.qserve, &twin_args, "the zero-service twin")?;
+        Ok(LocalServers { queue, twin })
     }
 }
 
@@ -364,12 +363,5 @@ mod tests {
             format!("{err:#}").contains("/nonexistent/qserve"),
             "{err:#}"
         );
-    }
-
-    #[test]
-    fn the_allowed_cpus_include_the_one_running_this_test() {
-        let cpus = allowed_cpus();
-        assert!(!cpus.is_empty());
-        assert!(cpus.windows(2).all(|w| w[0] < w[1]), "{cpus:?}");
     }
 }

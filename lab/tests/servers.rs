@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use queuelab_common::model::{Model, Servers};
 use queuelab_lab::servers::{LocalServers, ServerPlan};
 
 /// The qserve binary beside this test's own executable (target/<profile>/deps/…).
@@ -49,9 +50,7 @@ fn gone(addr: SocketAddr) -> bool {
 fn both_servers_answer_and_stop_when_dropped() {
     let plan = ServerPlan {
         qserve: qserve(),
-        model_args: ["--mu", "1000", "--servers", "2", "--capacity", "5"]
-            .map(String::from)
-            .to_vec(),
+        model: Model::new(1000.0, Servers::Finite(2)).with_capacity(Some(5)),
         seed: 7,
         spin: "0us".into(),
         busy_poll: false,
@@ -81,7 +80,7 @@ fn both_servers_answer_and_stop_when_dropped() {
 fn a_bad_model_is_reported_with_the_servers_log() {
     let plan = ServerPlan {
         qserve: qserve(),
-        model_args: ["--mu", "0"].map(String::from).to_vec(),
+        model: Model::new(0.0, Servers::Finite(1)),
         seed: 1,
         spin: "0us".into(),
         busy_poll: false,
