@@ -363,6 +363,9 @@ fn interval_of(measure_start_ns: u64, interval_ns: u64, index: u64, row: &Row) -
         p99_us: q(&s.hists.latency, 0.99),
         send_lag_p99_us: q(&s.hists.lag, 0.99),
         send_lag_max_us: s.lag_max_ns as f64 / 1e3,
+        path_mean_us: None,
+        path_p50_us: None,
+        server_mean_us: None,
     }
 }
 
@@ -487,6 +490,10 @@ fn build_result(
         histogram: histogram_to_string(&latency),
         histogram_uncorrected: histogram_to_string(&uncorrected),
         histogram_send_lag: histogram_to_string(&lag),
+        server_timing: Default::default(),
+        path_us: None,
+        server_us: None,
+        server_timing_headers: Default::default(),
     };
     let more = schedule_warnings(&result, config);
     result.warnings.extend(more);

@@ -227,6 +227,10 @@ pub fn merge(parts: &[RunResult]) -> Result<RunResult, MergeError> {
         histogram: histogram_to_string(&latency),
         histogram_uncorrected: histogram_to_string(&uncorrected),
         histogram_send_lag: histogram_to_string(&lag),
+        server_timing: Default::default(),
+        path_us: None,
+        server_us: None,
+        server_timing_headers: Default::default(),
     })
 }
 
@@ -420,6 +424,10 @@ pub(crate) mod tests {
             histogram: empty.clone(),
             histogram_uncorrected: empty.clone(),
             histogram_send_lag: empty,
+            server_timing: Default::default(),
+            path_us: None,
+            server_us: None,
+            server_timing_headers: Default::default(),
         }
     }
 

@@ -272,6 +272,9 @@ mod tests {
             p99_us: None,
             send_lag_p99_us: Some(3.0),
             send_lag_max_us: 4.0,
+            path_mean_us: None,
+            path_p50_us: None,
+            server_mean_us: None,
         };
         let mut r = crate::merge::tests::sample_result();
         r.intervals = vec![iv, iv];

@@ -7,6 +7,7 @@
 //! the actual write (`latency_uncorrected_us`); `send_lag_us` is their difference, actual write
 //! minus intended time. The three histograms are serialized HDR histograms of nanoseconds
 //! (`queuelab_common::stats::histogram_to_string`), so results merge exactly.
+use std::collections::BTreeMap;
 use std::ops::AddAssign;
 
 use hdrhistogram::Histogram;
@@ -69,6 +70,60 @@ pub struct RunResult {
     pub histogram_uncorrected: String,
     /// Serialized HDR histogram of `send_lag_us`, in ns.
     pub histogram_send_lag: String,
+    /// The answers' `Server-Timing` durations by metric name, µs, each over the measured answers
+    /// that named it with a `dur` (at most [`MAX_TIMING_NAMES`] names; empty when no answer
+    /// carried the header). Absent in results of older versions.
+    #[serde(default)]
+    pub server_timing: BTreeMap<String, DurationSummary>,
+    /// The path: each answer's latency minus the sum of its `Server-Timing` durations, µs, over
+    /// the measured answers that carried the header (`null` when none did). What the network,
+    /// both kernels and both programs added to the server's own time.
+    #[serde(default)]
+    pub path_us: Option<DurationSummary>,
+    /// The server's own time: the sum of each answer's `Server-Timing` durations, µs, over the
+    /// same answers as `path_us` (`null` when none carried the header).
+    #[serde(default)]
+    pub server_us: Option<DurationSummary>,
+    /// How the `Server-Timing` headers of the measured answers read.
+    #[serde(default)]
+    pub server_timing_headers: ServerTimingCounts,
+}
+
+/// Most distinct `Server-Timing` metric names a run keeps (the rest are counted as dropped).
+pub const MAX_TIMING_NAMES: usize = 8;
+
+/// A distribution of durations in microseconds, with its histogram so that merges are exact.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct DurationSummary {
+    /// Number of values.
+    pub count: u64,
+    /// Mean (from the exact sum, not the histogram).
+    pub mean: f64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Maximum.
+    pub max: f64,
+    /// Serialized HDR histogram of the values, in ns.
+    pub histogram: String,
+}
+
+/// Counts of the `Server-Timing` headers of measured answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ServerTimingCounts {
+    /// Completed answers whose header gave at least one duration (the basis of `path_us`).
+    pub carried: u64,
+    /// Answers whose header could not be read (counted, otherwise ignored).
+    pub malformed: u64,
+    /// Metric entries dropped because [`MAX_TIMING_NAMES`] names were already kept.
+    pub dropped_names: u64,
+    /// Answers whose durations added up to more than their latency (path recorded as 0).
+    pub negative_path: u64,
 }
 
 /// Request counts. Every measured request issued ends as completed or as exactly one error:
@@ -485,6 +540,16 @@ pub struct Interval {
     pub send_lag_p99_us: Option<f64>,
     /// Largest send lag, µs.
     pub send_lag_max_us: f64,
+    /// Mean path (latency minus the `Server-Timing` durations) of the completions that carried
+    /// the header, µs (`null` when none did). Absent in results of older versions.
+    #[serde(default)]
+    pub path_mean_us: Option<f64>,
+    /// Median path, µs (`null` when no completion carried the header, or after a merge).
+    #[serde(default)]
+    pub path_p50_us: Option<f64>,
+    /// Mean of the summed `Server-Timing` durations, µs (`null` when none carried the header).
+    #[serde(default)]
+    pub server_mean_us: Option<f64>,
 }
 
 /// The batch-means interval of the mean latency over `intervals` (`uncorrected`: from the write).
