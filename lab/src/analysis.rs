@@ -559,6 +559,10 @@ mod tests {
             overhead,
             raw: RunResult::default(),
             overhead_raw: None,
+            attempts: 1,
+            verdict: None,
+            checks: Vec::new(),
+            rejected: Vec::new(),
         }
     }
 

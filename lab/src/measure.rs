@@ -301,6 +301,10 @@ mod tests {
             overhead: Some(stored),
             raw: r.clone(),
             overhead_raw: Some(r),
+            attempts: 1,
+            verdict: None,
+            checks: Vec::new(),
+            rejected: Vec::new(),
         };
         assert_eq!(rec.measured.latency_us.ci95_low, Some(1900.0));
         refresh_intervals(&mut rec);

@@ -488,6 +488,10 @@ mod tests {
             overhead: Some(measurement(&[25.0; 500], 0)),
             raw: RunResult::default(),
             overhead_raw: None,
+            attempts: 1,
+            verdict: None,
+            checks: Vec::new(),
+            rejected: Vec::new(),
         }
     }
 

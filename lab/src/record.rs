@@ -169,6 +169,53 @@ pub struct PointRecord {
     /// qload's result for `overhead`, as it came.
     #[serde(default)]
     pub overhead_raw: Option<RunResult>,
+    /// How many times the point was measured (1 when the first attempt passed its checks; 0 in
+    /// files written before the checks existed).
+    #[serde(default)]
+    pub attempts: u32,
+    /// Whether the kept attempt passed every check (`None` in files written before the checks).
+    #[serde(default)]
+    pub verdict: Option<Verdict>,
+    /// The checks of the kept attempt, in a fixed order.
+    #[serde(default)]
+    pub checks: Vec<Check>,
+    /// The attempts that were measured again, oldest first, with the checks they failed.
+    #[serde(default)]
+    pub rejected: Vec<RejectedAttempt>,
+}
+
+/// The verdict of a point's checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Every check passed.
+    Ok,
+    /// Some check failed in every attempt; the point is marked and kept out of the summary.
+    Failed,
+}
+
+/// One self-check of a point: a measured value against its limit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Check {
+    /// What is checked (`arrival_rate`, `send_lag_p99`, …; see `crate::checks`).
+    pub name: String,
+    /// The measured value, in `unit`.
+    pub value: f64,
+    /// The limit the value is held to, in `unit`.
+    pub limit: f64,
+    /// The unit of both (`us`, `ratio`, …).
+    pub unit: String,
+    /// Whether the value is within the limit.
+    pub passed: bool,
+}
+
+/// An attempt at a point that failed its checks and was measured again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RejectedAttempt {
+    /// Its number (1 for the first).
+    pub attempt: u32,
+    /// The checks it failed.
+    pub failed: Vec<Check>,
 }
 
 /// The overhead of the measurement path across the sweep (an output, for reading).

@@ -379,6 +379,10 @@ fn measure_point(
         overhead,
         raw,
         overhead_raw,
+        attempts: 1,
+        verdict: None,
+        checks: Vec::new(),
+        rejected: Vec::new(),
     })
 }
 
