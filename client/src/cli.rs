@@ -130,7 +130,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub max: bool,
 
-    /// Worker threads (default: one per core this process may run on).
+    /// Worker threads [default: open loop, one per 50000/s of rate; else one per core; at most
+    /// one per core this process may run on].
     ///
     /// Capped by the number of users (closed loop), of connections (--max) and of requests.
     #[arg(short = 't', long, value_name = "N", help_heading = "Engine")]
@@ -167,15 +168,21 @@ pub struct RunArgs {
     #[arg(long, value_name = "DUR", value_parser = parse_duration, help_heading = "Engine")]
     pub spin: Option<Duration>,
 
-    /// Poll without sleeping while any request is in flight (costs a core per thread).
+    /// Poll without sleeping while any request is in flight (costs a core per thread) [default:
+    /// on when the threads are pinned and a core is left over].
     ///
-    /// Beyond --spin, which polls only near a send and just after a write: with this flag a
-    /// thread polls with a zero timeout until every in-flight answer has come, however late, so
-    /// that no answer's timestamp includes a wake-up (tens of microseconds, up to a millisecond at
-    /// p99 on a virtual machine). For latency measurements on a machine where qload has its own
-    /// cores; the lab uses it (see docs/lab.md).
-    #[arg(long, help_heading = "Engine")]
+    /// Beyond --spin, which polls only near a send and just after a write: a busy-polling thread
+    /// polls with a zero timeout until every in-flight answer has come, however late, so that no
+    /// answer's timestamp includes a wake-up (tens of microseconds, up to a millisecond at p99 on
+    /// a virtual machine). It is on by default when each thread is pinned to a core of its own
+    /// and at least one core this process may use is left over (for a server on the same machine,
+    /// and the kernel); --no-busy-poll turns it off, e.g. to leave the CPU to other work.
+    #[arg(long, help_heading = "Engine", conflicts_with = "no_busy_poll")]
     pub busy_poll: bool,
+
+    /// Sleep between events even when a core would be free to poll (see --busy-poll).
+    #[arg(long, help_heading = "Engine")]
+    pub no_busy_poll: bool,
 
     /// Seed of the random streams (arrivals, think times); each thread gets its own stream.
     #[arg(long, value_name = "N", default_value_t = 1, help_heading = "Engine")]
@@ -336,7 +343,11 @@ impl RunArgs {
         if let Some(s) = self.spin {
             config.spin = s;
         }
-        config.busy_poll = self.busy_poll;
+        config.busy_poll = match (self.busy_poll, self.no_busy_poll) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        };
         if let Some(i) = self.interval {
             config.interval = i;
         }

@@ -122,6 +122,23 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 /// Default `--spin`: the busy-poll margin before each intended send.
 pub const DEFAULT_SPIN: Duration = Duration::from_micros(200);
+/// Open-loop rate one worker thread is given by default: with `--threads` unset a run at rate R
+/// starts `ceil(R / DEFAULT_RATE_PER_THREAD)` threads (at most one per core). A thread sustains
+/// several times this (docs/qload.md), so the margin is wide, and a low-rate run leaves the other
+/// cores free: for a server on the same machine, and for busy-polling (see
+/// [`busy_poll_by_default`]).
+pub const DEFAULT_RATE_PER_THREAD: f64 = 50_000.0;
+
+/// Whether a run busy-polls when `--busy-poll`/`--no-busy-poll` is not given: when its threads are
+/// pinned, each to a core of its own, and at least one allowed core is left over for everything
+/// else (a server on the same machine, the kernel's network work). A sleeping thread pays a
+/// wake-up for every answer, tens of microseconds to a millisecond at p99 (virtual machines are
+/// the worst), which lands in every latency it measures; polling costs the thread's core instead.
+/// With no core to spare polling would take the CPU from whatever it measures, so it sleeps.
+pub fn busy_poll_by_default(pin: bool, threads: usize, cores: usize) -> bool {
+    pin && threads < cores
+}
+
 /// Default cap on open connections in open-loop mode (all threads together).
 pub const DEFAULT_OPEN_CONNECTIONS: usize = 10_000;
 /// Default backlog of due requests waiting for a connection (all threads together).
@@ -159,7 +176,8 @@ pub struct Config {
     /// Busy-poll this long before each intended send instead of sleeping through it.
     pub spin: Duration,
     /// Never sleep while a request is in flight: poll with a zero timeout until its answer.
-    pub busy_poll: bool,
+    /// `None` decides by the cores (see [`busy_poll_by_default`]).
+    pub busy_poll: Option<bool>,
     /// Length of the intervals of the time series (and of the batches of the batch-means CI).
     pub interval: Duration,
     /// The queue to compare with, if any (`--mu`, `--servers`, …).
@@ -186,7 +204,7 @@ impl Config {
             seed: 1,
             pin: true,
             spin: DEFAULT_SPIN,
-            busy_poll: false,
+            busy_poll: None,
             interval: Duration::from_secs(1),
             theory: None,
             live: false,

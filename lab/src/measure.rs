@@ -92,7 +92,7 @@ pub fn config_for(spec: &RunSpec<'_>) -> anyhow::Result<Config> {
     if let Some(s) = spec.opts.spin {
         c.spin = s;
     }
-    c.busy_poll = spec.opts.busy_poll;
+    c.busy_poll = Some(spec.opts.busy_poll);
     if let Some(t) = spec.opts.timeout {
         c.timeout = t;
     }
