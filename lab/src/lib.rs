@@ -16,12 +16,14 @@
 //! - [`analysis`]: measured against predicted, the overhead correction.
 //! - [`table`], [`plots`], [`svg`]: the outputs (CSV and text table, SVG charts).
 //! - [`report`]: everything derived from `results.json`; the sweep ends by calling it.
+//! - [`progress`]: the sweep's progress on stderr (a bar on a terminal, plain lines elsewhere).
 //! - [`servers`]: the qserve and zero-service twin a sweep starts for itself, and the CPU split.
 
 pub mod analysis;
 pub mod cli;
 pub mod measure;
 pub mod plots;
+pub mod progress;
 pub mod record;
 pub mod report;
 pub mod servers;
