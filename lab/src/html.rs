@@ -36,7 +36,7 @@ th{background:#f3f3f3;font-weight:600}\
 td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 table.kv th{width:14rem}
 tr.failed td{background:#fde4e1}tr.failed td.verdict,.bad{color:#a1000e;font-weight:700}
-.ok{color:#0b6b2e}.muted{color:#666}
+.pass{color:#0b6b2e}.muted{color:#666}td.verdict a{color:inherit}
 figure{margin:1rem 0 2rem}figure svg{max-width:100%;height:auto;display:block}
 figcaption{color:#555;font-size:.9rem}
 pre{background:#f7f7f7;padding:.8rem;overflow-x:auto;font-size:.8rem}
@@ -283,7 +283,7 @@ fn points_table(o: &mut String, file: &ResultsFile, points: &[PointAnalysis]) {
         let (class, verdict, attempts) = verdict_cell(rec);
         let index = rec.map_or(i, |r| r.index);
         let covers = match p.covers_net.or(p.covers_raw) {
-            Some(true) => "<span class=\"ok\">yes</span>".to_owned(),
+            Some(true) => "<span class=\"pass\">yes</span>".to_owned(),
             Some(false) => "<span class=\"bad\">no</span>".to_owned(),
             None => NONE.to_owned(),
         };
@@ -398,7 +398,7 @@ fn checks(o: &mut String, file: &ResultsFile) {
             p.rho,
             match p.verdict {
                 Some(Verdict::Failed) => "bad",
-                Some(Verdict::Ok) => "ok",
+                Some(Verdict::Ok) => "pass",
                 None => "muted",
             }
         );
