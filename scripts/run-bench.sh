@@ -26,7 +26,8 @@
 # qlab pins the servers to the first core this shell may use and its own threads to the others,
 # listens on free loopback ports, waits for /healthz, and stops the servers on every way out
 # (Ctrl-C included). QLAB=path and QSERVE=path use those binaries instead of building.
-# Results: results.json, results.csv, table.txt and SVG plots (see docs/lab.md).
+# Results: results.json, results.csv, table.txt, SVG plots and index.html, the page to open (see
+# docs/lab.md).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -18,6 +18,9 @@ command -v taskset >/dev/null || missing+=(util-linux)
 command -v python3 >/dev/null || missing+=(python3 python3-pip)
 command -v podman >/dev/null || missing+=(podman)
 command -v readelf >/dev/null || missing+=(binutils)
+# Headless Chromium opens the lab's index.html in lab/tests/report_html.rs ($CHROMIUM overrides).
+[[ -n "${CHROMIUM:-}" ]] || command -v chromium >/dev/null || command -v chromium-browser >/dev/null \
+    || missing+=(chromium)
 if ((${#missing[@]})); then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
@@ -56,7 +59,7 @@ step "the lab end to end (run-bench.sh --quick)"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 bash scripts/run-bench.sh --quick --out "$out/lab"
-for f in results.csv results.json mean_vs_rho.svg; do
+for f in results.csv results.json mean_vs_rho.svg index.html; do
     [[ -s "$out/lab/$f" ]] || { echo "run-bench.sh --quick did not write $f" >&2; exit 1; }
 done
 

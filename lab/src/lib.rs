@@ -15,13 +15,18 @@
 //! - [`record`]: the layout of `results.json`.
 //! - [`analysis`]: measured against predicted, the overhead correction.
 //! - [`table`], [`plots`], [`svg`]: the outputs (CSV and text table, SVG charts).
+//! - [`html`]: `index.html`, the self-contained page of a sweep (setup, summary, points,
+//!   plots, checks).
 //! - [`report`]: everything derived from `results.json`; the sweep ends by calling it.
+//! - [`progress`]: the sweep's progress on stderr (a bar on a terminal, plain lines elsewhere).
 //! - [`servers`]: the qserve and zero-service twin a sweep starts for itself, and the CPU split.
 
 pub mod analysis;
 pub mod cli;
+pub mod html;
 pub mod measure;
 pub mod plots;
+pub mod progress;
 pub mod record;
 pub mod report;
 pub mod servers;

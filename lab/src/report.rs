@@ -2,8 +2,8 @@
 //!
 //! The sweep itself ends by calling [`report`], so the table and the plots of a fresh sweep and
 //! of a later `qlab report` come from the same code and the same data, byte for byte.
-//! Written: `results.csv`, `table.txt` (the table printed on stdout), and the SVG plots of
-//! [`crate::plots`]. The plots are well-formed by construction (one writer escapes every text and
+//! Written: `results.csv`, `table.txt` (the table printed on stdout), the SVG plots of
+//! [`crate::plots`], and `index.html` ([`crate::html`]), the page that shows them all. The plots are well-formed by construction (one writer escapes every text and
 //! attribute and closes what it opens, [`crate::svg`]); the tests parse them with an XML parser.
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -14,12 +14,14 @@ use queuelab_common::model::Model;
 use crate::analysis::{self, PointAnalysis, SweepSummary};
 use crate::plots::{self, PlotContext};
 use crate::record::{ResultsFile, write_atomic};
-use crate::{measure, table};
+use crate::{html, measure, table};
 
 /// File name of the CSV.
 pub const RESULTS_CSV: &str = "results.csv";
 /// File name of the saved table.
 pub const TABLE_TXT: &str = "table.txt";
+/// File name of the page a person opens ([`crate::html`]).
+pub const INDEX_HTML: &str = "index.html";
 
 /// Everything derived from a results file, not yet written anywhere.
 #[derive(Debug, Clone)]
@@ -144,12 +146,20 @@ pub fn render(file: &ResultsFile) -> anyhow::Result<Rendered> {
     })
 }
 
-/// Re-reads `dir/results.json` and rewrites `results.csv`, `table.txt` and the plots, with each
-/// point's interval recomputed from its raw qload result ([`measure::refresh_intervals`]).
+/// Re-reads `dir/results.json` and rewrites `results.csv`, `table.txt`, the plots and
+/// `index.html`, with each point's interval recomputed from its raw qload result
+/// ([`measure::refresh_intervals`]).
 pub fn report(dir: &Path) -> anyhow::Result<ReportOutput> {
     let mut file = ResultsFile::read(dir)?;
     file.points.iter_mut().for_each(measure::refresh_intervals);
-    write_rendered(dir, render(&file)?)
+    let rendered = render(&file)?;
+    let page = html::render_html(&file, &rendered);
+    let mut out = write_rendered(dir, rendered)?;
+    // Last, so that the list of files written ends with the one to open.
+    let p = dir.join(INDEX_HTML);
+    write_atomic(&p, page.as_bytes())?;
+    out.files.push(p);
+    Ok(out)
 }
 
 /// Writes a rendering into `dir`; plots a model does not have (blocking without K) are removed

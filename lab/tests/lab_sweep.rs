@@ -184,6 +184,7 @@ fn sweep_then_report_mm1() {
         "mean_vs_rho.svg",
         "error_vs_rho.svg",
         "cdf.svg",
+        "index.html",
     ] {
         assert!(out.join(f).is_file(), "{f} not written");
     }
@@ -343,6 +344,7 @@ fn sweep_then_report_mm1() {
         "mean_vs_rho.svg",
         "error_vs_rho.svg",
         "cdf.svg",
+        "index.html",
     ];
     let before: Vec<Vec<u8>> = derived
         .iter()

@@ -1,0 +1,778 @@
+//! `index.html`: the one page of a sweep a person opens, beside `results.json`.
+//!
+//! It shows what the other outputs show, together: the setup, the summary, a table of the points
+//! with each point's verdict, the plots, and each point's self-checks with the attempts that were
+//! measured again and why. It is written from the same [`Rendered`] as the table and the plots,
+//! so it says what they say.
+//!
+//! The page is self-contained: the plots are inline SVG, the style is a small embedded `<style>`,
+//! and it loads nothing (no scripts, fonts, images or style sheets, from the network or beside
+//! it), so it opens the same from a results directory copied anywhere, offline, or attached to a
+//! message. The only links are relative ones to the files of the same directory and fragments
+//! within the page. Every string from the results file (URLs, versions, check names, notes) is
+//! escaped with [`crate::svg::escape`], which is enough for HTML text and double-quoted attribute
+//! values as it is for XML. A results file written before the lab checked its points (no
+//! verdict) shows "—" where the verdict, the attempts and the checks would be.
+use std::fmt::Write as _;
+
+use crate::analysis::PointAnalysis;
+use crate::record::{Check, PointRecord, RESULTS_JSON, ResultsFile, Verdict};
+use crate::report::{self, RESULTS_CSV, Rendered, TABLE_TXT};
+use crate::svg::escape;
+
+/// What stands where a value does not exist.
+const NONE: &str = "—";
+
+/// The page's style: readable tables, plots scaled to the width, failed points in red.
+const STYLE: &str = "\
+body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0 auto;\
+max-width:1200px;padding:0 1.5rem 3rem;color:#1b1b1b;background:#fff;line-height:1.4}
+h1{font-size:1.6rem;margin:1.5rem 0 .3rem}h2{font-size:1.25rem;margin:2rem 0 .6rem;\
+border-bottom:1px solid #ddd;padding-bottom:.2rem}h3{font-size:1.05rem;margin:1.2rem 0 .4rem}
+.subtitle{color:#555;margin:0 0 .8rem}nav a{margin-right:1rem}
+table{border-collapse:collapse;font-size:.9rem;margin:.4rem 0}
+th,td{border:1px solid #d4d4d4;padding:.25rem .5rem;text-align:left;vertical-align:top}
+th{background:#f3f3f3;font-weight:600}\
+td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+table.kv th{width:14rem}
+tr.failed td{background:#fde4e1}tr.failed td.verdict,.bad{color:#a1000e;font-weight:700}
+.pass{color:#0b6b2e}.muted{color:#666}td.verdict a{color:inherit}
+figure{margin:1rem 0 2rem}figure svg{max-width:100%;height:auto;display:block}
+figcaption{color:#555;font-size:.9rem}
+pre{background:#f7f7f7;padding:.8rem;overflow-x:auto;font-size:.8rem}
+";
+
+fn t1(v: Option<f64>) -> String {
+    v.filter(|v| v.is_finite())
+        .map_or_else(|| NONE.to_owned(), |v| format!("{v:.1}"))
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.filter(|v| v.is_finite())
+        .map_or_else(|| NONE.to_owned(), |v| format!("{:+.2}%", v * 100.0))
+}
+
+fn ci(c: Option<(f64, f64)>) -> String {
+    c.map_or_else(|| NONE.to_owned(), |(lo, hi)| format!("[{lo:.1}, {hi:.1}]"))
+}
+
+fn ks(v: Option<f64>) -> String {
+    v.map_or_else(|| NONE.to_owned(), |v| format!("{v:.4}"))
+}
+
+/// A check's value or limit with four significant digits (they range from ratios near 1 to
+/// microseconds in the thousands).
+fn sig(v: f64) -> String {
+    if !v.is_finite() {
+        return format!("{v}");
+    }
+    if v == 0.0 {
+        return "0".into();
+    }
+    let mag = v.abs().log10().floor();
+    if !(-4.0..15.0).contains(&mag) {
+        return format!("{v:.3e}");
+    }
+    let decimals = (3.0 - mag).clamp(0.0, 7.0) as usize;
+    format!("{v:.decimals$}")
+}
+
+/// `2026-12-01T15:04:39Z` as `2026-12-01 15:04:39 UTC`; anything else as it is.
+fn human_date(iso: &str) -> String {
+    match iso.strip_suffix('Z') {
+        Some(s) if s.len() == 19 && s.as_bytes().get(10) == Some(&b'T') => {
+            format!("{} {} UTC", &s[..10], &s[11..])
+        }
+        _ => iso.to_owned(),
+    }
+}
+
+/// An SVG document without its XML declaration, which HTML does not allow inside a page.
+fn inline_svg(doc: &str) -> &str {
+    let d = doc.trim_start();
+    match d.strip_prefix("<?xml").and_then(|r| r.split_once("?>")) {
+        Some((_, rest)) => rest.trim_start(),
+        None => d,
+    }
+}
+
+fn verdict_cell(rec: Option<&PointRecord>) -> (&'static str, String, String) {
+    // (row class, verdict cell, attempts cell)
+    match rec.and_then(|r| r.verdict.map(|v| (r, v))) {
+        Some((r, Verdict::Ok)) => ("ok", "ok".into(), r.attempts.to_string()),
+        Some((r, Verdict::Failed)) => ("failed", "FAILED".into(), r.attempts.to_string()),
+        None => ("unchecked", NONE.into(), NONE.into()),
+    }
+}
+
+/// Table cells, each with its class (empty: none); the text is already HTML.
+fn cells(o: &mut String, cells: &[(&str, String)]) {
+    for (class, text) in cells {
+        if class.is_empty() {
+            let _ = write!(o, "<td>{text}</td>");
+        } else {
+            let _ = write!(o, "<td class=\"{class}\">{text}</td>");
+        }
+    }
+}
+
+fn setup(o: &mut String, file: &ResultsFile, model_name: &str) {
+    let c = &file.config;
+    let rhos: Vec<String> = c.rhos.iter().map(|r| format!("{r}")).collect();
+    let kv: Vec<(&str, String)> = vec![
+        ("model", escape(model_name)),
+        ("service rate μ per server", format!("{}/s", c.mu)),
+        ("servers c", escape(&c.servers)),
+        (
+            "capacity K",
+            c.capacity.map_or_else(|| "none".into(), |k| k.to_string()),
+        ),
+        ("service distribution", escape(&c.service)),
+        ("loads ρ", escape(&rhos.join(", "))),
+        ("measured per point", format!("{} s", c.duration_s)),
+        (
+            "overhead run per point",
+            format!("{} s", c.overhead_duration_s),
+        ),
+        (
+            "durations chosen by",
+            if c.quick {
+                "--quick (short runs: wide intervals, early transients)".into()
+            } else {
+                "the flags".into()
+            },
+        ),
+        ("seed", c.seed.to_string()),
+        ("URL", escape(&c.url)),
+        (
+            "overhead URL",
+            c.overhead_url
+                .as_deref()
+                .map_or_else(|| "not measured".into(), escape),
+        ),
+        ("qload version", escape(&file.qload_version)),
+        ("started", escape(&human_date(&file.created))),
+        ("results format", escape(&file.format)),
+    ];
+    o.push_str("<section id=\"setup\">\n<h2>Setup</h2>\n<table class=\"kv\">\n");
+    for (k, v) in kv {
+        let _ = writeln!(o, "<tr><th scope=\"row\">{k}</th><td>{v}</td></tr>");
+    }
+    o.push_str("</table>\n</section>\n");
+}
+
+fn summary(o: &mut String, file: &ResultsFile, rendered: &Rendered) {
+    let s = &rendered.summary;
+    let mut items: Vec<(bool, String)> = Vec::new();
+    if s.with_net_interval > 0 {
+        items.push((
+            s.covered_net < s.with_net_interval,
+            format!(
+                "The net 95% interval covers theory's W at {} of {} points.",
+                s.covered_net, s.with_net_interval
+            ),
+        ));
+    } else {
+        items.push((
+            false,
+            "No net intervals (the overhead was not measured, or theory has no mean).".into(),
+        ));
+    }
+    if let (Some(m), Some(a)) = (s.mean_err_net, s.mean_abs_err_net) {
+        items.push((
+            false,
+            format!(
+                "Mean net error {:+.2}% (mean |error| {:.2}%).",
+                m * 100.0,
+                a * 100.0
+            ),
+        ));
+    }
+    if s.ks_net_compared > 0 {
+        items.push((
+            s.ks_net_within_noise < s.ks_net_compared,
+            format!(
+                "The net KS distance is within sampling noise at {} of {} points{}.",
+                s.ks_net_within_noise,
+                s.ks_net_compared,
+                s.max_ks_net
+                    .map(|k| format!(" (largest {k:.4})"))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    let checked: Vec<&PointRecord> = file.points.iter().filter(|p| p.verdict.is_some()).collect();
+    let failed: Vec<&PointRecord> = checked
+        .iter()
+        .copied()
+        .filter(|p| p.verdict == Some(Verdict::Failed))
+        .collect();
+    if checked.is_empty() {
+        items.push((
+            false,
+            format!("Failed points: {NONE} (recorded before the lab checked its points)."),
+        ));
+    } else if failed.is_empty() {
+        items.push((
+            false,
+            format!(
+                "Every checked point passed its checks ({} of {}).",
+                checked.len(),
+                file.points.len()
+            ),
+        ));
+    } else {
+        let list: Vec<String> = failed
+            .iter()
+            .map(|p| format!("<a href=\"#checks-{}\">ρ = {:.2}</a>", p.index, p.rho))
+            .collect();
+        items.push((
+            true,
+            format!(
+                "{} of {} checked points failed their checks: {}.",
+                failed.len(),
+                checked.len(),
+                list.join(", ")
+            ),
+        ));
+    }
+    items.push((
+        false,
+        match s.overhead_range_us {
+            Some((lo, hi)) => format!("Overhead of the path {lo:.1}–{hi:.1} µs."),
+            None => "Overhead not measured.".into(),
+        },
+    ));
+    items.push((
+        s.errors > 0,
+        format!("{} requests failed without a response.", s.errors),
+    ));
+    if file.points.len() < file.config.rhos.len() {
+        items.push((
+            true,
+            format!(
+                "Incomplete: {} of {} points measured.",
+                file.points.len(),
+                file.config.rhos.len()
+            ),
+        ));
+    }
+    o.push_str("<section id=\"summary\">\n<h2>Summary</h2>\n<ul>\n");
+    for (bad, text) in items {
+        let _ = writeln!(
+            o,
+            "<li{}>{text}</li>",
+            if bad { " class=\"bad\"" } else { "" }
+        );
+    }
+    o.push_str("</ul>\n</section>\n");
+}
+
+fn points_table(o: &mut String, file: &ResultsFile, points: &[PointAnalysis]) {
+    o.push_str(
+        "<section id=\"points\">\n<h2>Points</h2>\n<p class=\"muted\">Times in µs; net = \
+         measured − overhead; errors relative to theory's W; KS = sup |F<sub>measured</sub> − \
+         F<sub>theory</sub>| of the net response time, beside the distance sampling noise alone \
+         reaches at 95%.</p>\n<table class=\"points\">\n<thead><tr><th>#</th><th>ρ</th>\
+         <th>λ/s</th><th>achieved/s</th><th>theory W</th><th>measured</th><th>95% CI</th>\
+         <th>overhead</th><th>net</th><th>net error</th><th>W in CI</th><th>KS net</th>\
+         <th>KS noise</th><th>verdict</th><th>attempts</th></tr></thead>\n<tbody>\n",
+    );
+    for (i, p) in points.iter().enumerate() {
+        let rec = file.points.get(i);
+        let (class, verdict, attempts) = verdict_cell(rec);
+        let index = rec.map_or(i, |r| r.index);
+        let covers = match p.covers_net.or(p.covers_raw) {
+            Some(true) => "<span class=\"pass\">yes</span>".to_owned(),
+            Some(false) => "<span class=\"bad\">no</span>".to_owned(),
+            None => NONE.to_owned(),
+        };
+        let verdict = if rec.is_some_and(|r| r.verdict.is_some()) {
+            format!("<a href=\"#checks-{index}\">{verdict}</a>")
+        } else {
+            verdict
+        };
+        let _ = write!(o, "<tr id=\"point-{index}\" class=\"point {class}\">");
+        cells(
+            o,
+            &[
+                ("n", (index + 1).to_string()),
+                ("n", format!("{:.2}", p.rho)),
+                ("n", format!("{:.1}", p.lambda)),
+                ("n", format!("{:.1}", p.achieved_rate)),
+                ("n", t1(p.theory.as_ref().map(|t| t.mean_us))),
+                ("n", t1(p.mean_us)),
+                ("n", ci(p.ci95_us)),
+                ("n", t1(p.overhead_mean_us)),
+                ("n", t1(p.net_mean_us)),
+                ("n", pct(p.err_net)),
+                ("", covers),
+                ("n", ks(p.ks_net)),
+                ("n", ks(p.ks_noise)),
+                ("verdict", verdict),
+                ("n", attempts),
+            ],
+        );
+        o.push_str("</tr>\n");
+    }
+    o.push_str("</tbody>\n</table>\n");
+    let notes: Vec<String> = points
+        .iter()
+        .filter(|p| !p.notes.is_empty() || p.theory_note.is_some())
+        .map(|p| {
+            let mut n = p.notes.clone();
+            n.extend(p.theory_note.clone());
+            format!("<li>ρ = {:.2}: {}</li>", p.rho, escape(&n.join("; ")))
+        })
+        .collect();
+    if !notes.is_empty() {
+        let _ = writeln!(o, "<ul class=\"notes\">\n{}\n</ul>", notes.join("\n"));
+    }
+    o.push_str("</section>\n");
+}
+
+fn plots(o: &mut String, rendered: &Rendered) {
+    o.push_str("<section id=\"plots\">\n<h2>Plots</h2>\n");
+    for (name, doc) in &rendered.plots {
+        let id = name.trim_end_matches(".svg");
+        let name = escape(name);
+        let _ = writeln!(
+            o,
+            "<figure id=\"plot-{}\">\n{}\n<figcaption><a href=\"{name}\">{name}</a></figcaption>\n\
+             </figure>",
+            escape(id),
+            inline_svg(doc).trim_end()
+        );
+    }
+    o.push_str("</section>\n");
+}
+
+fn check_rows(o: &mut String, checks: &[Check]) {
+    o.push_str(
+        "<table class=\"checks\">\n<thead><tr><th>check</th><th>value</th><th>limit</th>\
+         <th>unit</th><th>passed</th></tr></thead>\n<tbody>\n",
+    );
+    for c in checks {
+        let _ = writeln!(
+            o,
+            "<tr class=\"check {}\"><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+             <td>{}</td><td class=\"verdict\">{}</td></tr>",
+            if c.passed { "ok" } else { "failed" },
+            escape(&c.name),
+            sig(c.value),
+            sig(c.limit),
+            escape(&c.unit),
+            if c.passed { "yes" } else { "NO" }
+        );
+    }
+    o.push_str("</tbody>\n</table>\n");
+}
+
+fn checks(o: &mut String, file: &ResultsFile) {
+    o.push_str("<section id=\"checks\">\n<h2>Checks</h2>\n");
+    if file.points.iter().all(|p| p.verdict.is_none()) {
+        let _ = writeln!(
+            o,
+            "<p class=\"muted\">{NONE} These points were recorded before the lab checked its \
+             own measurements: no verdicts, no checks.</p>"
+        );
+    }
+    for p in &file.points {
+        let (class, verdict, _) = verdict_cell(Some(p));
+        let _ = writeln!(
+            o,
+            "<div class=\"point-checks {class}\" id=\"checks-{}\">",
+            p.index
+        );
+        let head = match p.verdict {
+            Some(_) => format!(
+                "{verdict} after {} attempt{}",
+                p.attempts,
+                if p.attempts == 1 { "" } else { "s" }
+            ),
+            None => NONE.to_owned(),
+        };
+        let _ = writeln!(
+            o,
+            "<h3>ρ = {:.2}: <span class=\"{}\">{head}</span></h3>",
+            p.rho,
+            match p.verdict {
+                Some(Verdict::Failed) => "bad",
+                Some(Verdict::Ok) => "pass",
+                None => "muted",
+            }
+        );
+        if p.verdict.is_some() {
+            if p.checks.is_empty() {
+                o.push_str("<p class=\"muted\">No checks recorded.</p>\n");
+            } else {
+                check_rows(o, &p.checks);
+            }
+        }
+        for r in &p.rejected {
+            let names: Vec<String> = r.failed.iter().map(|c| escape(&c.name)).collect();
+            let _ = writeln!(
+                o,
+                "<p>Attempt {} was measured again: it failed {}.</p>",
+                r.attempt,
+                if names.is_empty() {
+                    NONE.to_owned()
+                } else {
+                    names.join(", ")
+                }
+            );
+            if !r.failed.is_empty() {
+                check_rows(o, &r.failed);
+            }
+        }
+        o.push_str("</div>\n");
+    }
+    o.push_str("</section>\n");
+}
+
+/// The page of a sweep: setup, summary, points, plots and checks (see the module docs). A pure
+/// function of its arguments, so a report redrawn from the same `results.json` gives the same
+/// bytes.
+pub fn render_html(file: &ResultsFile, rendered: &Rendered) -> String {
+    let c = &file.config;
+    let (model_name, subtitle) = match c.model() {
+        Ok(m) => (m.name(), report::describe(file, &m)),
+        // `render` refuses such a file; the page still says what the file holds.
+        Err(e) => (
+            format!("servers {}, service {}", c.servers, c.service),
+            format!("{e:#}"),
+        ),
+    };
+    let date = human_date(&file.created);
+    let mut o = String::with_capacity(
+        16 * 1024 + rendered.plots.iter().map(|(_, d)| d.len()).sum::<usize>(),
+    );
+    let _ = write!(
+        o,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{} sweep, {} — queuelab</title>\n<style>\n{STYLE}</style>\n</head>\n<body>\n\
+         <header>\n<h1>{}: load sweep of {}</h1>\n<p class=\"subtitle\">{}</p>\n\
+         <nav><a href=\"#setup\">setup</a><a href=\"#summary\">summary</a>\
+         <a href=\"#points\">points</a><a href=\"#plots\">plots</a><a href=\"#checks\">checks</a>\
+         <a href=\"#table\">table</a> files: <a href=\"{RESULTS_JSON}\">{RESULTS_JSON}</a> \
+         <a href=\"{RESULTS_CSV}\">{RESULTS_CSV}</a> <a href=\"{TABLE_TXT}\">{TABLE_TXT}</a></nav>\n\
+         </header>\n",
+        escape(&model_name),
+        escape(&date),
+        escape(&model_name),
+        escape(&date),
+        escape(&subtitle),
+    );
+    setup(&mut o, file, &model_name);
+    summary(&mut o, file, rendered);
+    points_table(&mut o, file, &rendered.points);
+    plots(&mut o, rendered);
+    checks(&mut o, file);
+    let _ = write!(
+        o,
+        "<section id=\"table\">\n<h2>The table as printed</h2>\n<pre>{}</pre>\n</section>\n\
+         <footer><p class=\"muted\">Written by qlab from {RESULTS_JSON}; <code>qlab report \
+         DIR</code> writes it again.</p></footer>\n</body>\n</html>\n",
+        escape(&rendered.table)
+    );
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::RejectedAttempt;
+
+    /// The lab-v1 sweep (M/M/1/3, ρ = 0.4 and 1.2), written before the checks existed.
+    fn fixture() -> ResultsFile {
+        serde_json::from_str(include_str!("../tests/data/lab-v1/results.json"))
+            .expect("the fixture reads")
+    }
+
+    fn page(file: &ResultsFile) -> (Rendered, String) {
+        let r = report::render(file).expect("render");
+        let html = render_html(file, &r);
+        (r, html)
+    }
+
+    fn check(name: &str, value: f64, limit: f64, passed: bool) -> Check {
+        Check {
+            name: name.into(),
+            value,
+            limit,
+            unit: "ratio".into(),
+            passed,
+        }
+    }
+
+    /// The fixture with verdicts: ρ = 0.4 passed at once, ρ = 1.2 failed three attempts.
+    fn checked() -> ResultsFile {
+        let mut f = fixture();
+        let ok = &mut f.points[0];
+        ok.attempts = 1;
+        ok.verdict = Some(Verdict::Ok);
+        ok.checks = vec![check("arrival_rate", 0.998, 0.95, true)];
+        let bad = &mut f.points[1];
+        bad.attempts = 3;
+        bad.verdict = Some(Verdict::Failed);
+        bad.checks = vec![
+            check("arrival_rate", 0.987, 0.95, true),
+            check("send_lag_p99", 812.5, 200.0, false),
+        ];
+        bad.rejected = (1..=2)
+            .map(|attempt| RejectedAttempt {
+                attempt,
+                failed: vec![check(
+                    "send_lag_p99",
+                    640.0 + f64::from(attempt),
+                    200.0,
+                    false,
+                )],
+            })
+            .collect();
+        f
+    }
+
+    /// The text of the table row with id `point-{index}`.
+    fn point_row(html: &str, index: usize) -> &str {
+        let start = html
+            .find(&format!("<tr id=\"point-{index}\""))
+            .unwrap_or_else(|| panic!("no row for point {index}"));
+        let len = html[start..].find("</tr>").expect("row closed");
+        &html[start..start + len]
+    }
+
+    /// Values of attribute `name` anywhere in the page (double-quoted, as this module writes).
+    fn attr_values<'a>(html: &'a str, name: &str) -> Vec<&'a str> {
+        let key = format!(" {name}=\"");
+        html.match_indices(&key)
+            .filter_map(|(i, _)| {
+                let rest = &html[i + key.len()..];
+                rest.find('"').map(|end| &rest[..end])
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_point_has_one_row() {
+        for file in [fixture(), checked()] {
+            let (r, html) = page(&file);
+            assert_eq!(r.points.len(), 2);
+            assert_eq!(html.matches("<tr id=\"point-").count(), file.points.len());
+            for (p, a) in file.points.iter().zip(&r.points) {
+                assert_eq!(
+                    html.matches(&format!("id=\"point-{}\"", p.index)).count(),
+                    1
+                );
+                let row = point_row(&html, p.index);
+                // ρ, λ and the measured mean as the text table shows them.
+                for want in [
+                    format!("{:.2}", a.rho),
+                    format!("{:.1}", a.lambda),
+                    t1(a.mean_us),
+                    t1(a.theory.as_ref().map(|t| t.mean_us)),
+                ] {
+                    assert!(row.contains(&want), "{want} missing in {row}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn each_plot_is_inline_exactly_once() {
+        let (r, html) = page(&fixture());
+        // M/M/1/3: mean, error, CDF and blocking.
+        assert_eq!(r.plots.len(), 4);
+        assert_eq!(html.matches("<svg").count(), r.plots.len());
+        assert!(!html.contains("<?xml"), "no XML declaration inside HTML");
+        for (name, doc) in &r.plots {
+            let body = inline_svg(doc).trim_end();
+            assert!(
+                body.starts_with("<svg") && body.ends_with("</svg>"),
+                "{name}"
+            );
+            assert_eq!(html.matches(body).count(), 1, "{name}");
+            let id = name.trim_end_matches(".svg");
+            assert_eq!(html.matches(&format!("id=\"plot-{id}\"")).count(), 1);
+        }
+    }
+
+    #[test]
+    fn nothing_is_loaded_from_anywhere() {
+        let mut f = checked();
+        // URLs in the data are shown, never linked.
+        f.config.url = "https://example.invalid/q".into();
+        f.config.overhead_url = Some("http://example.invalid/healthz".into());
+        let (_, html) = page(&f);
+        assert!(html.contains("https://example.invalid/q"));
+        for name in ["src", "href", "xlink:href", "action", "poster", "data"] {
+            for v in attr_values(&html, name) {
+                let v = v.to_ascii_lowercase();
+                assert!(
+                    !(v.starts_with("http:") || v.starts_with("https:") || v.starts_with("//")),
+                    "{name}=\"{v}\" loads from elsewhere"
+                );
+            }
+        }
+        // Every link is a fragment of the page or a file of the directory.
+        for v in attr_values(&html, "href") {
+            assert!(
+                v.starts_with('#') || !v.contains(':') && !v.contains('/'),
+                "href=\"{v}\""
+            );
+        }
+        assert!(attr_values(&html, "src").is_empty());
+        for tag in [
+            "<script", "<link", "<img", "<iframe", "<object", "<embed", "@import",
+        ] {
+            assert!(!html.contains(tag), "{tag}");
+        }
+        // The only url() references are the plots' own clip paths.
+        for (i, _) in html.match_indices("url(") {
+            assert!(html[i..].starts_with("url(#"), "{}", &html[i..i + 30]);
+        }
+    }
+
+    #[test]
+    fn strings_from_the_file_are_escaped() {
+        let mut f = checked();
+        f.config.url = "http://h/<script>alert(\"u\")</script>".into();
+        f.qload_version = "<b>9</b> & 'x'".into();
+        f.created = "<i>yesterday</i>".into();
+        f.points[1].checks[1].name = "<img src=x onerror=alert(1)>".into();
+        f.points[1].checks[1].unit = "µs\" onmouseover=\"x".into();
+        f.points[1].rejected[0].failed[0].name = "</table><h1>".into();
+        let (_, html) = page(&f);
+        for raw in [
+            "<script>",
+            "<b>9</b>",
+            "<i>yesterday</i>",
+            "<img src=x",
+            "\" onmouseover=\"x",
+            "</table><h1>",
+        ] {
+            assert!(!html.contains(raw), "{raw:?} unescaped");
+        }
+        for escaped in [
+            "&lt;script&gt;alert(&quot;u&quot;)&lt;/script&gt;",
+            "&lt;b&gt;9&lt;/b&gt; &amp; &apos;x&apos;",
+            "&lt;i&gt;yesterday&lt;/i&gt;",
+            "&lt;img src=x onerror=alert(1)&gt;",
+            "µs&quot; onmouseover=&quot;x",
+            "&lt;/table&gt;&lt;h1&gt;",
+        ] {
+            assert!(html.contains(escaped), "{escaped:?} missing");
+        }
+        // The page's own structure is intact: one table of checks per checked point and per
+        // rejected attempt.
+        assert_eq!(html.matches("<table class=\"checks\">").count(), 2 + 2);
+    }
+
+    #[test]
+    fn a_failed_point_is_marked() {
+        let (_, html) = page(&checked());
+        let ok = point_row(&html, 0);
+        assert!(ok.contains("class=\"point ok\""), "{ok}");
+        assert!(ok.contains("<a href=\"#checks-0\">ok</a>") && !ok.contains("FAILED"));
+        let bad = point_row(&html, 1);
+        assert!(bad.contains("class=\"point failed\""), "{bad}");
+        assert!(bad.contains("<a href=\"#checks-1\">FAILED</a>"), "{bad}");
+        assert!(bad.ends_with("<td class=\"n\">3</td>"), "attempts: {bad}");
+        assert_eq!(html.matches("class=\"point failed\"").count(), 1);
+        // The summary names it, the checks say which failed and which attempts were redone.
+        assert!(html.contains(
+            "<li class=\"bad\">1 of 2 checked points failed their checks: \
+             <a href=\"#checks-1\">ρ = 1.20</a>.</li>"
+        ));
+        assert!(html.contains("<div class=\"point-checks failed\" id=\"checks-1\">"));
+        assert!(html.contains("FAILED after 3 attempts"));
+        assert!(html.contains("ok after 1 attempt<"));
+        assert!(html.contains(
+            "<tr class=\"check failed\"><td>send_lag_p99</td><td class=\"n\">812.5</td>\
+             <td class=\"n\">200.0</td><td>ratio</td><td class=\"verdict\">NO</td></tr>"
+        ));
+        for a in 1..=2 {
+            assert!(
+                html.contains(&format!(
+                    "<p>Attempt {a} was measured again: it failed send_lag_p99.</p>"
+                )),
+                "attempt {a}"
+            );
+        }
+        // The CSS that makes the mark visible is there.
+        assert!(STYLE.contains("tr.failed td{background:"));
+    }
+
+    #[test]
+    fn a_file_from_before_the_checks_shows_dashes() {
+        let (_, html) = page(&fixture());
+        for i in 0..2 {
+            let row = point_row(&html, i);
+            assert!(row.contains("class=\"point unchecked\""), "{row}");
+            assert!(
+                row.ends_with(&format!(
+                    "<td class=\"verdict\">{NONE}</td><td class=\"n\">{NONE}</td>"
+                )),
+                "{row}"
+            );
+        }
+        assert!(!html.contains("<table class=\"checks\">"));
+        assert!(!html.contains("FAILED"));
+        assert!(html.contains("Failed points: — (recorded before the lab checked its points)."));
+    }
+
+    #[test]
+    fn the_page_says_what_the_sweep_was() {
+        let f = fixture();
+        let (r, html) = page(&f);
+        assert!(html.starts_with("<!DOCTYPE html>\n<html lang=\"en\">"));
+        assert!(html.ends_with("</html>\n"));
+        assert!(html.contains("<title>M/M/1/3 sweep, 2026-12-01 15:04:39 UTC — queuelab</title>"));
+        for want in [
+            "<h1>M/M/1/3: load sweep of 2026-12-01 15:04:39 UTC</h1>",
+            "<th scope=\"row\">seed</th><td>3</td>",
+            "<th scope=\"row\">qload version</th><td>0.1.0</td>",
+            "<th scope=\"row\">URL</th><td>http://127.0.0.1:18431/</td>",
+            "<th scope=\"row\">loads ρ</th><td>0.4, 1.2</td>",
+            "<th scope=\"row\">measured per point</th><td>0.4 s</td>",
+        ] {
+            assert!(html.contains(want), "{want}");
+        }
+        // The summary's numbers are those of the text table's summary line.
+        let s = &r.summary;
+        assert!(html.contains(&format!(
+            "covers theory's W at {} of {} points",
+            s.covered_net, s.with_net_interval
+        )));
+        let m = s.mean_err_net.expect("a net error");
+        assert!(html.contains(&format!("Mean net error {:+.2}%", m * 100.0)));
+        assert!(
+            r.table
+                .contains(&format!("mean net error {:+.2}%", m * 100.0))
+        );
+        assert!(html.contains(&format!(
+            "within sampling noise at {} of {} points",
+            s.ks_net_within_noise, s.ks_net_compared
+        )));
+        // A pure function: the same file gives the same bytes.
+        assert_eq!(render_html(&f, &r), html);
+    }
+
+    #[test]
+    fn numbers_and_dates_read_plainly() {
+        assert_eq!(sig(0.998), "0.9980");
+        assert_eq!(sig(812.5), "812.5");
+        assert_eq!(sig(12_345.6), "12346");
+        assert_eq!(sig(0.0), "0");
+        assert_eq!(sig(-0.0123), "-0.01230");
+        assert_eq!(sig(3e-7), "3.000e-7");
+        assert_eq!(
+            human_date("2026-12-01T15:04:39Z"),
+            "2026-12-01 15:04:39 UTC"
+        );
+        assert_eq!(human_date("yesterday"), "yesterday");
+        assert_eq!(inline_svg("<?xml version=\"1.0\"?>\n<svg/>"), "<svg/>");
+        assert_eq!(inline_svg("<svg/>"), "<svg/>");
+    }
+}
