@@ -572,14 +572,32 @@ pub fn batch_count(intervals: &[Interval]) -> usize {
 
 /// The (sum, count) batches of [`batch_ci`], in time order.
 fn batches(intervals: &[Interval], uncorrected: bool) -> Vec<(f64, u64)> {
-    let full = intervals.iter().map(|i| i.duration_s).fold(0.0, f64::max);
-    let mut batches: Vec<(f64, u64)> = Vec::with_capacity(intervals.len());
-    for i in intervals.iter().filter(|i| i.completed > 0) {
-        let mean = if uncorrected {
+    batches_of(intervals, |i| {
+        Some(if uncorrected {
             i.mean_uncorrected_us
         } else {
             i.mean_us
-        };
+        })
+    })
+}
+
+/// The batches of [`batch_ci`] for another per-interval mean: `mean` of an interval (`None`:
+/// the interval has no such value and is skipped, like an empty one), weighted by its
+/// completions, a short interval counted with the batch before it. Returns (sum, count) per
+/// batch in time order, for [`stats::batch_means_ci`] or for a look at the batch means
+/// themselves (`sum / count`), as the lab's stationarity check does with the latency
+/// (`|i| Some(i.mean_us)`: the very batches of [`batch_ci`]).
+pub fn batches_of(
+    intervals: &[Interval],
+    mean: impl Fn(&Interval) -> Option<f64>,
+) -> Vec<(f64, u64)> {
+    let full = intervals.iter().map(|i| i.duration_s).fold(0.0, f64::max);
+    let mut batches: Vec<(f64, u64)> = Vec::with_capacity(intervals.len());
+    for (i, mean) in intervals
+        .iter()
+        .filter(|i| i.completed > 0)
+        .filter_map(|i| mean(i).map(|m| (i, m)))
+    {
         let sum = mean * i.completed as f64;
         match batches.last_mut() {
             Some(last) if i.duration_s < 0.5 * full => {
@@ -697,5 +715,18 @@ mod tests {
         assert_eq!(batch_count(&halves), 4);
         assert_eq!(batch_count(&[iv(0.001, 3, 5.0)]), 1);
         assert_eq!(batch_count(&[]), 0);
+
+        // Another mean takes the same rule; intervals without it are skipped.
+        assert_eq!(
+            batches_of(&with_stub, |i| Some(i.mean_us)),
+            batches(&with_stub, false)
+        );
+        let mut some = with_stub.clone();
+        some[1].server_mean_us = Some(7.0);
+        some[3].server_mean_us = Some(9.0);
+        assert_eq!(
+            batches_of(&some, |i| i.server_mean_us),
+            vec![(700.0 + 18.0, 102)]
+        );
     }
 }

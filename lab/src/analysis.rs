@@ -17,6 +17,28 @@
 //!   the overhead as a constant; its spread (a few µs) is far below the queue's (a millisecond at
 //!   μ = 1000), which is why the mean shift is enough.
 //!
+//! The net from `Server-Timing`: a server that says on each answer how long the request waited,
+//! was served and how late its departure fired (qserve's `Server-Timing: wait;dur=…,
+//! service;dur=…, late;dur=…`) lets qload split each response time into the server's own time
+//! (the sum of those durations, `server_us`) and the path (the rest, `path_us`). Then:
+//!
+//! - net mean = the mean server time of the answers that carried the header, which is their mean
+//!   latency minus their mean path, request by request in the same run: no second run, no
+//!   assumption that the path costs the same in the twin and at another moment;
+//! - its 95% interval by batch means over the same batches as the latency's, of the per-interval
+//!   server means (`Interval.server_mean_us`); without that series, the latency's interval
+//!   centred on the net mean (the path's spread within a batch is microseconds against the
+//!   queue's milliseconds, so the two intervals have the same width to a fraction of a percent);
+//! - `ks_net`: the server times' histogram against the sojourn CDF itself, unshifted. Only
+//!   accepted requests carry the header (a 503 is not queued), so no blocking mixture enters.
+//!
+//! The zero-service twin's net stays for servers without the header, and as a cross-check where
+//! both exist (`net_twin_…`). `net_source` says which one `net_mean_us` is.
+//!
+//! Points whose self-checks failed in every attempt (`crate::checks`) are analysed like any
+//! other, marked (`verdict`), and left out of [`SweepSummary`]'s coverage, errors and
+//! distances, where they are counted as failed.
+//!
 //! The Kolmogorov–Smirnov distance is `sup |F̂(t) − F(t)|` at the histogram's bucket edges
 //! (three significant digits, so bucketing moves it by at most ~0.1% of the CDF's local slope
 //! times t). Successive sojourn times in a queue are correlated, so the usual KS critical values
@@ -35,7 +57,9 @@ use queuelab_common::stats;
 use queuelab_common::theory::{self, Comparison, MeasuredSummary};
 use serde::{Deserialize, Serialize};
 
-use crate::record::PointRecord;
+use queuelab_client::result;
+
+use crate::record::{Check, PointRecord, RejectedAttempt, Verdict};
 
 /// What theory predicts at one point, in microseconds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -128,6 +152,58 @@ pub struct PointAnalysis {
     pub arrivals_ks_p: Option<f64>,
     /// Problems met while analysing (undecodable histogram, …).
     pub notes: Vec<String>,
+    /// Where the net values come from (`None`: no net values).
+    #[serde(default)]
+    pub net_source: Option<NetSource>,
+    /// Mean path of the run against the queue (latency minus the `Server-Timing` durations), µs.
+    #[serde(default)]
+    pub path_mean_us: Option<f64>,
+    /// The zero-service twin's net mean, when the net comes from `Server-Timing` (a cross-check;
+    /// otherwise the twin's net is `net_mean_us` itself).
+    #[serde(default)]
+    pub net_twin_mean_us: Option<f64>,
+    /// Its 95% interval.
+    #[serde(default)]
+    pub net_twin_ci95_us: Option<(f64, f64)>,
+    /// Its relative error against W.
+    #[serde(default)]
+    pub err_net_twin: Option<f64>,
+    /// Whether its interval contains W.
+    #[serde(default)]
+    pub covers_net_twin: Option<bool>,
+    /// Its KS distance (the response times shifted by the twin's mean).
+    #[serde(default)]
+    pub ks_net_twin: Option<f64>,
+    /// How many times the point was measured (0: recorded before the checks).
+    #[serde(default)]
+    pub attempts: u32,
+    /// The verdict of its checks (`None`: recorded before the checks).
+    #[serde(default)]
+    pub verdict: Option<Verdict>,
+    /// The checks the kept attempt failed (empty when it passed).
+    #[serde(default)]
+    pub failed_checks: Vec<Check>,
+    /// The attempts measured again, with the checks they failed.
+    #[serde(default)]
+    pub rejected: Vec<RejectedAttempt>,
+}
+
+/// Where a point's net values come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetSource {
+    /// The server's own `Server-Timing` durations, per request of the same run.
+    ServerTiming,
+    /// The zero-service twin's mean at the same rate, subtracted from the mean.
+    Twin,
+}
+
+impl PointAnalysis {
+    /// Whether the point's checks failed in every attempt (kept out of the summary's coverage,
+    /// errors and distances).
+    pub fn failed(&self) -> bool {
+        self.verdict == Some(Verdict::Failed)
+    }
 }
 
 /// The prediction at `lambda`, in µs, or why there is none.
@@ -287,6 +363,17 @@ pub fn analyze(model: &Model, rec: &PointRecord) -> PointAnalysis {
                         a.covers_net = n.mean_in_ci;
                     }
                 }
+                if a.net_twin_mean_us.is_some() {
+                    let twin = MeasuredSummary {
+                        mean_us: a.net_twin_mean_us,
+                        ci95_us: a.net_twin_ci95_us,
+                        ..MeasuredSummary::default()
+                    };
+                    if let Ok(n) = theory::compare(model, rec.lambda, &twin) {
+                        a.err_net_twin = n.rel_err_mean;
+                        a.covers_net_twin = n.mean_in_ci;
+                    }
+                }
             }
             a.theory = Some(TheoryValues::from(&c));
         }
@@ -312,6 +399,10 @@ fn measured(model: &Model, rec: &PointRecord) -> PointAnalysis {
         send_lag_max_us: m.send_lag_us.max,
         gap_cv: m.gap_cv,
         arrivals_ks_p: m.arrivals_ks_p,
+        attempts: rec.attempts,
+        verdict: rec.verdict,
+        failed_checks: rec.checks.iter().filter(|c| !c.passed).cloned().collect(),
+        rejected: rec.rejected.clone(),
         ..PointAnalysis::default()
     };
     if let Some(o) = rec.overhead.as_ref().filter(|o| o.completed > 0) {
@@ -385,7 +476,50 @@ fn measured(model: &Model, rec: &PointRecord) -> PointAnalysis {
             a.ks_net = Some(stats::ks_histogram(h, |t_s| net(t_s * 1e6)));
         }
     }
+    if a.net_mean_us.is_some() {
+        a.net_source = Some(NetSource::Twin);
+    }
+    net_from_server_timing(model, rec, &mut a);
     a
+}
+
+/// The net values from the server's `Server-Timing` durations, when the run has them; the twin's
+/// move to the `net_twin_…` fields as a cross-check (see the module docs).
+fn net_from_server_timing(model: &Model, rec: &PointRecord, a: &mut PointAnalysis) {
+    let raw = &rec.raw;
+    let Some(server) = raw.server_us.as_ref().filter(|s| s.count > 0) else {
+        return;
+    };
+    a.path_mean_us = raw.path_us.as_ref().map(|p| p.mean);
+    let net = server.mean;
+    let ci = stats::batch_means_ci(&result::batches_of(&raw.intervals, |i| i.server_mean_us))
+        .map(|c| {
+            // Centred on the exact mean of the header's answers; the width from the batches.
+            let h = (c.high - c.low) / 2.0;
+            (net - h, net + h)
+        })
+        .or_else(|| {
+            // No series of server means: the latency's interval, shifted by the mean path.
+            half_width(a.ci95_us).map(|h| (net - h, net + h))
+        });
+    let ks = match decode(&server.histogram) {
+        Ok(h) if !h.is_empty() => theory_cdf_us(model, rec.lambda)
+            .map(|cdf| stats::ks_histogram(&h, |t_s| cdf(t_s * 1e6))),
+        Ok(_) => None,
+        Err(e) => {
+            a.notes.push(format!("server time histogram: {e}"));
+            None
+        }
+    };
+    if a.net_source == Some(NetSource::Twin) {
+        a.net_twin_mean_us = a.net_mean_us;
+        a.net_twin_ci95_us = a.net_ci95_us;
+        a.ks_net_twin = a.ks_net;
+    }
+    a.net_mean_us = Some(net);
+    a.net_ci95_us = ci;
+    a.ks_net = ks;
+    a.net_source = Some(NetSource::ServerTiming);
 }
 
 /// 95% critical value of the KS distance for one sample of `n` independent draws
@@ -480,16 +614,23 @@ pub struct SweepSummary {
     pub overhead_range_us: Option<(f64, f64)>,
     /// Total errors (requests without a response).
     pub errors: u64,
+    /// Points whose checks failed in every attempt: counted here and nowhere else (not in the
+    /// coverage, the errors against theory, the KS distances).
+    #[serde(default)]
+    pub failed: usize,
 }
 
-/// Sums up a sweep.
-pub fn summarize(points: &[PointAnalysis]) -> SweepSummary {
+/// Sums up a sweep. Points that failed their checks are counted as failed and left out of the
+/// coverage, the relative errors and the KS distances; their overhead and request errors count.
+pub fn summarize(all: &[PointAnalysis]) -> SweepSummary {
+    let failed = all.iter().filter(|p| p.failed()).count();
+    let points: Vec<&PointAnalysis> = all.iter().filter(|p| !p.failed()).collect();
     let nets: Vec<f64> = points.iter().filter_map(|p| p.err_net).collect();
     let mean = |xs: &[f64]| (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64);
     let abs: Vec<f64> = nets.iter().map(|e| e.abs()).collect();
-    let ovh: Vec<f64> = points.iter().filter_map(|p| p.overhead_mean_us).collect();
+    let ovh: Vec<f64> = all.iter().filter_map(|p| p.overhead_mean_us).collect();
     SweepSummary {
-        points: points.len(),
+        points: all.len(),
         with_net_interval: points.iter().filter(|p| p.covers_net.is_some()).count(),
         covered_net: points.iter().filter(|p| p.covers_net == Some(true)).count(),
         mean_err_net: mean(&nets),
@@ -510,7 +651,8 @@ pub fn summarize(points: &[PointAnalysis]) -> SweepSummary {
             None => Some((o, o)),
             Some((lo, hi)) => Some((f64::min(lo, o), f64::max(hi, o))),
         }),
-        errors: points.iter().map(|p| p.errors).sum(),
+        errors: all.iter().map(|p| p.errors).sum(),
+        failed,
     }
 }
 
@@ -786,6 +928,159 @@ mod tests {
         m.batches = None;
         let a = analyze(&model(None), &record(500.0, m, None));
         assert_eq!(a.ks_noise, Some(planned));
+    }
+
+    /// A run's `Server-Timing` decomposition: server times `server_us` (their mean and
+    /// histogram), paths of mean `path`, and per-interval server means `means`.
+    fn with_server_timing(rec: &mut PointRecord, server_us: &[f64], path: f64, means: &[f64]) {
+        use queuelab_client::result::{DurationSummary, Interval};
+        let m = PointMeasurement::of_sample(server_us, 0, |m| (m, m));
+        rec.raw.server_us = Some(DurationSummary {
+            count: server_us.len() as u64,
+            mean: m.latency_us.mean,
+            p50: m.latency_us.p50,
+            histogram: m.histogram,
+            ..DurationSummary::default()
+        });
+        rec.raw.path_us = Some(DurationSummary {
+            count: server_us.len() as u64,
+            mean: path,
+            p50: path,
+            ..DurationSummary::default()
+        });
+        rec.raw.intervals = means
+            .iter()
+            .map(|&x| Interval {
+                duration_s: 1.0,
+                completed: 100,
+                mean_us: x + path,
+                server_mean_us: Some(x),
+                ..Interval::default()
+            })
+            .collect();
+    }
+
+    #[test]
+    fn net_from_server_timing_with_the_twin_as_a_cross_check() {
+        // M/M/1 at λ = 500: W = 2000 µs. The run's answers pay a path of 30 µs, the twin saw 25.
+        let w = 2000.0;
+        let sojourn = quantile_sample(20_000, |p| -w * (1.0 - p).ln());
+        let latency: Vec<f64> = sojourn.iter().map(|s| s + 30.0).collect();
+        let mut rec = record(
+            500.0,
+            measurement(&latency, 0, 40.0),
+            Some(measurement(&[O_US; 5000], 0, 0.5)),
+        );
+        let means = [1980.0, 2020.0, 1990.0, 2010.0];
+        with_server_timing(&mut rec, &sojourn, 30.0, &means);
+        let a = analyze(&model(None), &rec);
+        assert_eq!(a.net_source, Some(NetSource::ServerTiming));
+        assert_eq!(a.path_mean_us, Some(30.0));
+        let sm = sojourn.iter().sum::<f64>() / sojourn.len() as f64;
+        let net = a.net_mean_us.expect("net");
+        // The exact mean of the server times, kept by the summary (not the histogram's).
+        assert!((net - sm).abs() < 1e-6, "{net} vs {sm}");
+        // The interval from the four server means: s = 18.26, t(3) = 3.182, half = 29.05.
+        let (lo, hi) = a.net_ci95_us.expect("interval");
+        let s = (means.iter().map(|x| (x - 2000.0f64).powi(2)).sum::<f64>() / 3.0).sqrt();
+        let half = stats::student_t_975(3) * s / 2.0;
+        assert!(((hi - lo) / 2.0 - half).abs() < 1e-9, "{lo} {hi}");
+        assert!(((hi + lo) / 2.0 - net).abs() < 1e-9);
+        assert_eq!(a.covers_net, Some(true));
+        assert!(a.err_net.expect("err").abs() < 0.003);
+        // The server times follow Exp(500/s) unshifted: sampling and bucketing only.
+        assert!(a.ks_net.expect("ks") < 0.002, "{:?}", a.ks_net);
+        // The twin's net is kept beside it: 5 µs too high (30 − 25), interval √(40² + 0.5²).
+        let twin = a.net_twin_mean_us.expect("twin net");
+        assert!((twin - (sm + 5.0)).abs() < 0.5, "{twin}");
+        let (lo, hi) = a.net_twin_ci95_us.expect("twin interval");
+        assert!(((hi - lo) / 2.0 - 40f64.hypot(0.5)).abs() < 1e-9);
+        assert_eq!(a.covers_net_twin, Some(true));
+        assert!(
+            (a.err_net_twin.expect("twin err") - a.err_net.expect("err") - 5.0 / w).abs() < 3e-4
+        );
+        // Shifted by 25 where the path was 30: off by 5 µs at the origin, 1 − e^{−5/2000}.
+        assert!(a.ks_net_twin.expect("twin ks") > 0.002);
+
+        // Without the series of server means: the latency's ±40, centred on the net.
+        rec.raw
+            .intervals
+            .iter_mut()
+            .for_each(|i| i.server_mean_us = None);
+        let a = analyze(&model(None), &rec);
+        let (lo, hi) = a.net_ci95_us.expect("interval");
+        assert!(((hi - lo) / 2.0 - 40.0).abs() < 1e-9 && ((hi + lo) / 2.0 - net).abs() < 1e-9);
+
+        // Without a twin: the Server-Timing net alone.
+        rec.overhead = None;
+        let a = analyze(&model(None), &rec);
+        assert_eq!(a.net_source, Some(NetSource::ServerTiming));
+        assert!(a.net_twin_mean_us.is_none() && a.err_net_twin.is_none());
+
+        // Without the header: the twin's, as before.
+        let a = analyze(
+            &model(None),
+            &record(
+                500.0,
+                measurement(&latency, 0, 40.0),
+                Some(measurement(&[O_US; 10], 0, 0.5)),
+            ),
+        );
+        assert_eq!(a.net_source, Some(NetSource::Twin));
+        assert!(a.net_twin_mean_us.is_none() && a.path_mean_us.is_none());
+    }
+
+    #[test]
+    fn failed_points_are_marked_and_left_out_of_the_summary() {
+        let mut rec = record(500.0, measurement(&[2000.0; 100], 0, 10.0), None);
+        rec.verdict = Some(Verdict::Failed);
+        rec.attempts = 2;
+        let bad = Check {
+            name: "send_lag_max".into(),
+            value: 99_100.0,
+            limit: 30_000.0,
+            unit: "us".into(),
+            passed: false,
+        };
+        let good = Check {
+            passed: true,
+            name: "errors".into(),
+            ..bad.clone()
+        };
+        rec.checks = vec![good, bad.clone()];
+        rec.rejected = vec![RejectedAttempt {
+            attempt: 1,
+            failed: vec![bad.clone()],
+        }];
+        let a = analyze(&model(None), &rec);
+        assert!(a.failed());
+        assert_eq!(a.attempts, 2);
+        assert_eq!(a.failed_checks, [bad]);
+        assert_eq!(a.rejected, rec.rejected);
+
+        let p = |e: f64, verdict: Option<Verdict>| PointAnalysis {
+            err_net: Some(e),
+            covers_net: Some(e.abs() < 0.05),
+            ks_net: Some(e.abs()),
+            ks_noise: Some(0.1),
+            overhead_mean_us: Some(100.0 * e.abs()),
+            errors: 1,
+            verdict,
+            ..PointAnalysis::default()
+        };
+        let s = summarize(&[
+            p(0.01, Some(Verdict::Ok)),
+            p(0.5, Some(Verdict::Failed)),
+            p(-0.03, None),
+        ]);
+        assert_eq!((s.points, s.failed), (3, 1));
+        assert_eq!((s.with_net_interval, s.covered_net), (2, 2));
+        assert!((s.mean_err_net.expect("mean") + 0.01).abs() < 1e-12);
+        assert_eq!(s.max_ks_net, Some(0.03));
+        assert_eq!((s.ks_net_within_noise, s.ks_net_compared), (2, 2));
+        // The overhead and the request errors of every point still count.
+        assert_eq!(s.overhead_range_us, Some((1.0, 50.0)));
+        assert_eq!(s.errors, 3);
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! - [`measure`]: one qload run, and the adapter from qload's result to [`record::PointMeasurement`].
 //! - [`record`]: the layout of `results.json`.
 //! - [`analysis`]: measured against predicted, the overhead correction.
+//! - [`checks`]: the self-checks of a point (arrivals, lags, stalls, stationarity, errors).
 //! - [`table`], [`plots`], [`svg`]: the outputs (CSV and text table, SVG charts).
 //! - [`html`]: `index.html`, the self-contained page of a sweep (setup, summary, points,
 //!   plots, checks).
@@ -22,6 +23,7 @@
 //! - [`servers`]: the qserve and zero-service twin a sweep starts for itself, and the CPU split.
 
 pub mod analysis;
+pub mod checks;
 pub mod cli;
 pub mod html;
 pub mod measure;

@@ -194,6 +194,11 @@ impl LocalServer {
         Ok(server)
     }
 
+    /// Its process id (to signal it: the tests stop and continue it to make a stall).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr

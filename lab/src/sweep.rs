@@ -30,11 +30,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, bail};
 use queuelab_common::model::{Load, Model, Servers};
 
-use crate::analysis;
+use queuelab_client::result::RunResult;
+
 use crate::measure::{self, RunOptions, RunSpec};
-use crate::record::{FORMAT, LabConfig, OverheadSummary, PointRecord, ResultsFile, utc_stamps};
+use crate::record::{
+    Check, FORMAT, LabConfig, OverheadSummary, PointMeasurement, PointRecord, RejectedAttempt,
+    ResultsFile, Verdict, utc_stamps,
+};
 use crate::report::{self, ReportOutput};
 use crate::servers::ServerPlan;
+use crate::{analysis, checks};
 
 /// The default loads: ten points from 0.1 to 0.95.
 pub const DEFAULT_RHOS: [f64; 10] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95];
@@ -44,6 +49,8 @@ pub const DEFAULT_DURATION: Duration = Duration::from_secs(45);
 pub const QUICK_BUDGET: Duration = Duration::from_secs(48);
 /// Most points a `--quick` sweep accepts.
 pub const QUICK_MAX_POINTS: usize = 40;
+/// Default most measurements of a point (`--attempts`).
+pub const DEFAULT_ATTEMPTS: u32 = 3;
 /// Shortest measured duration of a point.
 pub const MIN_DURATION: Duration = Duration::from_millis(100);
 
@@ -91,6 +98,8 @@ pub struct SweepPlan {
     pub client_cpus: Vec<usize>,
     /// Set (by SIGINT or SIGTERM) to end the sweep: the run in progress drains and stops.
     pub stop: Arc<AtomicBool>,
+    /// Most measurements of a point whose checks fail (at least 1; see [`crate::checks`]).
+    pub attempts: u32,
 }
 
 /// The relaxation time of `model` at load `rho` in seconds (see the module docs).
@@ -317,6 +326,98 @@ pub fn sweep(plan: &SweepPlan, log: &mut dyn std::io::Write) -> anyhow::Result<R
     report::report(&plan.out)
 }
 
+/// One measurement of a point: the run against the queue and its overhead run.
+#[derive(Debug, Clone)]
+struct Attempt {
+    measured: PointMeasurement,
+    raw: RunResult,
+    overhead: Option<PointMeasurement>,
+    overhead_raw: Option<RunResult>,
+}
+
+/// The arrival seed of attempt `attempt` (1 for the first) of a run whose first attempt has
+/// `seed`: the seed itself for the first, else the SplitMix64 finalizer of it and the attempt, so
+/// that a re-run draws a new schedule (the same one would meet the same stall of its own making
+/// — a burst that the schedule holds) and is still reproducible.
+pub fn attempt_seed(seed: u64, attempt: u32) -> u64 {
+    if attempt <= 1 {
+        return seed;
+    }
+    let mut z = seed.wrapping_add(u64::from(attempt).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// What the attempts at a point came to.
+#[derive(Debug)]
+struct Kept<A> {
+    attempt: A,
+    /// Its number (1 for the first).
+    number: u32,
+    seed: u64,
+    checks: Vec<Check>,
+    rejected: Vec<RejectedAttempt>,
+}
+
+/// Measures a point up to `max_attempts` times with `run(attempt, seed, log)`, checking each
+/// with `check`, and keeps the first attempt that passes, else the last. Each attempt that is
+/// measured again is logged with the checks it failed. `Err` from `run` ends the point; so does
+/// `stopped()` after an attempt (SIGINT: that attempt is kept, none other started).
+fn with_retries<A>(
+    max_attempts: u32,
+    seed: u64,
+    label: &str,
+    mut run: impl FnMut(u32, u64, &mut dyn std::io::Write) -> anyhow::Result<A>,
+    check: impl Fn(&A) -> Vec<Check>,
+    stopped: impl Fn() -> bool,
+    log: &mut dyn std::io::Write,
+) -> anyhow::Result<Kept<A>> {
+    let max_attempts = max_attempts.max(1);
+    let mut rejected = Vec::new();
+    let mut number = 1;
+    loop {
+        let s = attempt_seed(seed, number);
+        let attempt = run(number, s, log)?;
+        let checks = check(&attempt);
+        let failed = checks::failed(&checks);
+        if failed.is_empty() || number >= max_attempts || stopped() {
+            if !failed.is_empty() {
+                let _ = writeln!(
+                    log,
+                    "{label} attempt {number} failed {}; kept, marked failed",
+                    describe_all(&failed)
+                );
+            }
+            return Ok(Kept {
+                attempt,
+                number,
+                seed: s,
+                checks,
+                rejected,
+            });
+        }
+        let _ = writeln!(
+            log,
+            "{label} attempt {number} failed {}; again",
+            describe_all(&failed)
+        );
+        rejected.push(RejectedAttempt {
+            attempt: number,
+            failed,
+        });
+        number += 1;
+    }
+}
+
+fn describe_all(failed: &[Check]) -> String {
+    failed
+        .iter()
+        .map(checks::describe)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn measure_point(
     plan: &SweepPlan,
     i: usize,
@@ -326,14 +427,70 @@ fn measure_point(
     let lambda = plan.model.lambda(Load::Rho(rho));
     let warmup = plan.warmup_for(rho);
     let seed = run_seed(plan.seed, i, false);
-    let _ = writeln!(
+    let overhead_seed = run_seed(plan.seed, i, true);
+    let n = plan.rhos.len();
+    let kept = with_retries(
+        plan.attempts,
+        seed,
+        &format!("[{}/{n}] ρ = {rho:.2}:", i + 1),
+        |number, seed, log| {
+            let _ = writeln!(
+                log,
+                "[{}/{n}] ρ = {rho:.2}: λ = {lambda:.1}/s for {:.1} s after a {:.1} s warm-up{}",
+                i + 1,
+                plan.duration.as_secs_f64(),
+                warmup.as_secs_f64(),
+                if number > 1 {
+                    format!(" (attempt {number} of {})", plan.attempts)
+                } else {
+                    String::new()
+                }
+            );
+            measure_attempt(
+                plan,
+                lambda,
+                warmup,
+                seed,
+                attempt_seed(overhead_seed, number),
+                log,
+            )
+        },
+        |a| checks::check_point(&plan.model, lambda, &a.raw, a.overhead_raw.as_ref()),
+        || plan.stop.load(Ordering::Relaxed),
         log,
-        "[{}/{}] ρ = {rho:.2}: λ = {lambda:.1}/s for {:.1} s after a {:.1} s warm-up",
-        i + 1,
-        plan.rhos.len(),
-        plan.duration.as_secs_f64(),
-        warmup.as_secs_f64()
-    );
+    )?;
+    let verdict = if checks::all_passed(&kept.checks) {
+        Verdict::Ok
+    } else {
+        Verdict::Failed
+    };
+    let a = kept.attempt;
+    Ok(PointRecord {
+        index: i,
+        rho,
+        lambda,
+        warmup_s: warmup.as_secs_f64(),
+        seed: kept.seed,
+        measured: a.measured,
+        overhead: a.overhead,
+        raw: a.raw,
+        overhead_raw: a.overhead_raw,
+        attempts: kept.number,
+        verdict: Some(verdict),
+        checks: kept.checks,
+        rejected: kept.rejected,
+    })
+}
+
+/// One attempt at a point: the run against the queue, then its overhead run.
+fn measure_attempt(
+    plan: &SweepPlan,
+    lambda: f64,
+    warmup: Duration,
+    seed: u64,
+    overhead_seed: u64,
+    log: &mut dyn std::io::Write,
+) -> anyhow::Result<Attempt> {
     let (measured, raw) = measure::measure(&RunSpec {
         url: &plan.url,
         rate: lambda,
@@ -353,7 +510,7 @@ fn measure_point(
             rate: lambda,
             duration: plan.overhead_duration,
             warmup: plan.overhead_warmup,
-            seed: run_seed(plan.seed, i, true),
+            seed: overhead_seed,
             model: None,
             opts: &plan.opts,
             stop: &plan.stop,
@@ -369,20 +526,11 @@ fn measure_point(
         },
         None => (None, None),
     };
-    Ok(PointRecord {
-        index: i,
-        rho,
-        lambda,
-        warmup_s: warmup.as_secs_f64(),
-        seed,
+    Ok(Attempt {
         measured,
-        overhead,
         raw,
+        overhead,
         overhead_raw,
-        attempts: 1,
-        verdict: None,
-        checks: Vec::new(),
-        rejected: Vec::new(),
     })
 }
 
@@ -450,6 +598,7 @@ mod tests {
             servers: None,
             client_cpus: Vec::new(),
             stop: Arc::default(),
+            attempts: DEFAULT_ATTEMPTS,
         }
     }
 
@@ -500,6 +649,122 @@ mod tests {
             }
         }
         assert_eq!(run_seed(7, 3, true), run_seed(7, 3, true), "deterministic");
+    }
+
+    fn fake_check(passed: bool) -> Vec<Check> {
+        vec![Check {
+            name: "send_lag_max".into(),
+            value: if passed { 1000.0 } else { 99_100.0 },
+            limit: 30_000.0,
+            unit: "us".into(),
+            passed,
+        }]
+    }
+
+    /// Runs `with_retries` over attempts that pass as `passes` says; returns what was kept, the
+    /// seeds the attempts got, and the log.
+    fn retries(max: u32, passes: &[bool]) -> (Kept<usize>, Vec<u64>, String) {
+        let mut seeds = Vec::new();
+        let mut log = Vec::new();
+        let kept = with_retries(
+            max,
+            77,
+            "[1/1] ρ = 0.40:",
+            |n, seed, _| {
+                seeds.push(seed);
+                Ok(n as usize - 1)
+            },
+            |&k| fake_check(passes[k]),
+            || false,
+            &mut log,
+        )
+        .expect("no run fails");
+        (kept, seeds, String::from_utf8(log).expect("UTF-8"))
+    }
+
+    #[test]
+    fn a_failing_point_is_measured_again_until_it_passes() {
+        let (kept, seeds, log) = retries(3, &[false, true, true]);
+        assert_eq!((kept.attempt, kept.number), (1, 2));
+        assert_eq!(seeds, [77, attempt_seed(77, 2)]);
+        assert_eq!(kept.seed, attempt_seed(77, 2));
+        assert!(checks::all_passed(&kept.checks));
+        assert_eq!(kept.rejected.len(), 1);
+        assert_eq!(kept.rejected[0].attempt, 1);
+        assert_eq!(kept.rejected[0].failed, fake_check(false));
+        assert_eq!(
+            log,
+            "[1/1] ρ = 0.40: attempt 1 failed send_lag_max 99.1ms > 30.0ms; again\n"
+        );
+        // A first attempt that passes is the only one.
+        let (kept, seeds, log) = retries(3, &[true]);
+        assert_eq!((kept.number, seeds.len(), log.as_str()), (1, 1, ""));
+        assert!(kept.rejected.is_empty());
+    }
+
+    #[test]
+    fn a_point_that_keeps_failing_keeps_its_last_attempt() {
+        let (kept, seeds, log) = retries(3, &[false, false, false, true]);
+        assert_eq!((kept.attempt, kept.number), (2, 3));
+        assert_eq!(seeds.len(), 3);
+        assert!(!checks::all_passed(&kept.checks));
+        let numbers: Vec<u32> = kept.rejected.iter().map(|r| r.attempt).collect();
+        assert_eq!(numbers, [1, 2]);
+        assert_eq!(log.matches("; again").count(), 2);
+        assert!(
+            log.ends_with("attempt 3 failed send_lag_max 99.1ms > 30.0ms; kept, marked failed\n")
+        );
+        // One attempt allowed: no re-run.
+        let (kept, seeds, _) = retries(1, &[false, true]);
+        assert_eq!((kept.number, seeds.len()), (1, 1));
+        assert!(kept.rejected.is_empty());
+    }
+
+    #[test]
+    fn an_interrupted_point_is_not_measured_again() {
+        let mut runs = 0;
+        let kept = with_retries(
+            3,
+            5,
+            "",
+            |_, _, _| {
+                runs += 1;
+                Ok(())
+            },
+            |_| fake_check(false),
+            || true,
+            &mut std::io::sink(),
+        )
+        .expect("kept");
+        assert_eq!((runs, kept.number), (1, 1));
+        // A failing run ends the point.
+        let e = with_retries(
+            3,
+            5,
+            "",
+            |_, _, _| -> anyhow::Result<()> { bail!("connection refused") },
+            |_| fake_check(true),
+            || false,
+            &mut std::io::sink(),
+        );
+        assert!(e.is_err());
+    }
+
+    #[test]
+    fn attempt_seeds_are_new_and_reproducible() {
+        let mut seen = std::collections::HashSet::new();
+        for base in [run_seed(1, 0, false), run_seed(1, 0, true), 0, u64::MAX] {
+            assert_eq!(
+                attempt_seed(base, 1),
+                base,
+                "the first attempt keeps its seed"
+            );
+            for k in 2..10 {
+                let s = attempt_seed(base, k);
+                assert_eq!(s, attempt_seed(base, k));
+                assert!(s != base && seen.insert(s), "{base} {k}");
+            }
+        }
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! quoted only if it holds a comma, a quote or a line break.
 use std::fmt::Write as _;
 
-use crate::analysis::{PointAnalysis, SweepSummary};
+use crate::analysis::{NetSource, PointAnalysis, SweepSummary};
+use crate::checks;
+use crate::record::Verdict;
 
 type Cell = fn(&PointAnalysis) -> String;
 
@@ -85,7 +87,80 @@ pub const CSV_COLUMNS: &[(&str, Cell)] = &[
     ("send_lag_max_us", |p| f(p.send_lag_max_us)),
     ("arrivals_gap_cv", |p| of(p.gap_cv)),
     ("arrivals_ks_p", |p| of(p.arrivals_ks_p)),
+    ("verdict", |p| match p.verdict {
+        Some(Verdict::Ok) => "ok".into(),
+        Some(Verdict::Failed) => "failed".into(),
+        None => String::new(),
+    }),
+    ("attempts", |p| {
+        if p.attempts > 0 {
+            p.attempts.to_string()
+        } else {
+            String::new()
+        }
+    }),
+    ("failed_checks", |p| {
+        p.failed_checks
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }),
+    ("net_source", |p| match p.net_source {
+        Some(NetSource::ServerTiming) => "server_timing".into(),
+        Some(NetSource::Twin) => "twin".into(),
+        None => String::new(),
+    }),
+    ("path_mean_us", |p| of(p.path_mean_us)),
+    ("net_twin_mean_us", |p| of(p.net_twin_mean_us)),
+    ("err_net_twin", |p| of(p.err_net_twin)),
+    ("ci_covers_theory_net_twin", |p| ob(p.covers_net_twin)),
+    ("ks_net_twin", |p| of(p.ks_net_twin)),
 ];
+
+/// The verdict of a point as the table shows it: `ok`, `ok (2)` when it took two attempts,
+/// `FAILED`, or `–` for a point recorded before the checks.
+pub fn verdict_cell(p: &PointAnalysis) -> String {
+    match p.verdict {
+        Some(Verdict::Ok) if p.attempts > 1 => format!("ok ({})", p.attempts),
+        Some(Verdict::Ok) => "ok".into(),
+        Some(Verdict::Failed) => "FAILED".into(),
+        None => "–".into(),
+    }
+}
+
+/// The lines under the table on the points measured again or failed, one per attempt that
+/// failed (empty when there were none).
+pub fn rerun_lines(points: &[PointAnalysis]) -> String {
+    let mut o = String::new();
+    let list = |cs: &[crate::record::Check]| {
+        cs.iter()
+            .map(checks::describe)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for p in points {
+        for r in &p.rejected {
+            let _ = writeln!(
+                o,
+                "re-run ρ = {:.2}: attempt {} failed {}",
+                p.rho,
+                r.attempt,
+                list(&r.failed)
+            );
+        }
+        if p.failed() {
+            let _ = writeln!(
+                o,
+                "FAILED ρ = {:.2}: attempt {} (kept) failed {}; left out of the summary",
+                p.rho,
+                p.attempts,
+                list(&p.failed_checks)
+            );
+        }
+    }
+    o
+}
 
 /// `results.csv`: the header and one row per point.
 pub fn csv(points: &[PointAnalysis]) -> anyhow::Result<String> {
@@ -122,12 +197,20 @@ fn pair(m: Option<f64>, t: Option<f64>) -> String {
 /// The table printed after a sweep (and by `qlab report`), ending with a one-line summary.
 pub fn render(points: &[PointAnalysis], summary: &SweepSummary, capacity: bool) -> String {
     let mut o = String::new();
+    let checked = points.iter().any(|p| p.verdict.is_some());
+    let timed = points
+        .iter()
+        .any(|p| p.net_source == Some(NetSource::ServerTiming));
     let _ = writeln!(
         o,
-        "Mean response time (µs); net = measured − overhead; errors relative to theory W"
+        "Mean response time (µs); net = {}; errors relative to theory W",
+        if timed {
+            "the server's own time (Server-Timing), else measured − overhead"
+        } else {
+            "measured − overhead"
+        }
     );
-    let _ = writeln!(
-        o,
+    let mut head = format!(
         "{:>5} {:>9} {:>10} {:>9} {:>9} {:>21} {:>9} {:>21} {:>9} {:>8} {:>8} {:>7}",
         "ρ",
         "λ/s",
@@ -142,6 +225,10 @@ pub fn render(points: &[PointAnalysis], summary: &SweepSummary, capacity: bool) 
         "err net",
         "W in CI"
     );
+    if checked {
+        let _ = write!(head, " {:>8}", "checks");
+    }
+    let _ = writeln!(o, "{head}");
     for p in points {
         let w = p.theory.as_ref().map(|t| t.mean_us);
         let covers = match p.covers_net.or(p.covers_raw) {
@@ -149,8 +236,7 @@ pub fn render(points: &[PointAnalysis], summary: &SweepSummary, capacity: bool) 
             Some(false) => "NO",
             None => "–",
         };
-        let _ = writeln!(
-            o,
+        let mut line = format!(
             "{:>5.2} {:>9.1} {:>10.1} {:>9} {:>9} {:>21} {:>9} {:>21} {:>9} {:>8} {:>8} {:>7}",
             p.rho,
             p.lambda,
@@ -165,6 +251,10 @@ pub fn render(points: &[PointAnalysis], summary: &SweepSummary, capacity: bool) 
             pct(p.err_net),
             covers
         );
+        if checked {
+            let _ = write!(line, " {:>8}", verdict_cell(p));
+        }
+        let _ = writeln!(o, "{line}");
     }
     let _ = writeln!(o);
     let _ = writeln!(
@@ -216,6 +306,7 @@ pub fn render(points: &[PointAnalysis], summary: &SweepSummary, capacity: bool) 
     }
     let _ = writeln!(o);
     let _ = writeln!(o, "{}", summary_line(summary));
+    o.push_str(&rerun_lines(points));
     o
 }
 
@@ -249,6 +340,12 @@ pub fn summary_line(s: &SweepSummary) -> String {
         None => parts.push("overhead not measured".into()),
     }
     parts.push(format!("{} errors", s.errors));
+    if s.failed > 0 {
+        parts.push(format!(
+            "{} of {} points FAILED their checks (left out of coverage, net errors and KS)",
+            s.failed, s.points
+        ));
+    }
     format!("Summary: {}", parts.join("; "))
 }
 
@@ -354,5 +451,89 @@ mod tests {
         assert!(t.contains("covers theory at 1 of 1 points"), "{t}");
         assert!(!t.contains("blocking"));
         assert!(render(&pts, &s, true).contains("blocking"));
+        // Recorded before the checks: no verdict column, no lines about them.
+        assert!(!t.contains("checks") && !t.contains("FAILED") && !t.contains("re-run"));
+    }
+
+    #[test]
+    fn table_and_csv_show_verdicts_attempts_and_reruns() {
+        use crate::record::{Check, RejectedAttempt};
+        let stall = Check {
+            name: "send_lag_max".into(),
+            value: 99_100.0,
+            limit: 30_000.0,
+            unit: "us".into(),
+            passed: false,
+        };
+        let once = PointAnalysis {
+            verdict: Some(Verdict::Ok),
+            attempts: 1,
+            ..point()
+        };
+        let twice = PointAnalysis {
+            rho: 0.4,
+            verdict: Some(Verdict::Ok),
+            attempts: 2,
+            rejected: vec![RejectedAttempt {
+                attempt: 1,
+                failed: vec![stall.clone()],
+            }],
+            net_source: Some(NetSource::ServerTiming),
+            ..point()
+        };
+        let failed = PointAnalysis {
+            rho: 0.9,
+            verdict: Some(Verdict::Failed),
+            attempts: 2,
+            rejected: vec![RejectedAttempt {
+                attempt: 1,
+                failed: vec![stall.clone()],
+            }],
+            failed_checks: vec![stall],
+            ..point()
+        };
+        let pts = [once, twice, failed];
+        let s = crate::analysis::summarize(&pts);
+        let t = render(&pts, &s, false);
+        let rows: Vec<&str> = t.lines().filter(|l| l.contains("499.0")).collect();
+        assert_eq!(rows.len(), 3, "{t}");
+        assert!(rows[0].ends_with("       ok"), "{}", rows[0]);
+        assert!(rows[1].ends_with("   ok (2)"), "{}", rows[1]);
+        assert!(rows[2].ends_with("   FAILED"), "{}", rows[2]);
+        assert!(t.contains("checks"), "{t}");
+        assert!(
+            t.contains("net = the server's own time (Server-Timing)"),
+            "{t}"
+        );
+        assert!(
+            t.contains("re-run ρ = 0.40: attempt 1 failed send_lag_max 99.1ms > 30.0ms\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("re-run ρ = 0.90: attempt 1 failed send_lag_max"),
+            "{t}"
+        );
+        assert!(
+            t.contains("FAILED ρ = 0.90: attempt 2 (kept) failed send_lag_max 99.1ms > 30.0ms"),
+            "{t}"
+        );
+        // The failed point is out of the coverage: 2 of 2, and said so.
+        assert!(t.contains("covers theory at 2 of 2 points"), "{t}");
+        assert!(t.contains("1 of 3 points FAILED their checks"), "{t}");
+
+        let text = csv(&pts).expect("CSV");
+        let mut r = csv::Reader::from_reader(text.as_bytes());
+        let head = r.headers().expect("header").clone();
+        let col = |k: &str| head.iter().position(|h| h == k).expect(k);
+        let rows: Vec<csv::StringRecord> = r.records().map(|r| r.expect("row")).collect();
+        let got = |i: usize, k: &str| rows[i][col(k)].to_owned();
+        assert_eq!(
+            [got(0, "verdict"), got(1, "verdict"), got(2, "verdict")],
+            ["ok", "ok", "failed"]
+        );
+        assert_eq!([got(0, "attempts"), got(1, "attempts")], ["1", "2"]);
+        assert_eq!(got(2, "failed_checks"), "send_lag_max");
+        assert_eq!(got(1, "net_source"), "server_timing");
+        assert_eq!(got(0, "failed_checks"), "");
     }
 }
