@@ -13,6 +13,7 @@ use queuelab_common::units::parse_duration;
 
 use crate::analysis;
 use crate::measure::RunOptions;
+use crate::progress::SweepProgress;
 use crate::report;
 use crate::servers::{CpuSplit, LocalServers, ServerPlan, find_qserve};
 use crate::sweep::{self, SweepPlan, Warmup};
@@ -384,7 +385,9 @@ pub fn sweep_main(args: SweepArgs) -> Result<(), CliError> {
             ""
         }
     );
-    let outcome = sweep::sweep(&plan, &mut err);
+    let mut progress = SweepProgress::new(plan.rhos.len(), t / plan.rhos.len().max(1) as f64);
+    let outcome = sweep::sweep(&plan, &mut progress);
+    progress.finish();
     // Stop the servers before printing, so that their summaries do not interleave the table.
     drop(servers);
     let out = match outcome {

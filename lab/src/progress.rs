@@ -41,6 +41,36 @@ enum Output {
     Plain(Mutex<Box<dyn Write + Send>>),
 }
 
+/// Where a sweep reports: its lines, and (for a bar) which point runs. Any writer is one (it
+/// gets the lines); [`SweepProgress`] also draws the bar.
+pub trait SweepLog {
+    /// One line of text (without its newline).
+    fn line(&mut self, text: &str);
+    /// Point `index` (from 0) at load `rho` starts attempt `attempt` (from 1).
+    fn start(&mut self, _index: usize, _rho: f64, _attempt: u32) {}
+    /// A point is finished, whatever its verdict.
+    fn point_done(&mut self) {}
+}
+
+impl<W: Write> SweepLog for W {
+    fn line(&mut self, text: &str) {
+        // Progress is best effort: a closed stderr must not end a sweep.
+        let _ = writeln!(self, "{text}");
+    }
+}
+
+impl SweepLog for SweepProgress {
+    fn line(&mut self, text: &str) {
+        SweepProgress::line(self, text);
+    }
+    fn start(&mut self, index: usize, rho: f64, attempt: u32) {
+        SweepProgress::start(self, index, rho, attempt);
+    }
+    fn point_done(&mut self) {
+        SweepProgress::point_done(self);
+    }
+}
+
 /// The progress of a sweep: a bar on a terminal, plain lines elsewhere (see the module docs).
 pub struct SweepProgress {
     out: Output,

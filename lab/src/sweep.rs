@@ -33,6 +33,7 @@ use queuelab_common::model::{Load, Model, Servers};
 use queuelab_client::result::RunResult;
 
 use crate::measure::{self, RunOptions, RunSpec};
+use crate::progress::SweepLog;
 use crate::record::{
     Check, FORMAT, LabConfig, OverheadSummary, PointMeasurement, PointRecord, RejectedAttempt,
     ResultsFile, Verdict, utc_stamps,
@@ -285,8 +286,9 @@ fn refresh(file: &mut ResultsFile, model: &Model) {
 }
 
 /// Runs the sweep: measures every point, keeps `results.json` up to date, then writes the report.
-/// Progress goes to `log` (stderr in the command).
-pub fn sweep(plan: &SweepPlan, log: &mut dyn std::io::Write) -> anyhow::Result<ReportOutput> {
+/// Progress goes to `log`: a [`crate::progress::SweepProgress`] in the command (a bar on a
+/// terminal), any writer of lines otherwise.
+pub fn sweep(plan: &SweepPlan, log: &mut dyn SweepLog) -> anyhow::Result<ReportOutput> {
     create_fresh_dir(&plan.out)?;
     let (created, _) = utc_stamps(now_unix_s());
     let mut file = ResultsFile {
@@ -307,8 +309,9 @@ pub fn sweep(plan: &SweepPlan, log: &mut dyn std::io::Write) -> anyhow::Result<R
                 refresh(&mut file, &plan.model);
                 file.write(&plan.out)?;
                 if let Some(a) = file.analysis.last() {
-                    let _ = writeln!(log, "{}", progress_line(i, n, a));
+                    log.line(&progress_line(i, n, a));
                 }
+                log.point_done();
             }
             Err(e) => {
                 // Keep what was measured: draw it, then report the failure.
@@ -368,10 +371,10 @@ fn with_retries<A>(
     max_attempts: u32,
     seed: u64,
     label: &str,
-    mut run: impl FnMut(u32, u64, &mut dyn std::io::Write) -> anyhow::Result<A>,
+    mut run: impl FnMut(u32, u64, &mut dyn SweepLog) -> anyhow::Result<A>,
     check: impl Fn(&A) -> Vec<Check>,
     stopped: impl Fn() -> bool,
-    log: &mut dyn std::io::Write,
+    log: &mut dyn SweepLog,
 ) -> anyhow::Result<Kept<A>> {
     let max_attempts = max_attempts.max(1);
     let mut rejected = Vec::new();
@@ -383,11 +386,10 @@ fn with_retries<A>(
         let failed = checks::failed(&checks);
         if failed.is_empty() || number >= max_attempts || stopped() {
             if !failed.is_empty() {
-                let _ = writeln!(
-                    log,
+                log.line(&format!(
                     "{label} attempt {number} failed {}; kept, marked failed",
                     describe_all(&failed)
-                );
+                ));
             }
             return Ok(Kept {
                 attempt,
@@ -397,11 +399,10 @@ fn with_retries<A>(
                 rejected,
             });
         }
-        let _ = writeln!(
-            log,
+        log.line(&format!(
             "{label} attempt {number} failed {}; again",
             describe_all(&failed)
-        );
+        ));
         rejected.push(RejectedAttempt {
             attempt: number,
             failed,
@@ -422,7 +423,7 @@ fn measure_point(
     plan: &SweepPlan,
     i: usize,
     rho: f64,
-    log: &mut dyn std::io::Write,
+    log: &mut dyn SweepLog,
 ) -> anyhow::Result<PointRecord> {
     let lambda = plan.model.lambda(Load::Rho(rho));
     let warmup = plan.warmup_for(rho);
@@ -434,8 +435,8 @@ fn measure_point(
         seed,
         &format!("[{}/{n}] ρ = {rho:.2}:", i + 1),
         |number, seed, log| {
-            let _ = writeln!(
-                log,
+            log.start(i, rho, number);
+            log.line(&format!(
                 "[{}/{n}] ρ = {rho:.2}: λ = {lambda:.1}/s for {:.1} s after a {:.1} s warm-up{}",
                 i + 1,
                 plan.duration.as_secs_f64(),
@@ -445,7 +446,7 @@ fn measure_point(
                 } else {
                     String::new()
                 }
-            );
+            ));
             measure_attempt(
                 plan,
                 lambda,
@@ -489,7 +490,7 @@ fn measure_attempt(
     warmup: Duration,
     seed: u64,
     overhead_seed: u64,
-    log: &mut dyn std::io::Write,
+    log: &mut dyn SweepLog,
 ) -> anyhow::Result<Attempt> {
     let (measured, raw) = measure::measure(&RunSpec {
         url: &plan.url,
@@ -517,10 +518,9 @@ fn measure_attempt(
         }) {
             Ok((m, v)) => (Some(m), Some(v)),
             Err(e) => {
-                let _ = writeln!(
-                    log,
+                log.line(&format!(
                     "warning: overhead run at {url} failed, this point has no net values: {e:#}"
-                );
+                ));
                 (None, None)
             }
         },
