@@ -30,6 +30,7 @@ pub mod http;
 pub mod merge;
 pub mod report;
 pub mod result;
+pub mod timing;
 pub mod url;
 
 use std::collections::BTreeMap;
