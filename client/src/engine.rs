@@ -94,7 +94,7 @@ use queuelab_os::timer::Timer;
 use queuelab_os::wait::Wait;
 
 use account::Account;
-pub(crate) use account::{IntervalHists, IntervalStats, ThreadResult};
+pub(crate) use account::{IntervalHists, IntervalStats, ThreadResult, Timing};
 use pool::{Connected, Pool, Read, Start, State, Write};
 use schedule::{NO_USER, Source};
 
@@ -593,12 +593,15 @@ impl Worker {
         let now = now_ns();
         let req = self.pool.req(key);
         self.inflight -= 1;
+        // Counted before the connection is closed or reused: its parser holds the answer's
+        // Server-Timing until then.
+        self.account
+            .completed(&req, status, now, self.pool.server_timing(key));
         if close {
             self.close_conn(key);
         } else {
             self.pool.make_idle(key);
         }
-        self.account.completed(&req, status, now);
         // The user's next request (at once in --max) is issued by the loop after the whole batch
         // of events: the server then gets requests in bursts and serves more per wake-up than
         // when each is written as soon as its predecessor's answer is read.
