@@ -59,7 +59,8 @@
 //! first split, never exceeds
 //! [`MAX_HEAD_BYTES`](queuelab_common::http::MAX_HEAD_BYTES) + 1 bytes and is shrunk back to
 //! [`HEAD_KEEP`](pool::HEAD_KEEP) once the head is parsed. A connection costs about 200 bytes of
-//! this process's memory, plus the kernel's socket.
+//! this process's memory, plus the kernel's socket, and about 800 more once its answers carry
+//! `Server-Timing` (the parser's fixed-size table, allocated then and reused).
 //!
 //! No allocation per request: the backlog, heap, idle links and gap sample are preallocated or
 //! grow only with the number of connection slots. System calls in steady state: one `write`, one

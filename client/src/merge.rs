@@ -22,7 +22,7 @@
 //!   others are counted in `dropped_names`. The interval path and server means are weighted by
 //!   completions (exact when every answer of the interval carried the header, as qserve's do);
 //!   the interval path median becomes `null` like the latency one. The workers of one run are
-//!   merged the same way ([`TimingAcc`]).
+//!   merged the same way.
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::path::PathBuf;

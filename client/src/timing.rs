@@ -498,6 +498,13 @@ mod tests {
     }
 
     #[test]
+    fn the_table_is_small() {
+        // A connection allocates one when its answers carry the header (docs: about 800 bytes).
+        let size = std::mem::size_of::<ServerTiming>();
+        assert!(size <= 800, "ServerTiming is {size} bytes");
+    }
+
+    #[test]
     fn clear_forgets_and_totals_add() {
         let mut t = ServerTiming::new();
         assert!(!t.is_present());
