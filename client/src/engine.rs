@@ -59,7 +59,8 @@
 //! first split, never exceeds
 //! [`MAX_HEAD_BYTES`](queuelab_common::http::MAX_HEAD_BYTES) + 1 bytes and is shrunk back to
 //! [`HEAD_KEEP`](pool::HEAD_KEEP) once the head is parsed. A connection costs about 200 bytes of
-//! this process's memory, plus the kernel's socket.
+//! this process's memory, plus the kernel's socket, and about 800 more once its answers carry
+//! `Server-Timing` (the parser's fixed-size table, allocated then and reused).
 //!
 //! No allocation per request: the backlog, heap, idle links and gap sample are preallocated or
 //! grow only with the number of connection slots. System calls in steady state: one `write`, one
@@ -94,7 +95,7 @@ use queuelab_os::timer::Timer;
 use queuelab_os::wait::Wait;
 
 use account::Account;
-pub(crate) use account::{IntervalHists, IntervalStats, ThreadResult};
+pub(crate) use account::{IntervalHists, IntervalStats, ThreadResult, Timing};
 use pool::{Connected, Pool, Read, Start, State, Write};
 use schedule::{NO_USER, Source};
 
@@ -593,12 +594,15 @@ impl Worker {
         let now = now_ns();
         let req = self.pool.req(key);
         self.inflight -= 1;
+        // Counted before the connection is closed or reused: its parser holds the answer's
+        // Server-Timing until then.
+        self.account
+            .completed(&req, status, now, self.pool.server_timing(key));
         if close {
             self.close_conn(key);
         } else {
             self.pool.make_idle(key);
         }
-        self.account.completed(&req, status, now);
         // The user's next request (at once in --max) is issued by the loop after the whole batch
         // of events: the server then gets requests in bursts and serves more per wake-up than
         // when each is written as soon as its predecessor's answer is read.

@@ -10,7 +10,15 @@
 //! the reads), or by the end of the connection. Interim `1xx` answers are skipped. Bodies beyond
 //! [`MAX_RESPONSE_BODY`] are an error. The parser reports whether the connection must close after
 //! the response (`Connection: close`, HTTP/1.0 without keep-alive, a body delimited by the close).
+//!
+//! The `Server-Timing` header lines of a final answer are read while the head's slices are alive
+//! ([`crate::timing`]) into a fixed-size value the parser keeps, and are available after
+//! [`Progress::Done`] through [`ResponseParser::server_timing`]. That value is allocated the first
+//! time a connection's answers carry the header and reused for every later answer, so a
+//! connection to a server that never sends it costs nothing more, and no answer allocates.
 use queuelab_common::http::{MAX_HEAD_BYTES, MAX_HEADERS, MAX_RESPONSE_BODY};
+
+use crate::timing::ServerTiming;
 
 /// Why a request could not be rendered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -219,6 +227,9 @@ pub struct ResponseParser {
     close: bool,
     body_seen: u64,
     trailer_seen: usize,
+    /// The `Server-Timing` of the current (or just completed) answer; boxed, and only once a
+    /// header was seen, to keep a connection small (see the module docs).
+    timing: Option<Box<ServerTiming>>,
 }
 
 impl Default for ResponseParser {
@@ -236,12 +247,34 @@ impl ResponseParser {
             close: false,
             body_seen: 0,
             trailer_seen: 0,
+            timing: None,
         }
     }
 
-    /// Forgets the current response (after an error, a completion or a reconnect).
+    /// Forgets the current response (after an error or a reconnect), its `Server-Timing` too
+    /// (the space for it is kept).
     pub fn reset(&mut self) {
-        *self = Self::new();
+        self.next_response();
+        if let Some(t) = self.timing.as_deref_mut() {
+            t.clear();
+        }
+    }
+
+    /// Ready for the next response; the `Server-Timing` of the one just done stays readable
+    /// until the next head is parsed.
+    fn next_response(&mut self) {
+        self.phase = Phase::Head;
+        self.status = 0;
+        self.close = false;
+        self.body_seen = 0;
+        self.trailer_seen = 0;
+    }
+
+    /// The `Server-Timing` of the answer last reported [`Progress::Done`] (valid until the next
+    /// call of [`advance`](Self::advance) or [`reset`](Self::reset)); `None` when it had no such
+    /// header.
+    pub fn server_timing(&self) -> Option<&ServerTiming> {
+        self.timing.as_deref().filter(|t| t.is_present())
     }
 
     /// Whether the head of the current response has been parsed (the body is being counted).
@@ -314,7 +347,7 @@ impl ResponseParser {
             status: self.status,
             close: self.close,
         };
-        self.reset();
+        self.next_response();
         p
     }
 
@@ -348,6 +381,9 @@ impl ResponseParser {
             // Interim answer (100 Continue, 103 Early Hints): the real one follows.
             self.phase = Phase::Head;
             return Ok(Some(n));
+        }
+        if let Some(t) = self.timing.as_deref_mut() {
+            t.clear();
         }
         let http10 = resp.version == Some(0);
         let mut close = http10;
@@ -384,6 +420,10 @@ impl ResponseParser {
                         close = false;
                     }
                 }
+            } else if h.name.eq_ignore_ascii_case("server-timing") {
+                self.timing
+                    .get_or_insert_with(|| Box::new(ServerTiming::new()))
+                    .add_header(h.value);
             }
         }
         self.status = status;
@@ -772,6 +812,59 @@ mod tests {
                 String::from_utf8_lossy(input)
             );
         }
+    }
+
+    #[test]
+    fn server_timing_is_read_with_the_head_and_kept_until_the_next_one() {
+        let input: &[u8] = b"HTTP/1.1 103 Early Hints\r\nServer-Timing: early;dur=9\r\n\r\n\
+HTTP/1.1 200 OK\r\nServer-Timing: wait;dur=0.412\r\nContent-Length: 2\r\n\
+server-timing: service;dur=1.187, late;dur=0.003\r\n\r\nhi\
+HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        for step in 1..=input.len() {
+            let mut p = ResponseParser::new();
+            let mut buf: Vec<u8> = Vec::new();
+            let mut seen = Vec::new();
+            for piece in input.chunks(step) {
+                buf.extend_from_slice(piece);
+                loop {
+                    let (n, prog) = p.advance(&buf, false);
+                    buf.drain(..n);
+                    match prog {
+                        Progress::Done { .. } => {
+                            // Read right after the answer, as the engine does.
+                            seen.push(p.server_timing().map(|t| {
+                                t.metrics()
+                                    .iter()
+                                    .map(|m| (m.name().to_owned(), m.dur_ns()))
+                                    .collect::<Vec<_>>()
+                            }));
+                            if buf.is_empty() {
+                                break;
+                            }
+                        }
+                        Progress::NeedMore => break,
+                        Progress::Error(e) => panic!("{e}"),
+                    }
+                }
+            }
+            let first = vec![
+                ("wait".to_owned(), 412_000),
+                ("service".to_owned(), 1_187_000),
+                ("late".to_owned(), 3_000),
+            ];
+            // The interim answer's header is not the final answer's; the second answer has none.
+            assert_eq!(seen, [Some(first), None], "fed {step} bytes at a time");
+        }
+        // A malformed header is not an error of the answer.
+        let mut p = ResponseParser::new();
+        let (_, prog) = p.advance(
+            b"HTTP/1.1 200 OK\r\nServer-Timing: a;dur=-1\r\nContent-Length: 0\r\n\r\n",
+            false,
+        );
+        assert_eq!(prog, done(200, false));
+        assert!(p.server_timing().is_some_and(|t| t.is_malformed()));
+        p.reset();
+        assert!(p.server_timing().is_none());
     }
 
     #[test]

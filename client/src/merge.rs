@@ -16,6 +16,14 @@
 //!   `P(χ²₂ₖ > −2 Σ ln pᵢ)`.
 //! - Theory, when every part carries the same queue, is recomputed at the summed λ against the
 //!   merged latency.
+//! - `Server-Timing`: per metric name (united by value), for the server's total and for the path,
+//!   the histograms are added and the means weighted by their counts; the header counts add up.
+//!   At most [`MAX_TIMING_NAMES`] names are kept (those with the most values), the values of the
+//!   others are counted in `dropped_names`. The interval path and server means are weighted by
+//!   completions (exact when every answer of the interval carried the header, as qserve's do);
+//!   the interval path median becomes `null` like the latency one. The workers of one run are
+//!   merged the same way.
+use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::path::PathBuf;
 
@@ -25,7 +33,10 @@ use queuelab_common::stats::{histogram_from_string, histogram_to_string, new_his
 
 use crate::cli::CliError;
 use crate::counts::Counts;
-use crate::result::{self, Arrivals, Interval, Latency, RunResult, SendLag, StatusCounts};
+use crate::result::{
+    self, Arrivals, DurationSummary, Interval, Latency, MAX_TIMING_NAMES, RunResult, SendLag,
+    ServerTimingCounts, StatusCounts,
+};
 
 /// Why results cannot be merged.
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +125,106 @@ fn decode(part: usize, what: &'static str, s: &str) -> Result<Histogram<u64>, Me
     histogram_from_string(s).map_err(|source| MergeError::Histogram { part, what, source })
 }
 
+/// A histogram of nanoseconds and the exact sum of its values (ns).
+type Summed = (Histogram<u64>, f64);
+
+/// The `Server-Timing` durations of several workers or parts, merged exactly (see the module
+/// docs).
+#[derive(Debug, Default)]
+pub(crate) struct TimingAcc {
+    names: BTreeMap<String, Summed>,
+    server: Option<Summed>,
+    path: Option<Summed>,
+    counts: ServerTimingCounts,
+}
+
+fn add_summed(slot: &mut Option<Summed>, h: &Histogram<u64>, sum_ns: f64) {
+    let (dst, sum) = slot.get_or_insert_with(|| (new_histogram(), 0.0));
+    crate::add_histogram(dst, h);
+    *sum += sum_ns;
+}
+
+fn summary(s: &Summed) -> DurationSummary {
+    DurationSummary::from_histogram(&s.0, s.1 / 1e3)
+}
+
+impl TimingAcc {
+    fn add_counts(&mut self, o: ServerTimingCounts) {
+        // Destructured so that a new count cannot be forgotten here.
+        let ServerTimingCounts {
+            carried,
+            malformed,
+            dropped_names,
+            negative_path,
+        } = o;
+        self.counts.carried += carried;
+        self.counts.malformed += malformed;
+        self.counts.dropped_names += dropped_names;
+        self.counts.negative_path += negative_path;
+    }
+
+    fn add_name(&mut self, name: &str, h: &Histogram<u64>, sum_ns: f64) {
+        let mut slot = self.names.remove(name);
+        add_summed(&mut slot, h, sum_ns);
+        if let Some(s) = slot {
+            self.names.insert(name.to_owned(), s);
+        }
+    }
+
+    /// Adds the totals of one worker of a run.
+    pub(crate) fn add_thread(&mut self, t: &crate::engine::Timing) {
+        self.add_counts(t.counts);
+        for (name, d) in &t.names {
+            self.add_name(name, &d.hist, d.sum_ns as f64);
+        }
+        if let Some(d) = &t.server {
+            add_summed(&mut self.server, &d.hist, d.sum_ns as f64);
+        }
+        if let Some(d) = &t.path {
+            add_summed(&mut self.path, &d.hist, d.sum_ns as f64);
+        }
+    }
+
+    /// Adds the `Server-Timing` of part `i` of a merge.
+    fn add_part(&mut self, i: usize, p: &RunResult) -> Result<(), MergeError> {
+        self.add_counts(p.server_timing_headers);
+        // The sum back from the mean: weighting the means by their counts.
+        let sum_ns = |d: &DurationSummary| d.mean * 1e3 * d.count as f64;
+        for (name, d) in &p.server_timing {
+            let h = decode(i, "server_timing histogram", &d.histogram)?;
+            self.add_name(name, &h, sum_ns(d));
+        }
+        if let Some(d) = &p.server_us {
+            let h = decode(i, "server_us histogram", &d.histogram)?;
+            add_summed(&mut self.server, &h, sum_ns(d));
+        }
+        if let Some(d) = &p.path_us {
+            let h = decode(i, "path_us histogram", &d.histogram)?;
+            add_summed(&mut self.path, &h, sum_ns(d));
+        }
+        Ok(())
+    }
+
+    /// Fills the `Server-Timing` fields of `r`: at most [`MAX_TIMING_NAMES`] names, those with
+    /// the most values (ties by name); the values of the others are counted as dropped.
+    pub(crate) fn finish_into(mut self, r: &mut RunResult) {
+        let mut names: Vec<(String, Summed)> =
+            std::mem::take(&mut self.names).into_iter().collect();
+        names.sort_by(|a, b| b.1.0.len().cmp(&a.1.0.len()).then_with(|| a.0.cmp(&b.0)));
+        for (_, s) in names.iter().skip(MAX_TIMING_NAMES) {
+            self.counts.dropped_names += s.0.len();
+        }
+        r.server_timing = names
+            .iter()
+            .take(MAX_TIMING_NAMES)
+            .map(|(n, s)| (n.clone(), summary(s)))
+            .collect();
+        r.server_us = self.server.as_ref().map(summary);
+        r.path_us = self.path.as_ref().map(summary);
+        r.server_timing_headers = self.counts;
+    }
+}
+
 /// Merges results (see the module docs). One part gives that part back (recomputed).
 pub fn merge(parts: &[RunResult]) -> Result<RunResult, MergeError> {
     let first = parts.first().ok_or(MergeError::Empty)?;
@@ -128,6 +239,7 @@ pub fn merge(parts: &[RunResult]) -> Result<RunResult, MergeError> {
     let (mut achieved_rate, mut throughput) = (0.0, 0.0);
     let (mut duration_s, mut elapsed_s) = (0.0f64, 0.0f64);
     let mut n_parts = 0;
+    let mut timing = TimingAcc::default();
     let mut config = first.config.clone();
     config.threads = 0;
     config.users = None;
@@ -148,6 +260,7 @@ pub fn merge(parts: &[RunResult]) -> Result<RunResult, MergeError> {
             &mut lag,
             &decode(i, "histogram_send_lag", &p.histogram_send_lag)?,
         );
+        timing.add_part(i, p)?;
         counts += Counts::of(p);
         peak += p.connections.peak;
         cap += p.connections.cap;
@@ -200,7 +313,7 @@ pub fn merge(parts: &[RunResult]) -> Result<RunResult, MergeError> {
     let latency_uncorrected_us =
         Latency::from_histogram(&uncorrected, result::batch_ci(&intervals, true));
     let theory = merge_theory(parts, &latency_us, &requests.status, &mut warnings);
-    Ok(RunResult {
+    let mut merged = RunResult {
         format: result::FORMAT_VERSION,
         mode: if parts.iter().all(|p| p.mode == first.mode) {
             first.mode.clone()
@@ -231,7 +344,9 @@ pub fn merge(parts: &[RunResult]) -> Result<RunResult, MergeError> {
         path_us: None,
         server_us: None,
         server_timing_headers: Default::default(),
-    })
+    };
+    timing.finish_into(&mut merged);
+    Ok(merged)
 }
 
 /// Interval by interval: counts added, means weighted by completions.
@@ -248,7 +363,17 @@ fn merge_intervals(parts: &[RunResult]) -> Vec<Interval> {
                 ..Interval::default()
             };
             let (mut lat, mut unc) = (0.0, 0.0);
+            // Path and server means, each weighted by the completions of the rows that have one.
+            let (mut path, mut server) = ((0.0, 0u64), (0.0, 0u64));
             for r in &rows {
+                if let Some(m) = r.path_mean_us {
+                    path.0 += m * r.completed as f64;
+                    path.1 += r.completed;
+                }
+                if let Some(m) = r.server_mean_us {
+                    server.0 += m * r.completed as f64;
+                    server.1 += r.completed;
+                }
                 m.duration_s = m.duration_s.max(r.duration_s);
                 m.sent += r.sent;
                 m.completed += r.completed;
@@ -261,6 +386,9 @@ fn merge_intervals(parts: &[RunResult]) -> Vec<Interval> {
                 m.mean_us = lat / m.completed as f64;
                 m.mean_uncorrected_us = unc / m.completed as f64;
             }
+            let mean = |(sum, n): (f64, u64)| (n > 0).then(|| sum / n as f64);
+            m.path_mean_us = mean(path);
+            m.server_mean_us = mean(server);
             m
         })
         .collect()
@@ -500,6 +628,136 @@ pub(crate) mod tests {
         assert_eq!(h, w, "the merged histogram is the histogram of the union");
         assert!((merged.achieved_rate - 200.0).abs() < 1e-9);
         assert_eq!(merged.target_rate, Some(200.0));
+
+        // Server-Timing: the same union, name by name, for the server's total and the path.
+        let durs: Vec<(u64, u64)> = all.iter().map(|&l| (l / 3, l / 2 + l % 7)).collect();
+        let whole = with_timing(result_from(&all), &all, &durs);
+        let merged = merge(&[
+            with_timing(result_from(a), a, &durs[..a.len()]),
+            with_timing(result_from(b), b, &durs[a.len()..]),
+        ])
+        .expect("merge");
+        assert_eq!(
+            merged.server_timing.keys().collect::<Vec<_>>(),
+            ["service", "wait"]
+        );
+        let same = |m: &DurationSummary, w: &DurationSummary, what: &str| {
+            // Histograms added exactly; the means are sums over counts recombined, equal to
+            // rounding (values below 10^13 ns, 3000 of them: relative error far below 1e-12).
+            assert_eq!(
+                histogram_from_string(&m.histogram).expect("decodes"),
+                histogram_from_string(&w.histogram).expect("decodes"),
+                "{what}"
+            );
+            assert_eq!(
+                (m.count, m.p50, m.p90, m.p99, m.max),
+                (w.count, w.p50, w.p90, w.p99, w.max)
+            );
+            assert!(
+                (m.mean - w.mean).abs() <= 1e-12 * w.mean,
+                "{what}: {} vs {}",
+                m.mean,
+                w.mean
+            );
+        };
+        for (name, w) in &whole.server_timing {
+            same(&merged.server_timing[name], w, name);
+        }
+        same(
+            merged.server_us.as_ref().expect("merged"),
+            whole.server_us.as_ref().expect("whole"),
+            "server",
+        );
+        same(
+            merged.path_us.as_ref().expect("merged"),
+            whole.path_us.as_ref().expect("whole"),
+            "path",
+        );
+        assert_eq!(merged.server_timing_headers.carried, 3000);
+        assert_eq!(merged.server_timing_headers.malformed, 6);
+        assert_eq!(
+            merged.server_timing_headers.negative_path,
+            whole.server_timing_headers.negative_path
+        );
+        // The interval means weighted by completions; the median unknown after a merge.
+        let (m, w) = (merged.intervals[0], whole.intervals[0]);
+        let close = |x: Option<f64>, y: Option<f64>| {
+            let (x, y) = (x.expect("merged"), y.expect("whole"));
+            (x - y).abs() <= 1e-12 * y
+        };
+        assert!(close(m.path_mean_us, w.path_mean_us), "{m:?} {w:?}");
+        assert!(close(m.server_mean_us, w.server_mean_us), "{m:?} {w:?}");
+        assert_eq!(m.path_p50_us, None);
+    }
+
+    #[test]
+    fn merged_names_are_bounded_by_count() {
+        // Parts with 5 names each, 10 in all: the 8 with the most values are kept.
+        let part = |names: &[&str], n: usize| {
+            let mut acc = TimingAcc::default();
+            for (k, name) in names.iter().enumerate() {
+                let mut h = new_histogram();
+                for _ in 0..n + k {
+                    record_ns(&mut h, 1_000);
+                }
+                acc.add_name(name, &h, 1_000.0 * (n + k) as f64);
+            }
+            let mut r = sample_result();
+            acc.finish_into(&mut r);
+            r
+        };
+        let a = part(&["a0", "a1", "a2", "a3", "a4"], 10);
+        let b = part(&["b0", "b1", "b2", "b3", "b4"], 1);
+        let m = merge(&[a, b]).expect("merge");
+        assert_eq!(m.server_timing.len(), MAX_TIMING_NAMES);
+        assert!(!m.server_timing.contains_key("b0") && !m.server_timing.contains_key("b1"));
+        // b0 had 1 value, b1 2.
+        assert_eq!(m.server_timing_headers.dropped_names, 3);
+        assert!((m.server_timing["a4"].mean - 1.0).abs() < 1e-12);
+    }
+
+    /// `r` with the `Server-Timing` of answers whose (wait, service) durations are `durs_ns`,
+    /// paired with its latencies (`all`), the way a run fills it; one interval.
+    fn with_timing(mut r: RunResult, all: &[u64], durs_ns: &[(u64, u64)]) -> RunResult {
+        let mut acc = TimingAcc::default();
+        let (mut names, mut server, mut path) = (BTreeMap::new(), None, None);
+        let mut iv = Interval {
+            completed: all.len() as u64,
+            ..Interval::default()
+        };
+        let (mut path_sum, mut server_sum) = (0.0, 0.0);
+        for (&lat, &(w, s)) in all.iter().zip(durs_ns) {
+            for (name, v) in [("wait", w), ("service", s)] {
+                let e = names.entry(name).or_insert_with(|| (new_histogram(), 0.0));
+                record_ns(&mut e.0, v);
+                e.1 += v as f64;
+            }
+            let p = lat.saturating_sub(w + s);
+            add_summed(&mut server, &hist_of(w + s), (w + s) as f64);
+            add_summed(&mut path, &hist_of(p), p as f64);
+            acc.counts.carried += 1;
+            acc.counts.negative_path += u64::from(lat < w + s);
+            path_sum += p as f64;
+            server_sum += (w + s) as f64;
+        }
+        for (n, (h, sum)) in names {
+            acc.add_name(n, &h, sum);
+        }
+        acc.server = server;
+        acc.path = path;
+        acc.counts.malformed = 3;
+        acc.finish_into(&mut r);
+        iv.path_mean_us = Some(path_sum / all.len() as f64 / 1e3);
+        iv.server_mean_us = Some(server_sum / all.len() as f64 / 1e3);
+        iv.path_p50_us = Some(1.0);
+        r.intervals = vec![iv];
+        r
+    }
+
+    fn hist_of(ns: u64) -> Histogram<u64> {
+        let mut h = new_histogram();
+        record_ns(&mut h, ns);
+        h
     }
 
     #[test]

@@ -190,14 +190,76 @@ pub fn text(r: &RunResult) -> String {
             );
         }
     }
+    server_timing_block(&mut o, r);
     for w in &r.warnings {
         let _ = writeln!(o, "  warning: {w}");
     }
     o
 }
 
+/// The `Server-Timing` block: each metric, the path, and with a theory the net mean (latency
+/// minus the mean path) against the theory's mean beside the raw one. Nothing when no answer
+/// carried a duration.
+fn server_timing_block(o: &mut String, r: &RunResult) {
+    let h = &r.server_timing_headers;
+    let Some(path) = &r.path_us else {
+        if h.malformed > 0 {
+            let _ = writeln!(
+                o,
+                "  server-timing {} malformed headers, no duration read",
+                h.malformed
+            );
+        }
+        return;
+    };
+    let _ = writeln!(
+        o,
+        "  server-timing carried by {} of {} answers  (malformed {}, dropped {}, durations above the latency {})",
+        h.carried, r.requests.completed, h.malformed, h.dropped_names, h.negative_path
+    );
+    for (name, d) in &r.server_timing {
+        let _ = writeln!(
+            o,
+            "    {name:<11} mean {}  p50 {}  p99 {}",
+            fmt_us(d.mean),
+            fmt_us(d.p50),
+            fmt_us(d.p99)
+        );
+    }
+    let _ = writeln!(
+        o,
+        "    {:<11} mean {}  p50 {}  p99 {}  max {}",
+        "path",
+        fmt_us(path.mean),
+        fmt_us(path.p50),
+        fmt_us(path.p99),
+        fmt_us(path.max)
+    );
+    if let Some(t) = &r.theory {
+        // Latency minus the path: what the server's queue alone took, as theory models it.
+        let net = r.latency_us.mean - path.mean;
+        let rel = |x: f64| {
+            if t.mean_us > 0.0 {
+                pct((x - t.mean_us) / t.mean_us)
+            } else {
+                "-".to_owned()
+            }
+        };
+        let _ = writeln!(
+            o,
+            "    {:<11} mean {} ({} against theory {}; raw {} {})",
+            "net",
+            fmt_us(net),
+            rel(net),
+            fmt_us(t.mean_us),
+            fmt_us(r.latency_us.mean),
+            rel(r.latency_us.mean)
+        );
+    }
+}
+
 /// The columns of `--csv`, in order.
-pub const CSV_COLUMNS: [&str; 13] = [
+pub const CSV_COLUMNS: [&str; 16] = [
     "t_s",
     "duration_s",
     "sent",
@@ -211,6 +273,9 @@ pub const CSV_COLUMNS: [&str; 13] = [
     "mean_uncorrected_us",
     "send_lag_p99_us",
     "send_lag_max_us",
+    "path_mean_us",
+    "path_p50_us",
+    "server_mean_us",
 ];
 
 /// Writes the time series as CSV (a header, then a row per interval; empty cells for unknown).
@@ -240,6 +305,9 @@ pub fn write_csv(r: &RunResult, w: impl Write) -> io::Result<()> {
             format!("{:.3}", iv.mean_uncorrected_us),
             opt(iv.send_lag_p99_us),
             format!("{:.3}", iv.send_lag_max_us),
+            opt(iv.path_mean_us),
+            opt(iv.path_p50_us),
+            opt(iv.server_mean_us),
         ])?;
     }
     out.flush()
@@ -256,6 +324,62 @@ mod tests {
         assert_eq!(fmt_us(1234.0), "1.23ms");
         assert_eq!(fmt_us(2_500_000.0), "2.500s");
         assert_eq!(fmt_us(f64::NAN), "-");
+    }
+
+    #[test]
+    fn the_text_shows_server_timing_and_the_net_mean() {
+        let mut r = crate::merge::tests::sample_result();
+        r.requests.completed = 10;
+        assert!(
+            !text(&r).contains("server-timing"),
+            "no block without the header"
+        );
+        r.server_timing_headers.malformed = 2;
+        assert!(text(&r).contains("server-timing 2 malformed headers"));
+        let d = |mean: f64| crate::result::DurationSummary {
+            count: 10,
+            mean,
+            p50: mean,
+            p90: mean,
+            p99: mean,
+            max: mean,
+            histogram: String::new(),
+        };
+        r.server_timing.insert("wait".into(), d(400.0));
+        r.server_timing.insert("service".into(), d(1500.0));
+        r.path_us = Some(d(50.0));
+        r.server_timing_headers.carried = 10;
+        r.latency_us.mean = 2050.0;
+        let t = text(&r);
+        assert!(t.contains("carried by 10 of 10 answers"), "{t}");
+        assert!(t.contains("    wait        mean 400.0us"), "{t}");
+        assert!(t.contains("    path        mean 50.0us"), "{t}");
+        assert!(!t.contains("net"), "no theory, no net mean: {t}");
+        r.theory = Some(crate::result::TheoryResult {
+            model: "M/M/1".into(),
+            lambda: 500.0,
+            mu: 1000.0,
+            servers: "1".into(),
+            capacity: None,
+            service: "exp".into(),
+            rho: 0.5,
+            mean_us: 2000.0,
+            p50_us: None,
+            p90_us: None,
+            p99_us: None,
+            blocking: 0.0,
+            blocking_measured: 0.0,
+            rel_err_mean: 0.025,
+            rel_err_p50: None,
+            rel_err_p99: None,
+            mean_in_ci: None,
+        });
+        let t = text(&r);
+        // Net 2050 − 50 = 2000: on the theory; the raw mean 2.5% above it.
+        assert!(
+            t.contains("net         mean 2.00ms (+0.0% against theory 2.00ms; raw 2.05ms +2.5%)"),
+            "{t}"
+        );
     }
 
     #[test]
@@ -286,12 +410,26 @@ mod tests {
         assert_eq!(lines[0].split(',').count(), CSV_COLUMNS.len());
         assert_eq!(
             lines[1],
-            "1.000,1.000000,10,9,1,10.000,9.000,100.000,95.000,,90.000,3.000,4.000"
+            "1.000,1.000000,10,9,1,10.000,9.000,100.000,95.000,,90.000,3.000,4.000,,,"
+        );
+        // With Server-Timing, the three path columns are filled.
+        r.intervals[1].path_mean_us = Some(20.5);
+        r.intervals[1].path_p50_us = Some(19.0);
+        r.intervals[1].server_mean_us = Some(79.5);
+        let mut out = Vec::new();
+        write_csv(&r, &mut out).expect("writing to memory");
+        let timed = String::from_utf8(out).expect("utf-8");
+        assert!(
+            timed
+                .lines()
+                .nth(2)
+                .is_some_and(|l| l.ends_with(",4.000,20.500,19.000,79.500")),
+            "{timed}"
         );
         // Rows end in a bare newline, as before the csv crate wrote them.
         assert_eq!(lines[0], CSV_COLUMNS.join(","));
         assert!(
-            text.ends_with(",4.000\n") && !text.contains('\r'),
+            text.ends_with(",4.000,,,\n") && !text.contains('\r'),
             "{text:?}"
         );
     }

@@ -8,8 +8,15 @@
 //! the current interval only, and an interval's counts join the totals when it is taken, so each
 //! event is counted once and the totals are the sum of the intervals.
 //!
+//! The answers' `Server-Timing` durations ([`Timing`]) are kept the same way: per metric name a
+//! histogram and an exact sum, the server's total Σdur and the path (latency − Σdur) likewise,
+//! and per interval the path's sum and histogram and the server's sum.
+//!
 //! Nothing here allocates per request: the histograms have fixed bounds and the gap sample is
-//! preallocated at its cap (a reservoir sample beyond it).
+//! preallocated at its cap (a reservoir sample beyond it). The `Server-Timing` table allocates
+//! when a metric name is first seen (its name and histogram), at most
+//! [`MAX_TIMING_NAMES`] times a run, and the server's and the path's histograms when the first
+//! answer carries a duration.
 use hdrhistogram::Histogram;
 use queuelab_common::samplers::Rng;
 use queuelab_common::stats::{HIST_MAX_NS, new_histogram, record_ns};
@@ -17,18 +24,21 @@ use rand::Rng as _;
 
 use super::{Pending, Plan, SourcePlan};
 use crate::counts::Counts;
-use crate::result::ErrorKind;
+use crate::result::{ErrorKind, MAX_TIMING_NAMES, ServerTimingCounts};
+use crate::timing::ServerTiming;
 
 /// Significant digits of the per-interval histograms (percentiles to 1%).
 const INTERVAL_SIGFIG: u8 = 2;
 
-/// The two histograms of one interval: latency of its completions, send lag of its writes (ns,
-/// two significant digits). They travel to the coordinator in each report and come back empty
-/// for reuse, so a worker allocates them only while the coordinator is behind.
+/// The histograms of one interval: latency of its completions, send lag of its writes, path of
+/// its completions that carried `Server-Timing` durations (ns, two significant digits). They
+/// travel to the coordinator in each report and come back empty for reuse, so a worker
+/// allocates them only while the coordinator is behind.
 #[derive(Debug)]
 pub(crate) struct IntervalHists {
     pub latency: Histogram<u64>,
     pub lag: Histogram<u64>,
+    pub path: Histogram<u64>,
 }
 
 impl IntervalHists {
@@ -36,12 +46,14 @@ impl IntervalHists {
         Self {
             latency: interval_histogram(),
             lag: interval_histogram(),
+            path: interval_histogram(),
         }
     }
 
     pub fn reset(&mut self) {
         self.latency.reset();
         self.lag.reset();
+        self.path.reset();
     }
 }
 
@@ -63,6 +75,12 @@ pub(crate) struct IntervalStats {
     pub uncorrected_sum_ns: f64,
     /// Largest send lag of its writes, ns.
     pub lag_max_ns: u64,
+    /// Its completions that carried `Server-Timing` durations.
+    pub timed: u64,
+    /// Sum of their paths (latency − Σdur, at least 0), ns.
+    pub path_sum_ns: f64,
+    /// Sum of their Σdur, ns.
+    pub server_sum_ns: f64,
     pub hists: IntervalHists,
 }
 
@@ -74,6 +92,9 @@ impl IntervalStats {
             latency_sum_ns: 0.0,
             uncorrected_sum_ns: 0.0,
             lag_max_ns: 0,
+            timed: 0,
+            path_sum_ns: 0.0,
+            server_sum_ns: 0.0,
             hists,
         }
     }
@@ -84,8 +105,12 @@ impl IntervalStats {
         self.latency_sum_ns += o.latency_sum_ns;
         self.uncorrected_sum_ns += o.uncorrected_sum_ns;
         self.lag_max_ns = self.lag_max_ns.max(o.lag_max_ns);
+        self.timed += o.timed;
+        self.path_sum_ns += o.path_sum_ns;
+        self.server_sum_ns += o.server_sum_ns;
         crate::add_histogram(&mut self.hists.latency, &o.hists.latency);
         crate::add_histogram(&mut self.hists.lag, &o.hists.lag);
+        crate::add_histogram(&mut self.hists.path, &o.hists.path);
     }
 
     /// This interval, leaving an empty one that records into `spare` (empty histograms back
@@ -113,6 +138,86 @@ pub(crate) struct ThreadResult {
     pub gap_count: u64,
     /// When this worker stopped issuing.
     pub issue_end_ns: u64,
+    /// Its answers' `Server-Timing` durations.
+    pub timing: Timing,
+}
+
+/// Durations in nanoseconds: a histogram and their exact sum.
+#[derive(Debug)]
+pub(crate) struct Durations {
+    pub hist: Histogram<u64>,
+    pub sum_ns: u128,
+}
+
+impl Durations {
+    fn new() -> Self {
+        Self {
+            hist: new_histogram(),
+            sum_ns: 0,
+        }
+    }
+
+    fn record(&mut self, ns: u64) {
+        record_ns(&mut self.hist, ns);
+        self.sum_ns += u128::from(ns);
+    }
+}
+
+/// The `Server-Timing` durations of one worker's measured answers (see the module docs).
+#[derive(Debug, Default)]
+pub(crate) struct Timing {
+    /// By metric name, in the order first seen: at most [`MAX_TIMING_NAMES`].
+    pub names: Vec<(String, Durations)>,
+    /// Σdur of each answer that carried a duration.
+    pub server: Option<Durations>,
+    /// Latency − Σdur of the same answers (0 when negative).
+    pub path: Option<Durations>,
+    pub counts: ServerTimingCounts,
+}
+
+impl Timing {
+    /// The answer whose latency (from the intended time) is `latency` carried `t`; adds its
+    /// path and Σdur to the interval `iv`.
+    fn record(&mut self, t: &ServerTiming, latency: u64, iv: &mut IntervalStats) {
+        if t.is_malformed() {
+            self.counts.malformed += 1;
+            return;
+        }
+        self.counts.dropped_names += u64::from(t.dropped());
+        let metrics = t.metrics();
+        if metrics.is_empty() {
+            return;
+        }
+        self.counts.carried += 1;
+        let mut total = 0u64;
+        for m in metrics {
+            total = total.saturating_add(m.dur_ns());
+            let name = m.name();
+            if let Some((_, d)) = self.names.iter_mut().find(|(n, _)| n == name) {
+                d.record(m.dur_ns());
+            } else if self.names.len() < MAX_TIMING_NAMES {
+                // A new name: copied once, with its histogram (bounded per run).
+                let mut d = Durations::new();
+                d.record(m.dur_ns());
+                self.names.push((name.to_owned(), d));
+            } else {
+                self.counts.dropped_names += 1;
+            }
+        }
+        let path = match latency.checked_sub(total) {
+            Some(p) => p,
+            None => {
+                self.counts.negative_path += 1;
+                0
+            }
+        };
+        self.server.get_or_insert_with(Durations::new).record(total);
+        self.path.get_or_insert_with(Durations::new).record(path);
+        iv.timed += 1;
+        iv.path_sum_ns += path as f64;
+        iv.server_sum_ns += total as f64;
+        record_ns(&mut iv.hists.path, path);
+    }
 }
 
 /// The gaps between consecutive measured sends: their sum and count, and a bounded sample.
@@ -164,6 +269,7 @@ pub(super) struct Account {
     issue_end_ns: u64,
     /// The configured rate of the thread in open loop (normalizes the gaps).
     open_rate: Option<f64>,
+    timing: Timing,
 }
 
 impl Account {
@@ -191,6 +297,10 @@ impl Account {
             open_rate: match plan.source {
                 SourcePlan::Open { rate, .. } => Some(rate),
                 SourcePlan::Users { .. } => None,
+            },
+            timing: Timing {
+                names: Vec::with_capacity(MAX_TIMING_NAMES),
+                ..Timing::default()
             },
         }
     }
@@ -241,8 +351,15 @@ impl Account {
         self.gaps.record(now);
     }
 
-    /// `req` got its whole answer, with `status`, at `now`.
-    pub fn completed(&mut self, req: &Pending, status: u16, now: u64) {
+    /// `req` got its whole answer, with `status` and the answer's `Server-Timing` if it had
+    /// the header, at `now`.
+    pub fn completed(
+        &mut self,
+        req: &Pending,
+        status: u16,
+        now: u64,
+        timing: Option<&ServerTiming>,
+    ) {
         if !req.measured {
             return;
         }
@@ -255,6 +372,9 @@ impl Account {
         self.iv.latency_sum_ns += latency as f64;
         self.iv.uncorrected_sum_ns += uncorrected as f64;
         record_ns(&mut self.iv.hists.latency, latency);
+        if let Some(t) = timing {
+            self.timing.record(t, latency, &mut self.iv);
+        }
     }
 
     /// `req` failed with `kind`.
@@ -299,6 +419,7 @@ impl Account {
             gap_sum_ns: self.gaps.sum_ns,
             gap_count: self.gaps.count,
             issue_end_ns: self.issue_end_ns,
+            timing: self.timing,
         }
     }
 }
@@ -343,7 +464,7 @@ mod tests {
         a.issued(&w);
         a.backlog_wait(&w);
         a.sent(&w, 11, true);
-        a.completed(&w, 200, 12);
+        a.completed(&w, 200, 12, None);
         a.failed(&w, ErrorKind::Read);
         a.opened(1);
         // Interval 0: two sends 1 ms apart, one answer after 300 µs, one timeout.
@@ -351,7 +472,7 @@ mod tests {
         a.issued(&r1);
         a.sent(&r1, 1_000_500, true);
         r1.write_ns = 1_000_500;
-        a.completed(&r1, 503, 1_300_000);
+        a.completed(&r1, 503, 1_300_000, None);
         let r2 = req(2_000_000, true);
         a.issued(&r2);
         a.backlog_wait(&r2);
@@ -401,6 +522,86 @@ mod tests {
         assert_eq!(t.gaps.len(), 2);
         assert!((t.gaps[0] - 1.0).abs() < 1e-12, "{:?}", t.gaps);
         assert!((t.gaps[1] - 0.9996).abs() < 1e-12, "{:?}", t.gaps);
+    }
+
+    fn timing(lines: &[&str]) -> ServerTiming {
+        let mut t = ServerTiming::new();
+        for l in lines {
+            t.add_header(l.as_bytes());
+        }
+        t
+    }
+
+    #[test]
+    fn server_timing_splits_the_latency_into_server_and_path() {
+        let open = SourcePlan::Open {
+            rate: 1000.0,
+            arrival: ArrivalKind::Constant,
+        };
+        let mut a = Account::new(&plan(open, 4), 0);
+        let names_cap = a.timing.names.capacity();
+        // Latency 2 ms from the intended time (1.5 ms from the write): Σdur = 1.602 ms, path
+        // 398 µs (from the intended time, not the write).
+        let mut r = req(1_000_000, true);
+        r.write_ns = 1_500_000;
+        let qserve = timing(&["wait;dur=0.412, service;dur=1.187, late;dur=0.003"]);
+        a.completed(&r, 200, 3_000_000, Some(&qserve));
+        // Durations above the latency: path 0, counted.
+        a.completed(&r, 200, 2_000_000, Some(&timing(&["service;dur=5"])));
+        // Unmeasured, malformed, without a duration, without the header: no path.
+        a.completed(&req(0, false), 200, 3_000_000, Some(&qserve));
+        a.completed(&r, 200, 3_000_000, Some(&timing(&["wait;dur=-1"])));
+        a.completed(&r, 200, 3_000_000, Some(&timing(&["miss;desc=x"])));
+        a.completed(&r, 200, 3_000_000, None);
+        let iv = a.take_interval(IntervalHists::new());
+        assert_eq!(iv.counts.completed, 5);
+        assert_eq!(iv.timed, 2);
+        assert_eq!(iv.path_sum_ns, 398_000.0);
+        assert_eq!(iv.server_sum_ns, 1_602_000.0 + 5_000_000.0);
+        assert_eq!(iv.hists.path.len(), 2);
+        // Eleven more names over two answers: five fit beside the three seen, the other six are
+        // dropped, but every duration still counts in the server's total.
+        let many: Vec<String> = (0..11).map(|i| format!("n{i};dur=0.001")).collect();
+        a.completed(&r, 200, 3_000_000, Some(&timing(&[&many[..6].join(",")])));
+        a.completed(&r, 200, 3_000_000, Some(&timing(&[&many[6..].join(",")])));
+        // 17 durations in one answer: the 17th is dropped from the answer itself.
+        let seventeen: Vec<String> = (0..17).map(|_| "n0;dur=0.001".to_owned()).collect();
+        a.completed(&r, 200, 3_000_000, Some(&timing(&[&seventeen.join(",")])));
+        let t = a.finish().timing;
+        assert_eq!(
+            t.counts,
+            ServerTimingCounts {
+                carried: 5,
+                malformed: 1,
+                dropped_names: 6 + 1,
+                negative_path: 1,
+            }
+        );
+        let names: Vec<&str> = t.names.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            ["wait", "service", "late", "n0", "n1", "n2", "n3", "n4"]
+        );
+        assert_eq!(t.names.capacity(), names_cap, "the table never grew");
+        let sum = |name: &str| {
+            let (_, d) = t.names.iter().find(|(n, _)| n == name).expect("kept");
+            (d.hist.len(), d.sum_ns)
+        };
+        assert_eq!(sum("wait"), (1, 412_000));
+        assert_eq!(sum("service"), (2, 6_187_000));
+        assert_eq!(sum("n0"), (17, 17_000));
+        let server = t.server.expect("answers carried durations");
+        assert_eq!(server.hist.len(), 5);
+        assert_eq!(
+            server.sum_ns,
+            1_602_000 + 5_000_000 + 6_000 + 5_000 + 16_000
+        );
+        let path = t.path.expect("answers carried durations");
+        assert_eq!(path.hist.len(), 5);
+        assert_eq!(
+            path.sum_ns,
+            398_000 + (2_000_000 - 6_000) + (2_000_000 - 5_000) + (2_000_000 - 16_000)
+        );
     }
 
     #[test]

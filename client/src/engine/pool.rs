@@ -18,6 +18,7 @@ use super::Pending;
 use super::schedule::NO_USER;
 use crate::http::{Progress, ResponseParser};
 use crate::result::ErrorKind;
+use crate::timing::ServerTiming;
 
 /// Size of a worker's read buffer, shared by all its connections. Body bytes are counted and
 /// dropped as they come, so a larger buffer buys only fewer reads of large bodies.
@@ -351,6 +352,12 @@ impl Pool {
     /// The state of slot `key`, if it exists.
     pub fn state(&self, key: usize) -> Option<State> {
         self.conns.get(key).map(|c| c.state)
+    }
+
+    /// The `Server-Timing` of the answer just completed on `key`, if it had the header (until
+    /// the connection is closed or reads the next answer).
+    pub fn server_timing(&self, key: usize) -> Option<&ServerTiming> {
+        self.conns.get(key).and_then(|c| c.parser.server_timing())
     }
 
     /// The request on `key`.
