@@ -10,7 +10,7 @@
 #    gives medians of requests/s and of the server's CPU time per request (utime+stime from
 #    /proc/PID/stat before and after each run), with ratios qserve/nginx.
 # 2. Timer lateness at about 20,000 requests/s: `qserve --servers inf --mu 1000` (every request
-#    sleeps 1 ms on average) under wrk -c20, without and with --spin 50us, alternated; p50/p99 of
+#    sleeps 1 ms on average) under wrk -c20, with --spin 0 and --spin 50us, alternated; p50/p99 of
 #    qserve_timer_lateness_seconds from /metrics, medians over the runs.
 #
 # --nice N runs both servers and wrk at that nice level (negative needs root): on a machine where
@@ -214,7 +214,7 @@ fi
 # --- 2. timer lateness -------------------------------------------------------------------------
 [[ "$part" == all || "$part" == lateness ]] || exit 0
 lat_conns=20
-log "timer lateness: qserve --servers inf --mu 1000 under wrk -c$lat_conns, without and with --spin 50us"
+log "timer lateness: qserve --servers inf --mu 1000 under wrk -c$lat_conns, with --spin 0 and --spin 50us"
 # One run of qserve with extra flags "$@"; sets lat (p50_us p99_us requests_per_s cpu_us_per_s).
 # Runs in the main shell, so the cleanup trap knows the server's pid.
 lateness_run() {
@@ -231,7 +231,7 @@ lateness_run() {
 }
 s_p50=(); s_p99=(); s_rps=(); s_cpu=(); p_p50=(); p_p99=(); p_rps=(); p_cpu=()
 for i in $(seq "$runs"); do
-    lateness_run
+    lateness_run --spin 0
     read -r a b r c <<<"$lat"
     s_p50+=("$a"); s_p99+=("$b"); s_rps+=("$r"); s_cpu+=("$c")
     log "run $i timerfd sleep: p50 ${a}us p99 ${b}us at $r req/s"
@@ -247,5 +247,5 @@ echo "\`qserve --servers inf --mu 1000\` on core 0 (each request is delayed 1 ms
 echo
 echo "| wait mode | lateness p50 (µs) | lateness p99 (µs) | requests/s | server CPU (ms per s) | runs p99 (µs) |"
 echo "|---|---:|---:|---:|---:|---|"
-echo "| timerfd sleep (default) | $(median "${s_p50[@]}") | $(median "${s_p99[@]}") | $(median "${s_rps[@]}") | $(awk -v c="$(median "${s_cpu[@]}")" 'BEGIN {printf "%.0f", c/1000}') | ${s_p99[*]} |"
+echo "| timerfd sleep (--spin 0) | $(median "${s_p50[@]}") | $(median "${s_p99[@]}") | $(median "${s_rps[@]}") | $(awk -v c="$(median "${s_cpu[@]}")" 'BEGIN {printf "%.0f", c/1000}') | ${s_p99[*]} |"
 echo "| --spin 50us | $(median "${p_p50[@]}") | $(median "${p_p99[@]}") | $(median "${p_rps[@]}") | $(awk -v c="$(median "${p_cpu[@]}")" 'BEGIN {printf "%.0f", c/1000}') | ${p_p99[*]} |"

@@ -1,7 +1,7 @@
 //! Micro-benchmarks of the per-request work: parsing a head, the queue model and the timer wheel.
 use criterion::{Criterion, black_box, criterion_group, criterion_main};
 use queuelab_common::model::{Model, Servers};
-use queuelab_server::http::{ConnHeader, RequestReader, write_served};
+use queuelab_server::http::{ConnHeader, RequestReader, ServerTiming, write_served};
 use queuelab_server::queue::QueueModel;
 use queuelab_server::wheel::Wheel;
 
@@ -23,8 +23,11 @@ fn parse(c: &mut Criterion) {
             write_served(
                 &mut out,
                 &date,
-                black_box(12_345),
-                845_000,
+                ServerTiming {
+                    wait_ns: black_box(12_345),
+                    service_ns: 845_000,
+                    late_ns: 3_000,
+                },
                 ConnHeader::Default,
                 false,
             );

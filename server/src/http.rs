@@ -18,6 +18,9 @@
 //!
 //! Responses are written into a reused buffer from fixed byte strings, the cached `Date` and
 //! numbers formatted with `itoa`: no allocation once the buffer has grown to its working size.
+//! Answers that went through the queue also carry a `Server-Timing` header
+//! ([`write_server_timing`]): how long the request waited, was served, and how late its answer
+//! was rendered, so that a client can tell the server's time from the path's.
 use queuelab_common::http::{MAX_HEAD_BYTES, MAX_HEADERS, MAX_REQUEST_BODY, SERVER_NAME};
 
 /// Where a request goes.
@@ -389,6 +392,22 @@ pub fn write_response(
     conn: ConnHeader,
     head_only: bool,
 ) {
+    start_head(out, status_line, date, content_type, body.len());
+    end_head(out, conn);
+    if !head_only {
+        out.extend_from_slice(body);
+    }
+}
+
+/// Appends a response head up to the `Content-Length` value (no line end), so that a caller may
+/// add header fields of its own before [`end_head`].
+fn start_head(
+    out: &mut Vec<u8>,
+    status_line: &[u8],
+    date: &[u8; 29],
+    content_type: &[u8],
+    body_len: usize,
+) {
     let mut len = itoa::Buffer::new();
     out.extend_from_slice(status_line);
     out.extend_from_slice(SERVER_LINE);
@@ -398,15 +417,16 @@ pub fn write_response(
     out.extend_from_slice(b"\r\nContent-Type: ");
     out.extend_from_slice(content_type);
     out.extend_from_slice(b"\r\nContent-Length: ");
-    out.extend_from_slice(len.format(body.len()).as_bytes());
+    out.extend_from_slice(len.format(body_len).as_bytes());
+}
+
+/// Ends the last header field of a head and the head itself.
+fn end_head(out: &mut Vec<u8>, conn: ConnHeader) {
     out.extend_from_slice(match conn {
         ConnHeader::Default => b"\r\n\r\n".as_slice(),
         ConnHeader::KeepAlive => b"\r\nConnection: keep-alive\r\n\r\n",
         ConnHeader::Close => b"\r\nConnection: close\r\n\r\n",
     });
-    if !head_only {
-        out.extend_from_slice(body);
-    }
 }
 
 /// Nanoseconds to whole microseconds, rounded to nearest.
@@ -414,12 +434,57 @@ fn us(ns: u64) -> u64 {
     ns.saturating_add(500) / 1000
 }
 
-/// Appends the `200` answer of a served request: `{"wait_us":W,"service_us":S}`.
+/// Where the time of a queued answer went, in nanoseconds on the server's clock: what its
+/// `Server-Timing` header reports (see [`write_server_timing`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ServerTiming {
+    /// Queueing: service start minus arrival.
+    pub wait_ns: u64,
+    /// The service time drawn at arrival.
+    pub service_ns: u64,
+    /// The clock when the answer was rendered minus its departure time: how late the departure
+    /// timer (and the loop turn that rendered it) was. 0 for an answer that is not queued.
+    pub late_ns: u64,
+}
+
+/// Appends `value` ns as milliseconds with exactly three decimals, rounded to the nearest
+/// microsecond: 999 ns is `0.001`, 1 s is `1000.000`. Integer arithmetic and `itoa` only, so it
+/// neither allocates (beyond `out`'s growth) nor depends on float formatting.
+fn put_ms(out: &mut Vec<u8>, ns: u64) {
+    let us = us(ns);
+    let frac = us % 1000;
+    let mut int = itoa::Buffer::new();
+    out.extend_from_slice(int.format(us / 1000).as_bytes());
+    // `frac` < 1000: three digits, leading zeros kept.
+    out.extend_from_slice(&[
+        b'.',
+        b'0' + (frac / 100) as u8,
+        b'0' + (frac / 10 % 10) as u8,
+        b'0' + (frac % 10) as u8,
+    ]);
+}
+
+/// Appends the `Server-Timing` header field of a queued answer without its line end:
+/// `Server-Timing: wait;dur=0.412, service;dur=1.187, late;dur=0.003` (W3C Server Timing; the
+/// durations are milliseconds, three decimals, each rounded to the nearest microsecond on its
+/// own, so their sum may differ from the rounded total by up to 1.5 µs). A client subtracts
+/// their sum from the latency it measured to get what the path (network, kernels, both
+/// programs) added.
+pub fn write_server_timing(out: &mut Vec<u8>, t: ServerTiming) {
+    out.extend_from_slice(b"Server-Timing: wait;dur=");
+    put_ms(out, t.wait_ns);
+    out.extend_from_slice(b", service;dur=");
+    put_ms(out, t.service_ns);
+    out.extend_from_slice(b", late;dur=");
+    put_ms(out, t.late_ns);
+}
+
+/// Appends the `200` answer of a served request: `{"wait_us":W,"service_us":S}`, with the
+/// `Server-Timing` header of `t` (see [`write_server_timing`]); `HEAD` gets the same head.
 pub fn write_served(
     out: &mut Vec<u8>,
     date: &[u8; 29],
-    wait_ns: u64,
-    service_ns: u64,
+    t: ServerTiming,
     conn: ConnHeader,
     head_only: bool,
 ) {
@@ -431,19 +496,17 @@ pub fn write_served(
     };
     let mut num = itoa::Buffer::new();
     put(b"{\"wait_us\":");
-    put(num.format(us(wait_ns)).as_bytes());
+    put(num.format(us(t.wait_ns)).as_bytes());
     put(b",\"service_us\":");
-    put(num.format(us(service_ns)).as_bytes());
+    put(num.format(us(t.service_ns)).as_bytes());
     put(b"}\n");
-    write_response(
-        out,
-        b"HTTP/1.1 200 OK\r\n",
-        date,
-        JSON,
-        &body[..n],
-        conn,
-        head_only,
-    );
+    start_head(out, b"HTTP/1.1 200 OK\r\n", date, JSON, n);
+    out.extend_from_slice(b"\r\n");
+    write_server_timing(out, t);
+    end_head(out, conn);
+    if !head_only {
+        out.extend_from_slice(&body[..n]);
+    }
 }
 
 /// Appends a `503` answer.
@@ -775,7 +838,12 @@ mod tests {
     fn served_body_reports_microseconds() {
         let date = *b"Thu, 01 Jan 1970 00:00:00 GMT";
         let mut out = Vec::new();
-        write_served(&mut out, &date, 12_499, 845_500, ConnHeader::Default, false);
+        let t = ServerTiming {
+            wait_ns: 12_499,
+            service_ns: 845_500,
+            late_ns: 0,
+        };
+        write_served(&mut out, &date, t, ConnHeader::Default, false);
         let text = String::from_utf8(out).expect("ascii");
         assert!(
             text.starts_with("HTTP/1.1 200 OK\r\nServer: qserve\r\n"),
@@ -794,6 +862,110 @@ mod tests {
             text.contains(&format!("Content-Length: {body_len}\r\n")),
             "{text}"
         );
+    }
+
+    /// Milliseconds with three decimals, each rounded to the nearest microsecond.
+    #[test]
+    fn server_timing_durations_render_as_rounded_milliseconds() {
+        let cases: &[(u64, &str)] = &[
+            (0, "0.000"),
+            (1, "0.000"),
+            (499, "0.000"),
+            (500, "0.001"),
+            (999, "0.001"),
+            (1_000, "0.001"),
+            (1_499, "0.001"),
+            (1_500, "0.002"),
+            (9_999, "0.010"),
+            (412_000, "0.412"),
+            (999_499, "0.999"),
+            (999_500, "1.000"),
+            (1_187_400, "1.187"),
+            (1_000_000_000, "1000.000"),
+            (3_600_000_000_000, "3600000.000"),
+            // The largest value: rounding saturates instead of overflowing.
+            (u64::MAX - 499, "18446744073709.551"),
+            (u64::MAX, "18446744073709.551"),
+        ];
+        for &(ns, want) in cases {
+            let mut out = Vec::new();
+            put_ms(&mut out, ns);
+            assert_eq!(String::from_utf8(out).expect("ascii"), want, "{ns} ns");
+            // Each field of the header on its own.
+            let mut out = Vec::new();
+            write_server_timing(
+                &mut out,
+                ServerTiming {
+                    wait_ns: ns,
+                    service_ns: 2_000,
+                    late_ns: ns,
+                },
+            );
+            assert_eq!(
+                String::from_utf8(out).expect("ascii"),
+                format!("Server-Timing: wait;dur={want}, service;dur=0.002, late;dur={want}"),
+                "{ns} ns"
+            );
+        }
+    }
+
+    /// The exact bytes of a queued answer, `GET` and `HEAD`, kept alive and closing.
+    #[test]
+    fn served_answers_carry_server_timing() {
+        let date = *b"Thu, 01 Jan 1970 00:00:00 GMT";
+        let t = ServerTiming {
+            wait_ns: 412_000,
+            service_ns: 1_186_501,
+            late_ns: 2_600,
+        };
+        let head = "HTTP/1.1 200 OK\r\nServer: qserve\r\nDate: Thu, 01 Jan 1970 00:00:00 GMT\r\n\
+                    Content-Type: application/json\r\nContent-Length: 34\r\n\
+                    Server-Timing: wait;dur=0.412, service;dur=1.187, late;dur=0.003\r\n";
+        let body = "{\"wait_us\":412,\"service_us\":1187}\n";
+        assert_eq!(body.len(), 34);
+        let cases = [
+            (ConnHeader::Default, false, format!("{head}\r\n{body}")),
+            (ConnHeader::Default, true, format!("{head}\r\n")),
+            (
+                ConnHeader::Close,
+                false,
+                format!("{head}Connection: close\r\n\r\n{body}"),
+            ),
+            (
+                ConnHeader::KeepAlive,
+                true,
+                format!("{head}Connection: keep-alive\r\n\r\n"),
+            ),
+        ];
+        for (conn, head_only, want) in cases {
+            let mut out = Vec::new();
+            write_served(&mut out, &date, t, conn, head_only);
+            assert_eq!(
+                String::from_utf8(out).expect("ascii"),
+                want,
+                "{conn:?} head_only={head_only}"
+            );
+        }
+    }
+
+    /// Answers that did not go through the queue carry no `Server-Timing`.
+    #[test]
+    fn other_answers_have_no_server_timing() {
+        let date = [b'x'; 29];
+        let mut out = Vec::new();
+        write_healthz(&mut out, &date, ConnHeader::Default, false);
+        write_unavailable(
+            &mut out,
+            &date,
+            Unavailable::Capacity,
+            ConnHeader::Default,
+            false,
+        );
+        write_reject(&mut out, &date, Reject::BadRequest);
+        write_metrics(&mut out, &date, b"x 1\n", ConnHeader::Default, false);
+        let text = String::from_utf8(out).expect("ascii");
+        assert_eq!(text.matches("HTTP/1.1 ").count(), 4, "{text}");
+        assert!(!text.contains("Server-Timing"), "{text}");
     }
 
     #[test]

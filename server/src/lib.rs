@@ -56,6 +56,11 @@ pub const MAX_SERVERS: u32 = 1_000_000;
 pub const MAX_CAPACITY: u32 = 10_000_000;
 /// Longest spin margin (`--spin`).
 pub const MAX_SPIN: Duration = Duration::from_millis(100);
+/// The default spin margin (`--spin`): a departure timer that sleeps in `epoll_wait` wakes tens
+/// of microseconds late (p99 80–180 µs on virtual CPUs), and that lateness adds to every response
+/// time; spinning the last 50 µs takes it out, for at most 50 µs of one core per departure (5% of
+/// a core at 1,000 requests/s, less when departures are closer together than the margin).
+pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
 
 /// A validated configuration of the server; see [`Config::validate`].
 #[derive(Debug, Clone, PartialEq)]
@@ -76,7 +81,8 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// On shutdown, how long queued requests get to be answered.
     pub grace: Duration,
-    /// Busy-wait this long before each deadline instead of sleeping through it (0: never).
+    /// Busy-wait this long before each deadline instead of sleeping through it (0: never;
+    /// default [`DEFAULT_SPIN`]).
     pub spin: Duration,
     /// Never sleep in `epoll_wait` while a connection is open (poll with a zero timeout): costs
     /// a whole core while clients are connected, saves the wake-up latency on every arrival.
@@ -88,7 +94,7 @@ pub struct Config {
 impl Default for Config {
     /// The flag defaults: `0.0.0.0:8000`, μ = 1000/s, one server, no capacity, exponential
     /// service, one thread, seed 0, 10,000 connections, 10 s header timeout, 60 s idle timeout,
-    /// 10 s grace, no spinning.
+    /// 10 s grace, a spin margin of [`DEFAULT_SPIN`] (50 µs), no busy-poll.
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([0, 0, 0, 0], 8000)),
@@ -99,7 +105,7 @@ impl Default for Config {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             grace: Duration::from_secs(10),
-            spin: Duration::ZERO,
+            spin: DEFAULT_SPIN,
             busy_poll: false,
             overflow_limit: DEFAULT_OVERFLOW_LIMIT,
         }

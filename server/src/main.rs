@@ -125,17 +125,21 @@ struct Args {
     )]
     grace: Duration,
 
-    /// Busy-wait this long before each deadline instead of sleeping (e.g. 50us).
+    /// Busy-wait this long before each departure instead of sleeping; 0 turns it off.
     #[arg(
         long,
         value_name = "DUR",
-        default_value = "0",
+        default_value = "50us",
         value_parser = duration,
         long_help = "Busy-wait margin before each departure: the I/O thread sleeps on a timerfd \
-                     until this long before the deadline, then spins on the clock. A sleeping \
-                     wake-up is late by tens of microseconds (more on a virtual CPU); spinning \
-                     by a few. Costs CPU: up to a whole core under load. 0 (the default) never \
-                     spins; at most 100ms. The lab uses 50us (see docs/qserve.md)."
+                     until this long before the deadline, then stays awake (serving I/O, then \
+                     spinning on the clock) until it. A sleeping wake-up is late by tens of \
+                     microseconds (p99 80-180us on a virtual CPU), and that lateness adds to every \
+                     response time; spinning takes it out. The cost is bounded: at most the \
+                     margin per departure, i.e. rate x margin of one core (5% at 1,000 req/s with \
+                     50us), up to a whole core under heavy load. --spin 0 never spins: use it \
+                     where CPU time is scarce or billed, e.g. in a container with a CPU limit \
+                     (QSERVE_SPIN=0). At most 100ms. Default 50us (see docs/qserve.md)."
     )]
     spin: Duration,
 

@@ -36,10 +36,11 @@
 //! no longer sleeps: it keeps serving I/O with non-blocking polls (so that arrivals are stamped
 //! when they come), and for the last [`SPIN_QUIET_NS`] it spins on the clock alone. Due timers are
 //! fired before and between the events of a batch, not only after it. Each fired departure
-//! records its lateness (clock at firing minus the departure time) in the metrics. With
-//! `--busy-poll` the thread never sleeps while a connection is open: every turn polls with a zero
-//! timeout, so an arrival is stamped, and a departure written, a loop turn after the fact rather
-//! than a wake-up later; with no connection open it sleeps as usual.
+//! records its lateness (clock at firing minus the departure time) in the metrics, and each queued
+//! answer reports its own (clock at rendering minus the departure time) as the `late` of its
+//! `Server-Timing` header. With `--busy-poll` the thread never sleeps while a connection is open:
+//! every turn polls with a zero timeout, so an arrival is stamped, and a departure written, a loop
+//! turn after the fact rather than a wake-up later; with no connection open it sleeps as usual.
 //!
 //! Timeouts (header, idle, linger, shutdown grace) are checked by a periodic sweep on the same
 //! wheel, a few times per shortest timeout.
@@ -1051,9 +1052,12 @@ impl Io {
     /// Renders every front slot that is due into the output buffer.
     fn render_due(&mut self, conn: &mut Conn) {
         while let Some(&slot) = conn.slots.front() {
+            // Whether `now` was read for this slot (else it may date from the start of the batch).
+            let mut fresh = false;
             if slot.due_ns > self.now {
                 // Read the clock only when it matters (immediate answers have `due_ns` 0).
                 self.now = self.clock.now_ns();
+                fresh = true;
                 if slot.due_ns > self.now {
                     break;
                 }
@@ -1065,11 +1069,23 @@ impl Io {
                 slot.conn = ConnHeader::Close;
                 conn.phase = Phase::Closing;
             }
-            self.render(&mut conn.out, slot);
+            // A queued answer reports its lateness against the clock now, not against a cached
+            // reading that may be a whole batch of events old (a vDSO read costs tens of ns).
+            let late_ns = match slot.reply {
+                Reply::Served { .. } if !self.zero => {
+                    if !fresh {
+                        self.now = self.clock.now_ns();
+                    }
+                    self.now.saturating_sub(slot.due_ns)
+                }
+                _ => 0,
+            };
+            self.render(&mut conn.out, slot, late_ns);
         }
     }
 
-    fn render(&mut self, out: &mut Vec<u8>, slot: Slot) {
+    /// Renders one answer; `late_ns` is the `late` of a queued answer's `Server-Timing`.
+    fn render(&mut self, out: &mut Vec<u8>, slot: Slot, late_ns: u64) {
         let date = &self.date.bytes;
         let c = &mut self.local.counters;
         match slot.reply {
@@ -1077,7 +1093,12 @@ impl Io {
                 wait_ns,
                 service_ns,
             } => {
-                http::write_served(out, date, wait_ns, service_ns, slot.conn, slot.head_only);
+                let timing = http::ServerTiming {
+                    wait_ns,
+                    service_ns,
+                    late_ns,
+                };
+                http::write_served(out, date, timing, slot.conn, slot.head_only);
                 c.served += 1;
                 self.local.sojourn(wait_ns + service_ns);
             }

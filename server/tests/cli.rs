@@ -71,7 +71,15 @@ fn help_explains_every_flag_and_its_environment_variable() {
         );
         assert!(text.contains(&env), "{env} missing from --help");
     }
-    for words in ["default: 0.0.0.0:8000", "exp", "inf", "503", "408"] {
+    for words in [
+        "default: 0.0.0.0:8000",
+        "exp",
+        "inf",
+        "503",
+        "408",
+        "default: 50us",
+        "--spin 0",
+    ] {
         assert!(text.contains(words), "{words:?} missing from --help");
     }
 }
@@ -313,5 +321,60 @@ fn model_by_name_from_the_environment() {
         assert_eq!(rc, 0);
         assert_eq!(wait_with_deadline(&mut child).code(), Some(0));
         assert!(line.contains(want), "{env:?} {args:?}: {line}");
+    }
+}
+
+/// The spin margin is 50us unless `--spin 0` (or QSERVE_SPIN=0) turns it off; the start-up line
+/// and `qserve_spin_seconds` say which.
+#[test]
+fn spin_defaults_to_50us_and_0_turns_it_off() {
+    for (args, env, want_line, want_metric) in [
+        (
+            &[][..],
+            &[][..],
+            "timers: spin 50us before each deadline",
+            50e-6,
+        ),
+        (&["--spin", "0"][..], &[][..], "timers: timerfd sleep", 0.0),
+        (
+            &[][..],
+            &[("QSERVE_SPIN", "0")][..],
+            "timers: timerfd sleep",
+            0.0,
+        ),
+        (
+            &["--spin", "20us"][..],
+            &[("QSERVE_SPIN", "0")][..],
+            "timers: spin 20us before each deadline",
+            20e-6,
+        ),
+    ] {
+        let mut child = Command::new(BIN)
+            .args(["--listen", "127.0.0.1:0", "--service", "zero"])
+            .args(args)
+            .envs(env.iter().copied())
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start qserve");
+        let (line, addr, _stderr) = startup(&mut child);
+        let mut s = TcpStream::connect(&addr).expect("connect");
+        s.set_read_timeout(Some(PATIENCE)).expect("a read timeout");
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .expect("send");
+        let mut pending = Vec::new();
+        let r = read_response(&mut s, &mut pending)
+            .expect("read")
+            .expect("an answer");
+        // SAFETY: sending a signal to our own child process, whose pid is valid until waited for.
+        let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        assert_eq!(rc, 0);
+        assert_eq!(wait_with_deadline(&mut child).code(), Some(0));
+        assert!(line.contains(want_line), "{args:?} {env:?}: {line}");
+        let spin = metric(&r.text(), "qserve_spin_seconds");
+        assert!(
+            (spin - want_metric).abs() < 1e-12,
+            "{args:?} {env:?}: qserve_spin_seconds {spin}"
+        );
     }
 }

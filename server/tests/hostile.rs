@@ -851,9 +851,10 @@ fn pipelined_flood_from_a_slow_reader_stays_bounded_and_in_order() {
     let others = other.join().expect("the other client");
     assert!(others >= 1, "the other client was never served");
 
-    // Without back-pressure the server reads all 4 MB of requests at once and renders the 15 MB
-    // of answers (154 bytes each) faster than the slow reader takes them, less the ~4 MB its
-    // socket's send buffer holds: measured +10.6 MB with the limits switched off. Bounded, it
+    // Without back-pressure the server reads all 4 MB of requests at once and renders the 22 MB
+    // of answers (220 bytes each with their Server-Timing) faster than the slow reader takes
+    // them, less the ~4 MB its socket's send buffer holds: measured +10.6 MB with the limits
+    // switched off when the answers were 154 bytes (without Server-Timing). Bounded, it
     // holds tens of KiB for this connection: measured +0.3 to +0.5 MB for the whole process,
     // the test's own threads included. 4 MiB lies well between the two.
     let grown = peak.load(Ordering::Relaxed).saturating_sub(baseline);
