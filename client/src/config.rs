@@ -130,8 +130,8 @@ pub const DEFAULT_SPIN: Duration = Duration::from_micros(200);
 pub const DEFAULT_RATE_PER_THREAD: f64 = 50_000.0;
 
 /// Whether a run busy-polls when `--busy-poll`/`--no-busy-poll` is not given: when its threads are
-/// pinned, each to a core of its own, and at least one allowed core is left over for everything
-/// else (a server on the same machine, the kernel's network work). A sleeping thread pays a
+/// pinned, each to a core of its own, and at least one of the `cores` it may use (the allowed CPUs,
+/// fewer under a container's CPU limit) is left over for everything else (a server on the same machine, the kernel's network work). A sleeping thread pays a
 /// wake-up for every answer, tens of microseconds to a millisecond at p99 (virtual machines are
 /// the worst), which lands in every latency it measures; polling costs the thread's core instead.
 /// With no core to spare polling would take the CPU from whatever it measures, so it sleeps.

@@ -78,7 +78,11 @@ pub fn run_with_stop(mut config: Config, stop: Arc<AtomicBool>) -> anyhow::Resul
     let threads = plans.len();
     let busy_poll = config.busy_poll.unwrap_or_else(|| {
         !matches!(config.mode, Mode::Max { .. })
-            && config::busy_poll_by_default(config.pin, threads, cores.len())
+            && config::busy_poll_by_default(
+                config.pin,
+                threads,
+                cores.len().min(queuelab_os::affinity::usable_cores()),
+            )
     });
     // Resolved once, so the result echoes what the threads did.
     config.busy_poll = Some(busy_poll);

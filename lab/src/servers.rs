@@ -269,9 +269,12 @@ impl LocalServers {
             "--spin".to_owned(),
             plan.spin.clone(),
         ];
-        if plan.busy_poll {
-            common.push("--busy-poll".to_owned());
-        }
+        // Said either way: qserve's own default depends on the cores it finds.
+        common.push(if plan.busy_poll {
+            "--busy-poll".to_owned()
+        } else {
+            "--no-busy-poll".to_owned()
+        });
         if !plan.cpus.is_empty() {
             affinity::set_current(&plan.cpus).context("pinning the servers")?;
         }

@@ -15,6 +15,20 @@ pub fn allowed() -> io::Result<Vec<usize>> {
     Ok((0..CpuSet::MAX_CPU).filter(|&c| set.is_set(c)).collect())
 }
 
+/// How many CPUs the process can keep busy at once: the CPUs it may run on ([`allowed`]), fewer
+/// when a CPU quota (a container's CPU limit, cgroup `cpu.max`) allows less, as
+/// [`std::thread::available_parallelism`] reports it. At least 1. A program that would poll
+/// without sleeping asks this, so that a pod limited to one CPU is not throttled by it.
+pub fn usable_cores() -> usize {
+    let allowed = allowed().map_or(0, |a| a.len());
+    let quota = std::thread::available_parallelism().map_or(usize::MAX, |n| n.get());
+    match allowed {
+        0 => quota.min(1024),
+        n => n.min(quota),
+    }
+    .max(1)
+}
+
 /// Restricts the current thread to the CPUs in `cpus`. An empty list, or a CPU number the kernel
 /// cannot represent, is an `InvalidInput` error; the kernel refuses (`EINVAL`) a list with no CPU
 /// the thread's cpuset allows.
@@ -50,6 +64,13 @@ pub fn pin_current(cpu: usize) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usable_cores_are_at_most_the_allowed_ones() {
+        let n = usable_cores();
+        let allowed = allowed().expect("sched_getaffinity").len();
+        assert!(n >= 1 && n <= allowed, "{n} usable of {allowed} allowed");
+    }
 
     #[test]
     fn pins_a_thread_and_leaves_the_others_alone() {

@@ -143,18 +143,40 @@ struct Args {
     )]
     spin: Duration,
 
-    /// Never sleep while a connection is open: poll without a timeout (costs a core).
+    /// Never sleep while a connection is open: poll without a timeout (costs a core) [default:
+    /// on when a core is left over]
     #[arg(
         long,
         value_parser = clap::builder::BoolishValueParser::new(),
+        conflicts_with = "no_busy_poll",
         long_help = "Poll for I/O with a zero timeout instead of sleeping in epoll_wait while any \
                      connection is open, so that an arrival is read, and a departure written, \
-                     without a wake-up's delay (tens of microseconds, more on a virtual CPU). \
-                     Costs the whole core while clients are connected; with no connection open \
-                     the server sleeps as usual. Give the server a core of its own. The lab \
-                     uses it on both sides (see docs/lab.md). QSERVE_BUSY_POLL=1 (or true, yes, on) sets it."
+                     without a wake-up's delay (tens of microseconds; about 40us a wake-up on a \
+                     virtual CPU, which lands in every response time). Costs the whole core while \
+                     clients are connected; with no connection open the server sleeps as usual. \
+                     On by default when the process can keep more CPUs busy than it has I/O \
+                     threads (its allowed CPUs, fewer under a container's CPU limit), so that one \
+                     is left for a client or the kernel; --no-busy-poll turns it off. \
+                     QSERVE_BUSY_POLL=1 (or true, yes, on) sets it."
     )]
     busy_poll: bool,
+
+    /// Sleep in epoll_wait between events even when a core is left over (see --busy-poll)
+    #[arg(
+        long,
+        value_parser = clap::builder::BoolishValueParser::new(),
+        long_help = "Sleep in epoll_wait between events, never busy-polling: for a server that \
+                     must leave its CPU to other work, e.g. in a container whose CPU time is \
+                     billed (QSERVE_NO_BUSY_POLL=1)."
+    )]
+    no_busy_poll: bool,
+}
+
+/// Whether qserve busy-polls when neither `--busy-poll` nor `--no-busy-poll` is given: when the
+/// process can keep more CPUs busy than it has I/O threads, so that polling leaves one for the
+/// client and the kernel.
+fn busy_poll_by_default(threads: usize, usable_cores: usize) -> bool {
+    usable_cores > threads
 }
 
 impl Args {
@@ -175,7 +197,9 @@ impl Args {
             idle_timeout: self.idle_timeout,
             grace: self.grace,
             spin: self.spin,
-            busy_poll: self.busy_poll,
+            busy_poll: self.busy_poll
+                || (!self.no_busy_poll
+                    && busy_poll_by_default(self.threads, queuelab_os::affinity::usable_cores())),
             ..Config::default()
         }
     }

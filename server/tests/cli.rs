@@ -378,3 +378,57 @@ fn spin_defaults_to_50us_and_0_turns_it_off() {
         );
     }
 }
+
+/// Busy-polling is on by default when a core is left over beside the I/O threads, and off on one
+/// CPU, with `--no-busy-poll` or with `QSERVE_NO_BUSY_POLL=1`; the start-up line says which.
+#[test]
+fn busy_poll_defaults_to_on_when_a_core_is_left_over() {
+    // Spawned from a thread of its own restricted to `cpus` (a child inherits its spawning
+    // thread's mask), so the test's other threads keep theirs.
+    fn line_with(cpus: Option<Vec<usize>>, args: &[&str], env: &[(&str, &str)]) -> String {
+        let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        std::thread::spawn(move || {
+            if let Some(cpus) = cpus {
+                queuelab_os::affinity::set_current(&cpus).expect("restrict the spawning thread");
+            }
+            let mut child = Command::new(BIN)
+                .args(["--listen", "127.0.0.1:0", "--service", "zero"])
+                .args(&args)
+                .envs(env)
+                .stderr(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("start qserve");
+            let (line, _addr, _stderr) = startup(&mut child);
+            // SAFETY: sending a signal to our own child process, valid until waited for.
+            let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+            assert_eq!(rc, 0);
+            assert_eq!(wait_with_deadline(&mut child).code(), Some(0));
+            line
+        })
+        .join()
+        .expect("the spawning thread")
+    }
+    const BUSY: &str = "busy-poll while connected";
+    let allowed = queuelab_os::affinity::allowed().expect("sched_getaffinity");
+    let one = line_with(Some(vec![allowed[0]]), &[], &[]);
+    assert!(!one.contains(BUSY), "on one CPU: {one}");
+    let forced = line_with(Some(vec![allowed[0]]), &["--busy-poll"], &[]);
+    assert!(forced.contains(BUSY), "--busy-poll on one CPU: {forced}");
+    let off = line_with(None, &["--no-busy-poll"], &[]);
+    assert!(!off.contains(BUSY), "--no-busy-poll: {off}");
+    let off = line_with(None, &[], &[("QSERVE_NO_BUSY_POLL", "1")]);
+    assert!(!off.contains(BUSY), "QSERVE_NO_BUSY_POLL=1: {off}");
+    if queuelab_os::affinity::usable_cores() >= 2 {
+        let two = line_with(None, &[], &[]);
+        assert!(two.contains(BUSY), "with a core left over: {two}");
+        let both = line_with(None, &["--threads", "2"], &[]);
+        if queuelab_os::affinity::usable_cores() == 2 {
+            assert!(!both.contains(BUSY), "two I/O threads on two CPUs: {both}");
+        }
+    }
+}

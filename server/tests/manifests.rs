@@ -433,6 +433,11 @@ fn qserve_serves_with_the_manifest_environment_and_stops_on_sigterm() {
         let _ = child.kill();
         panic!("no address in the start-up line {line:?}");
     };
+    // A pod's CPU limit is for the queue's work: the manifests keep qserve from polling.
+    assert!(
+        !line.contains("busy-poll"),
+        "the manifests' qserve busy-polls: {line}"
+    );
     // Keep reading, so that qserve's later lines never meet a full pipe.
     let rest = std::thread::spawn(move || {
         let mut rest = String::new();
