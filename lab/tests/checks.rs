@@ -129,9 +129,17 @@ const STALL_CHECKS: [&str; 4] = [
     "timer_late_p99",
 ];
 
+/// The sweeps of these tests run one at a time: each busy-polls a core, and the attempt after a
+/// stall must not be spoiled by the other test's traffic on a two-core machine.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 #[ignore = "timing-dependent end to end; scripts/test.sh runs it"]
 fn a_stalled_attempt_is_rejected_and_measured_again() {
+    let _one_at_a_time = serial();
     let srv = start_queue();
     let out = temp_dir("checks-stall");
     let p = plan(&srv.url(), &out.to_string_lossy(), "4");
@@ -205,6 +213,7 @@ fn a_stalled_attempt_is_rejected_and_measured_again() {
 #[test]
 #[ignore = "timing-dependent end to end; scripts/test.sh runs it"]
 fn a_point_stalled_in_every_attempt_is_kept_as_failed() {
+    let _one_at_a_time = serial();
     let srv = start_queue();
     let out = temp_dir("checks-failed");
     let p = plan(&srv.url(), &out.to_string_lossy(), "2");
