@@ -537,13 +537,22 @@ fn measure_attempt(
 fn progress_line(i: usize, n: usize, a: &analysis::PointAnalysis) -> String {
     let v = |x: Option<f64>| x.map_or_else(|| "–".to_owned(), |x| format!("{x:.1}"));
     let mut s = format!(
-        "[{}/{n}] ρ = {:.2}: mean {} µs, theory {} µs, overhead {} µs",
+        "[{}/{n}] ρ = {:.2}: mean {} µs, theory {} µs, ",
         i + 1,
         a.rho,
         v(a.mean_us),
         v(a.theory.as_ref().map(|t| t.mean_us)),
-        v(a.overhead_mean_us)
     );
+    // With Server-Timing the path of the same run is the overhead taken out; the twin's is
+    // beside it.
+    match a.path_mean_us {
+        Some(p) => s.push_str(&format!(
+            "path {} µs (twin {} µs)",
+            v(Some(p)),
+            v(a.overhead_mean_us)
+        )),
+        None => s.push_str(&format!("overhead {} µs", v(a.overhead_mean_us))),
+    }
     if let Some(e) = a.err_net.or(a.err_raw) {
         s.push_str(&format!(
             ", error {:+.2}%{}",
@@ -553,6 +562,11 @@ fn progress_line(i: usize, n: usize, a: &analysis::PointAnalysis) -> String {
     }
     if a.errors > 0 {
         s.push_str(&format!(", {} errors", a.errors));
+    }
+    if a.failed() {
+        s.push_str(", FAILED its checks");
+    } else if a.attempts > 1 {
+        s.push_str(&format!(", checks ok at attempt {}", a.attempts));
     }
     s
 }
