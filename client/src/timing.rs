@@ -346,7 +346,7 @@ impl<'a> Cursor<'a> {
 }
 
 /// A byte of an HTTP token (RFC 9110, 5.6.2).
-fn is_tchar(b: u8) -> bool {
+pub(crate) fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,

@@ -204,6 +204,13 @@ impl PointAnalysis {
     pub fn failed(&self) -> bool {
         self.verdict == Some(Verdict::Failed)
     }
+
+    /// The point's notes and its theory note, joined by `; ` (`None` when there are none).
+    pub fn all_notes(&self) -> Option<String> {
+        let mut n = self.notes.clone();
+        n.extend(self.theory_note.clone());
+        (!n.is_empty()).then(|| n.join("; "))
+    }
 }
 
 /// The prediction at `lambda`, in µs, or why there is none.

@@ -318,11 +318,9 @@ fn points_table(o: &mut String, file: &ResultsFile, points: &[PointAnalysis]) {
     o.push_str("</tbody>\n</table>\n");
     let notes: Vec<String> = points
         .iter()
-        .filter(|p| !p.notes.is_empty() || p.theory_note.is_some())
-        .map(|p| {
-            let mut n = p.notes.clone();
-            n.extend(p.theory_note.clone());
-            format!("<li>ρ = {:.2}: {}</li>", p.rho, escape(&n.join("; ")))
+        .filter_map(|p| {
+            p.all_notes()
+                .map(|n| format!("<li>ρ = {:.2}: {}</li>", p.rho, escape(&n)))
         })
         .collect();
     if !notes.is_empty() {

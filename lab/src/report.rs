@@ -115,11 +115,9 @@ pub fn render(file: &ResultsFile) -> anyhow::Result<Rendered> {
     }
     let notes: Vec<String> = points
         .iter()
-        .filter(|p| !p.notes.is_empty() || p.theory_note.is_some())
-        .map(|p| {
-            let mut n = p.notes.clone();
-            n.extend(p.theory_note.clone());
-            format!("note ρ = {:.2}: {}\n", p.rho, n.join("; "))
+        .filter_map(|p| {
+            p.all_notes()
+                .map(|n| format!("note ρ = {:.2}: {n}\n", p.rho))
         })
         .collect();
     let table = format!(

@@ -307,21 +307,29 @@ fn model_by_name_from_the_environment() {
             "model M/M/1: mu 500/s",
         ),
     ] {
-        let mut child = Command::new(BIN)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .envs(env.iter().copied())
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start qserve");
-        let (line, _addr, _stderr) = startup(&mut child);
-        // SAFETY: sending a signal to our own child process, whose pid is valid until waited for.
-        let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-        assert_eq!(rc, 0);
-        assert_eq!(wait_with_deadline(&mut child).code(), Some(0));
+        let line = startup_line(&[], args, env);
         assert!(line.contains(want), "{env:?} {args:?}: {line}");
     }
+}
+
+/// The start-up line of a qserve started on a free port with `base` and `args` and the
+/// environment `env`, then stopped with SIGTERM (which it must survive with exit 0).
+fn startup_line(base: &[&str], args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0"])
+        .args(base)
+        .args(args)
+        .envs(env.iter().copied())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start qserve");
+    let (line, _addr, _stderr) = startup(&mut child);
+    // SAFETY: sending a signal to our own child process, whose pid is valid until waited for.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    assert_eq!(wait_with_deadline(&mut child).code(), Some(0));
+    line
 }
 
 /// The spin margin is 50us unless `--spin 0` (or QSERVE_SPIN=0) turns it off; the start-up line
@@ -386,32 +394,18 @@ fn busy_poll_defaults_to_on_when_a_core_is_left_over() {
     // Spawned from a thread of its own restricted to `cpus` (a child inherits its spawning
     // thread's mask), so the test's other threads keep theirs.
     fn line_with(cpus: Option<Vec<usize>>, args: &[&str], env: &[(&str, &str)]) -> String {
-        let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
-        let env: Vec<(String, String)> = env
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        std::thread::spawn(move || {
-            if let Some(cpus) = cpus {
-                queuelab_os::affinity::set_current(&cpus).expect("restrict the spawning thread");
-            }
-            let mut child = Command::new(BIN)
-                .args(["--listen", "127.0.0.1:0", "--service", "zero"])
-                .args(&args)
-                .envs(env)
-                .stderr(Stdio::piped())
-                .stdout(Stdio::null())
-                .spawn()
-                .expect("start qserve");
-            let (line, _addr, _stderr) = startup(&mut child);
-            // SAFETY: sending a signal to our own child process, valid until waited for.
-            let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-            assert_eq!(rc, 0);
-            assert_eq!(wait_with_deadline(&mut child).code(), Some(0));
-            line
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    if let Some(cpus) = &cpus {
+                        queuelab_os::affinity::set_current(cpus)
+                            .expect("restrict the spawning thread");
+                    }
+                    startup_line(&["--service", "zero"], args, env)
+                })
+                .join()
+                .expect("the spawning thread")
         })
-        .join()
-        .expect("the spawning thread")
     }
     const BUSY: &str = "busy-poll while connected";
     let allowed = queuelab_os::affinity::allowed().expect("sched_getaffinity");
