@@ -205,6 +205,11 @@ impl PointAnalysis {
         self.verdict == Some(Verdict::Failed)
     }
 
+    /// Whether the point's net is the server's own time from Server-Timing.
+    pub fn timed(&self) -> bool {
+        self.net_source == Some(NetSource::ServerTiming)
+    }
+
     /// The point's notes and its theory note, joined by `; ` (`None` when there are none).
     pub fn all_notes(&self) -> Option<String> {
         let mut n = self.notes.clone();

@@ -239,7 +239,7 @@ fn summary(o: &mut String, file: &ResultsFile, rendered: &Rendered) {
     items.push((
         false,
         match s.overhead_range_us {
-            Some((lo, hi)) => format!("Overhead of the path {lo:.1}–{hi:.1} µs."),
+            Some((lo, hi)) => format!("Overhead of the zero-service twin {lo:.1}–{hi:.1} µs."),
             None => "Overhead not measured.".into(),
         },
     ));
@@ -269,14 +269,23 @@ fn summary(o: &mut String, file: &ResultsFile, rendered: &Rendered) {
 }
 
 fn points_table(o: &mut String, file: &ResultsFile, points: &[PointAnalysis]) {
-    o.push_str(
+    let timed = points.iter().any(PointAnalysis::timed);
+    let _ = write!(
+        o,
         "<section id=\"points\">\n<h2>Points</h2>\n<p class=\"muted\">Times in µs; net = \
-         measured − overhead; errors relative to theory's W; KS = sup |F<sub>measured</sub> − \
+         {}; errors relative to theory's W; KS = sup |F<sub>measured</sub> − \
          F<sub>theory</sub>| of the net response time, beside the distance sampling noise alone \
          reaches at 95%.</p>\n<table class=\"points\">\n<thead><tr><th>#</th><th>ρ</th>\
          <th>λ/s</th><th>achieved/s</th><th>theory W</th><th>measured</th><th>95% CI</th>\
-         <th>overhead</th><th>net</th><th>net error</th><th>W in CI</th><th>KS net</th>\
+         {}<th>overhead</th><th>net</th><th>net error</th><th>W in CI</th><th>KS net</th>\
          <th>KS noise</th><th>verdict</th><th>attempts</th></tr></thead>\n<tbody>\n",
+        if timed {
+            "the server's own time from Server-Timing (measured − the path of the same \
+             requests); overhead = the zero-service twin's, the cross-check"
+        } else {
+            "measured − overhead"
+        },
+        if timed { "<th>path</th>" } else { "" }
     );
     for (i, p) in points.iter().enumerate() {
         let rec = file.points.get(i);
@@ -293,26 +302,28 @@ fn points_table(o: &mut String, file: &ResultsFile, points: &[PointAnalysis]) {
             verdict
         };
         let _ = write!(o, "<tr id=\"point-{index}\" class=\"point {class}\">");
-        cells(
-            o,
-            &[
-                ("n", (index + 1).to_string()),
-                ("n", format!("{:.2}", p.rho)),
-                ("n", format!("{:.1}", p.lambda)),
-                ("n", format!("{:.1}", p.achieved_rate)),
-                ("n", t1(p.theory.as_ref().map(|t| t.mean_us))),
-                ("n", t1(p.mean_us)),
-                ("n", ci(p.ci95_us)),
-                ("n", t1(p.overhead_mean_us)),
-                ("n", t1(p.net_mean_us)),
-                ("n", pct(p.err_net)),
-                ("", covers),
-                ("n", ks(p.ks_net)),
-                ("n", ks(p.ks_noise)),
-                ("verdict", verdict),
-                ("n", attempts),
-            ],
-        );
+        let mut row = vec![
+            ("n", (index + 1).to_string()),
+            ("n", format!("{:.2}", p.rho)),
+            ("n", format!("{:.1}", p.lambda)),
+            ("n", format!("{:.1}", p.achieved_rate)),
+            ("n", t1(p.theory.as_ref().map(|t| t.mean_us))),
+            ("n", t1(p.mean_us)),
+            ("n", ci(p.ci95_us)),
+            ("n", t1(p.overhead_mean_us)),
+            ("n", t1(p.net_mean_us)),
+            ("n", pct(p.err_net)),
+            ("", covers),
+            ("n", ks(p.ks_net)),
+            ("n", ks(p.ks_noise)),
+            ("verdict", verdict),
+            ("n", attempts),
+        ];
+        if timed {
+            // After the 95% CI, before the twin's overhead, as in the header.
+            row.insert(7, ("n", t1(p.path_mean_us)));
+        }
+        cells(o, &row);
         o.push_str("</tr>\n");
     }
     o.push_str("</tbody>\n</table>\n");

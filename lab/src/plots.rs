@@ -171,7 +171,11 @@ pub fn mean_chart(ctx: &PlotContext<'_>, points: &[PointAnalysis]) -> Chart {
     if points.iter().any(|p| p.net_mean_us.is_some()) {
         series.push(Series {
             id: "measured-net".into(),
-            label: "measured − overhead, 95% CI".into(),
+            label: if points.iter().any(PointAnalysis::timed) {
+                "net: server's own time (Server-Timing), 95% CI".into()
+            } else {
+                "measured − overhead, 95% CI".into()
+            },
             color: PALETTE[0].into(),
             style: Style::Markers(Marker::Circle),
             points: points
@@ -200,7 +204,13 @@ pub fn mean_chart(ctx: &PlotContext<'_>, points: &[PointAnalysis]) -> Chart {
 fn overhead_notes(points: &[PointAnalysis]) -> Vec<String> {
     let sum = analysis::summarize(points);
     let mut notes = vec!["bars: 95% CI of the mean (batch means)".to_owned()];
-    if let Some((lo, hi)) = sum.overhead_range_us {
+    let paths: Vec<f64> = points.iter().filter_map(|p| p.path_mean_us).collect();
+    if points.iter().any(PointAnalysis::timed) && !paths.is_empty() {
+        let lo = paths.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = paths.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        notes.push(format!("path (Server-Timing): {lo:.1}–{hi:.1} µs"));
+        notes.push("net = measured − each request's path".to_owned());
+    } else if let Some((lo, hi)) = sum.overhead_range_us {
         notes.push(format!("overhead (zero service): {lo:.1}–{hi:.1} µs"));
         notes.push("net = measured − overhead".to_owned());
     } else {
@@ -264,7 +274,11 @@ pub fn error_chart(ctx: &PlotContext<'_>, points: &[PointAnalysis]) -> Chart {
     if !net.is_empty() {
         series.push(Series {
             id: "error-net".into(),
-            label: "net of overhead, 95% CI".into(),
+            label: if points.iter().any(PointAnalysis::timed) {
+                "net (Server-Timing), 95% CI".into()
+            } else {
+                "net of overhead, 95% CI".into()
+            },
             color: PALETTE[0].into(),
             style: Style::Markers(Marker::Circle),
             points: net,

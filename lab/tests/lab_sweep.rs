@@ -197,6 +197,20 @@ fn sweep_then_report_mm1() {
         !out.join("blocking_vs_rho.svg").exists(),
         "no capacity, no blocking plot"
     );
+    // qserve's answers carry Server-Timing: the page, the table and the plots say that the net
+    // is the server's own time and give the path beside the twin's overhead.
+    let page = fs::read_to_string(out.join("index.html")).expect("index.html");
+    assert!(
+        page.contains("<th>path</th>"),
+        "no path column in index.html"
+    );
+    assert!(
+        page.contains("Server-Timing"),
+        "index.html does not say where net comes from"
+    );
+    let table_txt = fs::read_to_string(out.join("table.txt")).expect("table.txt");
+    assert!(table_txt.contains("    path  overhead"), "{table_txt}");
+    assert!(svg_text(&out, "mean_vs_rho.svg").contains("Server-Timing"));
 
     // results.json: config, both points with their raw qload results and overhead runs.
     let file = ResultsFile::read(&out).expect("results.json reads back");
