@@ -6,96 +6,17 @@
 //! server's k-th answer is the k-th request's and the mix of headers is known exactly.
 mod support;
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::thread::JoinHandle;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use queuelab_client::result::{MAX_TIMING_NAMES, RunResult};
 use queuelab_client::{Mode, run};
-use support::{config, head_end};
+use support::{Behavior, TestServer, config};
 
 /// A server whose answer to its k-th request (over all connections) carries the header lines
 /// `answers[k % answers.len()]`, after sleeping `delay`.
-struct TimingServer {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    accept: Option<JoinHandle<()>>,
-}
-
-impl TimingServer {
-    fn start(answers: &'static [&'static [&'static str]], delay: Duration) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local address");
-        let stop = Arc::new(AtomicBool::new(false));
-        let served = Arc::new(AtomicUsize::new(0));
-        let s = Arc::clone(&stop);
-        let accept = std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                if s.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(stream) = stream else { continue };
-                let (s, served) = (Arc::clone(&s), Arc::clone(&served));
-                std::thread::spawn(move || serve(stream, answers, delay, &s, &served));
-            }
-        });
-        Self {
-            addr,
-            stop,
-            accept: Some(accept),
-        }
-    }
-}
-
-impl Drop for TimingServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr);
-        if let Some(h) = self.accept.take() {
-            let _ = h.join();
-        }
-    }
-}
-
-fn serve(
-    mut stream: TcpStream,
-    answers: &[&[&str]],
-    delay: Duration,
-    stop: &AtomicBool,
-    served: &AtomicUsize,
-) {
-    let _ = stream.set_nodelay(true);
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
-    let mut buf = vec![0u8; 16 * 1024];
-    let mut len = 0;
-    while !stop.load(Ordering::SeqCst) {
-        while let Some(end) = head_end(&buf[..len]) {
-            buf.copy_within(end..len, 0);
-            len -= end;
-            std::thread::sleep(delay);
-            let k = served.fetch_add(1, Ordering::SeqCst);
-            let mut head = String::from("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n");
-            for line in answers[k % answers.len()] {
-                head.push_str("Server-Timing: ");
-                head.push_str(line);
-                head.push_str("\r\n");
-            }
-            head.push_str("\r\nok");
-            if stream.write_all(head.as_bytes()).is_err() {
-                return;
-            }
-        }
-        match stream.read(&mut buf[len..]) {
-            Ok(0) => return,
-            Ok(n) => len += n,
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => return,
-        }
-    }
+fn timing_server(answers: &'static [&'static [&'static str]], delay: Duration) -> TestServer {
+    TestServer::start(Behavior::Timed { answers, delay })
 }
 
 /// `n` requests, one at a time, against `addr`.
@@ -131,8 +52,8 @@ fn durations_are_counted_bounded_and_taken_out_of_the_latency() {
         &["wait;dur=abc"],
         &[],
     ];
-    let server = TimingServer::start(ANSWERS, Duration::from_millis(2));
-    let r = one_by_one(server.addr, 40);
+    let server = timing_server(ANSWERS, Duration::from_millis(2));
+    let r = one_by_one(server.addr(), 40);
     let h = r.server_timing_headers;
     assert_eq!((h.carried, h.malformed), (20, 10), "{h:?}");
     // wait, service, a … f fill the table; g is dropped from each of its 10 answers.
@@ -196,8 +117,8 @@ fn durations_are_counted_bounded_and_taken_out_of_the_latency() {
 #[test]
 fn latency_is_path_plus_durations_when_every_answer_carries_them() {
     static ANSWERS: &[&[&str]] = &[&["wait;dur=0.6, service;dur=0.4"], &["service;dur=0.5"]];
-    let server = TimingServer::start(ANSWERS, Duration::from_millis(2));
-    let r = one_by_one(server.addr, 30);
+    let server = timing_server(ANSWERS, Duration::from_millis(2));
+    let r = one_by_one(server.addr(), 30);
     let h = r.server_timing_headers;
     assert_eq!(
         (h.carried, h.malformed, h.negative_path),
@@ -232,8 +153,8 @@ fn latency_is_path_plus_durations_when_every_answer_carries_them() {
 #[test]
 fn durations_above_the_latency_count_as_negative_paths() {
     static ANSWERS: &[&[&str]] = &[&["late;dur=60000"]];
-    let server = TimingServer::start(ANSWERS, Duration::ZERO);
-    let r = one_by_one(server.addr, 5);
+    let server = timing_server(ANSWERS, Duration::ZERO);
+    let r = one_by_one(server.addr(), 5);
     let h = r.server_timing_headers;
     assert_eq!((h.carried, h.negative_path), (5, 5), "{h:?}");
     let path = r.path_us.as_ref().expect("carried");
@@ -244,8 +165,8 @@ fn durations_above_the_latency_count_as_negative_paths() {
 #[test]
 fn answers_without_the_header_leave_the_fields_empty() {
     static ANSWERS: &[&[&str]] = &[&[]];
-    let server = TimingServer::start(ANSWERS, Duration::ZERO);
-    let r = one_by_one(server.addr, 5);
+    let server = timing_server(ANSWERS, Duration::ZERO);
+    let r = one_by_one(server.addr(), 5);
     assert!(r.server_timing.is_empty());
     assert_eq!((r.path_us.as_ref(), r.server_us.as_ref()), (None, None));
     assert_eq!(r.server_timing_headers, Default::default());

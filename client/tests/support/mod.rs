@@ -36,6 +36,12 @@ pub enum Behavior {
     Silent,
     /// `503` with an empty body, keep-alive.
     Unavailable,
+    /// After sleeping `delay`, `200` with the body `ok` and, on the server's k-th request (over
+    /// all connections, from 0), the `Server-Timing` header lines `answers[k % answers.len()]`.
+    Timed {
+        answers: &'static [&'static [&'static str]],
+        delay: Duration,
+    },
 }
 
 const BODY: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
@@ -144,7 +150,7 @@ fn serve(mut stream: TcpStream, behavior: Behavior, stop: &AtomicBool, c: &Count
         // Answer every complete request head in the buffer.
         while let Some(end) = head_end(&buf[..len]) {
             let now = Instant::now();
-            c.requests.fetch_add(1, Ordering::SeqCst);
+            let k = c.requests.fetch_add(1, Ordering::SeqCst);
             c.arrivals.lock().expect("arrivals lock").push(now);
             if len > end {
                 // More bytes than one request: a second request before this one's answer.
@@ -152,7 +158,7 @@ fn serve(mut stream: TcpStream, behavior: Behavior, stop: &AtomicBool, c: &Count
             }
             buf.copy_within(end..len, 0);
             len -= end;
-            if !answer(&mut stream, behavior) {
+            if !answer(&mut stream, behavior, k) {
                 return;
             }
         }
@@ -169,8 +175,8 @@ fn serve(mut stream: TcpStream, behavior: Behavior, stop: &AtomicBool, c: &Count
     }
 }
 
-/// Writes the answer; `false` when the connection is to be closed.
-fn answer(s: &mut TcpStream, behavior: Behavior) -> bool {
+/// Writes the answer to the server's request `k`; `false` when the connection is to be closed.
+fn answer(s: &mut TcpStream, behavior: Behavior, k: usize) -> bool {
     let length_head = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
         BODY.len()
@@ -214,6 +220,17 @@ fn answer(s: &mut TcpStream, behavior: Behavior) -> bool {
         Behavior::Silent => Ok(()),
         Behavior::Unavailable => {
             s.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+        }
+        Behavior::Timed { answers, delay } => {
+            std::thread::sleep(delay);
+            let mut head = String::from("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n");
+            for line in answers[k % answers.len()] {
+                head.push_str("Server-Timing: ");
+                head.push_str(line);
+                head.push_str("\r\n");
+            }
+            head.push_str("\r\nok");
+            s.write_all(head.as_bytes())
         }
     };
     result.is_ok()
