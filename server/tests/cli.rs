@@ -2,12 +2,12 @@
 //! with a request in flight (answered, summary printed, exit 0).
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, Write};
 use std::net::TcpStream;
-use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{PATIENCE, metric, read_response};
+use support::{PATIENCE, metric, read_response, startup};
 
 const BIN: &str = env!("CARGO_BIN_EXE_qserve");
 
@@ -23,21 +23,6 @@ fn wait_with_deadline(child: &mut Child) -> ExitStatus {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// Reads qserve's start-up line from its piped stderr: the line, the address it listens on, and
-/// the reader for what follows.
-fn startup(child: &mut Child) -> (String, String, BufReader<ChildStderr>) {
-    let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
-    let mut line = String::new();
-    stderr.read_line(&mut line).expect("the start-up line");
-    let addr = line
-        .split("listening on ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("the address in the start-up line")
-        .to_owned();
-    (line, addr, stderr)
 }
 
 #[test]

@@ -6,11 +6,11 @@
 //! Behaviour, not speed: the checks hold however late the server's answers are.
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 
-use support::{PATIENCE, Response, read_response};
+use support::{PATIENCE, Response, read_response, startup};
 
 const BIN: &str = env!("CARGO_BIN_EXE_qserve");
 
@@ -29,15 +29,7 @@ impl Qserve {
             .stdout(Stdio::null())
             .spawn()
             .expect("start qserve");
-        let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
-        let mut line = String::new();
-        stderr.read_line(&mut line).expect("the start-up line");
-        let addr = line
-            .split("listening on ")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no address in the start-up line {line:?}"))
-            .to_owned();
+        let (_line, addr, _stderr) = startup(&mut child);
         Qserve { child, addr }
     }
 

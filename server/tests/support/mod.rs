@@ -1,8 +1,9 @@
 //! Helpers for the integration tests: start a server on 127.0.0.1:0, talk raw HTTP/1.1 to it.
 #![allow(dead_code)]
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::process::{Child, ChildStderr};
 use std::time::{Duration, Instant};
 
 use queuelab_server::{Config, Handle, start};
@@ -327,4 +328,19 @@ pub fn connect_with_rcvbuf(h: &Handle, bytes: usize) -> TcpStream {
         .expect("set a read timeout");
     s.set_nodelay(true).expect("set TCP_NODELAY");
     s
+}
+
+/// Reads qserve's start-up line from its piped stderr: the line, the address it listens on, and
+/// the reader for what follows.
+pub fn startup(child: &mut Child) -> (String, String, BufReader<ChildStderr>) {
+    let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("the start-up line");
+    let addr = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the address in the start-up line")
+        .to_owned();
+    (line, addr, stderr)
 }
