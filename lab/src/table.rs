@@ -198,9 +198,7 @@ fn pair(m: Option<f64>, t: Option<f64>) -> String {
 pub fn render(points: &[PointAnalysis], summary: &SweepSummary, capacity: bool) -> String {
     let mut o = String::new();
     let checked = points.iter().any(|p| p.verdict.is_some());
-    let timed = points
-        .iter()
-        .any(|p| p.net_source == Some(NetSource::ServerTiming));
+    let timed = points.iter().any(PointAnalysis::timed);
     let _ = writeln!(
         o,
         "Mean response time (µs); net = {}; errors relative to theory W",
