@@ -30,6 +30,7 @@
 pub mod http;
 pub mod model;
 pub mod samplers;
+pub mod sim;
 pub mod stats;
 pub mod theory;
 pub mod units;

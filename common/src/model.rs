@@ -92,6 +92,10 @@ pub struct Model {
     pub capacity: Option<u32>,
     /// Service-time distribution (each with mean 1/μ).
     pub service: ServiceKind,
+    /// The order of service.
+    pub discipline: Discipline,
+    /// The priority classes (one by default).
+    pub classes: Classes,
 }
 
 impl Default for Model {
@@ -151,7 +155,19 @@ impl Model {
             servers,
             capacity: None,
             service: ServiceKind::Exp,
+            discipline: Discipline::Fcfs,
+            classes: Classes::default(),
         }
+    }
+
+    /// The same model with discipline `discipline`.
+    pub fn with_discipline(self, discipline: Discipline) -> Self {
+        Model { discipline, ..self }
+    }
+
+    /// The same model with classes `classes`.
+    pub fn with_classes(self, classes: Classes) -> Self {
+        Model { classes, ..self }
     }
 
     /// The same model with capacity `capacity`.
@@ -202,7 +218,7 @@ impl Model {
     /// Kendall notation: `M/M/1`, `M/M/2/10`, `M/D/1`, `M/G/1`, `M/M/inf`, `M/0`, … (see
     /// [`Kendall`]); [`Model::parse`] reads it back.
     pub fn name(&self) -> String {
-        self.kendall().to_string()
+        format!("{}{}", self.kendall(), self.discipline.suffix())
     }
 
     /// The arrival rate λ of `load`: itself, or ρ·c·μ (ρ·μ with infinitely many servers, where
@@ -244,7 +260,7 @@ impl Model {
 /// `M/D/inf`, `M/G/inf`, `M/M/inf/10` (the Erlang loss system with 10 places). Zero service is
 /// `M/0` whatever the servers and capacity (it has no queue), and `M/0` reads back as one server
 /// without capacity. Parsing ignores case and spaces around the parts and takes `∞` for `inf`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Kendall {
     /// Number of servers.
     pub servers: Servers,
@@ -276,6 +292,11 @@ impl fmt::Display for Kendall {
             ServiceKind::Const => "D",
             ServiceKind::Uniform => "G",
             ServiceKind::Zero => return f.write_str("M/0"),
+            ServiceKind::Erlang(k) => return write_kendall(f, format_args!("E{k}"), self),
+            ServiceKind::H2 { .. } => "H2",
+            ServiceKind::Lognormal { .. } => "LN",
+            ServiceKind::Pareto { .. } => "BP",
+            ServiceKind::Trace(_) => "T",
         };
         write!(f, "M/{service}/{}", self.servers)?;
         match self.capacity {
@@ -365,6 +386,206 @@ fn kendall_value(s: &str) -> Result<Kendall, String> {
     s.parse::<Kendall>().map_err(|e| e.to_string())
 }
 
+/// `M/{service}/c[/K]` for a service letter that needs formatting (`E4`).
+fn write_kendall(
+    f: &mut fmt::Formatter<'_>,
+    service: fmt::Arguments<'_>,
+    k: &Kendall,
+) -> fmt::Result {
+    write!(f, "M/{service}/{}", k.servers)?;
+    match k.capacity {
+        Some(cap) => write!(f, "/{cap}"),
+        None => Ok(()),
+    }
+}
+
+/// The order in which a queue serves its requests (`--discipline`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Discipline {
+    /// First come, first served (the default).
+    #[default]
+    Fcfs,
+    /// Last come, first served, non-preemptive: a free server takes the latest arrival waiting.
+    Lcfs,
+    /// Processor sharing: each of the n requests present is served at rate min(1, c/n).
+    Ps,
+    /// Priority classes, non-preemptive: a free server takes the oldest request of the highest
+    /// class waiting (class 0 is the highest).
+    Priority,
+    /// Priority classes, preemptive-resume: an arrival of a higher class takes a server from the
+    /// lowest-class request in service, which resumes later where it stopped.
+    PriorityPreemptive,
+}
+
+impl Discipline {
+    /// The flag spelling.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Discipline::Fcfs => "fcfs",
+            Discipline::Lcfs => "lcfs",
+            Discipline::Ps => "ps",
+            Discipline::Priority => "priority",
+            Discipline::PriorityPreemptive => "priority-preemptive",
+        }
+    }
+
+    /// The suffix of a model name (`M/M/1-PS`), empty for FCFS.
+    pub fn suffix(&self) -> &'static str {
+        match self {
+            Discipline::Fcfs => "",
+            Discipline::Lcfs => "-LCFS",
+            Discipline::Ps => "-PS",
+            Discipline::Priority => "-NP",
+            Discipline::PriorityPreemptive => "-PR",
+        }
+    }
+
+    /// Whether requests are served by class.
+    pub fn by_class(&self) -> bool {
+        matches!(self, Discipline::Priority | Discipline::PriorityPreemptive)
+    }
+}
+
+impl fmt::Display for Discipline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Discipline {
+    type Err = crate::units::UnitError;
+    /// `fcfs` (or `fifo`), `lcfs` (or `lifo`), `ps`, `priority` (or `np`),
+    /// `priority-preemptive` (or `pr`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "fcfs" | "fifo" => Ok(Discipline::Fcfs),
+            "lcfs" | "lifo" => Ok(Discipline::Lcfs),
+            "ps" => Ok(Discipline::Ps),
+            "priority" | "np" => Ok(Discipline::Priority),
+            "priority-preemptive" | "pr" => Ok(Discipline::PriorityPreemptive),
+            _ => Err(crate::units::UnitError::new(
+                "discipline",
+                s,
+                "expected fcfs, lcfs, ps, priority or priority-preemptive",
+            )),
+        }
+    }
+}
+
+/// Most priority classes (`--classes`; `X-Priority` takes 0 to `MAX_CLASSES − 1`).
+pub const MAX_CLASSES: usize = 8;
+
+/// The probabilities of the priority classes (`--classes P0,P1,…`), class 0 the highest; a
+/// request's class is drawn at arrival from them unless it names its own (`X-Priority`).
+///
+/// A fixed array so that a [`Model`] stays `Copy`. One class of probability 1 by default.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Classes {
+    n: u8,
+    p: [f64; MAX_CLASSES],
+}
+
+impl Default for Classes {
+    fn default() -> Self {
+        let mut p = [0.0; MAX_CLASSES];
+        p[0] = 1.0;
+        Classes { n: 1, p }
+    }
+}
+
+impl Classes {
+    /// Classes with probabilities `p` (1 to [`MAX_CLASSES`] of them, each in [0, 1], summing to 1
+    /// within 10⁻⁶; they are then normalized).
+    pub fn new(p: &[f64]) -> Result<Classes, String> {
+        if p.is_empty() || p.len() > MAX_CLASSES {
+            return Err(format!("give 1 to {MAX_CLASSES} class probabilities"));
+        }
+        if let Some(bad) = p
+            .iter()
+            .find(|x| !(x.is_finite() && (0.0..=1.0).contains(*x)))
+        {
+            return Err(format!("probability {bad} is not in [0, 1]"));
+        }
+        let sum: f64 = p.iter().sum();
+        if (sum - 1.0).abs() > 1e-6 {
+            return Err(format!("the probabilities sum to {sum}, not 1"));
+        }
+        let mut a = [0.0; MAX_CLASSES];
+        for (d, s) in a.iter_mut().zip(p) {
+            *d = s / sum;
+        }
+        Ok(Classes {
+            n: p.len() as u8,
+            p: a,
+        })
+    }
+
+    /// The number of classes.
+    pub fn len(&self) -> usize {
+        usize::from(self.n)
+    }
+
+    /// Whether there is only the one default class (never empty).
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The class of a uniform draw `u` in [0, 1): the first class whose cumulative probability
+    /// exceeds `u` (the last class for rounding at the top).
+    pub fn draw(&self, u: f64) -> u8 {
+        let mut acc = 0.0;
+        for (i, p) in self.probabilities().iter().enumerate() {
+            acc += p;
+            if u < acc {
+                return i as u8;
+            }
+        }
+        self.n - 1
+    }
+
+    /// The probabilities, class 0 first.
+    pub fn probabilities(&self) -> &[f64] {
+        &self.p[..self.len()]
+    }
+}
+
+impl fmt::Display for Classes {
+    /// `P0,P1,…` as the flag takes them.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.probabilities().iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for Classes {
+    type Err = String;
+    /// `P0,P1,…`, e.g. `0.3,0.7`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut p = Vec::new();
+        for part in s.split(',') {
+            let x: f64 = part
+                .trim()
+                .parse()
+                .map_err(|_| format!("class probability {part:?} is not a number"))?;
+            p.push(x);
+        }
+        Classes::new(&p)
+    }
+}
+
+fn discipline_value(s: &str) -> Result<Discipline, String> {
+    s.parse::<Discipline>().map_err(|e| e.to_string())
+}
+
+fn classes_value(s: &str) -> Result<Classes, String> {
+    s.parse::<Classes>()
+}
+
 /// The flags of a model, shared by `qserve`, `qload` and `qlab` (`#[command(flatten)]`).
 ///
 /// Every field is optional so that each program applies its own defaults
@@ -432,13 +653,40 @@ pub struct ModelArgs {
                      give it with --mu."
     )]
     pub model: Option<Kendall>,
+
+    /// Order of service: fcfs, lcfs, ps, priority or priority-preemptive [default: fcfs].
+    #[arg(
+        long,
+        value_name = "ORDER",
+        value_parser = discipline_value,
+        long_help = "Order of service: `fcfs` (first come, first served, the default), `lcfs` \
+                     (last come, first served, non-preemptive), `ps` (processor sharing: each \
+                     of the n requests present is served at rate min(1, c/n)), `priority` \
+                     (classes, non-preemptive; class 0 first) or `priority-preemptive` \
+                     (classes, preemptive-resume)."
+    )]
+    pub discipline: Option<Discipline>,
+
+    /// Priority class probabilities P0,P1,… (class 0 the highest).
+    #[arg(
+        long,
+        value_name = "P0,P1,…",
+        value_parser = classes_value,
+        long_help = "The probabilities of the priority classes, class 0 the highest, e.g. \
+                     `0.3,0.7`: each request's class is drawn at arrival (seeded) unless it \
+                     carries `X-Priority: N`. Up to 8 classes; they must sum to 1. Default: one \
+                     class."
+    )]
+    pub classes: Option<Classes>,
 }
 
 impl ModelArgs {
     /// The model of these flags, with μ = `default_mu` unless `--mu` was given; one server,
     /// no capacity and exponential service unless given. Not validated ([`Model::validate`]).
     pub fn model_or(&self, default_mu: f64) -> Model {
-        let base = Model::new(self.mu.unwrap_or(default_mu), Servers::Finite(1));
+        let base = Model::new(self.mu.unwrap_or(default_mu), Servers::Finite(1))
+            .with_discipline(self.discipline.unwrap_or_default())
+            .with_classes(self.classes.unwrap_or_default());
         match self.model {
             Some(k) => base.with_kendall(k),
             None => Model {
@@ -461,5 +709,7 @@ impl ModelArgs {
             || self.capacity.is_some()
             || self.service.is_some()
             || self.model.is_some()
+            || self.discipline.is_some()
+            || self.classes.is_some()
     }
 }

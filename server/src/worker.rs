@@ -996,7 +996,7 @@ impl Io {
                 ),
                 Route::Queue => {
                     let outcome = match &self.shared.queue {
-                        Some(q) => lock(q).arrive(now),
+                        Some(q) => lock(q).arrive(now, None),
                         None => Outcome::Overflow,
                     };
                     match outcome {
@@ -1007,6 +1007,8 @@ impl Io {
                                 service_ns: s.service_ns,
                             },
                         ),
+                        // Not produced yet: the disciplines other than FCFS come next.
+                        Outcome::Queued(_) => (0, Reply::Unavailable(Unavailable::Overflow)),
                         Outcome::Blocked => (0, Reply::Unavailable(Unavailable::Capacity)),
                         Outcome::Overflow => (0, Reply::Unavailable(Unavailable::Overflow)),
                     }

@@ -105,7 +105,7 @@ fn check(
     for (i, (&(a, s), w)) in cs.iter().zip(&want).enumerate() {
         // `arrive` draws the same service time as `customers` did: same seed, same stream, same
         // order.
-        let got = model.arrive(a);
+        let got = model.arrive(a, None);
         match (got, w) {
             (Outcome::Served(sv), Some(d)) => {
                 assert_eq!(sv.departure_ns, *d, "{name}: customer {i} departs");
@@ -242,7 +242,7 @@ fn other_service_distributions_match_the_simulation() {
 fn outcomes(seed: u64, arrivals: &[u64]) -> Vec<Outcome> {
     let model = Model::new(1000.0, Servers::Finite(2)).with_capacity(Some(6));
     let mut m = QueueModel::new(&model, seed, 100_000);
-    arrivals.iter().map(|&a| m.arrive(a)).collect()
+    arrivals.iter().map(|&a| m.arrive(a, None)).collect()
 }
 
 #[test]
@@ -278,7 +278,7 @@ fn overflow_bounds_the_system_without_capacity() {
     let mut m = QueueModel::new(&Model::new(1000.0, Servers::Finite(1)), 3, 1_000);
     let mut overflow = 0;
     for &(a, _) in &cs {
-        if m.arrive(a) == Outcome::Overflow {
+        if m.arrive(a, None) == Outcome::Overflow {
             overflow += 1;
         }
         assert!(m.in_system(a) <= 1_000);
