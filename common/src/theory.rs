@@ -45,7 +45,7 @@
 //!
 //! Percentiles without a closed form are found by bisection on the (monotone) CDF to a relative
 //! tolerance of 10⁻⁹.
-use crate::model::{Model, ModelError};
+use crate::model::{Discipline, Model, ModelError};
 use crate::samplers::ServiceKind;
 
 pub use crate::model::Servers;
@@ -137,8 +137,72 @@ pub struct ClosedTheory {
 /// service, or processor sharing with any service), else [`TheoryError::Unsupported`] (the
 /// simulator is the reference then).
 pub fn closed(model: &Model, users: u32, think_s: f64) -> Result<ClosedTheory, TheoryError> {
-    let _ = (model, users, think_s);
-    Err(TheoryError::Unsupported("closed systems".into()))
+    model.validate()?;
+    if users == 0 || !(think_s.is_finite() && think_s >= 0.0) {
+        return Err(TheoryError::Invalid(
+            "a closed system needs at least one user and a finite think time",
+        ));
+    }
+    let c = match model.servers {
+        Servers::Finite(c) => c,
+        Servers::Infinite => {
+            return Err(TheoryError::Unsupported(
+                "a closed system in front of infinitely many servers".into(),
+            ));
+        }
+    };
+    let product_form = model.service.is_exp() || model.discipline == Discipline::Ps;
+    if !product_form || model.capacity.is_some() || model.service == ServiceKind::Zero {
+        return Err(TheoryError::Unsupported(format!(
+            "{} with {users} users: no product form (the simulator is the reference)",
+            model.name()
+        )));
+    }
+    Ok(closed_birth_death(model.mu, c, think_s, users))
+}
+
+/// The finite-source queue M/M/c//N by its birth–death chain: in state n (requests at the queue)
+/// users arrive at rate (N − n)/Z and leave at rate min(n, c)μ; πₙ ∝ Πₖ<ₙ λₖ/μₖ₊₁, normalized
+/// in log space. X = Σ πₙ min(n, c)μ, Q = Σ nπₙ, R = Q/X (Little). With Z = 0 every user is
+/// always at the queue (πₙ = 1 at n = N).
+pub fn closed_birth_death(mu: f64, c: u32, think_s: f64, users: u32) -> ClosedTheory {
+    let n_users = users as usize;
+    let mut log_p = vec![0.0f64; n_users + 1];
+    if think_s > 0.0 {
+        for n in 1..=n_users {
+            let up = ((users as usize - (n - 1)) as f64 / think_s).ln();
+            let down = (f64::from(c.min(n as u32)) * mu).ln();
+            log_p[n] = log_p[n - 1] + up - down;
+        }
+    } else {
+        log_p
+            .iter_mut()
+            .take(n_users)
+            .for_each(|x| *x = f64::NEG_INFINITY);
+    }
+    let max = log_p.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let w: Vec<f64> = log_p.iter().map(|l| (l - max).exp()).collect();
+    let total: f64 = w.iter().sum();
+    let (mut x, mut q) = (0.0, 0.0);
+    for (n, wn) in w.iter().enumerate() {
+        let p = wn / total;
+        x += p * f64::from(c.min(n as u32)) * mu;
+        q += p * n as f64;
+    }
+    let d = 1.0 / mu;
+    let cf = f64::from(c);
+    let nf = f64::from(users);
+    ClosedTheory {
+        users,
+        think_s,
+        throughput: x,
+        response_s: q / x,
+        mean_in_system: q,
+        utilization: x * d / cf,
+        bound_throughput: (nf / (d + think_s)).min(cf / d),
+        bound_response_s: d.max(nf * d / cf - think_s),
+        n_star: cf * (d + think_s) / d,
+    }
 }
 
 /// Most servers a finite-server model is computed for (the work grows with c).
