@@ -97,6 +97,9 @@ pub struct SimResult {
     pub mean_in_system: Estimate,
     /// Mean sojourn per class (s), class 0 first (one entry with one class).
     pub class_mean_s: Vec<Estimate>,
+    /// Every measured sojourn of every replication, in ns, as an HDR histogram serialized by
+    /// [`crate::stats::histogram_to_string`] (for goodness of fit against a measurement).
+    pub histogram: String,
 }
 
 /// `model` (service drawn from its distribution, classes from its probabilities) with Poisson
