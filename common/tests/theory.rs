@@ -775,3 +775,576 @@ fn cdfs_are_monotone_and_quantiles_invert_them() {
         assert_eq!(s.sojourn_cdf(f64::NAN), None);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Pollaczek–Khinchine for every service law, the disciplines, priority classes, closed systems.
+//
+// Every check below compares two deterministic computations in floating point (no sampling), so
+// the tolerances only cover rounding: a few operations of relative error 2⁻⁵³ each, hence 1e-12
+// where both sides are short formulas, and 1e-9 where a recursion runs over up to 64 (or 10⁴)
+// steps whose errors do not grow (each step multiplies earlier errors by at most 1).
+// ---------------------------------------------------------------------------------------------
+
+use queuelab_common::model::{Classes, Discipline};
+use queuelab_common::theory::{ClosedTheory, closed, closed_birth_death, mva};
+
+/// One server, no capacity, service `kind`, discipline `d`, classes `p`.
+fn one(lambda: f64, mu: f64, kind: ServiceKind, d: Discipline, p: &[f64]) -> Q {
+    let mut q = spec(lambda, mu, Servers::Finite(1), None, kind);
+    q.model = q
+        .model
+        .with_discipline(d)
+        .with_classes(Classes::new(p).expect("valid classes"));
+    q
+}
+
+fn with(q: Q, d: Discipline, p: &[f64]) -> Q {
+    Q {
+        model: q
+            .model
+            .with_discipline(d)
+            .with_classes(Classes::new(p).expect("valid classes")),
+        ..q
+    }
+}
+
+/// The kinds whose C² is known in closed form, with it (computed here, not by the crate).
+fn kinds_with_cv2() -> Vec<(ServiceKind, f64)> {
+    vec![
+        (ServiceKind::Exp, 1.0),
+        (ServiceKind::Const, 0.0),
+        (ServiceKind::Uniform, 1.0 / 3.0),
+        (ServiceKind::Erlang(1), 1.0),
+        (ServiceKind::Erlang(4), 0.25),
+        (ServiceKind::Erlang(10), 0.1),
+        (ServiceKind::H2 { cv2: 4.0 }, 4.0),
+        (ServiceKind::H2 { cv2: 20.0 }, 20.0),
+        (ServiceKind::Lognormal { cv2: 0.5 }, 0.5),
+        (ServiceKind::Lognormal { cv2: 10.0 }, 10.0),
+    ]
+}
+
+/// P–K by hand. M/E4/1 at μ = 1, λ = 0.5: C² = 1/4, E[S²] = (1 + C²)/μ² = 5/4, so
+/// Wq = λE[S²]/(2(1 − ρ)) = 0.5·1.25/1 = 0.625, W = 1.625. M/H2/1 with C² = 4 at μ = 1, λ = 0.8:
+/// E[S²] = 5, Wq = 0.8·5/0.4 = 10, W = 11. M/LN/1 with C² = 10 at μ = 2, λ = 1: E[S²] = 11/4,
+/// Wq = 2.75/1 = 2.75, W = 3.25. M/E1/1 is M/M/1: W = 1/(μ − λ).
+#[test]
+fn pollaczek_khinchine_hand_values() {
+    let fcfs = Discipline::Fcfs;
+    let cases = [
+        (0.5, 1.0, ServiceKind::Erlang(4), 0.625, 1.625),
+        (0.8, 1.0, ServiceKind::H2 { cv2: 4.0 }, 10.0, 11.0),
+        (1.0, 2.0, ServiceKind::Lognormal { cv2: 10.0 }, 2.75, 3.25),
+        (0.5, 1.0, ServiceKind::Erlang(1), 1.0, 2.0),
+    ];
+    for (lambda, mu, kind, wq, w) in cases {
+        let s = one(lambda, mu, kind, fcfs, &[1.0]);
+        let t = s.theory().expect("stable");
+        assert!(rel_close(t.mean_wait_s, wq, 1e-12), "{kind}: {t:?}");
+        assert!(rel_close(t.mean_s, w, 1e-12), "{kind}: {t:?}");
+        assert!(rel_close(t.mean_in_system, lambda * w, 1e-12), "{kind}");
+        assert_eq!((t.blocking, t.throughput), (0.0, lambda));
+        // No closed form for the distribution: the simulator gives the percentiles.
+        assert_eq!((t.p50_s, t.p90_s, t.p99_s), (None, None, None), "{kind}");
+        assert!(s.sojourn_cdf_fn().is_none(), "{kind}");
+        assert!(t.classes.is_empty());
+        assert_eq!(t.model, s.model_name());
+    }
+    assert_eq!(
+        one(0.5, 1.0, ServiceKind::Erlang(4), fcfs, &[1.0])
+            .theory()
+            .expect("stable")
+            .model,
+        "M/E4/1"
+    );
+}
+
+/// Harchol-Balter, Performance Modeling and Design of Computer Systems (2013), ch. 23: the P–K
+/// formula as E[T_Q] = ρ/(1 − ρ)·(1 + C²)/2·E[S], i.e. the M/G/1 wait is the M/M/1 wait times
+/// (1 + C²)/2; and Kleinrock, Queueing Systems vol. 1 (1975), ch. 5: M/D/1 waits half as long as
+/// M/M/1. Across every kind and loads from light to heavy.
+#[test]
+fn pollaczek_khinchine_is_mm1_times_half_one_plus_cv2() {
+    for mu in [1.0, 1000.0] {
+        for rho in [0.05, 0.3, 0.5, 0.8, 0.95, 0.999] {
+            let lambda = rho * mu;
+            let mm1 = mm(lambda, mu, 1, None).theory().expect("stable");
+            for (kind, cv2) in kinds_with_cv2() {
+                let t = one(lambda, mu, kind, Discipline::Fcfs, &[1.0])
+                    .theory()
+                    .expect("stable");
+                let want = mm1.mean_wait_s * (1.0 + cv2) / 2.0;
+                assert!(
+                    rel_close(t.mean_wait_s, want, 1e-12),
+                    "{kind} ρ {rho}: {} vs {want}",
+                    t.mean_wait_s
+                );
+                assert!(rel_close(t.mean_s, want + 1.0 / mu, 1e-12), "{kind}");
+            }
+            let d = md1(lambda, mu).theory().expect("stable");
+            assert!(rel_close(d.mean_wait_s, mm1.mean_wait_s / 2.0, 1e-12));
+            assert!(d.p99_s.is_some(), "M/D/1 keeps its distribution");
+        }
+    }
+    // Unstable at ρ ≥ 1 for every kind, as M/M/1.
+    for (kind, _) in kinds_with_cv2() {
+        assert!(matches!(
+            one(1.0, 1.0, kind, Discipline::Fcfs, &[1.0]).theory(),
+            Err(TheoryError::Unstable { .. })
+        ));
+    }
+}
+
+/// Bounded Pareto on [m, r·m] with shape α: E[Sʲ] = α·mᵅ/(1 − r^{−α})·((rm)^{j−α} − m^{j−α})/(j − α)
+/// (Harchol-Balter 2013, ch. 20), m chosen for the mean 1/μ. Until the sampler knows its C², the
+/// theory must refuse rather than print NaN; once it does, P–K must use the right E[S²].
+#[test]
+fn pollaczek_khinchine_bounded_pareto() {
+    let (mu, lambda) = (1000.0, 500.0);
+    for (alpha, ratio) in [(1.5, 1000.0), (1.1, 100.0), (2.5, 50.0)] {
+        let kind = ServiceKind::Pareto { alpha, ratio };
+        let moment = |m: f64, j: f64| {
+            alpha * m.powf(alpha) / (1.0 - ratio.powf(-alpha))
+                * ((ratio * m).powf(j - alpha) - m.powf(j - alpha))
+                / (j - alpha)
+        };
+        // E[S] is proportional to m: scale m = 1 to the mean 1/μ.
+        let m = 1.0 / (mu * moment(1.0, 1.0));
+        let es2 = moment(m, 2.0);
+        let got = one(lambda, mu, kind, Discipline::Fcfs, &[1.0]).theory();
+        if kind.cv2().is_finite() {
+            let t = got.expect("a finite second moment");
+            let wq = lambda * es2 / (2.0 * (1.0 - lambda / mu));
+            assert!(rel_close(t.mean_wait_s, wq, 1e-9), "{kind}: {t:?} vs {wq}");
+        } else {
+            assert!(
+                matches!(got, Err(TheoryError::Unsupported(_))),
+                "{kind}: {got:?}"
+            );
+        }
+    }
+}
+
+/// LCFS (non-preemptive) serves in an order that does not depend on the sizes, so the number in
+/// system and the mean are FCFS's (Kleinrock, Queueing Systems vol. 2 (1976), §3.5;
+/// Harchol-Balter 2013, ch. 29): M/G/1 for every kind, M/M/c, and M/M/c/K (same birth–death chain). No percentiles.
+#[test]
+fn lcfs_has_the_fcfs_mean() {
+    for (kind, _) in kinds_with_cv2() {
+        let f = one(0.7, 1.0, kind, Discipline::Fcfs, &[1.0]);
+        let l = with(f, Discipline::Lcfs, &[1.0]);
+        let (tf, tl) = (f.theory().expect("ok"), l.theory().expect("ok"));
+        assert_eq!(tl.mean_s, tf.mean_s, "{kind}");
+        assert_eq!(tl.mean_wait_s, tf.mean_wait_s, "{kind}");
+        assert_eq!(tl.mean_in_system, tf.mean_in_system, "{kind}");
+        assert_eq!((tl.p50_s, tl.p90_s, tl.p99_s), (None, None, None), "{kind}");
+        assert!(l.sojourn_cdf_fn().is_none());
+        assert!(tl.classes.is_empty());
+        assert!(tl.model.ends_with("-LCFS"), "{}", tl.model);
+    }
+    for (lambda, c, k) in [
+        (1.5, 2, None),
+        (7.0, 8, None),
+        (1.5, 2, Some(10)),
+        (3.0, 2, Some(5)),
+    ] {
+        let f = mm(lambda, 1.0, c, k);
+        let (tf, tl) = (
+            f.theory().expect("ok"),
+            with(f, Discipline::Lcfs, &[1.0]).theory().expect("ok"),
+        );
+        assert_eq!(
+            (tl.mean_s, tl.blocking, tl.mean_in_system, tl.throughput),
+            (tf.mean_s, tf.blocking, tf.mean_in_system, tf.throughput)
+        );
+        assert_eq!(tl.p99_s, None);
+    }
+    // M/G/c FCFS has no closed form, so neither has its LCFS twin.
+    assert!(matches!(
+        with(
+            spec(1.0, 1.0, Servers::Finite(2), None, ServiceKind::Uniform),
+            Discipline::Lcfs,
+            &[1.0]
+        )
+        .theory(),
+        Err(TheoryError::Unsupported(_))
+    ));
+}
+
+/// Processor sharing is insensitive (Kleinrock vol. 2 (1976), ch. 4; Harchol-Balter 2013,
+/// ch. 30): M/G/1-PS has W = 1/(μ − λ) and L = ρ/(1 − ρ) whatever the service law; M/G/c-PS has
+/// the number in system of M/M/c (a symmetric queue, Kelly 1979), so W of M/M/c.
+#[test]
+fn ps_is_insensitive() {
+    for (kind, _) in kinds_with_cv2() {
+        for (lambda, mu) in [(0.5, 1.0), (950.0, 1000.0), (0.01, 1.0)] {
+            let s = one(lambda, mu, kind, Discipline::Ps, &[1.0]);
+            let t = s.theory().expect("stable");
+            let rho: f64 = lambda / mu;
+            assert!(
+                rel_close(t.mean_s, 1.0 / (mu - lambda), 1e-12),
+                "{kind}: {t:?}"
+            );
+            assert!(
+                rel_close(t.mean_in_system, rho / (1.0 - rho), 1e-12),
+                "{kind}"
+            );
+            assert!(
+                rel_close(t.mean_wait_s, 1.0 / (mu - lambda) - 1.0 / mu, 1e-9),
+                "{kind}: {t:?}"
+            );
+            assert_eq!((t.p50_s, t.p90_s, t.p99_s), (None, None, None));
+            assert!(t.model.ends_with("/1-PS"), "{}", t.model);
+        }
+        for (lambda, c) in [(1.5, 2), (2.7, 3), (15.0, 16)] {
+            let t = with(
+                spec(lambda, 1.0, Servers::Finite(c), None, kind),
+                Discipline::Ps,
+                &[1.0],
+            )
+            .theory()
+            .expect("stable");
+            let m = mm(lambda, 1.0, c, None).theory().expect("stable");
+            assert_eq!(
+                (t.mean_s, t.mean_in_system),
+                (m.mean_s, m.mean_in_system),
+                "{kind}"
+            );
+            assert_eq!(t.p99_s, None);
+        }
+        assert!(matches!(
+            one(1.0, 1.0, kind, Discipline::Ps, &[1.0]).theory(),
+            Err(TheoryError::Unstable { .. })
+        ));
+    }
+    // M/M/c/K-PS: the same birth–death chain as FCFS (blocking, L, W by Little).
+    let f = mm(3.0, 1.0, 2, Some(6));
+    let (tf, tp) = (
+        f.theory().expect("ok"),
+        with(f, Discipline::Ps, &[1.0]).theory().expect("ok"),
+    );
+    assert_eq!(
+        (tp.blocking, tp.mean_in_system, tp.mean_s),
+        (tf.blocking, tf.mean_in_system, tf.mean_s)
+    );
+    assert_eq!(tp.p50_s, None);
+    // With a capacity and another service law there is no closed form here.
+    assert!(matches!(
+        with(
+            spec(1.0, 1.0, Servers::Finite(1), Some(5), ServiceKind::Uniform),
+            Discipline::Ps,
+            &[1.0]
+        )
+        .theory(),
+        Err(TheoryError::Unsupported(_))
+    ));
+}
+
+/// Cobham (1954), in Kleinrock vol. 2 (1976) §3.6 and Harchol-Balter 2013 ch. 31, worked by
+/// hand. M/M/1, μ = 1, λ = 0.8, classes (0.25, 0.75): λ₀ = 0.2, λ₁ = 0.6, σ₀ = 0.2, σ₁ = 0.8,
+/// W₀ = λE[S²]/2 = 0.8·2/2 = 0.8; Wq,₀ = 0.8/(1·0.8) = 1, Wq,₁ = 0.8/(0.8·0.2) = 5; the
+/// λ-weighted mean 0.25 + 3.75 = 4 = ρ/(μ − λ), FCFS's.
+/// Preemptive resume (Harchol-Balter ch. 32): T₀ = 1/(1 − 0) + (0.2·1)/(1·0.8) = 1.25 (class 0
+/// alone, M/M/1 at λ₀: 1/(1 − 0.2)), T₁ = 1/0.8 + (0.8·1)/(0.8·0.2) = 6.25; mean 5 = 1/(μ − λ).
+/// M/M/2 non-preemptive, μ = 1, λ = 1.5, classes (0.5, 0.5): Erlang C(2, 1.5) = 9/14,
+/// W₀ = C/(cμ) = 9/28, σ₀ = 0.375, σ₁ = 0.75: Wq,₀ = (9/28)/0.625 = 18/35,
+/// Wq,₁ = (9/28)/(0.625·0.25) = 72/35; mean 9/7 = C/(cμ − λ), FCFS's.
+#[test]
+fn priority_worked_examples() {
+    let p = [0.25, 0.75];
+    let np = one(0.8, 1.0, ServiceKind::Exp, Discipline::Priority, &p)
+        .theory()
+        .expect("stable");
+    assert_eq!(np.model, "M/M/1-NP");
+    assert_eq!(np.classes.len(), 2);
+    let want = [(0.2, 1.0, 2.0), (0.6, 5.0, 6.0)];
+    for (c, (lambda, wq, t)) in np.classes.iter().zip(want) {
+        assert!(rel_close(c.lambda, lambda, 1e-12), "{np:?}");
+        assert!(rel_close(c.mean_wait_s, wq, 1e-12), "{np:?}");
+        assert!(rel_close(c.mean_s, t, 1e-12), "{np:?}");
+    }
+    assert!(rel_close(np.mean_wait_s, 4.0, 1e-12));
+    assert!(rel_close(np.mean_s, 5.0, 1e-12));
+    assert!(rel_close(np.mean_in_system, 4.0, 1e-12));
+    assert_eq!((np.p50_s, np.p99_s), (None, None));
+
+    let pr = one(
+        0.8,
+        1.0,
+        ServiceKind::Exp,
+        Discipline::PriorityPreemptive,
+        &p,
+    )
+    .theory()
+    .expect("stable");
+    assert_eq!(pr.model, "M/M/1-PR");
+    let want = [1.25, 6.25];
+    for (c, t) in pr.classes.iter().zip(want) {
+        assert!(rel_close(c.mean_s, t, 1e-12), "{pr:?}");
+        assert!(rel_close(c.mean_wait_s, t - 1.0, 1e-12), "{pr:?}");
+    }
+    assert!(rel_close(pr.mean_s, 5.0, 1e-12));
+
+    let q = with(mm(1.5, 1.0, 2, None), Discipline::Priority, &[0.5, 0.5]);
+    let t = q.theory().expect("stable");
+    let want = [18.0 / 35.0, 72.0 / 35.0];
+    for (c, wq) in t.classes.iter().zip(want) {
+        assert!(rel_close(c.mean_wait_s, wq, 1e-12), "{t:?}");
+        assert!(rel_close(c.mean_s, wq + 1.0, 1e-12), "{t:?}");
+    }
+    assert!(rel_close(t.mean_wait_s, 9.0 / 7.0, 1e-12));
+}
+
+/// Kleinrock's conservation law (vol. 2, §3.4): for any work-conserving non-preemptive order
+/// with the same service law for every class, Σ ρₖWq,ₖ = ρ·Wq(FCFS), so the λ-weighted wait is
+/// FCFS's, for M/G/1 with any law and M/M/c. With exponential service, preemptive resume is also
+/// work conserving and memoryless, so the number in system is M/M/1's: L = ρ/(1 − ρ). The highest
+/// class under preemption sees an M/G/1 of its own: T₀ = E[S] + λ₀E[S²]/(2(1 − ρ₀)).
+#[test]
+fn priority_conservation() {
+    let splits: [&[f64]; 5] = [
+        &[0.5, 0.5],
+        &[0.1, 0.9],
+        &[0.9, 0.1],
+        &[0.2, 0.3, 0.5],
+        &[0.05, 0.1, 0.1, 0.15, 0.1, 0.2, 0.2, 0.1],
+    ];
+    for p in splits {
+        for rho in [0.1, 0.5, 0.9, 0.99] {
+            for (kind, cv2) in kinds_with_cv2() {
+                let mu = 1000.0;
+                let lambda = rho * mu;
+                let f = one(lambda, mu, kind, Discipline::Fcfs, &[1.0])
+                    .theory()
+                    .expect("ok");
+                let t = one(lambda, mu, kind, Discipline::Priority, p)
+                    .theory()
+                    .expect("ok");
+                assert_eq!(t.classes.len(), p.len());
+                let weighted: f64 = t.classes.iter().map(|c| c.lambda * c.mean_wait_s).sum();
+                assert!(
+                    rel_close(weighted / lambda, f.mean_wait_s, 1e-12),
+                    "{kind} {p:?} ρ {rho}: {} vs {}",
+                    weighted / lambda,
+                    f.mean_wait_s
+                );
+                assert!(rel_close(t.mean_wait_s, f.mean_wait_s, 1e-12));
+                assert!(rel_close(t.mean_s, f.mean_s, 1e-12));
+                // Higher classes wait less.
+                for w in t.classes.windows(2) {
+                    assert!(w[0].mean_wait_s <= w[1].mean_wait_s * (1.0 + 1e-12));
+                }
+                let pr = one(lambda, mu, kind, Discipline::PriorityPreemptive, p)
+                    .theory()
+                    .expect("ok");
+                let es2 = (1.0 + cv2) / (mu * mu);
+                let l0 = p[0] * lambda;
+                let t0 = 1.0 / mu + l0 * es2 / (2.0 * (1.0 - l0 / mu));
+                assert!(rel_close(pr.classes[0].mean_s, t0, 1e-12), "{kind} {p:?}");
+                if kind == ServiceKind::Exp {
+                    assert!(
+                        rel_close(pr.mean_in_system, rho / (1.0 - rho), 1e-12),
+                        "{p:?} ρ {rho}: {pr:?}"
+                    );
+                    assert!(rel_close(pr.mean_s, 1.0 / (mu - lambda), 1e-12));
+                }
+            }
+            // M/M/c non-preemptive against M/M/c FCFS.
+            for c in [2u32, 3, 16] {
+                let lambda = rho * f64::from(c);
+                let f = mm(lambda, 1.0, c, None).theory().expect("ok");
+                let t = with(mm(lambda, 1.0, c, None), Discipline::Priority, p)
+                    .theory()
+                    .expect("ok");
+                assert!(
+                    rel_close(t.mean_wait_s, f.mean_wait_s, 1e-12),
+                    "M/M/{c} {p:?} ρ {rho}: {} vs {}",
+                    t.mean_wait_s,
+                    f.mean_wait_s
+                );
+                let weighted: f64 = t.classes.iter().map(|c| c.lambda * c.mean_s).sum();
+                assert!(rel_close(weighted / lambda, f.mean_s, 1e-12));
+            }
+        }
+    }
+}
+
+/// What the priority disciplines refuse or reduce to FCFS.
+#[test]
+fn priority_limits() {
+    let unsupported = |q: Q| matches!(q.theory(), Err(TheoryError::Unsupported(_)));
+    let two = [0.4, 0.6];
+    // Preemptive with several servers; non-preemptive M/G/c; priority with a capacity.
+    assert!(unsupported(with(
+        mm(1.0, 1.0, 2, None),
+        Discipline::PriorityPreemptive,
+        &two
+    )));
+    assert!(unsupported(with(
+        spec(1.0, 1.0, Servers::Finite(2), None, ServiceKind::Erlang(2)),
+        Discipline::Priority,
+        &two
+    )));
+    assert!(unsupported(with(
+        mm(0.5, 1.0, 1, Some(5)),
+        Discipline::Priority,
+        &two
+    )));
+    assert!(unsupported(with(
+        mm(0.5, 1.0, 1, Some(5)),
+        Discipline::PriorityPreemptive,
+        &two
+    )));
+    assert!(matches!(
+        one(1.2, 1.0, ServiceKind::Exp, Discipline::Priority, &two).theory(),
+        Err(TheoryError::Unstable { .. })
+    ));
+    // One class: nobody outranks anybody, so both are FCFS, percentiles and capacity included.
+    for d in [Discipline::Priority, Discipline::PriorityPreemptive] {
+        for f in [
+            mm(0.5, 1.0, 1, None),
+            mm(1.5, 1.0, 2, None),
+            mm(0.9, 1.0, 1, Some(5)),
+            md1(0.5, 1.0),
+        ] {
+            let (tf, tp) = (
+                f.theory().expect("ok"),
+                with(f, d, &[1.0]).theory().expect("ok"),
+            );
+            assert_eq!(
+                (tp.mean_s, tp.p50_s, tp.p99_s, tp.blocking),
+                (tf.mean_s, tf.p50_s, tf.p99_s, tf.blocking)
+            );
+            assert_eq!(tp.classes.len(), 1);
+            assert_eq!(tp.classes[0].mean_s, tf.mean_s);
+            assert_eq!(tp.classes[0].lambda, f.lambda);
+        }
+    }
+    // Nobody waits (∞ servers, loss systems, zero service): every class sees the totals.
+    for q in [
+        spec(3.0, 1.0, Servers::Infinite, None, ServiceKind::Exp),
+        spec(3.0, 1.0, Servers::Finite(2), Some(2), ServiceKind::Uniform),
+        spec(3.0, 1.0, Servers::Finite(1), None, ServiceKind::Zero),
+    ] {
+        let t = with(q, Discipline::PriorityPreemptive, &[0.3, 0.7])
+            .theory()
+            .expect("ok");
+        assert_eq!(t.classes.len(), 2, "{t:?}");
+        for (c, p) in t.classes.iter().zip([0.3, 0.7]) {
+            assert_eq!((c.mean_s, c.mean_wait_s), (t.mean_s, 0.0));
+            assert!(rel_close(c.lambda, p * 3.0, 1e-15));
+        }
+    }
+    // FCFS, LCFS and PS have no classes in the prediction, even with several configured.
+    for d in [Discipline::Fcfs, Discipline::Lcfs, Discipline::Ps] {
+        let t = with(mm(0.5, 1.0, 1, None), d, &two).theory().expect("ok");
+        assert!(t.classes.is_empty(), "{d}");
+    }
+}
+
+/// MVA against the birth–death chain of M/M/c//N (two independent exact methods), c = 1 and 2
+/// (and more), N = 1..64, think times from 0 to 100 service times.
+#[test]
+fn mva_matches_birth_death() {
+    let mu = 1000.0;
+    for c in [1u32, 2, 3, 4, 8] {
+        for z_in_d in [0.0, 0.1, 1.0, 5.0, 30.0, 100.0] {
+            let z = z_in_d / mu;
+            let all = mva(mu, c, z, 64);
+            assert_eq!(all.len(), 64);
+            for (i, m) in all.iter().enumerate() {
+                let n = i as u32 + 1;
+                let b = closed_birth_death(mu, c, z, n);
+                let what = format!("c {c} Z {z} N {n}: {m:?} vs {b:?}");
+                assert_eq!((m.users, m.think_s), (n, z), "{what}");
+                assert!(rel_close(m.throughput, b.throughput, 1e-9), "{what}");
+                assert!(rel_close(m.response_s, b.response_s, 1e-9), "{what}");
+                assert!(
+                    rel_close(m.mean_in_system, b.mean_in_system, 1e-9),
+                    "{what}"
+                );
+                assert!(rel_close(m.utilization, b.utilization, 1e-9), "{what}");
+                assert_eq!(
+                    (m.bound_throughput, m.bound_response_s, m.n_star),
+                    (b.bound_throughput, b.bound_response_s, b.n_star)
+                );
+            }
+        }
+    }
+}
+
+/// Asymptotic bounds (Lazowska et al., Quantitative System Performance (1984), ch. 5):
+/// X(N) ≤ min(N/(D + Z), c/D), R(N) ≥ max(D, N·D/c − Z); at N = 1 the user finds the queue
+/// empty, R = D exactly; far beyond N* the queue never empties and X → c/D.
+#[test]
+fn mva_bounds_and_limits() {
+    let mu = 1000.0;
+    let d = 1.0 / mu;
+    for c in 1u32..=8 {
+        for z in [0.0, 0.001, 0.05, 1.0] {
+            let all = mva(mu, c, z, 200);
+            assert_eq!(all[0].response_s, d, "c {c} Z {z}: R(1) = D exactly");
+            assert!(rel_close(all[0].throughput, 1.0 / (d + z), 1e-15));
+            for m in &all {
+                assert!(m.throughput <= m.bound_throughput * (1.0 + 1e-12), "{m:?}");
+                assert!(m.response_s >= m.bound_response_s * (1.0 - 1e-12), "{m:?}");
+                assert!(m.utilization <= 1.0 + 1e-12, "{m:?}");
+            }
+            // Throughput grows with N and the response time too.
+            for w in all.windows(2) {
+                assert!(w[1].throughput >= w[0].throughput * (1.0 - 1e-12));
+                assert!(w[1].response_s >= w[0].response_s * (1.0 - 1e-12));
+            }
+        }
+        // Z = 1 s, D = 1 ms: N* = c·1001; at N = 10⁴ (c ≤ 8: N ≥ 1.2·N*) the queue is idle
+        // with a probability that is exponentially small in N − N*, so X = c/D within 1e-9.
+        let last = mva(mu, c, 1.0, 10_000).pop().expect("10⁴ entries");
+        let cap = f64::from(c) * mu;
+        assert!(rel_close(last.throughput, cap, 1e-9), "c {c}: {last:?}");
+        assert!(
+            rel_close(last.response_s, 10_000.0 / cap - 1.0, 1e-6),
+            "c {c}: {last:?}"
+        );
+    }
+    // By hand, c = 1, μ = 1, Z = 1: R(1) = 1, X(1) = 1/2, Q(1) = 1/2; R(2) = 1.5, X(2) = 0.8,
+    // Q(2) = 1.2 (the birth–death chain: π ∝ (1, 2, 2), X = 4/5, Q = 6/5).
+    let two = mva(1.0, 1, 1.0, 2);
+    assert_eq!((two[0].response_s, two[0].throughput), (1.0, 0.5));
+    assert!(rel_close(two[1].response_s, 1.5, 1e-15));
+    assert!(rel_close(two[1].throughput, 0.8, 1e-15));
+    assert!(rel_close(two[1].mean_in_system, 1.2, 1e-15));
+    assert!(mva(1.0, 1, 1.0, 0).is_empty());
+    assert!(mva(1.0, 0, 1.0, 5).is_empty());
+}
+
+/// `closed` is MVA for one server (any service under PS: insensitive) and the birth–death chain
+/// for several; no product form is Unsupported.
+#[test]
+fn closed_uses_mva_and_refuses_what_it_cannot() {
+    let mu = 500.0;
+    let m1 = Model::new(mu, Servers::Finite(1));
+    for n in [1u32, 7, 64, 1000] {
+        let want: ClosedTheory = *mva(mu, 1, 0.02, n).last().expect("n ≥ 1");
+        assert_eq!(closed(&m1, n, 0.02).expect("product form"), want);
+        let ps = m1
+            .with_service(ServiceKind::H2 { cv2: 9.0 })
+            .with_discipline(Discipline::Ps);
+        assert_eq!(closed(&ps, n, 0.02).expect("PS is insensitive"), want);
+        let m3 = Model::new(mu, Servers::Finite(3));
+        assert_eq!(
+            closed(&m3, n, 0.02).expect("product form"),
+            closed_birth_death(mu, 3, 0.02, n)
+        );
+    }
+    let unsupported = |m: Model| matches!(closed(&m, 5, 0.1), Err(TheoryError::Unsupported(_)));
+    assert!(unsupported(m1.with_service(ServiceKind::Const)));
+    assert!(unsupported(m1.with_service(ServiceKind::Erlang(3))));
+    assert!(unsupported(m1.with_capacity(Some(3))));
+    assert!(unsupported(Model::new(mu, Servers::Infinite)));
+    assert!(matches!(closed(&m1, 0, 0.1), Err(TheoryError::Invalid(_))));
+    assert!(matches!(closed(&m1, 3, -1.0), Err(TheoryError::Invalid(_))));
+    assert!(matches!(
+        closed(&m1, 3, f64::NAN),
+        Err(TheoryError::Invalid(_))
+    ));
+}
