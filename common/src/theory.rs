@@ -89,7 +89,8 @@
 //! the product form holds (exponential service, or PS with any law):
 //!
 //! - **MVA** ([`mva`]; Reiser & Lavenberg, Mean-value analysis of closed multichain queueing
-//!   networks, J. ACM 27, 1980; Lazowska et al., Quantitative System Performance, 1984, ch. 6): by the arrival theorem R(N) = D(1 + Q(N − 1)), X(N) = N/(Z + R(N)), Q(N) = X(N)R(N) for
+//!   networks, J. ACM 27, 1980; Lazowska et al., Quantitative System Performance, 1984, ch. 6):
+//!   by the arrival theorem R(N) = D(1 + Q(N − 1)), X(N) = N/(Z + R(N)), Q(N) = X(N)R(N) for
 //!   one server; for c servers the load-dependent form with the marginal probabilities of the
 //!   queue, R(N) = D(1 + Q(N − 1) + Σ_{j<c−1} (c − 1 − j)p(j | N − 1))/c (see [`mva`] for the
 //!   stable recursion of the p). [`closed`] uses it for one server.
