@@ -5,11 +5,13 @@
 //! Input layout: the first byte picks the read size (1..=256), the rest is the stream.
 //! Invariants: no panic; a call never consumes more than it was given; the buffer a connection
 //! keeps never exceeds the head limit plus one read (a partial head over the limit is rejected);
-//! after a rejection the connection is closed, so the stream ends there.
+//! after a rejection the connection is closed, so the stream ends there; a class named by
+//! `X-Priority` is below `MAX_CLASSES`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use queuelab_common::http::MAX_HEAD_BYTES;
+use queuelab_common::model::MAX_CLASSES;
 use queuelab_server::http::{Parsed, RequestReader};
 
 fuzz_target!(|data: &[u8]| {
@@ -29,6 +31,8 @@ fuzz_target!(|data: &[u8]| {
                 Parsed::Request(head) => {
                     // The reader skips the body itself: whatever it declared is still owed.
                     assert_eq!(reader.body_left(), head.content_length);
+                    // A class the head names (X-Priority) is always one the queue has.
+                    assert!(head.class.is_none_or(|c| usize::from(c) < MAX_CLASSES));
                 }
                 Parsed::NeedMore => break,
                 Parsed::Reject(_) => return,

@@ -27,6 +27,7 @@ fn parse(c: &mut Criterion) {
                     wait_ns: black_box(12_345),
                     service_ns: 845_000,
                     late_ns: 3_000,
+                    class: None,
                 },
                 ConnHeader::Default,
                 false,

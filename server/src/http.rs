@@ -10,11 +10,17 @@
 //! | status | when |
 //! |---|---|
 //! | 400 | malformed request line or header (also obs-fold continuation lines, whitespace before a colon, and a line ending in a bare LF); HTTP/1.1 without `Host`, or more than one `Host`; an invalid or conflicting `Content-Length`; `Content-Length` together with `Transfer-Encoding`; `Transfer-Encoding` in an HTTP/1.0 request; control bytes in a header value |
+//! | 400 | an `X-Priority` that is not a class `0` to `MAX_CLASSES − 1` (7), or repeated with different values ([`Reject::BadPriority`], its own reason and metric label) |
 //! | 408 | the head did not arrive within `--header-timeout` (decided by the connection, not here) |
 //! | 413 | `Content-Length` above [`MAX_REQUEST_BODY`] |
 //! | 431 | head larger than [`MAX_HEAD_BYTES`], or more than [`MAX_HEADERS`] header fields |
 //! | 501 | `Transfer-Encoding` (chunked request bodies are not implemented) |
 //! | 505 | a well-formed version other than HTTP/1.0 and HTTP/1.1 (e.g. `HTTP/2.0`) |
+//!
+//! `X-Priority: N` names the request's priority class (class 0 the highest): a decimal integer
+//! below [`MAX_CLASSES`], optionally surrounded by whitespace; repeated, every value must be the
+//! same. It is read from the headers httparse has already split, without allocation, into
+//! [`Head::class`]; without it the queue draws the class from `--classes`.
 //!
 //! Responses are written into a reused buffer from fixed byte strings, the cached `Date` and
 //! numbers formatted with `itoa`: no allocation once the buffer has grown to its working size.
@@ -22,6 +28,7 @@
 //! ([`write_server_timing`]): how long the request waited, was served, and how late its answer
 //! was rendered, so that a client can tell the server's time from the path's.
 use queuelab_common::http::{MAX_HEAD_BYTES, MAX_HEADERS, MAX_REQUEST_BODY, SERVER_NAME};
+use queuelab_common::model::MAX_CLASSES;
 
 /// Where a request goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +57,8 @@ pub struct Head {
     /// An HTTP/1.1 request with a body and `Expect: 100-continue`: the client waits for an
     /// interim `100 Continue` before sending the body.
     pub expect_continue: bool,
+    /// The priority class named by `X-Priority` (below [`MAX_CLASSES`]), `None` without one.
+    pub class: Option<u8>,
 }
 
 impl Head {
@@ -78,17 +87,23 @@ pub enum Reject {
     NotImplemented,
     /// 505: an HTTP version other than 1.0 and 1.1.
     VersionNotSupported,
+    /// 400: an `X-Priority` that is not a class below [`MAX_CLASSES`], or two that differ.
+    BadPriority,
 }
 
 impl Reject {
+    /// How many kinds there are (the length of per-kind counters).
+    pub const COUNT: usize = 7;
+
     /// All kinds, in the order of [`Reject::index`].
-    pub const ALL: [Reject; 6] = [
+    pub const ALL: [Reject; Reject::COUNT] = [
         Reject::BadRequest,
         Reject::Timeout,
         Reject::ContentTooLarge,
         Reject::HeadTooLarge,
         Reject::NotImplemented,
         Reject::VersionNotSupported,
+        Reject::BadPriority,
     ];
 
     /// The status code.
@@ -100,6 +115,7 @@ impl Reject {
             Reject::HeadTooLarge => 431,
             Reject::NotImplemented => 501,
             Reject::VersionNotSupported => 505,
+            Reject::BadPriority => 400,
         }
     }
 
@@ -112,6 +128,7 @@ impl Reject {
             Reject::HeadTooLarge => 3,
             Reject::NotImplemented => 4,
             Reject::VersionNotSupported => 5,
+            Reject::BadPriority => 6,
         }
     }
 
@@ -123,6 +140,7 @@ impl Reject {
             Reject::HeadTooLarge => b"HTTP/1.1 431 Request Header Fields Too Large\r\n",
             Reject::NotImplemented => b"HTTP/1.1 501 Not Implemented\r\n",
             Reject::VersionNotSupported => b"HTTP/1.1 505 HTTP Version Not Supported\r\n",
+            Reject::BadPriority => b"HTTP/1.1 400 Bad Request\r\n",
         }
     }
 
@@ -134,6 +152,7 @@ impl Reject {
             Reject::HeadTooLarge => b"request head too large\n",
             Reject::NotImplemented => b"transfer-encoding not implemented\n",
             Reject::VersionNotSupported => b"http version not supported\n",
+            Reject::BadPriority => b"invalid X-Priority: expected one class 0 to 7\n",
         }
     }
 }
@@ -260,6 +279,19 @@ fn trim_ows(mut v: &[u8]) -> &[u8] {
     v
 }
 
+// The reason of `Reject::BadPriority` spells the range out.
+const _: () = assert!(MAX_CLASSES == 8, "update the X-Priority reason");
+
+/// An `X-Priority` value (already trimmed): a decimal class below [`MAX_CLASSES`]. Leading zeros
+/// are allowed (`007` is 7); at most three digits, so the arithmetic cannot overflow.
+fn parse_class(v: &[u8]) -> Option<u8> {
+    if v.is_empty() || v.len() > 3 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = v.iter().fold(0u16, |n, &d| n * 10 + u16::from(d - b'0'));
+    (usize::from(n) < MAX_CLASSES).then_some(n as u8)
+}
+
 /// A `Content-Length` element: 1 to 19 decimal digits.
 fn parse_length(v: &[u8]) -> Option<u64> {
     if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
@@ -289,6 +321,7 @@ fn analyse(req: &httparse::Request<'_, '_>) -> Result<Head, Reject> {
     let mut close = false;
     let mut keep_alive = false;
     let mut expect_continue = false;
+    let mut class: Option<u8> = None;
     for h in req.headers.iter() {
         if h.value
             .iter()
@@ -311,6 +344,14 @@ fn analyse(req: &httparse::Request<'_, '_>) -> Result<Head, Reject> {
             }
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             transfer_encoding = true;
+        } else if name.eq_ignore_ascii_case("x-priority") {
+            // Repeated, it must say the same thing each time: two classes for one request is
+            // ambiguous, and which one a proxy in front kept is anyone's guess.
+            let v = parse_class(trim_ows(h.value)).ok_or(Reject::BadPriority)?;
+            match class {
+                Some(prev) if prev != v => return Err(Reject::BadPriority),
+                _ => class = Some(v),
+            }
         } else if name.eq_ignore_ascii_case("expect") {
             expect_continue = trim_ows(h.value).eq_ignore_ascii_case(b"100-continue");
         } else if name.eq_ignore_ascii_case("connection") {
@@ -351,6 +392,7 @@ fn analyse(req: &httparse::Request<'_, '_>) -> Result<Head, Reject> {
         route: route_of(req.path.unwrap_or("/")),
         head_only: req.method == Some("HEAD"),
         expect_continue: expect_continue && minor_version == 1 && content_length > 0,
+        class,
     })
 }
 
@@ -445,6 +487,9 @@ pub struct ServerTiming {
     /// The clock when the answer was rendered minus its departure time: how late the departure
     /// timer (and the loop turn that rendered it) was. 0 for an answer that is not queued.
     pub late_ns: u64,
+    /// The request's priority class, named after the durations when the model has several
+    /// classes or serves by class (`None`: not named).
+    pub class: Option<u8>,
 }
 
 /// Appends `value` ns as milliseconds with exactly three decimals, rounded to the nearest
@@ -470,6 +515,10 @@ fn put_ms(out: &mut Vec<u8>, ns: u64) {
 /// own, so their sum may differ from the rounded total by up to 1.5 µs). A client subtracts
 /// their sum from the latency it measured to get what the path (network, kernels, both
 /// programs) added.
+///
+/// With [`ServerTiming::class`] set, the class follows as a fourth metric without a duration,
+/// `…, late;dur=0.003, class;desc=1`: a client that sums durations finds none there, and one
+/// that sorts answers by class reads it from `desc`.
 pub fn write_server_timing(out: &mut Vec<u8>, t: ServerTiming) {
     out.extend_from_slice(b"Server-Timing: wait;dur=");
     put_ms(out, t.wait_ns);
@@ -477,6 +526,11 @@ pub fn write_server_timing(out: &mut Vec<u8>, t: ServerTiming) {
     put_ms(out, t.service_ns);
     out.extend_from_slice(b", late;dur=");
     put_ms(out, t.late_ns);
+    if let Some(class) = t.class {
+        let mut n = itoa::Buffer::new();
+        out.extend_from_slice(b", class;desc=");
+        out.extend_from_slice(n.format(class).as_bytes());
+    }
 }
 
 /// Appends the `200` answer of a served request: `{"wait_us":W,"service_us":S}`, with the
@@ -528,6 +582,20 @@ pub fn write_unavailable(
         date,
         JSON,
         body,
+        conn,
+        head_only,
+    );
+}
+
+/// Appends the `500` answer of a queued request the queue model no longer knew when its
+/// departure came (it never should: a ticket is only forgotten when its connection closes).
+pub fn write_internal_error(out: &mut Vec<u8>, date: &[u8; 29], conn: ConnHeader, head_only: bool) {
+    write_response(
+        out,
+        b"HTTP/1.1 500 Internal Server Error\r\n",
+        date,
+        JSON,
+        b"{\"error\":\"internal\"}\n",
         conn,
         head_only,
     );
@@ -595,6 +663,7 @@ mod tests {
             route: Route::Queue,
             head_only: false,
             expect_continue: false,
+            class: None,
         };
         let cases: &[(&str, Head)] = &[
             ("GET / HTTP/1.1\r\nHost: a\r\n\r\n", get),
@@ -677,6 +746,37 @@ mod tests {
             (
                 "GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n",
                 get,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nX-Priority: 0\r\n\r\n",
+                Head {
+                    class: Some(0),
+                    ..get
+                },
+            ),
+            // Any case of the name, whitespace around the value, leading zeros, the same value
+            // twice, on any route.
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nx-priority: \t7 \r\n\r\n",
+                Head {
+                    class: Some(7),
+                    ..get
+                },
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nX-PRIORITY:003\r\nX-Priority: 3\r\n\r\n",
+                Head {
+                    class: Some(3),
+                    ..get
+                },
+            ),
+            (
+                "GET /healthz HTTP/1.1\r\nHost: a\r\nX-Priority: 1\r\n\r\n",
+                Head {
+                    route: Route::Healthz,
+                    class: Some(1),
+                    ..get
+                },
             ),
         ];
         for (raw, want) in cases {
@@ -781,6 +881,48 @@ mod tests {
             ),
             (&long_header, Reject::HeadTooLarge),
             (&too_many, Reject::HeadTooLarge),
+            // X-Priority: not a number, out of range, signed, fractional, a list, empty, too
+            // many digits, or two different classes.
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nX-Priority: high\r\n\r\n",
+                Reject::BadPriority,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nX-Priority: 8\r\n\r\n",
+                Reject::BadPriority,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nX-Priority: 256\r\n\r\n",
+                Reject::BadPriority,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nX-Priority: -1\r\n\r\n",
+                Reject::BadPriority,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nX-Priority: +1\r\n\r\n",
+                Reject::BadPriority,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nX-Priority: 1.0\r\n\r\n",
+                Reject::BadPriority,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nX-Priority: 1, 1\r\n\r\n",
+                Reject::BadPriority,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nX-Priority: \r\n\r\n",
+                Reject::BadPriority,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nX-Priority: 0001\r\n\r\n",
+                Reject::BadPriority,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nX-Priority: 1\r\nX-Priority: 2\r\n\r\n",
+                Reject::BadPriority,
+            ),
         ];
         for (raw, want) in cases {
             assert_eq!(head(raw), Err(*want), "{raw:?}");
@@ -842,6 +984,7 @@ mod tests {
             wait_ns: 12_499,
             service_ns: 845_500,
             late_ns: 0,
+            class: None,
         };
         write_served(&mut out, &date, t, ConnHeader::Default, false);
         let text = String::from_utf8(out).expect("ascii");
@@ -899,6 +1042,7 @@ mod tests {
                     wait_ns: ns,
                     service_ns: 2_000,
                     late_ns: ns,
+                    class: None,
                 },
             );
             assert_eq!(
@@ -917,6 +1061,7 @@ mod tests {
             wait_ns: 412_000,
             service_ns: 1_186_501,
             late_ns: 2_600,
+            class: None,
         };
         let head = "HTTP/1.1 200 OK\r\nServer: qserve\r\nDate: Thu, 01 Jan 1970 00:00:00 GMT\r\n\
                     Content-Type: application/json\r\nContent-Length: 34\r\n\
@@ -946,6 +1091,75 @@ mod tests {
                 "{conn:?} head_only={head_only}"
             );
         }
+    }
+
+    /// A named class follows the three durations as `class;desc=N`, with no `dur`; the three
+    /// durations are unchanged.
+    #[test]
+    fn server_timing_names_the_class_after_the_durations() {
+        let base = ServerTiming {
+            wait_ns: 412_000,
+            service_ns: 1_186_501,
+            late_ns: 2_600,
+            class: None,
+        };
+        let durations = "Server-Timing: wait;dur=0.412, service;dur=1.187, late;dur=0.003";
+        for (class, want) in [
+            (None, durations.to_owned()),
+            (Some(0), format!("{durations}, class;desc=0")),
+            (Some(7), format!("{durations}, class;desc=7")),
+        ] {
+            let mut out = Vec::new();
+            write_server_timing(&mut out, ServerTiming { class, ..base });
+            assert_eq!(String::from_utf8(out).expect("ascii"), want, "{class:?}");
+        }
+        // In a whole answer too, the body unchanged.
+        let date = [b'x'; 29];
+        let mut out = Vec::new();
+        let t = ServerTiming {
+            class: Some(2),
+            ..base
+        };
+        write_served(&mut out, &date, t, ConnHeader::Default, false);
+        let text = String::from_utf8(out).expect("ascii");
+        assert!(
+            text.contains(&format!("\r\n{durations}, class;desc=2\r\n\r\n")),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("{\"wait_us\":412,\"service_us\":1187}\n"),
+            "{text}"
+        );
+    }
+
+    /// The bad-priority reject is a 400 with its own reason; the 500 of a lost ticket keeps the
+    /// connection as asked.
+    #[test]
+    fn bad_priority_and_internal_error_answers() {
+        let date = [b'x'; 29];
+        let mut out = Vec::new();
+        write_reject(&mut out, &date, Reject::BadPriority);
+        let text = String::from_utf8(out).expect("ascii");
+        assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{text}");
+        assert!(text.contains("Connection: close\r\n"), "{text}");
+        assert!(
+            text.ends_with("invalid X-Priority: expected one class 0 to 7\n"),
+            "{text}"
+        );
+        assert_eq!(Reject::BadPriority.status(), 400);
+        for (i, r) in Reject::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i, "{r:?}");
+        }
+        let mut out = Vec::new();
+        write_internal_error(&mut out, &date, ConnHeader::Default, false);
+        let text = String::from_utf8(out).expect("ascii");
+        assert!(
+            text.starts_with("HTTP/1.1 500 Internal Server Error\r\n"),
+            "{text}"
+        );
+        assert!(!text.contains("Connection:"), "{text}");
+        assert!(!text.contains("Server-Timing"), "{text}");
+        assert!(text.ends_with("{\"error\":\"internal\"}\n"), "{text}");
     }
 
     /// Answers that did not go through the queue carry no `Server-Timing`.

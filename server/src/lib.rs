@@ -1,9 +1,13 @@
 //! `qserve`: an HTTP/1.1 server that *is* a queue.
 //!
-//! Every request that is not `/metrics` or `/healthz` waits in an emulated FIFO queue with `c`
+//! Every request that is not `/metrics` or `/healthz` waits in an emulated queue with `c`
 //! servers and random service times, and its answer is written when its virtual departure time
 //! comes. A real network client therefore sees an M/M/c (or M/M/c/K, M/D/1, M/G/1, M/M/∞) system
-//! whose theory is known exactly. The pieces:
+//! whose theory is known exactly. The queue serves FCFS by default, or LCFS, processor sharing or
+//! by priority class (`--discipline`); a request names its class with `X-Priority: N`, or has
+//! one drawn from `--classes`. Under FCFS a departure is known at arrival; under the other
+//! disciplines later arrivals can postpone it, so an I/O thread holds a ticket and asks the model
+//! at the earliest time the departure can be. The pieces:
 //!
 //! - [`queue`]: the queue model, pure arithmetic on arrival times (Lindley's recursion, `c`
 //!   servers, capacity), shared by all I/O threads behind one mutex;
@@ -223,9 +227,17 @@ impl Config {
         } else {
             wait
         };
+        let classes = &self.model.classes;
+        let order = match classes.len() {
+            1 => format!("discipline {}, one class", self.model.discipline),
+            n => format!(
+                "discipline {}, {n} classes {classes} (X-Priority: N names one)",
+                self.model.discipline
+            ),
+        };
         format!(
             "qserve: listening on {addr} with {threads}; model {model}: {theory}; {limit}; \
-             seed {}; timers: {wait}",
+             {order}; seed {}; timers: {wait}",
             self.seed
         )
     }

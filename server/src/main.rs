@@ -31,9 +31,11 @@ fn seed(s: &str) -> Result<u64, String> {
 #[command(name = "qserve", version, max_term_width = 100)]
 #[command(long_about = "\
 An HTTP/1.1 server that is a queue. Every request (other than /metrics and /healthz) waits in an \
-emulated FIFO queue with c servers and random service times, and is answered at its departure \
-time, so a client sees an M/M/c (or M/M/c/K, M/D/1, M/G/1, M/M/inf) system whose theory is known. \
-The answer says how long the request waited and was served: {\"wait_us\":12,\"service_us\":845}.
+emulated queue with c servers and random service times, and is answered at its departure time, \
+so a client sees an M/M/c (or M/M/c/K, M/D/1, M/G/1, M/M/inf) system whose theory is known. The \
+queue serves first come, first served unless --discipline says otherwise; a request may name its \
+priority class with the header X-Priority: N. The answer says how long the request waited and \
+was served: {\"wait_us\":12,\"service_us\":845}.
 
 Every flag can also be set in the environment as QSERVE_<NAME> (e.g. QSERVE_MU=500, \
 QSERVE_MAX_CONNECTIONS=20000); a flag on the command line wins. SIGTERM or SIGINT stops \
@@ -211,6 +213,15 @@ const CAPACITY_HELP: &str = "Capacity K of the system, counting requests waiting
 be at least --servers. Default: no capacity, but memory stays bounded: above 100000 requests in \
 the system arrivals get 503 and are counted as overflow.";
 
+/// The classes' help, with what they mean to qserve under each discipline.
+const CLASSES_HELP: &str = "The probabilities of the priority classes, class 0 the highest, e.g. \
+`0.3,0.7`: each request's class is drawn at arrival (seeded, from a stream of its own) unless it \
+carries `X-Priority: N` (N from 0 to 7; anything else is answered 400). Up to 8 classes; they \
+must sum to 1. Classes change the order of service only under --discipline priority or \
+priority-preemptive, but are allowed with any: there they only label the requests. Either way \
+Server-Timing names each answer's class and /metrics has the sojourn by class. Default: one \
+class.";
+
 /// Every flag of `arg`'s command also read from `QSERVE_<NAME>` (`--max-connections`:
 /// `QSERVE_MAX_CONNECTIONS`), in this one place so that no flag is left out, the shared model
 /// flags included (qload and qlab flatten those too, and must not read QSERVE_*).
@@ -225,6 +236,7 @@ fn with_env(arg: Arg) -> Arg {
         // Shown in --help like the other defaults; `model_or` applies the same value.
         "mu" => arg.default_value(DEFAULT_MU.to_string()),
         "capacity" => arg.long_help(CAPACITY_HELP),
+        "classes" => arg.long_help(CLASSES_HELP),
         _ => arg,
     }
 }

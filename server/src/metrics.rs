@@ -9,13 +9,14 @@
 //!
 //! | name | type | meaning |
 //! |---|---|---|
-//! | `requests_total{outcome}` | counter | answers written, by outcome: `served` (200 through the queue), `blocked` (503 at capacity K), `overflow` (503 at the default in-system limit), `shutting_down` (503 while draining), `bad_request` (400), `timeout` (408), `too_large` (413), `head_too_large` (431), `not_implemented` (501), `bad_version` (505), `metrics`, `healthz` |
+//! | `requests_total{outcome}` | counter | answers written, by outcome: `served` (200 through the queue), `blocked` (503 at capacity K), `overflow` (503 at the default in-system limit), `shutting_down` (503 while draining), `bad_request` (400), `bad_priority` (400: an invalid `X-Priority`), `timeout` (408), `too_large` (413), `head_too_large` (431), `not_implemented` (501), `bad_version` (505), `internal_error` (500: a queued request the model no longer knew; never expected), `metrics`, `healthz` |
 //! | `requests_unanswered_total{reason}` | counter | requests accepted but never answered: `abandoned` (the client went away first: it reset the connection, or the connection failed, before the answer was written), `grace_expired` (still queued when the shutdown grace ran out) |
 //! | `arrivals_total` | counter | arrivals seen by the queue model |
 //! | `in_system` | gauge | requests in the queue model now (waiting plus in service) |
 //! | `busy_servers` | gauge | servers busy now |
 //! | `busy_seconds_total` | counter | server-seconds of service admitted (sum of service times); `rate()/c` is the utilization |
-//! | `sojourn_seconds` | summary | wait + service of served requests (quantiles 0.5, 0.9, 0.99, 0.999, 1) |
+//! | `in_system_seconds_total` | counter | ∫ number in system dt of the queue model (request-seconds): `rate()` is the time-average number in system L, and L = λW (Little's law) checks it against `sojourn_seconds`; absent with `--service zero` |
+//! | `sojourn_seconds` | summary | wait + service of served requests (quantiles 0.5, 0.9, 0.99, 0.999, 1, `_sum`, `_count`); also `_sum{class}` and `_count{class}` per priority class, for the classes 0 to the larger of the configured number and the highest class served, which add up to the unlabelled totals |
 //! | `timer_lateness_seconds` | summary | departure timer fire time minus departure time |
 //! | `connections` | gauge | connections open |
 //! | `connections_total{result}` | counter | `accepted`, or `rejected` (over `--max-connections`, closed at once) |
@@ -46,6 +47,8 @@ use std::io::Write as _;
 use hdrhistogram::Histogram;
 use queuelab_common::stats::{merge_histogram, new_histogram, record_n_ns, record_ns};
 
+use queuelab_common::model::MAX_CLASSES;
+
 use crate::http::Reject;
 
 /// Event counts of one thread (or, summed, of the server).
@@ -60,7 +63,9 @@ pub struct Counters {
     /// 503: the server was draining.
     pub shutting_down: u64,
     /// Canned error answers, indexed by [`Reject::index`].
-    pub rejects: [u64; 6],
+    pub rejects: [u64; Reject::COUNT],
+    /// 500: a queued request whose ticket the queue model no longer knew at its departure.
+    pub internal_error: u64,
     /// `/metrics` answers.
     pub metrics: u64,
     /// `/healthz` answers.
@@ -93,6 +98,7 @@ impl Counters {
         for (a, b) in self.rejects.iter_mut().zip(o.rejects.iter()) {
             *a += b;
         }
+        self.internal_error += o.internal_error;
         self.metrics += o.metrics;
         self.healthz += o.healthz;
         self.abandoned += o.abandoned;
@@ -111,6 +117,40 @@ impl Counters {
     }
 }
 
+/// Sojourns of served requests by priority class: a fixed array per class (no allocation),
+/// indexed by the class number.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClassSojourns {
+    /// Exact sum of the sojourns of each class, ns.
+    pub sum_ns: [u128; MAX_CLASSES],
+    /// Served requests of each class.
+    pub count: [u64; MAX_CLASSES],
+}
+
+impl ClassSojourns {
+    /// Records one sojourn of `class` (a class beyond the last counts as the last; the parser
+    /// and the model never produce one).
+    #[inline]
+    pub fn record(&mut self, class: u8, ns: u64) {
+        let i = usize::from(class).min(MAX_CLASSES - 1);
+        self.sum_ns[i] += u128::from(ns);
+        self.count[i] += 1;
+    }
+
+    /// Adds `o` into `self`.
+    pub fn add(&mut self, o: &ClassSojourns) {
+        for i in 0..MAX_CLASSES {
+            self.sum_ns[i] += o.sum_ns[i];
+            self.count[i] += o.count[i];
+        }
+    }
+
+    /// One more than the highest class with a served request (0 when none was served).
+    pub fn seen(&self) -> usize {
+        self.count.iter().rposition(|&n| n > 0).map_or(0, |i| i + 1)
+    }
+}
+
 /// The shared metrics of one thread.
 #[derive(Debug)]
 pub struct ThreadMetrics {
@@ -120,6 +160,8 @@ pub struct ThreadMetrics {
     pub sojourn: Histogram<u64>,
     /// Exact sum of the recorded sojourns, ns.
     pub sojourn_sum_ns: u128,
+    /// The sojourns by class.
+    pub class_sojourn: ClassSojourns,
     /// Timer lateness, ns.
     pub lateness: Histogram<u64>,
     /// Exact sum of the recorded lateness, ns.
@@ -132,6 +174,7 @@ impl Default for ThreadMetrics {
             counters: Counters::default(),
             sojourn: new_histogram(),
             sojourn_sum_ns: 0,
+            class_sojourn: ClassSojourns::default(),
             lateness: new_histogram(),
             lateness_sum_ns: 0,
         }
@@ -144,6 +187,7 @@ impl ThreadMetrics {
         self.counters.add(&o.counters);
         merge_histogram(&mut self.sojourn, &o.sojourn);
         self.sojourn_sum_ns += o.sojourn_sum_ns;
+        self.class_sojourn.add(&o.class_sojourn);
         merge_histogram(&mut self.lateness, &o.lateness);
         self.lateness_sum_ns += o.lateness_sum_ns;
     }
@@ -153,6 +197,7 @@ impl ThreadMetrics {
         self.counters = Counters::default();
         self.sojourn.reset();
         self.sojourn_sum_ns = 0;
+        self.class_sojourn = ClassSojourns::default();
         self.lateness.reset();
         self.lateness_sum_ns = 0;
     }
@@ -168,6 +213,7 @@ pub struct LocalMetrics {
     pub counters: Counters,
     sojourn: Vec<u64>,
     zero_sojourns: u64,
+    class_sojourn: ClassSojourns,
     lateness: Vec<u64>,
     dirty: bool,
 }
@@ -178,6 +224,7 @@ impl Default for LocalMetrics {
             counters: Counters::default(),
             sojourn: Vec::with_capacity(SAMPLE_BATCH),
             zero_sojourns: 0,
+            class_sojourn: ClassSojourns::default(),
             lateness: Vec::with_capacity(SAMPLE_BATCH),
             dirty: false,
         }
@@ -197,10 +244,11 @@ impl LocalMetrics {
         self.sojourn.len() >= SAMPLE_BATCH || self.lateness.len() >= SAMPLE_BATCH
     }
 
-    /// Records the sojourn of a served request.
+    /// Records the sojourn of a served request of priority class `class`.
     #[inline]
-    pub fn sojourn(&mut self, ns: u64) {
+    pub fn sojourn(&mut self, ns: u64, class: u8) {
         self.dirty = true;
+        self.class_sojourn.record(class, ns);
         if ns == 0 {
             self.zero_sojourns += 1;
         } else {
@@ -230,6 +278,8 @@ impl LocalMetrics {
             record_n_ns(&mut shared.sojourn, 0, self.zero_sojourns);
             self.zero_sojourns = 0;
         }
+        shared.class_sojourn.add(&self.class_sojourn);
+        self.class_sojourn = ClassSojourns::default();
         for &ns in &self.lateness {
             record_ns(&mut shared.lateness, ns);
             shared.lateness_sum_ns += u128::from(ns);
@@ -253,6 +303,10 @@ pub struct Snapshot<'a> {
     pub busy_servers: usize,
     /// Server-seconds of service admitted.
     pub busy_s: f64,
+    /// ∫ number in system dt so far, request-seconds (`None` without a queue).
+    pub in_system_s: Option<f64>,
+    /// Configured priority classes (`--classes`; 1 by default).
+    pub classes: usize,
     /// Connections open now.
     pub connections: usize,
     /// Configured μ (per second).
@@ -283,6 +337,7 @@ fn reject_outcome(r: Reject) -> &'static str {
         Reject::HeadTooLarge => "head_too_large",
         Reject::NotImplemented => "not_implemented",
         Reject::VersionNotSupported => "bad_version",
+        Reject::BadPriority => "bad_priority",
     }
 }
 
@@ -337,6 +392,7 @@ fn render_inner(out: &mut Vec<u8>, s: &Snapshot<'_>) -> std::io::Result<()> {
     for r in Reject::ALL {
         outcomes.push((reject_outcome(r), c.rejects[r.index()]));
     }
+    outcomes.push(("internal_error", c.internal_error));
     outcomes.push(("metrics", c.metrics));
     outcomes.push(("healthz", c.healthz));
     for (outcome, n) in outcomes {
@@ -378,13 +434,40 @@ fn render_inner(out: &mut Vec<u8>, s: &Snapshot<'_>) -> std::io::Result<()> {
     )?;
     writeln!(out, "# TYPE qserve_busy_seconds_total counter")?;
     writeln!(out, "qserve_busy_seconds_total {}", s.busy_s)?;
+    if let Some(area) = s.in_system_s {
+        writeln!(
+            out,
+            "# HELP qserve_in_system_seconds_total Time integral of the number in system \
+             (request-seconds); rate() is the mean number in system."
+        )?;
+        writeln!(out, "# TYPE qserve_in_system_seconds_total counter")?;
+        writeln!(out, "qserve_in_system_seconds_total {area}")?;
+    }
     summary(
         out,
         "qserve_sojourn_seconds",
-        "Wait plus service of served requests (queue model time).",
+        "Wait plus service of served requests (queue model time); _sum and _count also by class.",
         &s.totals.sojourn,
         s.totals.sojourn_sum_ns,
     )?;
+    // The same family, so right after its unlabelled samples: every configured class (a class
+    // nobody was served in shows as 0), and any higher one an X-Priority named.
+    let by_class = &s.totals.class_sojourn;
+    let shown = s.classes.max(by_class.seen()).min(MAX_CLASSES);
+    for class in 0..shown {
+        writeln!(
+            out,
+            "qserve_sojourn_seconds_sum{{class=\"{class}\"}} {}",
+            by_class.sum_ns[class] as f64 * 1e-9
+        )?;
+    }
+    for class in 0..shown {
+        writeln!(
+            out,
+            "qserve_sojourn_seconds_count{{class=\"{class}\"}} {}",
+            by_class.count[class]
+        )?;
+    }
     summary(
         out,
         "qserve_timer_lateness_seconds",
@@ -501,17 +584,21 @@ mod tests {
         let mut local = LocalMetrics::default();
         let mut shared = ThreadMetrics::default();
         local.counters.served += 2;
-        local.sojourn(1_000);
-        local.sojourn(0);
+        local.sojourn(1_000, 0);
+        local.sojourn(0, 2);
         local.lateness(5_000);
         local.flush_into(&mut shared);
         assert_eq!(shared.counters.served, 2);
         assert_eq!(shared.sojourn.len(), 2);
         assert_eq!(shared.sojourn_sum_ns, 1_000);
         assert_eq!(shared.lateness.len(), 1);
+        assert_eq!(shared.class_sojourn.count[..3], [1, 0, 1]);
+        assert_eq!(shared.class_sojourn.sum_ns[0], 1_000);
+        assert_eq!(shared.class_sojourn.seen(), 3);
         // A second flush adds nothing.
         local.flush_into(&mut shared);
         assert_eq!(shared.counters.served, 2);
+        assert_eq!(shared.class_sojourn.count[..3], [1, 0, 1]);
     }
 
     #[test]
@@ -526,6 +613,8 @@ mod tests {
             in_system: 1,
             busy_servers: 1,
             busy_s: 0.5,
+            in_system_s: Some(0.25),
+            classes: 1,
             connections: 3,
             mu: 500.0,
             servers: Some(2),
@@ -544,6 +633,9 @@ mod tests {
             "qserve_requests_total{outcome=\"served\"} 7",
             "qserve_requests_total{outcome=\"head_too_large\"} 2",
             "qserve_in_system 1",
+            "qserve_in_system_seconds_total 0.25",
+            "qserve_requests_total{outcome=\"bad_priority\"} 0",
+            "qserve_requests_total{outcome=\"internal_error\"} 0",
             "qserve_sojourn_seconds_count 1",
             "qserve_timer_lateness_seconds_count 0",
             "qserve_connections 3",
@@ -557,5 +649,81 @@ mod tests {
                 "missing {line:?} in\n{text}"
             );
         }
+    }
+
+    /// Every configured class is shown (0 when unused), and any higher class served; the
+    /// unlabelled totals stay; the in-system integral is absent without a queue.
+    #[test]
+    fn sojourn_by_class_and_no_integral_without_a_queue() {
+        let mut local = LocalMetrics::default();
+        let mut totals = ThreadMetrics::default();
+        local.sojourn(1_000_000, 0);
+        local.sojourn(3_000_000, 0);
+        local.sojourn(500_000_000, 4);
+        local.flush_into(&mut totals);
+        let render_with = |classes: usize, in_system_s: Option<f64>| {
+            let snap = Snapshot {
+                totals: &totals,
+                arrivals: 3,
+                in_system: 0,
+                busy_servers: 0,
+                busy_s: 0.0,
+                in_system_s,
+                classes,
+                connections: 0,
+                mu: 10.0,
+                servers: Some(1),
+                capacity: None,
+                overflow_limit: 100_000,
+                threads: 1,
+                spin_s: 0.0,
+                uptime_s: 1.0,
+                model: "M/M/1-NP",
+                service: "exp",
+            };
+            let mut out = Vec::new();
+            render(&mut out, &snap);
+            String::from_utf8(out).expect("utf-8")
+        };
+        let text = render_with(2, None);
+        for line in [
+            "qserve_sojourn_seconds_count 3",
+            "qserve_sojourn_seconds_sum{class=\"0\"} 0.004",
+            "qserve_sojourn_seconds_count{class=\"0\"} 2",
+            "qserve_sojourn_seconds_count{class=\"1\"} 0",
+            "qserve_sojourn_seconds_count{class=\"3\"} 0",
+            "qserve_sojourn_seconds_sum{class=\"4\"} 0.5",
+            "qserve_sojourn_seconds_count{class=\"4\"} 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        assert!(!text.contains("class=\"5\""), "{text}");
+        assert!(!text.contains("qserve_in_system_seconds_total"), "{text}");
+        // The per-class samples follow the family's own, before the next family's HELP.
+        let lines: Vec<&str> = text.lines().collect();
+        let first = lines
+            .iter()
+            .position(|l| l.starts_with("qserve_sojourn_seconds_sum{class="))
+            .expect("per-class sums");
+        assert_eq!(lines[first - 1], "qserve_sojourn_seconds_count 3");
+        assert!(lines[first + 10].starts_with("# HELP qserve_timer_lateness_seconds"));
+        // Eight configured classes: all eight, none seen beyond.
+        let text = render_with(8, Some(1.5));
+        assert!(
+            text.contains("qserve_sojourn_seconds_count{class=\"7\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l == "qserve_in_system_seconds_total 1.5"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE qserve_in_system_seconds_total counter"),
+            "{text}"
+        );
     }
 }

@@ -65,7 +65,7 @@ use crate::http::{
     self, ConnHeader, Head, Parsed, Reject, RequestReader, Route, Unavailable, write_reject,
 };
 use crate::metrics::{self, LocalMetrics, Snapshot, ThreadMetrics};
-use crate::queue::{Outcome, QueueModel};
+use crate::queue::{Outcome, Poll as Departure, QueueModel, Ticket};
 use crate::wheel::{Expired, TICK_NS, Wheel, tick_ceil, tick_floor};
 
 /// Token of each thread's waker (shutdown requests).
@@ -147,7 +147,16 @@ enum Timer {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Reply {
-    Served { wait_ns: u64, service_ns: u64 },
+    Served {
+        wait_ns: u64,
+        service_ns: u64,
+    },
+    /// Accepted under a discipline whose departure later arrivals can postpone: the slot's
+    /// `due_ns` is the earliest the departure can be, and the model says at that time whether it
+    /// has come ([`QueueModel::poll`]).
+    Queued(Ticket),
+    /// 500: the model did not know a queued request's ticket (never expected).
+    Internal,
     Unavailable(Unavailable),
     Reject(Reject),
     Metrics,
@@ -162,6 +171,9 @@ struct Slot {
     reply: Reply,
     conn: ConnHeader,
     head_only: bool,
+    /// The request's priority class: the one its `X-Priority` named, else the model's draw (0
+    /// for answers that did not go through the queue).
+    class: u8,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -282,6 +294,12 @@ struct Io {
     metrics_scratch: Option<Box<ThreadMetrics>>,
     draining: bool,
     zero: bool,
+    /// Whether `Server-Timing` names the class: the model has several classes or serves by
+    /// class.
+    name_class: bool,
+    /// While a departure timer is being handled: the time it was armed for (see
+    /// [`Worker::on_departure`]).
+    fired_for: Option<u64>,
 }
 
 /// One I/O thread.
@@ -362,6 +380,8 @@ impl Worker {
             drain_deadline_ns: u64::MAX,
             io: Io {
                 zero: config.model.service == ServiceKind::Zero,
+                name_class: config.model.classes.len() > 1 || config.model.discipline.by_class(),
+                fired_for: None,
                 shared: Arc::clone(&shared),
                 index,
                 clock,
@@ -560,12 +580,22 @@ impl Worker {
             return;
         }
         let now = self.io.clock.now_ns();
+        let mut fired_for = None;
         if let Some(due) = conn.timer_for.take() {
-            if conn.slots.front().is_some_and(|s| s.due_ns == due) {
-                self.io.local.lateness(now.saturating_sub(due));
+            match conn.slots.front() {
+                // A queued request's timer was armed for the earliest its departure could be,
+                // which is not its departure: the lateness is recorded when the model confirms
+                // the departure (in `render_due`), against that departure.
+                Some(s) if s.due_ns == due && matches!(s.reply, Reply::Queued(_)) => {
+                    fired_for = Some(due);
+                }
+                Some(s) if s.due_ns == due => self.io.local.lateness(now.saturating_sub(due)),
+                _ => {}
             }
         }
+        self.io.fired_for = fired_for;
         self.drive(key);
+        self.io.fired_for = None;
     }
 
     /// Does everything a connection can do now, then arms its timer or closes it.
@@ -582,6 +612,10 @@ impl Worker {
         match next {
             Next::Close(why) => self.close(key, why),
             Next::Keep => {
+                // One wheel entry per connection at a time (entries cannot be withdrawn): while
+                // one is armed, a front slot whose time moved (a new front, or a queued request
+                // the model postponed) waits for it to fire, which is soon, since an entry is
+                // only left behind by a slot already due; `on_departure` then arms the new time.
                 if conn.timer_for.is_none() {
                     if let Some(front) = conn.slots.front() {
                         if front.due_ns > self.io.now {
@@ -691,6 +725,22 @@ impl Worker {
             .shared
             .open_connections
             .fetch_sub(1, Ordering::AcqRel);
+        // Queued requests no one will read: the model keeps them in the system until they depart
+        // (as under FCFS) and forgets their tickets.
+        if let Some(q) = &self.io.shared.queue {
+            if conn
+                .slots
+                .iter()
+                .any(|s| matches!(s.reply, Reply::Queued(_)))
+            {
+                let mut q = lock(q);
+                for s in &conn.slots {
+                    if let Reply::Queued(ticket) = s.reply {
+                        q.release(ticket);
+                    }
+                }
+            }
+        }
         let c = &mut self.io.local.counters;
         let unanswered = conn.slots.len() as u64;
         match why {
@@ -788,6 +838,7 @@ impl Worker {
                         reply: Reply::Reject(Reject::Timeout),
                         conn: ConnHeader::Close,
                         head_only: false,
+                        class: 0,
                     });
                     self.drive(k);
                 }
@@ -967,6 +1018,7 @@ impl Io {
                         reply: Reply::Reject(r),
                         conn: ConnHeader::Close,
                         head_only: false,
+                        class: 0,
                     });
                 }
             }
@@ -977,44 +1029,54 @@ impl Io {
     /// A complete head arrived now: decide its answer and when it may be written.
     fn admit(&mut self, conn: &mut Conn, head: Head) {
         let now = self.now;
-        let (due_ns, reply, connection) = if self.draining {
+        // The class a request names is its class (the model serves it so); without one, the
+        // model's draw from `--classes`.
+        let named = head.class;
+        let (due_ns, reply, class, connection) = if self.draining {
             (
                 0,
                 Reply::Unavailable(Unavailable::ShuttingDown),
+                0,
                 ConnHeader::Close,
             )
         } else {
-            let (due, reply) = match head.route {
-                Route::Metrics => (0, Reply::Metrics),
-                Route::Healthz => (0, Reply::Healthz),
+            let (due, reply, class) = match head.route {
+                Route::Metrics => (0, Reply::Metrics, 0),
+                Route::Healthz => (0, Reply::Healthz, 0),
                 Route::Queue if self.zero => (
                     0,
                     Reply::Served {
                         wait_ns: 0,
                         service_ns: 0,
                     },
+                    named.unwrap_or(0),
                 ),
                 Route::Queue => {
                     let outcome = match &self.shared.queue {
-                        Some(q) => lock(q).arrive(now, None),
+                        Some(q) => lock(q).arrive(now, named),
                         None => Outcome::Overflow,
                     };
                     match outcome {
+                        // FCFS: the departure is known now.
                         Outcome::Served(s) => (
                             s.departure_ns,
                             Reply::Served {
                                 wait_ns: s.wait_ns,
                                 service_ns: s.service_ns,
                             },
+                            named.unwrap_or(s.class),
                         ),
-                        // Not produced yet: the disciplines other than FCFS come next.
-                        Outcome::Queued(_) => (0, Reply::Unavailable(Unavailable::Overflow)),
-                        Outcome::Blocked => (0, Reply::Unavailable(Unavailable::Capacity)),
-                        Outcome::Overflow => (0, Reply::Unavailable(Unavailable::Overflow)),
+                        // Later arrivals may postpone it: ask the model when the earliest
+                        // possible departure comes (see `render_due`).
+                        Outcome::Queued(t) => {
+                            (t.tentative_ns, Reply::Queued(t), named.unwrap_or(t.class))
+                        }
+                        Outcome::Blocked => (0, Reply::Unavailable(Unavailable::Capacity), 0),
+                        Outcome::Overflow => (0, Reply::Unavailable(Unavailable::Overflow), 0),
                     }
                 }
             };
-            (due, reply, head.connection())
+            (due, reply, class, head.connection())
         };
         if connection == ConnHeader::Close {
             conn.phase = Phase::Closing;
@@ -1030,6 +1092,7 @@ impl Io {
             reply,
             conn: connection,
             head_only: head.head_only,
+            class,
         });
     }
 
@@ -1051,7 +1114,10 @@ impl Io {
         }
     }
 
-    /// Renders every front slot that is due into the output buffer.
+    /// Renders every front slot that is due into the output buffer. A queued request's slot is
+    /// due when its departure may have come: the model says whether it has (then it is answered
+    /// like any served request) or when it may come now (the slot waits until then: its timer is
+    /// armed again by `Worker::drive`).
     fn render_due(&mut self, conn: &mut Conn) {
         while let Some(&slot) = conn.slots.front() {
             // Whether `now` was read for this slot (else it may date from the start of the batch).
@@ -1064,8 +1130,42 @@ impl Io {
                     break;
                 }
             }
-            conn.slots.pop_front();
             let mut slot = slot;
+            if let Reply::Queued(ticket) = slot.reply {
+                if !fresh {
+                    self.now = self.clock.now_ns();
+                    fresh = true;
+                }
+                let polled = match &self.shared.queue {
+                    Some(q) => lock(q).poll(ticket, self.now),
+                    None => Departure::Unknown,
+                };
+                match polled {
+                    Departure::Done(s) => {
+                        // The timer that brought us here, against the real departure.
+                        if self.fired_for == Some(slot.due_ns) {
+                            self.local.lateness(self.now.saturating_sub(s.departure_ns));
+                        }
+                        self.fired_for = None;
+                        slot.due_ns = s.departure_ns;
+                        slot.reply = Reply::Served {
+                            wait_ns: s.wait_ns,
+                            service_ns: s.service_ns,
+                        };
+                    }
+                    Departure::Pending(t) => {
+                        // Not before the next tick even if the model said otherwise, so that
+                        // the slot waits on the wheel instead of being polled in a loop.
+                        if let Some(front) = conn.slots.front_mut() {
+                            front.due_ns = t.max(self.now + 1);
+                        }
+                        self.fired_for = None;
+                        break;
+                    }
+                    Departure::Unknown => slot.reply = Reply::Internal,
+                }
+            }
+            conn.slots.pop_front();
             if self.draining && conn.slots.is_empty() {
                 // The last answer of a draining server tells the client the connection ends.
                 slot.conn = ConnHeader::Close;
@@ -1099,10 +1199,16 @@ impl Io {
                     wait_ns,
                     service_ns,
                     late_ns,
+                    class: self.name_class.then_some(slot.class),
                 };
                 http::write_served(out, date, timing, slot.conn, slot.head_only);
                 c.served += 1;
-                self.local.sojourn(wait_ns + service_ns);
+                self.local.sojourn(wait_ns + service_ns, slot.class);
+            }
+            // `render_due` turns every queued slot into one of the others before rendering it.
+            Reply::Queued(_) | Reply::Internal => {
+                http::write_internal_error(out, date, slot.conn, slot.head_only);
+                c.internal_error += 1;
             }
             Reply::Unavailable(why) => {
                 http::write_unavailable(out, date, why, slot.conn, slot.head_only);
@@ -1148,7 +1254,7 @@ impl Io {
             totals.merge(&lock(m));
         }
         let now = self.clock.now_ns();
-        let (arrivals, in_system, busy_servers, busy_s) = match &shared.queue {
+        let (arrivals, in_system, busy_servers, busy_s, in_system_s) = match &shared.queue {
             Some(q) => {
                 let mut q = lock(q);
                 let stats = q.stats();
@@ -1157,9 +1263,10 @@ impl Io {
                     q.in_system(now),
                     q.busy_servers(now),
                     stats.busy_ns as f64 * 1e-9,
+                    Some(q.in_system_integral_ns(now) as f64 * 1e-9),
                 )
             }
-            None => (totals.counters.served, 0, 0, 0.0),
+            None => (totals.counters.served, 0, 0, 0.0, None),
         };
         let config = &shared.config;
         let service = config.model.service.to_string();
@@ -1172,6 +1279,8 @@ impl Io {
                 in_system,
                 busy_servers,
                 busy_s,
+                in_system_s,
+                classes: config.model.classes.len(),
                 connections: shared.open_connections.load(Ordering::Relaxed),
                 mu: config.model.mu,
                 servers: match config.model.servers {

@@ -48,6 +48,8 @@ fn help_explains_every_flag_and_its_environment_variable() {
         "spin",
         "busy-poll",
         "model",
+        "discipline",
+        "classes",
     ] {
         let env = format!("QSERVE_{}", flag.to_uppercase().replace('-', "_"));
         assert!(
@@ -64,6 +66,8 @@ fn help_explains_every_flag_and_its_environment_variable() {
         "408",
         "default: 50us",
         "--spin 0",
+        "X-Priority",
+        "allowed with any",
     ] {
         assert!(text.contains(words), "{words:?} missing from --help");
     }
@@ -269,6 +273,86 @@ fn busy_poll_spins_while_a_client_is_connected_and_sleeps_otherwise() {
     let rc = unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
     assert_eq!(rc, 0);
     assert_eq!(wait_with_deadline(&mut child.0).code(), Some(0));
+}
+
+/// `--classes` that are not probabilities of 1 to 8 classes summing to 1, and an unknown
+/// `--discipline`, are usage errors (exit 2) whose message names the flag, from the command line
+/// or the environment.
+#[test]
+fn bad_classes_and_disciplines_exit_2_naming_the_flag() {
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case<'_>] = &[
+        (&["--classes", "0.5"], &[], "--classes"),
+        (&["--classes", "0.5,0.6"], &[], "--classes"),
+        (&["--classes", "0.5,x"], &[], "--classes"),
+        (&["--classes=-0.5,1.5"], &[], "--classes"),
+        (&["--classes", ""], &[], "--classes"),
+        (&["--classes", "1,0,0,0,0,0,0,0,0"], &[], "--classes"),
+        (&["--classes", "nan"], &[], "--classes"),
+        (&[], &[("QSERVE_CLASSES", "0.2,0.2")], "--classes"),
+        (&["--discipline", "random"], &[], "--discipline"),
+        (&[], &[("QSERVE_DISCIPLINE", "sjf")], "--discipline"),
+    ];
+    for (args, env, flag) in cases {
+        let out = Command::new(BIN)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(*args)
+            .envs(env.iter().copied())
+            .output()
+            .expect("run qserve");
+        assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(flag), "{args:?} {env:?}: {err}");
+    }
+}
+
+/// `--discipline` and `--classes` (also as QSERVE_DISCIPLINE and QSERVE_CLASSES) reach the
+/// model: its name carries the discipline, and the start-up line states the discipline and the
+/// classes, between the capacity and the seed (the earlier fields unchanged).
+#[test]
+fn discipline_and_classes_reach_the_start_up_line() {
+    for (env, args, want) in [
+        (
+            &[][..],
+            &["--mu", "500"][..],
+            "model M/M/1: mu 500/s per server, 1 server, exp service with mean 2ms; saturates at \
+             c*mu = 500/s; no capacity (503 as overflow above 100000 in system); discipline \
+             fcfs, one class; seed 3; timers:",
+        ),
+        (
+            &[("QSERVE_DISCIPLINE", "ps")][..],
+            &[][..],
+            "model M/M/1-PS: mu 1000/s",
+        ),
+        (
+            &[("QSERVE_DISCIPLINE", "ps")][..],
+            &[][..],
+            "; discipline ps, one class; seed 3;",
+        ),
+        (
+            &[("QSERVE_CLASSES", "0.25,0.75")][..],
+            &["--discipline", "priority"][..],
+            "model M/M/1-NP: mu 1000/s",
+        ),
+        (
+            &[("QSERVE_CLASSES", "0.25,0.75")][..],
+            &["--discipline", "priority-preemptive", "--capacity", "5"][..],
+            "capacity K = 5 (503 when full); discipline priority-preemptive, 2 classes \
+             0.25,0.75 (X-Priority: N names one); seed 3;",
+        ),
+        (
+            &[("QSERVE_CLASSES", "0.5,0.5")][..],
+            &["--classes", "0.1,0.2,0.7"][..],
+            "discipline fcfs, 3 classes 0.1,0.2,0.7",
+        ),
+    ] {
+        let line = startup_line(&["--seed", "3"], args, env);
+        assert!(line.contains(want), "{env:?} {args:?}: {line}");
+        assert!(
+            line.starts_with("qserve: listening on 127.0.0.1:"),
+            "{line}"
+        );
+    }
 }
 
 /// `--model` (here through QSERVE_MODEL) sets servers, capacity and service at once, and the

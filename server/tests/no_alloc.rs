@@ -1,6 +1,6 @@
 //! No allocation per request on the hot path: after warm-up, thousands of requests (plain and
-//! pipelined, with and without the queue, each with its `Server-Timing` header) make (almost) no
-//! allocation in the whole process.
+//! pipelined, with and without the queue, FCFS and processor sharing, each with its
+//! `Server-Timing` header) make (almost) no allocation in the whole process.
 //!
 //! This file holds one test only, so that nothing else allocates in the process meanwhile.
 mod support;
@@ -9,6 +9,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use queuelab_common::model::{Classes, Discipline};
 use queuelab_common::samplers::ServiceKind;
 use queuelab_common::theory::Servers;
 use support::*;
@@ -129,5 +130,15 @@ fn requests_do_not_allocate() {
         c.model.service = ServiceKind::Const;
         c.model.servers = Servers::Infinite;
         c.model.mu = 50_000.0;
+    });
+    // Processor sharing with two classes: departures known only when they come (a ticket
+    // polled at its earliest departure, re-armed when postponed), a class drawn per arrival,
+    // named in Server-Timing and counted by class. Waits vary, so answers differ by a few
+    // digits, within the probe's slack.
+    measure("processor sharing, two classes", |c| {
+        c.model.service = ServiceKind::Const;
+        c.model.mu = 50_000.0;
+        c.model.discipline = Discipline::Ps;
+        c.model.classes = Classes::new(&[0.5, 0.5]).expect("valid classes");
     });
 }

@@ -1,7 +1,8 @@
 //! The `Server-Timing` header end to end, against the `qserve` binary on 127.0.0.1: every answer
 //! that went through the queue carries `wait`, `service` and `late` in milliseconds with three
-//! decimals, agreeing with the body's microseconds; answers that bypass the queue (`/healthz`,
-//! `/metrics`) and 503s carry none; `--service zero` reports all three as 0.
+//! decimals, agreeing with the body's microseconds, and the class after them when the model has
+//! classes; answers that bypass the queue (`/healthz`, `/metrics`) and 503s carry none;
+//! `--service zero` reports all three as 0.
 //!
 //! Behaviour, not speed: the checks hold however late the server's answers are.
 mod support;
@@ -235,5 +236,43 @@ fn zero_service_reports_zeros() {
             "{r:?}"
         );
         assert_eq!(check_served(&r), [0, 0, 0]);
+    }
+}
+
+/// With classes (or a priority discipline) the binary names each answer's class after the three
+/// durations, unchanged: `class;desc=N`, the X-Priority one when given, else one of the
+/// configured classes. The default model names none (the other tests check the exact shape).
+#[test]
+fn classes_are_named_after_the_durations() {
+    let q = Qserve::start(&[
+        "--mu",
+        "5000",
+        "--discipline",
+        "priority",
+        "--classes",
+        "0.5,0.5",
+    ]);
+    let mut s = q.connect();
+    let mut pending = Vec::new();
+    for (header, want) in [
+        ("X-Priority: 1\r\n", Some("1")),
+        ("X-Priority: 6\r\n", Some("6")),
+        ("", None),
+    ] {
+        s.write_all(format!("GET / HTTP/1.1\r\nHost: t\r\n{header}\r\n").as_bytes())
+            .expect("send");
+        let r = read_response(&mut s, &mut pending)
+            .expect("read")
+            .expect("an answer");
+        let value = r.header("server-timing").expect("Server-Timing").to_owned();
+        let (durations, class) = value
+            .rsplit_once(", class;desc=")
+            .unwrap_or_else(|| panic!("no class in {value:?}"));
+        let [wait, service, _] = timing_us(durations);
+        assert_eq!((wait, service), r.times_us(), "{value:?}");
+        match want {
+            Some(n) => assert_eq!(class, n, "{value:?}"),
+            None => assert!(class == "0" || class == "1", "{value:?}"),
+        }
     }
 }

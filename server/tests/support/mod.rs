@@ -296,6 +296,7 @@ pub fn accounted(c: &queuelab_server::metrics::Counters) -> u64 {
         + c.overflow
         + c.shutting_down
         + c.rejected()
+        + c.internal_error
         + c.metrics
         + c.healthz
         + c.abandoned
