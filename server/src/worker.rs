@@ -1029,8 +1029,9 @@ impl Io {
     /// A complete head arrived now: decide its answer and when it may be written.
     fn admit(&mut self, conn: &mut Conn, head: Head) {
         let now = self.now;
-        // The class a request names is its class (the model serves it so); without one, the
-        // model's draw from `--classes`.
+        // The class a request names goes to the model, which serves it so; without one the
+        // model draws it from `--classes`. What the answer and the metrics report is the
+        // model's class, the one the request was served as.
         let named = head.class;
         let (due_ns, reply, class, connection) = if self.draining {
             (
@@ -1064,12 +1065,12 @@ impl Io {
                                 wait_ns: s.wait_ns,
                                 service_ns: s.service_ns,
                             },
-                            named.unwrap_or(s.class),
+                            s.class,
                         ),
                         // Later arrivals may postpone it: ask the model when the earliest
                         // possible departure comes (see `render_due`).
                         Outcome::Queued(t) => {
-                            (t.tentative_ns, Reply::Queued(t), named.unwrap_or(t.class))
+                            (t.tentative_ns, Reply::Queued(t), t.class)
                         }
                         Outcome::Blocked => (0, Reply::Unavailable(Unavailable::Capacity), 0),
                         Outcome::Overflow => (0, Reply::Unavailable(Unavailable::Overflow), 0),
