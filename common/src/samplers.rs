@@ -241,7 +241,9 @@ impl Trace {
                     "trace {path} line {lineno}: {body:?} is negative (a service time is ≥ 0)"
                 ));
             }
-            times.push(us * 1e-6);
+            // A division, not a product with 1e-6: the quotient is correctly rounded, so
+            // `12.5` becomes exactly the double nearest 12.5 µs.
+            times.push(us / 1e6);
         }
         Trace::new(path, times)
     }
