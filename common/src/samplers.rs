@@ -32,8 +32,8 @@
 //! - bounded Pareto (`pareto:ALPHA[:RATIO]`, shape α > 0 on [L, H], H = RATIO·L): the inverse CDF
 //!   `L·(1 − U(1 − (L/H)^α))^(−1/α)`. With ℓ = ln(H/L) and h(b) = ∫₀^ℓ e^{−by} dy (= ℓ at b = 0,
 //!   else (1 − e^{−bℓ})/b), the moments are E[S^j] = L^j·h(α−j)/h(α), so L = m·h(α)/h(α−1) gives
-//!   the mean m and C² = h(α)h(α−2)/h(α−1)² − 1; h is computed with `expm1`, which is exact
-//!   through α = 1 and α = 2 (the cases with a logarithm). A heavy tail (unbounded, α < 2
+//!   the mean m and C² = h(α)h(α−2)/h(α−1)² − 1; h is computed with `expm1`, which stays
+//!   accurate through α = 1 and α = 2 (where the closed forms turn into logarithms). A heavy tail (unbounded, α < 2
 //!   would have an infinite variance) cut off at H so that its moments, and so the theory, exist;
 //! - trace (`trace:FILE`): a time drawn uniformly, with replacement, from a file of measured
 //!   times, scaled by m/(their mean); its C² and CDF are the sample's own (an empirical step CDF).
@@ -158,7 +158,8 @@ const ERLANG_SUM_MAX: u32 = 8;
 ///
 /// The times give the shape; [`ServiceSampler`] scales them to mean 1/μ. A trace is built only by
 /// [`Trace::parse`] (or [`Trace::new`]), which checks the times and computes once what every draw
-/// needs: their mean and variance, and a sorted copy for the empirical CDF.
+/// needs: their mean and variance, and a sorted copy for the empirical CDF (changing `times_s` of
+/// an owned trace does not update them: build a new one).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Trace {
     /// The file as given.
