@@ -255,11 +255,16 @@ impl Model {
 /// A model's Kendall name: everything of a [`Model`] but μ.
 ///
 /// Arrivals are always Poisson (`M`). Then the service: `M` (exponential), `D` (constant), `G`
-/// (uniform on [0, 2/μ], the general distribution `qserve` offers); the number of servers (`inf`
-/// for ∞); and the capacity K if any: `M/M/1`, `M/M/2`, `M/M/1/10`, `M/D/1`, `M/G/1`, `M/M/inf`,
-/// `M/D/inf`, `M/G/inf`, `M/M/inf/10` (the Erlang loss system with 10 places). Zero service is
-/// `M/0` whatever the servers and capacity (it has no queue), and `M/0` reads back as one server
-/// without capacity. Parsing ignores case and spaces around the parts and takes `∞` for `inf`.
+/// (uniform on [0, 2/μ], the general distribution `qserve` first offered), `Ek` (Erlang with k
+/// phases); the number of servers (`inf` for ∞); and the capacity K if any: `M/M/1`, `M/M/2`,
+/// `M/M/1/10`, `M/D/1`, `M/G/1`, `M/E4/1`, `M/M/inf`, `M/D/inf`, `M/G/inf`, `M/M/inf/10` (the
+/// Erlang loss system with 10 places). Zero service is `M/0` whatever the servers and capacity (it
+/// has no queue), and `M/0` reads back as one server without capacity. Parsing ignores case and
+/// spaces around the parts and takes `∞` for `inf`.
+///
+/// The kinds whose parameter the letter cannot carry print as `M/H2/c` (hyperexponential),
+/// `M/LN/c` (lognormal), `M/BP/c` (bounded Pareto) and `M/T/c` (trace) but do not parse back:
+/// the parser refuses them with a message pointing to `--service h2:CV2` and the others.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Kendall {
     /// Number of servers.
@@ -330,9 +335,37 @@ impl FromStr for Kendall {
                 });
             }
             Some("0") => return Err(bad("zero service is named M/0, with nothing after it")),
+            Some(e) if e.starts_with('E') => {
+                ServiceKind::Erlang(erlang_phases(&e[1..]).map_err(bad)?)
+            }
+            Some("H2") => {
+                return Err(bad(
+                    "H2 carries no C² in its name: give --service h2:CV2 (and --servers, \
+                     --capacity) instead of --model",
+                ));
+            }
+            Some("LN") => {
+                return Err(bad(
+                    "LN carries no C² in its name: give --service lognormal:CV2 (and --servers, \
+                     --capacity) instead of --model",
+                ));
+            }
+            Some("BP") => {
+                return Err(bad(
+                    "BP carries no shape in its name: give --service pareto:ALPHA[:RATIO] (and \
+                     --servers, --capacity) instead of --model",
+                ));
+            }
+            Some("T") => {
+                return Err(bad(
+                    "T carries no file in its name: give --service trace:FILE (and --servers, \
+                     --capacity) instead of --model",
+                ));
+            }
             _ => {
                 return Err(bad(
-                    "the service must be M (exponential), D (constant), G (uniform) or 0 (zero)",
+                    "the service must be M (exponential), D (constant), G (uniform), Ek (Erlang \
+                     with k phases) or 0 (zero)",
                 ));
             }
         };
@@ -384,6 +417,21 @@ fn service_value(s: &str) -> Result<ServiceKind, String> {
 
 fn kendall_value(s: &str) -> Result<Kendall, String> {
     s.parse::<Kendall>().map_err(|e| e.to_string())
+}
+
+/// The k of the service `Ek` of a Kendall name (the text after the `E`).
+fn erlang_phases(k: &str) -> Result<u32, &'static str> {
+    if k.is_empty() {
+        return Err("Erlang service needs its number of phases, as in M/E4/1");
+    }
+    if !k.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("the phases k of an Erlang service Ek must be a whole number, as in M/E4/1");
+    }
+    match k.parse::<u32>() {
+        Ok(0) => Err("the phases k of an Erlang service Ek must be at least 1"),
+        Ok(k) => Ok(k),
+        Err(_) => Err("the phases k of an Erlang service Ek are too many"),
+    }
 }
 
 /// `M/{service}/c[/K]` for a service letter that needs formatting (`E4`).
@@ -627,19 +675,33 @@ pub struct ModelArgs {
     )]
     pub capacity: Option<u32>,
 
-    /// Service-time distribution: exp, const, uniform or zero [default: exp].
+    /// Service-time distribution: exp, const, uniform, zero, erlang:K, h2:CV2, lognormal:CV2,
+    /// pareto:ALPHA, pareto:ALPHA:RATIO or trace:FILE [default: exp].
     #[arg(
         long,
         value_name = "KIND",
         value_parser = service_value,
-        long_help = "Service-time distribution, each with mean 1/μ: `exp` (exponential: M/M/c, \
-                     the default), `const` (deterministic: M/D/c), `uniform` (uniform on \
-                     [0, 2/μ]: an M/G/c example), or `zero`: no queue at all, every request is \
-                     answered at once (the maximum-throughput mode)."
+        long_help = "Service-time distribution, each with mean 1/μ (C² is the squared \
+                     coefficient of variation, variance over mean²):\n\
+                     - `exp`: exponential, C² = 1 (M/M/c, the default);\n\
+                     - `const`: deterministic, C² = 0 (M/D/c);\n\
+                     - `uniform`: uniform on [0, 2/μ], C² = 1/3 (M/G/c);\n\
+                     - `erlang:K`: Erlang with K ≥ 1 phases in series, C² = 1/K (M/EK/c);\n\
+                     - `h2:CV2`: two-phase hyperexponential with balanced means, any C² = CV2 > \
+                     1 (M/H2/c);\n\
+                     - `lognormal:CV2`: lognormal with C² = CV2 > 0 (M/LN/c);\n\
+                     - `pareto:ALPHA[:RATIO]`: bounded Pareto of shape ALPHA > 0 whose largest \
+                     time is RATIO > 1 times its smallest (default 1000), a heavy tail cut \
+                     off so its moments exist (M/BP/c);\n\
+                     - `trace:FILE`: times drawn with replacement from FILE (one number of \
+                     microseconds a line, blank lines and # comments skipped), scaled to mean \
+                     1/μ (M/T/c);\n\
+                     - `zero`: no queue at all, every request is answered at once (the \
+                     maximum-throughput mode)."
     )]
     pub service: Option<ServiceKind>,
 
-    /// The queue in Kendall notation (M/M/1, M/M/2/10, M/D/1, M/G/inf, M/0, …).
+    /// The queue in Kendall notation (M/M/1, M/M/2/10, M/D/1, M/E4/1, M/G/inf, M/0, …).
     #[arg(
         long,
         value_name = "NAME",
@@ -647,10 +709,12 @@ pub struct ModelArgs {
         conflicts_with_all = ["servers", "capacity", "service"],
         long_help = "The queue in Kendall notation, instead of --servers, --capacity and \
                      --service: M/S/c or M/S/c/K, where the arrivals are M (Poisson), the \
-                     service S is M (exponential), D (constant) or G (uniform on [0, 2/μ]), c \
-                     the number of servers (or inf) and K the capacity; M/0 is zero service. \
-                     For example M/M/1, M/M/2/10, M/D/1, M/G/1, M/M/inf. The name has no μ: \
-                     give it with --mu."
+                     service S is M (exponential), D (constant), G (uniform on [0, 2/μ]) or Ek \
+                     (Erlang with k phases), c the number of servers (or inf) and K the \
+                     capacity; M/0 is zero service. For example M/M/1, M/M/2/10, M/D/1, \
+                     M/E4/1, M/G/1, M/M/inf. The name has no μ: give it with --mu. The \
+                     distributions with a parameter the name cannot hold (h2, lognormal, \
+                     pareto, trace) are given with --service instead."
     )]
     pub model: Option<Kendall>,
 

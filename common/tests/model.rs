@@ -30,6 +30,13 @@ fn names_round_trip() {
         (model(inf, None, Uniform), "M/G/inf"),
         (model(inf, Some(10), Exp), "M/M/inf/10"),
         (model(one, None, Zero), "M/0"),
+        (model(one, None, ServiceKind::Erlang(4)), "M/E4/1"),
+        (model(two, Some(5), ServiceKind::Erlang(1)), "M/E1/2/5"),
+        (model(inf, None, ServiceKind::Erlang(1000)), "M/E1000/inf"),
+        (
+            model(one, None, ServiceKind::Erlang(u32::MAX)),
+            "M/E4294967295/1",
+        ),
         (
             model(Servers::Finite(u32::MAX), Some(u32::MAX), Exp),
             "M/M/4294967295/4294967295",
@@ -46,6 +53,40 @@ fn names_round_trip() {
     }
     // Zero service is M/0 whatever the servers and capacity (it has no queue).
     assert_eq!(model(Servers::Finite(3), Some(7), Zero).name(), "M/0");
+    // The kinds whose parameter the name cannot hold are named, but the name does not parse
+    // back: it says which --service to give instead.
+    let trace: &'static _ = Box::leak(Box::new(
+        queuelab_common::samplers::Trace::parse("t.txt", "1\n2\n").expect("a trace"),
+    ));
+    for (service, name, flag) in [
+        (ServiceKind::H2 { cv2: 4.0 }, "M/H2/1", "--service h2:CV2"),
+        (
+            ServiceKind::Lognormal { cv2: 0.5 },
+            "M/LN/1",
+            "--service lognormal:CV2",
+        ),
+        (
+            ServiceKind::Pareto {
+                alpha: 1.5,
+                ratio: 1000.0,
+            },
+            "M/BP/1",
+            "--service pareto:ALPHA[:RATIO]",
+        ),
+        (ServiceKind::Trace(trace), "M/T/1", "--service trace:FILE"),
+    ] {
+        let m = model(one, None, service);
+        assert_eq!(m.name(), name);
+        let msg = name.parse::<Kendall>().expect_err(name).to_string();
+        assert!(
+            msg.contains(flag) && msg.contains("--model"),
+            "{name}: {msg}"
+        );
+        assert_eq!(
+            model(two, Some(4), service).name(),
+            format!("{}/2/4", &name[..name.len() - 2])
+        );
+    }
 }
 
 #[test]
@@ -57,6 +98,9 @@ fn names_are_read_leniently() {
         ("M/D/INF", "M/D/inf"),
         ("M/M/infinity/4", "M/M/inf/4"),
         ("m/0", "M/0"),
+        ("m/e4/1", "M/E4/1"),
+        (" M / E12 / 2 / 20 ", "M/E12/2/20"),
+        ("M/E007/1", "M/E7/1"),
     ] {
         let k: Kendall = name.parse().unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(k.to_string(), canonical);
@@ -82,6 +126,19 @@ fn bad_names_say_why() {
         ("M/M/1/4294967296", "capacity is too large"),
         ("M/M/1/10/5", "too many parts"),
         ("M/0/1", "zero service is named M/0"),
+        ("M/E/1", "needs its number of phases"),
+        ("M/E0/1", "must be at least 1"),
+        ("M/E1.5/1", "must be a whole number"),
+        ("M/E-2/1", "must be a whole number"),
+        ("M/Ex/1", "must be a whole number"),
+        ("M/E 4/1", "must be a whole number"),
+        ("M/E4294967296/1", "too many"),
+        ("M/E4", "number of servers is missing"),
+        ("M/h2/1", "--service h2:CV2"),
+        ("M/ln/2/4", "--service lognormal:CV2"),
+        ("M/BP/1", "--service pareto:ALPHA"),
+        ("M/t/inf", "--service trace:FILE"),
+        ("M/H3/1", "the service must be"),
     ] {
         match name.parse::<Kendall>() {
             Err(e @ ModelError::Name { .. }) => {
@@ -253,6 +310,19 @@ fn flags_give_the_model() {
             "M/D/inf",
         ),
         (&["--model=M/0"][..], 1000.0, "M/0"),
+        (&["--model", "M/E4/2"][..], 1000.0, "M/E4/2"),
+        (&["--service", "erlang:4"][..], 1000.0, "M/E4/1"),
+        (
+            &["--service", "h2:4", "--servers", "2"][..],
+            1000.0,
+            "M/H2/2",
+        ),
+        (&["--service", "lognormal:10"][..], 1000.0, "M/LN/1"),
+        (
+            &["--service", "pareto:1.5", "--capacity", "8"][..],
+            1000.0,
+            "M/BP/1/8",
+        ),
     ] {
         let a = parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
         let m = a.model_or(1000.0);
@@ -287,6 +357,10 @@ fn bad_flags_are_refused_by_clap() {
             "expected exp, const, uniform, zero, erlang:K",
         ),
         (&["--model", "M/M"][..], "number of servers is missing"),
+        (&["--model", "M/H2/1"][..], "--service h2:CV2"),
+        (&["--service", "h2:0.5"][..], "must be above 1"),
+        (&["--service", "erlang:0"][..], "at least 1"),
+        (&["--service", "pareto:1.5:1"][..], "must be above 1"),
         (
             &["--model", "M/M/1", "--servers", "2"][..],
             "cannot be used",
@@ -364,4 +438,26 @@ fn compare_holds_a_measurement_against_theory() {
         theory::compare(&Model::new(0.0, Servers::Finite(1)), 1.0, &measured),
         Err(TheoryError::Model(ModelError::Mu(_)))
     ));
+}
+
+/// The help of `--service` and `--model` names every kind they take.
+#[test]
+fn help_lists_every_service_kind() {
+    use clap::CommandFactory;
+    let help = Cli::command().render_long_help().to_string();
+    for kind in [
+        "`exp`",
+        "`const`",
+        "`uniform`",
+        "`erlang:K`",
+        "`h2:CV2`",
+        "`lognormal:CV2`",
+        "`pareto:ALPHA[:RATIO]`",
+        "`trace:FILE`",
+        "`zero`",
+        "M/E4/1",
+        "Ek",
+    ] {
+        assert!(help.contains(kind), "{kind} missing from:\n{help}");
+    }
 }
