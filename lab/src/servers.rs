@@ -279,12 +279,7 @@ impl LocalServers {
             affinity::set_current(&plan.cpus).context("pinning the servers")?;
         }
         let mut queue_args = common.clone();
-        queue_args.extend([
-            "--mu".to_owned(),
-            plan.model.mu.to_string(),
-            "--model".to_owned(),
-            plan.model.name(),
-        ]);
+        queue_args.extend(model_args(&plan.model));
         let queue = LocalServer::start(&plan.qserve, &queue_args, "qserve")?;
         let mut twin_args = common;
         twin_args.extend(["--service".to_owned(), "zero".to_owned()]);
@@ -294,6 +289,28 @@ impl LocalServers {
 }
 
 /// The address in qserve's start-up line `qserve: listening on ADDR with …`.
+/// The qserve flags of `model`, one flag per part: a Kendall name cannot carry a parameter of
+/// the service (`h2:4`), a trace's file, the discipline or the classes.
+pub fn model_args(model: &Model) -> Vec<String> {
+    let mut args = vec![
+        "--mu".to_owned(),
+        model.mu.to_string(),
+        "--servers".to_owned(),
+        model.servers.to_string(),
+        "--service".to_owned(),
+        model.service.to_string(),
+        "--discipline".to_owned(),
+        model.discipline.to_string(),
+    ];
+    if let Some(k) = model.capacity {
+        args.extend(["--capacity".to_owned(), k.to_string()]);
+    }
+    if model.classes.len() > 1 {
+        args.extend(["--classes".to_owned(), model.classes.to_string()]);
+    }
+    args
+}
+
 fn listening_addr(line: &str) -> Option<SocketAddr> {
     let rest = line.split_once("listening on ")?.1;
     rest.split_whitespace().next()?.parse().ok()
@@ -323,6 +340,44 @@ fn healthz(addr: SocketAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        model: queuelab_common::model::ModelArgs,
+    }
+
+    #[test]
+    fn the_model_flags_describe_the_model_they_came_from() {
+        use clap::Parser as _;
+        use queuelab_common::model::{Classes, Discipline, Servers, ServiceKind};
+        let models = [
+            Model::default(),
+            Model::new(250.0, Servers::Finite(3))
+                .with_capacity(Some(9))
+                .with_service(ServiceKind::H2 { cv2: 4.5 }),
+            Model::new(1000.0, Servers::Infinite).with_service(ServiceKind::Erlang(4)),
+            Model::default()
+                .with_service(ServiceKind::Pareto {
+                    alpha: 1.5,
+                    ratio: 1000.0,
+                })
+                .with_discipline(Discipline::PriorityPreemptive)
+                .with_classes(Classes::new(&[0.25, 0.75]).expect("classes")),
+            Model::default()
+                .with_service(ServiceKind::Lognormal { cv2: 10.0 })
+                .with_discipline(Discipline::Ps),
+        ];
+        for m in models {
+            let mut argv = vec!["qserve".to_owned()];
+            argv.extend(model_args(&m));
+            let back = Flags::try_parse_from(&argv)
+                .unwrap_or_else(|e| panic!("{argv:?}: {e}"))
+                .model
+                .model_or(1.0);
+            assert_eq!(back, m, "{argv:?}");
+        }
+    }
 
     #[test]
     fn the_first_cpu_goes_to_the_servers_and_the_rest_to_the_client() {

@@ -1069,9 +1069,7 @@ impl Io {
                         ),
                         // Later arrivals may postpone it: ask the model when the earliest
                         // possible departure comes (see `render_due`).
-                        Outcome::Queued(t) => {
-                            (t.tentative_ns, Reply::Queued(t), t.class)
-                        }
+                        Outcome::Queued(t) => (t.tentative_ns, Reply::Queued(t), t.class),
                         Outcome::Blocked => (0, Reply::Unavailable(Unavailable::Capacity), 0),
                         Outcome::Overflow => (0, Reply::Unavailable(Unavailable::Overflow), 0),
                     }
