@@ -8,15 +8,19 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
 use clap::Args;
-use queuelab_common::model::{DEFAULT_MU, Load, ModelArgs, ServiceKind};
+use queuelab_common::model::{DEFAULT_MU, Load, Model, ModelArgs, Servers, ServiceKind};
+use queuelab_common::sim::SimOptions;
 use queuelab_common::units::parse_duration;
 
 use crate::analysis;
+use crate::closed::{self, ClosedPlan};
 use crate::measure::RunOptions;
 use crate::progress::SweepProgress;
+use crate::record::ResultsFile;
 use crate::report;
 use crate::servers::{CpuSplit, LocalServers, ServerPlan, find_qserve};
-use crate::sweep::{self, SweepPlan, Warmup};
+use crate::sweep::{self, SweepKind, SweepPlan, Warmup};
+use crate::variability::{self, Family, VariabilityPlan};
 use queuelab_client::cli::{CliError, print_stdout, stop_on_signals};
 use queuelab_client::config::Target;
 
@@ -30,8 +34,13 @@ measures the response time; a second run at the same rate against a zero-service
 measures the fixed overhead of the path. Writes results.json, results.csv, table.txt and SVG \
 plots into --out, and prints the table. The flags --mu, --servers, --capacity and --service \
 (or --model) must describe how the server was started; their defaults are qserve's (μ = 1000/s, \
-one server, no capacity, exponential service)."
+one server, no capacity, exponential service).\n\nWith --users and --think, a closed-loop \
+sweep over the number of users instead (throughput and response time against MVA or the \
+simulator); with --cv2 and --rho, a sweep of the service's variability C² at one load (each \
+point restarts qserve with its service; see docs/lab.md)."
 )]
+// `--service` also takes a bare family (`h2`, `lognormal`) for `--cv2`; see `sweep_service_value`.
+#[command(mut_arg("service", |a| a.value_parser(sweep_service_value)))]
 pub struct SweepArgs {
     /// URL of a queue server already running [default: qlab starts qserve itself]
     #[arg(
@@ -175,7 +184,65 @@ passes is kept, else the last, marked failed and left out of the summary. 1: no 
     /// Per-request timeout [default: qload's]
     #[arg(long, value_parser = parse_duration)]
     pub timeout: Option<Duration>,
+
+    /// A closed-loop sweep over these numbers of users, comma-separated (instead of --rhos)
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "N,…",
+        conflicts_with_all = ["rhos", "quick", "cv2"],
+        requires = "think",
+        long_help = "Sweep the number of users N of a closed loop instead of the load: at each N, \
+N users each think for an exponential time of mean --think, send one request and wait for its \
+answer. Each point reports the throughput X(N) and the response time R(N), raw and net of the \
+path (Server-Timing), against the closed model with the think time the queue sees, Z + the mean \
+path (MVA where the model has a product form, else the simulator), with the asymptotic bounds. \
+Needs --think; conflicts with --rhos, --quick and --cv2."
+    )]
+    pub users: Vec<u32>,
+
+    /// Mean think time of each user of a closed sweep (e.g. 10ms)
+    #[arg(long, value_parser = parse_duration, requires = "users")]
+    pub think: Option<Duration>,
+
+    /// A sweep of the service's variability over these C², comma-separated (at one --rho)
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "C²,…",
+        conflicts_with_all = ["rhos", "quick", "url", "url_flag"],
+        long_help = "Sweep the squared coefficient of variation C² of the service at one load \
+(--rho, default 0.7), each point with its own service of mean 1/μ from the --service family: h2 \
+(the default: C² = 0 is const, 1/k is erlang:k, 1 is exp, above 1 is h2:C²) or lognormal (any \
+C² > 0). Each point restarts qserve with its service, so no URL. The plot draws the measured \
+mean and p99 against C², the Pollaczek–Khinchine mean and simulated p99s."
+    )]
+    pub cv2: Vec<f64>,
+
+    /// The one load per server of a --cv2 sweep [default: 0.7]
+    #[arg(long, requires = "cv2", conflicts_with = "rhos")]
+    pub rho: Option<f64>,
 }
+
+/// `--service` of `qlab sweep`: a service kind as everywhere, or a bare family name for `--cv2`
+/// (`h2`, `lognormal`), read as that kind with an undefined C² (NaN) which the sweep replaces
+/// point by point (and refuses without `--cv2`).
+fn sweep_service_value(s: &str) -> Result<ServiceKind, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "h2" => Ok(ServiceKind::H2 { cv2: f64::NAN }),
+        "lognormal" => Ok(ServiceKind::Lognormal { cv2: f64::NAN }),
+        _ => s.parse::<ServiceKind>().map_err(|e| e.to_string()),
+    }
+}
+
+/// Whether `s` is a bare family of `--service` (see [`sweep_service_value`]).
+fn family_only(s: ServiceKind) -> bool {
+    matches!(s, ServiceKind::H2 { cv2 } | ServiceKind::Lognormal { cv2 } if cv2.is_nan())
+}
+
+/// The default load of a `--cv2` sweep: high enough for the queue to matter, low enough for a
+/// short run to hold many busy periods.
+pub const DEFAULT_CV2_RHO: f64 = 0.7;
 
 /// `qlab report DIR`: redraw a sweep from its `results.json`.
 #[derive(Debug, Clone, Args)]
@@ -192,8 +259,21 @@ pub struct ReportArgs {
 impl SweepArgs {
     /// Validates the flags into a plan (the URL is resolved here, once, to fail early).
     pub fn plan(self) -> anyhow::Result<SweepPlan> {
-        let model = self.model.model_or(DEFAULT_MU);
+        let mut model = self.model.model_or(DEFAULT_MU);
         model.validate()?;
+        let kind = self.kind(&model)?;
+        match &kind {
+            SweepKind::Variability(vp) => model = model.with_service(vp.services[0]),
+            _ if family_only(model.service) => {
+                let f = if matches!(model.service, ServiceKind::H2 { .. }) {
+                    "h2"
+                } else {
+                    "lognormal"
+                };
+                bail!("--service {f}: give its C² (as {f}:4), or sweep it with --cv2");
+            }
+            _ => {}
+        }
         if model.service == ServiceKind::Zero {
             bail!(
                 "--service zero has no queue to sweep (it is what the overhead runs measure); \
@@ -311,6 +391,7 @@ impl SweepArgs {
             seed: self.seed,
             quick: self.quick,
             attempts: self.attempts,
+            kind,
             out,
             opts: RunOptions {
                 threads: self.threads,
@@ -322,6 +403,50 @@ impl SweepArgs {
         })
     }
 }
+
+impl SweepArgs {
+    /// What the flags sweep: the load, the users of a closed loop, or the service's C².
+    fn kind(&self, model: &Model) -> anyhow::Result<SweepKind> {
+        if !self.users.is_empty() {
+            let think = self.think.unwrap_or(Duration::ZERO);
+            if self.users.contains(&0) {
+                bail!("--users: every number of users must be at least 1");
+            }
+            if let Some(&n) = self.users.iter().find(|&&n| n > MAX_USERS) {
+                bail!("--users: {n} users is beyond a sweep (at most {MAX_USERS})");
+            }
+            if model.servers == Servers::Infinite {
+                bail!(
+                    "--users: a closed sweep needs a finite number of servers (no bounds with inf)"
+                );
+            }
+            if model.capacity.is_some() {
+                bail!("--users with --capacity: in a closed loop N already bounds the queue");
+            }
+            return Ok(SweepKind::Closed(ClosedPlan {
+                users: self.users.clone(),
+                think,
+                sim: SimOptions::default(),
+            }));
+        }
+        if !self.cv2.is_empty() {
+            let given = self.model.service.or(self.model.model.map(|k| k.service));
+            let family = Family::of_service(given).map_err(anyhow::Error::msg)?;
+            let rho = self.rho.unwrap_or(DEFAULT_CV2_RHO);
+            if model.capacity.is_some() {
+                bail!(
+                    "--cv2 with --capacity: the Pollaczek–Khinchine line is of a queue without one"
+                );
+            }
+            let vp = VariabilityPlan::new(family, rho, &self.cv2).map_err(anyhow::Error::msg)?;
+            return Ok(SweepKind::Variability(vp));
+        }
+        Ok(SweepKind::Load)
+    }
+}
+
+/// Most users of a closed sweep's point (each is a connection of qload's).
+pub const MAX_USERS: u32 = 10_000;
 
 fn list_files(files: &[PathBuf]) {
     let mut err = std::io::stderr().lock();
@@ -342,6 +467,11 @@ pub fn sweep_main(args: SweepArgs) -> Result<(), CliError> {
     let mut plan = args.plan().map_err(|e| CliError::Usage(format!("{e:#}")))?;
     plan.stop = stop_on_signals();
     let mut err = std::io::stderr();
+    // A variability sweep starts its servers point by point, each with its service.
+    let per_point = match &plan.kind {
+        SweepKind::Variability(_) => plan.servers.take(),
+        _ => None,
+    };
     let servers = match plan.servers.take() {
         Some(sp) => {
             let s = LocalServers::start(&sp).map_err(CliError::Runtime)?;
@@ -371,11 +501,21 @@ pub fn sweep_main(args: SweepArgs) -> Result<(), CliError> {
             .map_err(CliError::Runtime)?;
     }
     let t = plan.sending_time().as_secs_f64();
+    let (what, points) = match &plan.kind {
+        SweepKind::Load => (String::new(), plan.rhos.len()),
+        SweepKind::Closed(cp) => (
+            format!(" (closed loop, think {:?})", cp.think),
+            cp.users.len(),
+        ),
+        SweepKind::Variability(vp) => (
+            format!(" (C² of the {} family at ρ = {})", vp.family.name(), vp.rho),
+            vp.cv2.len(),
+        ),
+    };
     let _ = writeln!(
         err,
-        "sweep of {} over {} points into {}: about {:.0} min {:.0} s of sending{}",
+        "sweep of {}{what} over {points} points into {}: about {:.0} min {:.0} s of sending{}",
         plan.model.name(),
-        plan.rhos.len(),
         plan.out.display(),
         (t / 60.0).floor(),
         t % 60.0,
@@ -385,28 +525,49 @@ pub fn sweep_main(args: SweepArgs) -> Result<(), CliError> {
             ""
         }
     );
-    let mut progress = SweepProgress::new(plan.rhos.len(), t / plan.rhos.len().max(1) as f64);
-    let outcome = sweep::sweep(&plan, &mut progress);
+    let mut progress = SweepProgress::new(points, t / points.max(1) as f64);
+    let outcome = match (&plan.kind, &per_point) {
+        (SweepKind::Closed(cp), _) => {
+            closed::sweep(&plan, cp, &mut progress).map(|o| (o.table, o.files))
+        }
+        (SweepKind::Variability(vp), Some(sp)) => {
+            variability::sweep(&plan, vp, sp, &mut progress).map(|o| (o.table, o.files))
+        }
+        (SweepKind::Variability(_), None) => Err(anyhow::anyhow!(
+            "--cv2 restarts qserve for each point: it cannot drive a server at a URL"
+        )),
+        (SweepKind::Load, _) => {
+            sweep::sweep(&plan, &mut progress).map(|o| (o.rendered.table, o.files))
+        }
+    };
     progress.finish();
     // Stop the servers before printing, so that their summaries do not interleave the table.
     drop(servers);
-    let out = match outcome {
+    let (table, files) = match outcome {
         Ok(out) => out,
         Err(e) if plan.stop.load(Ordering::Relaxed) => {
             return Err(CliError::Interrupted(format!("{e:#}")));
         }
         Err(e) => return Err(CliError::Runtime(e)),
     };
-    print_stdout(&out.rendered.table)?;
-    list_files(&out.files);
+    print_stdout(&table)?;
+    list_files(&files);
     Ok(())
 }
 
 /// `qlab report DIR`: rewrites the table, CSV and plots from `DIR/results.json` and prints the
 /// table.
 pub fn report_main(args: ReportArgs) -> Result<(), CliError> {
-    let out = report::report(&args.dir).map_err(CliError::Runtime)?;
-    print_stdout(&out.rendered.table)?;
-    list_files(&out.files);
+    let file = ResultsFile::read(&args.dir).map_err(CliError::Runtime)?;
+    let (table, files) = if file.closed.is_some() {
+        closed::report(&args.dir).map(|o| (o.table, o.files))
+    } else if file.variability.is_some() {
+        variability::report(&args.dir).map(|o| (o.table, o.files))
+    } else {
+        report::report(&args.dir).map(|o| (o.rendered.table, o.files))
+    }
+    .map_err(CliError::Runtime)?;
+    print_stdout(&table)?;
+    list_files(&files);
     Ok(())
 }

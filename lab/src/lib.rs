@@ -20,11 +20,16 @@
 //!   plots, checks).
 //! - [`report`]: everything derived from `results.json`; the sweep ends by calling it.
 //! - [`progress`]: the sweep's progress on stderr (a bar on a terminal, plain lines elsewhere).
+//! - [`closed`]: closed sweeps over the number of users (`--users`, `--think`): X(N), R(N)
+//!   against MVA or the simulator, with the asymptotic bounds.
+//! - [`variability`]: sweeps of the service's C² at one load (`--cv2`), against
+//!   Pollaczek–Khinchine and simulated tails.
 //! - [`servers`]: the qserve and zero-service twin a sweep starts for itself, and the CPU split.
 
 pub mod analysis;
 pub mod checks;
 pub mod cli;
+pub mod closed;
 pub mod html;
 pub mod measure;
 pub mod plots;
@@ -35,5 +40,6 @@ pub mod servers;
 pub mod svg;
 pub mod sweep;
 pub mod table;
+pub mod variability;
 
 pub use cli::{ReportArgs, SweepArgs, report_main, sweep_main};

@@ -250,6 +250,126 @@ pub struct ResultsFile {
     /// Per-point analysis (output only; recomputed by `qlab report`).
     #[serde(default)]
     pub analysis: Vec<PointAnalysis>,
+    /// A closed-loop sweep over the number of users (`qlab sweep --users`): then `points` is
+    /// empty. Absent in files of load sweeps (and in files written before closed sweeps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed: Option<ClosedSweep>,
+    /// A sweep of the service's variability C² at one load (`qlab sweep --cv2`): then `points`
+    /// is empty. Absent in files of other sweeps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variability: Option<VariabilitySweep>,
+}
+
+/// A closed-loop sweep: for each number of users N, a closed-loop run of N users with mean
+/// think time Z (see `crate::closed`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClosedSweep {
+    /// The numbers of users, in sweep order.
+    pub users: Vec<u32>,
+    /// Mean think time Z of each user (s).
+    pub think_s: f64,
+    /// The points measured so far, in order.
+    pub points: Vec<ClosedPointRecord>,
+    /// Per-point analysis (output only; recomputed by `qlab report`).
+    #[serde(default)]
+    pub analysis: Vec<crate::closed::ClosedAnalysis>,
+}
+
+/// One point of a closed sweep: N users, qload's result, its checks and its reference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClosedPointRecord {
+    /// Position in the sweep.
+    pub index: usize,
+    /// Number of users N.
+    pub users: u32,
+    /// Mean think time Z (s).
+    pub think_s: f64,
+    /// Warm-up before measuring (s).
+    pub warmup_s: f64,
+    /// Seed of the think times.
+    pub seed: u64,
+    /// qload's result of the closed-loop run, as it came.
+    pub raw: RunResult,
+    /// How many times the point was measured.
+    pub attempts: u32,
+    /// Whether the kept attempt passed every check.
+    pub verdict: Option<Verdict>,
+    /// The checks of the kept attempt.
+    #[serde(default)]
+    pub checks: Vec<Check>,
+    /// The attempts that were measured again, with the checks they failed.
+    #[serde(default)]
+    pub rejected: Vec<RejectedAttempt>,
+    /// What the queue should have done with these users (`None`: no reference could be made).
+    pub reference: Option<ClosedReference>,
+}
+
+/// The reference of a closed point: the model with N users whose think time is the effective
+/// one, Z_eff = Z + the mean path measured at that point (see `crate::closed`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClosedReference {
+    /// Where the values come from: `theory (MVA)` or `simulation, R replications ± hw`.
+    pub source: String,
+    /// The think time the queue sees, Z_eff (s).
+    pub think_eff_s: f64,
+    /// Throughput X(N) (1/s).
+    pub throughput: f64,
+    /// Half-width of its 95% interval (simulation only).
+    pub throughput_half: Option<f64>,
+    /// Mean response time R(N) of the queue (s).
+    pub response_s: f64,
+    /// Half-width of its 95% interval (simulation only, s).
+    pub response_half_s: Option<f64>,
+    /// Asymptotic bound on the throughput min(N/(D + Z_eff), c/D) (1/s).
+    pub bound_throughput: f64,
+    /// Asymptotic bound on the response time max(D, N·D/c − Z_eff) (s).
+    pub bound_response_s: f64,
+    /// The knee N* = c(D + Z_eff)/D.
+    pub n_star: f64,
+}
+
+/// A variability sweep: the same load ρ, one service distribution per point, each of its own
+/// C² (see `crate::variability`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VariabilitySweep {
+    /// The load per server of every point.
+    pub rho: f64,
+    /// The family the services come from: `h2` (const, Erlang, exp, H2) or `lognormal`.
+    pub family: String,
+    /// The C² values, in sweep order.
+    pub cv2: Vec<f64>,
+    /// The points measured so far, in order.
+    pub points: Vec<VariabilityPoint>,
+}
+
+/// One point of a variability sweep: an ordinary open point with its own service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VariabilityPoint {
+    /// The squared coefficient of variation of the service.
+    pub cv2: f64,
+    /// The service qserve ran with, as its flag (`const`, `erlang:4`, `exp`, `h2:4`, …).
+    pub service: String,
+    /// The point's model in Kendall notation (`M/D/1`, `M/E4/1`, `M/H2/1`, …).
+    pub model: String,
+    /// The measurement, as in a load sweep.
+    pub point: PointRecord,
+    /// The simulated reference of the point's model at its λ (`None`: the simulator gave none).
+    pub reference: Option<OpenReference>,
+}
+
+/// A simulated reference of an open point (seconds).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenReference {
+    /// `simulation, R replications`.
+    pub source: String,
+    /// Mean sojourn.
+    pub mean_s: f64,
+    /// Half-width of its 95% interval.
+    pub mean_half_s: f64,
+    /// 99th percentile of the sojourn.
+    pub p99_s: f64,
+    /// Half-width of its 95% interval.
+    pub p99_half_s: f64,
 }
 
 impl ResultsFile {

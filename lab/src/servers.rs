@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use queuelab_common::model::Model;
+use queuelab_common::model::{Discipline, Model};
 use queuelab_os::affinity;
 
 /// Lines of a server's stderr kept for an error message.
@@ -286,6 +286,30 @@ impl LocalServers {
         let twin = LocalServer::start(&plan.qserve, &twin_args, "the zero-service twin")?;
         Ok(LocalServers { queue, twin })
     }
+}
+
+/// qserve's flags for `model`: `--mu`, `--servers`, `--service` in its flag spelling (which
+/// keeps a parameter such as `h2:4` or `erlang:4` that the Kendall name has not), `--capacity`
+/// if any, and `--discipline` and `--classes` when they are not the defaults.
+pub fn model_args(model: &Model) -> Vec<String> {
+    let mut a = vec![
+        "--mu".to_owned(),
+        model.mu.to_string(),
+        "--servers".to_owned(),
+        model.servers.to_string(),
+        "--service".to_owned(),
+        model.service.to_string(),
+    ];
+    if let Some(k) = model.capacity {
+        a.extend(["--capacity".to_owned(), k.to_string()]);
+    }
+    if model.discipline != Discipline::default() {
+        a.extend(["--discipline".to_owned(), model.discipline.to_string()]);
+    }
+    if model.classes.len() > 1 {
+        a.extend(["--classes".to_owned(), model.classes.to_string()]);
+    }
+    a
 }
 
 /// The address in qserve's start-up line `qserve: listening on ADDR with …`.

@@ -355,6 +355,18 @@ fn label_text(v: f64, step: f64) -> String {
 impl Chart {
     /// Renders the chart as a complete SVG document.
     pub fn render(&self) -> String {
+        self.render_with_ticks(None, None)
+    }
+
+    /// Renders the chart with the tick marks and labels given for an axis (`None`: the nice
+    /// ticks of [`Chart::render`]). For axes whose data are a transform of the quantity shown
+    /// (a logarithm, or a value placed apart such as C² = 0 on a log axis): the ticks are at data
+    /// positions and carry the labels of the quantity. Ticks outside the axis are not drawn.
+    pub fn render_with_ticks(
+        &self,
+        x_ticks: Option<&[(f64, String)]>,
+        y_ticks: Option<&[(f64, String)]>,
+    ) -> String {
         let mut w = SvgWriter::new(WIDTH, HEIGHT, &self.title);
         let (x0, x1) = widen(self.x.min, self.x.max);
         let (y0, y1) = widen(self.y.min, self.y.max);
@@ -417,7 +429,7 @@ impl Chart {
                 &self.subtitle,
             );
         }
-        self.axes(&mut w, &f);
+        self.axes(&mut w, &f, x_ticks, y_ticks);
         w.open(
             "g",
             &[
@@ -433,11 +445,15 @@ impl Chart {
         w.finish()
     }
 
-    fn axes(&self, w: &mut SvgWriter, f: &Frame) {
-        let xt = nice_ticks(f.x0, f.x1, 6);
-        let yt = nice_ticks(f.y0, f.y1, 6);
-        let xstep = xt.get(1).zip(xt.first()).map_or(1.0, |(b, a)| b - a);
-        let ystep = yt.get(1).zip(yt.first()).map_or(1.0, |(b, a)| b - a);
+    fn axes(
+        &self,
+        w: &mut SvgWriter,
+        f: &Frame,
+        x_ticks: Option<&[(f64, String)]>,
+        y_ticks: Option<&[(f64, String)]>,
+    ) {
+        let xt = ticks_of(f.x0, f.x1, x_ticks);
+        let yt = ticks_of(f.y0, f.y1, y_ticks);
         let bottom = f.top + f.height;
         let right = f.left + f.width;
         w.open(
@@ -448,7 +464,7 @@ impl Chart {
                 ("stroke-width", "1".into()),
             ],
         );
-        for &t in &xt {
+        for &(t, _) in &xt {
             let x = num(f.sx(t));
             w.empty(
                 "line",
@@ -460,7 +476,7 @@ impl Chart {
                 ],
             );
         }
-        for &t in &yt {
+        for &(t, _) in &yt {
             let y = num(f.sy(t));
             w.empty(
                 "line",
@@ -489,8 +505,8 @@ impl Chart {
             "g",
             &[("class", "x-axis".into()), ("text-anchor", "middle".into())],
         );
-        for &t in &xt {
-            let x = f.sx(t);
+        for (t, label) in &xt {
+            let x = f.sx(*t);
             w.empty(
                 "line",
                 &[
@@ -501,11 +517,7 @@ impl Chart {
                     ("stroke", "#333".into()),
                 ],
             );
-            w.text_element(
-                "text",
-                &[("x", num(x)), ("y", num(bottom + 19.0))],
-                &label_text(t, xstep),
-            );
+            w.text_element("text", &[("x", num(x)), ("y", num(bottom + 19.0))], label);
         }
         w.text_element(
             "text",
@@ -522,8 +534,8 @@ impl Chart {
             "g",
             &[("class", "y-axis".into()), ("text-anchor", "end".into())],
         );
-        for &t in &yt {
-            let y = f.sy(t);
+        for (t, label) in &yt {
+            let y = f.sy(*t);
             w.empty(
                 "line",
                 &[
@@ -537,7 +549,7 @@ impl Chart {
             w.text_element(
                 "text",
                 &[("x", num(f.left - 8.0)), ("y", num(y + 4.0))],
-                &label_text(t, ystep),
+                label,
             );
         }
         let (lx, ly) = (22.0, f.top + f.height / 2.0);
@@ -624,6 +636,25 @@ impl Chart {
             y += 16.0;
         }
         w.close();
+    }
+}
+
+/// The ticks of an axis over `[lo, hi]` with their labels: `given` (those within the range), else
+/// about six nice ones labelled with the decimals their step needs.
+fn ticks_of(lo: f64, hi: f64, given: Option<&[(f64, String)]>) -> Vec<(f64, String)> {
+    match given {
+        Some(t) => {
+            let eps = 1e-9 * (hi - lo).abs();
+            t.iter()
+                .filter(|(v, _)| v.is_finite() && *v >= lo - eps && *v <= hi + eps)
+                .cloned()
+                .collect()
+        }
+        None => {
+            let t = nice_ticks(lo, hi, 6);
+            let step = t.get(1).zip(t.first()).map_or(1.0, |(b, a)| b - a);
+            t.into_iter().map(|v| (v, label_text(v, step))).collect()
+        }
     }
 }
 

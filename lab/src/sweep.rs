@@ -66,6 +66,18 @@ pub enum Warmup {
     Quick,
 }
 
+/// What a sweep varies.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum SweepKind {
+    /// The load ρ (`--rhos`): the sweep of this module.
+    #[default]
+    Load,
+    /// The number of users of a closed loop (`--users`, `--think`): [`crate::closed`].
+    Closed(crate::closed::ClosedPlan),
+    /// The service's variability C² at one load (`--cv2`, `--rho`): [`crate::variability`].
+    Variability(crate::variability::VariabilityPlan),
+}
+
 /// A validated sweep.
 #[derive(Debug, Clone)]
 pub struct SweepPlan {
@@ -101,6 +113,8 @@ pub struct SweepPlan {
     pub stop: Arc<AtomicBool>,
     /// Most measurements of a point whose checks fail (at least 1; see [`crate::checks`]).
     pub attempts: u32,
+    /// What the sweep varies (the load unless `--users` or `--cv2`).
+    pub kind: SweepKind,
 }
 
 /// The relaxation time of `model` at load `rho` in seconds (see the module docs).
@@ -196,6 +210,11 @@ impl SweepPlan {
 
     /// Sending time of the whole sweep (warm-ups, measurements and overhead runs).
     pub fn sending_time(&self) -> Duration {
+        match &self.kind {
+            SweepKind::Load => {}
+            SweepKind::Closed(cp) => return crate::closed::sending_time(self, cp),
+            SweepKind::Variability(vp) => return crate::variability::sending_time(self, vp),
+        }
         self.rhos
             .iter()
             .map(|&r| {
@@ -267,6 +286,22 @@ fn now_unix_s() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// A results file for `plan` with no point yet, stamped now.
+pub(crate) fn new_results_file(plan: &SweepPlan) -> ResultsFile {
+    let (created, _) = utc_stamps(now_unix_s());
+    ResultsFile {
+        format: FORMAT.into(),
+        created,
+        qload_version: env!("CARGO_PKG_VERSION").into(),
+        config: plan.lab_config(),
+        overhead: None,
+        points: Vec::with_capacity(plan.rhos.len()),
+        analysis: Vec::new(),
+        closed: None,
+        variability: None,
+    }
+}
+
 /// Recomputes the output-only sections of `file` (analysis and overhead summary).
 fn refresh(file: &mut ResultsFile, model: &Model) {
     file.analysis = file
@@ -290,16 +325,7 @@ fn refresh(file: &mut ResultsFile, model: &Model) {
 /// terminal), any writer of lines otherwise.
 pub fn sweep(plan: &SweepPlan, log: &mut dyn SweepLog) -> anyhow::Result<ReportOutput> {
     create_fresh_dir(&plan.out)?;
-    let (created, _) = utc_stamps(now_unix_s());
-    let mut file = ResultsFile {
-        format: FORMAT.into(),
-        created,
-        qload_version: env!("CARGO_PKG_VERSION").into(),
-        config: plan.lab_config(),
-        overhead: None,
-        points: Vec::with_capacity(plan.rhos.len()),
-        analysis: Vec::new(),
-    };
+    let mut file = new_results_file(plan);
     file.write(&plan.out)?;
     let n = plan.rhos.len();
     for (i, &rho) in plan.rhos.iter().enumerate() {
@@ -354,20 +380,20 @@ pub fn attempt_seed(seed: u64, attempt: u32) -> u64 {
 
 /// What the attempts at a point came to.
 #[derive(Debug)]
-struct Kept<A> {
-    attempt: A,
+pub(crate) struct Kept<A> {
+    pub(crate) attempt: A,
     /// Its number (1 for the first).
-    number: u32,
-    seed: u64,
-    checks: Vec<Check>,
-    rejected: Vec<RejectedAttempt>,
+    pub(crate) number: u32,
+    pub(crate) seed: u64,
+    pub(crate) checks: Vec<Check>,
+    pub(crate) rejected: Vec<RejectedAttempt>,
 }
 
 /// Measures a point up to `max_attempts` times with `run(attempt, seed, log)`, checking each
 /// with `check`, and keeps the first attempt that passes, else the last. Each attempt that is
 /// measured again is logged with the checks it failed. `Err` from `run` ends the point; so does
 /// `stopped()` after an attempt (SIGINT: that attempt is kept, none other started).
-fn with_retries<A>(
+pub(crate) fn with_retries<A>(
     max_attempts: u32,
     seed: u64,
     label: &str,
@@ -419,7 +445,8 @@ fn describe_all(failed: &[Check]) -> String {
         .join(", ")
 }
 
-fn measure_point(
+/// Measures the open point `i` at `rho` of `plan` (with its re-runs) into its record.
+pub(crate) fn measure_point(
     plan: &SweepPlan,
     i: usize,
     rho: f64,
@@ -613,6 +640,7 @@ mod tests {
             client_cpus: Vec::new(),
             stop: Arc::default(),
             attempts: DEFAULT_ATTEMPTS,
+            kind: SweepKind::Load,
         }
     }
 
