@@ -313,28 +313,6 @@ pub fn model_args(model: &Model) -> Vec<String> {
 }
 
 /// The address in qserve's start-up line `qserve: listening on ADDR with …`.
-/// The qserve flags of `model`, one flag per part: a Kendall name cannot carry a parameter of
-/// the service (`h2:4`), a trace's file, the discipline or the classes.
-pub fn model_args(model: &Model) -> Vec<String> {
-    let mut args = vec![
-        "--mu".to_owned(),
-        model.mu.to_string(),
-        "--servers".to_owned(),
-        model.servers.to_string(),
-        "--service".to_owned(),
-        model.service.to_string(),
-        "--discipline".to_owned(),
-        model.discipline.to_string(),
-    ];
-    if let Some(k) = model.capacity {
-        args.extend(["--capacity".to_owned(), k.to_string()]);
-    }
-    if model.classes.len() > 1 {
-        args.extend(["--classes".to_owned(), model.classes.to_string()]);
-    }
-    args
-}
-
 fn listening_addr(line: &str) -> Option<SocketAddr> {
     let rest = line.split_once("listening on ")?.1;
     rest.split_whitespace().next()?.parse().ok()
