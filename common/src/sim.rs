@@ -238,30 +238,51 @@ pub fn simulate_open(model: &Model, lambda: f64, opts: &SimOptions) -> SimResult
         "simulate_open: the arrival rate must be positive and finite, got {lambda}"
     );
     let mut pooled = stats::new_histogram();
-    let runs: Vec<OpenRun> = (0..opts.replications)
+    // One replication at a time, each histogram merged and dropped: the memory does not grow
+    // with the replications.
+    let runs: Vec<OpenValues> = (0..opts.replications)
         .map(|r| {
             let run = open_replication(model, lambda, opts, r);
             stats::merge_histogram(&mut pooled, &run.sojourns.histogram);
-            run
+            OpenValues {
+                mean_s: run.sojourns.mean_s(),
+                quantiles_s: [0.5, 0.9, 0.99].map(|q| run.sojourns.quantile_s(q)),
+                blocking: run.blocking,
+                mean_in_system: run.mean_in_system,
+                class_mean_s: (0..model.classes.len())
+                    .map(|k| run.sojourns.class_mean_s(k))
+                    .collect(),
+            }
         })
         .collect();
-    let estimate = |f: &dyn Fn(&OpenRun) -> f64| {
+    let estimate = |f: &dyn Fn(&OpenValues) -> f64| {
         Estimate::from_replications(&runs.iter().map(f).collect::<Vec<_>>())
     };
     SimResult {
         replications: opts.replications,
         customers: opts.customers,
-        mean_s: estimate(&|r| r.sojourns.mean_s()),
-        p50_s: estimate(&|r| r.sojourns.quantile_s(0.5)),
-        p90_s: estimate(&|r| r.sojourns.quantile_s(0.9)),
-        p99_s: estimate(&|r| r.sojourns.quantile_s(0.99)),
+        mean_s: estimate(&|r| r.mean_s),
+        p50_s: estimate(&|r| r.quantiles_s[0]),
+        p90_s: estimate(&|r| r.quantiles_s[1]),
+        p99_s: estimate(&|r| r.quantiles_s[2]),
         blocking: estimate(&|r| r.blocking),
         mean_in_system: estimate(&|r| r.mean_in_system),
         class_mean_s: (0..model.classes.len())
-            .map(|k| estimate(&|r| r.sojourns.class_mean_s(k)))
+            .map(|k| estimate(&|r| r.class_mean_s[k]))
             .collect(),
         histogram: stats::histogram_to_string(&pooled),
     }
+}
+
+/// The values of one replication of [`simulate_open`].
+#[derive(Debug)]
+struct OpenValues {
+    mean_s: f64,
+    /// p50, p90, p99.
+    quantiles_s: [f64; 3],
+    blocking: f64,
+    mean_in_system: f64,
+    class_mean_s: Vec<f64>,
 }
 
 /// The limit on the customers present of `model`: its capacity, or none.
@@ -477,17 +498,24 @@ pub fn simulate_closed(
         think_s.is_finite() && think_s >= 0.0,
         "simulate_closed: the think time must be finite and non-negative, got {think_s}"
     );
-    let runs: Vec<ClosedRun> = (0..opts.replications)
-        .map(|r| closed_replication(model, users, think_s, opts, r))
+    // (throughput, mean response, p99) of each replication, its histogram dropped.
+    let runs: Vec<[f64; 3]> = (0..opts.replications)
+        .map(|r| {
+            let run = closed_replication(model, users, think_s, opts, r);
+            [
+                run.throughput,
+                run.sojourns.mean_s(),
+                run.sojourns.quantile_s(0.99),
+            ]
+        })
         .collect();
-    let estimate = |f: &dyn Fn(&ClosedRun) -> f64| {
-        Estimate::from_replications(&runs.iter().map(f).collect::<Vec<_>>())
-    };
+    let estimate =
+        |i: usize| Estimate::from_replications(&runs.iter().map(|v| v[i]).collect::<Vec<_>>());
     ClosedSimResult {
         replications: opts.replications,
-        throughput: estimate(&|r| r.throughput),
-        response_s: estimate(&|r| r.sojourns.mean_s()),
-        p99_s: estimate(&|r| r.sojourns.quantile_s(0.99)),
+        throughput: estimate(0),
+        response_s: estimate(1),
+        p99_s: estimate(2),
     }
 }
 
