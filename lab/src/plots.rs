@@ -506,6 +506,8 @@ mod tests {
             verdict: None,
             checks: Vec::new(),
             rejected: Vec::new(),
+            reference: None,
+            metrics: None,
         }
     }
 
