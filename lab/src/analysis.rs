@@ -191,7 +191,8 @@ pub struct PointAnalysis {
     #[serde(default)]
     pub rejected: Vec<RejectedAttempt>,
     /// What the point is held against: theory's closed form, or the simulation (its histogram
-    /// left out). `None`: neither exists (an unstable queue, a model nothing describes).
+    /// left out). `None`: neither exists (an unstable queue, a model nothing describes), or the
+    /// point was recorded before references were (it is held against the closed form).
     #[serde(default)]
     pub reference: Option<Reference>,
     /// Little's law over the measured window, from the server's `/metrics` (`None`: not
@@ -432,10 +433,14 @@ pub fn analyze(model: &Model, rec: &PointRecord) -> PointAnalysis {
     }
     a.little = little(rec, &a);
     a.classes = class_points(model, rec, reference.as_ref());
-    a.reference = reference.map(|r| Reference {
-        histogram: None,
-        ..r
-    });
+    // Kept in the analysis as the sweep recorded it; a point of an older file, held against
+    // the closed form alone, shows none (its outputs are those it had).
+    a.reference = reference
+        .filter(|_| rec.reference.is_some())
+        .map(|r| Reference {
+            histogram: None,
+            ..r
+        });
     a
 }
 
@@ -1061,6 +1066,12 @@ pub struct SweepSummary {
     /// coverage, the errors against theory, the KS distances).
     #[serde(default)]
     pub failed: usize,
+    /// Points whose Little's ratio is within its tolerance.
+    #[serde(default)]
+    pub little_holds: usize,
+    /// Points with a Little's ratio.
+    #[serde(default)]
+    pub little_compared: usize,
 }
 
 /// Sums up a sweep. Points that failed their checks are counted as failed and left out of the
@@ -1096,6 +1107,11 @@ pub fn summarize(all: &[PointAnalysis]) -> SweepSummary {
         }),
         errors: all.iter().map(|p| p.errors).sum(),
         failed,
+        little_holds: points
+            .iter()
+            .filter(|p| p.little.is_some_and(|l| l.holds()))
+            .count(),
+        little_compared: points.iter().filter(|p| p.little.is_some()).count(),
     }
 }
 

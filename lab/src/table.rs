@@ -118,6 +118,110 @@ pub const CSV_COLUMNS: &[(&str, Cell)] = &[
     ("ks_net_twin", |p| of(p.ks_net_twin)),
 ];
 
+/// The columns after [`CSV_COLUMNS`] of a sweep that recorded its references (or scraped its
+/// server): where the reference comes from, its values, and Little's law. A file recorded
+/// before them keeps the columns it had.
+pub const CSV_REFERENCE_COLUMNS: &[(&str, Cell)] = &[
+    ("reference", |p| {
+        p.reference
+            .as_ref()
+            .map(|r| r.kind.as_str().to_owned())
+            .unwrap_or_default()
+    }),
+    ("ref_mean_us", |p| of(p.ref_mean_us())),
+    ("ref_mean_half_width_us", |p| {
+        of(p.reference.as_ref().and_then(|r| r.mean_half_width_us))
+    }),
+    ("ref_p50_us", |p| of(p.ref_percentiles_us()[0])),
+    ("ref_p90_us", |p| of(p.ref_percentiles_us()[1])),
+    ("ref_p99_us", |p| of(p.ref_percentiles_us()[2])),
+    ("ref_replications", |p| {
+        p.reference
+            .as_ref()
+            .and_then(|r| r.replications)
+            .map(|n| n.to_string())
+            .unwrap_or_default()
+    }),
+    ("little_l", |p| of(p.little.map(|l| l.l))),
+    ("little_x", |p| of(p.little.map(|l| l.x))),
+    ("little_ratio", |p| of(p.little.map(|l| l.ratio))),
+    ("little_tolerance", |p| of(p.little.map(|l| l.tolerance))),
+];
+
+/// The `ref` cell: `theory`, `sim ±0.4%`, or `–`.
+pub fn ref_cell(p: &PointAnalysis) -> String {
+    p.ref_label().unwrap_or_else(|| "–".into())
+}
+
+/// The `L/XW` cell: Little's ratio to three decimals, `!` after it when it is farther from 1
+/// than its tolerance, `–` without one.
+pub fn little_cell(p: &PointAnalysis) -> String {
+    match p.little {
+        Some(l) => format!("{:.3}{}", l.ratio, if l.holds() { "" } else { "!" }),
+        None => "–".into(),
+    }
+}
+
+/// The lines on the points whose Little's ratio is farther from 1 than its tolerance.
+pub fn little_lines(points: &[PointAnalysis]) -> String {
+    let mut o = String::new();
+    for p in points {
+        if let Some(l) = p.little.filter(|l| !l.holds()) {
+            let _ = writeln!(
+                o,
+                "Little ρ = {:.2}: L/(X·W) = {:.4} (L = {:.3}, X = {:.1}/s, W = {:.1} µs), \
+                 farther from 1 than the window's edges allow (±{:.4})",
+                p.rho, l.ratio, l.l, l.x, l.w_us, l.tolerance
+            );
+        }
+    }
+    o
+}
+
+/// One block per priority class: the server's mean sojourn of the class at each point against
+/// the reference's (empty when no point has classes).
+pub fn class_blocks(points: &[PointAnalysis]) -> String {
+    let mut o = String::new();
+    let n = points
+        .iter()
+        .flat_map(|p| p.classes.iter().map(|c| usize::from(c.class) + 1))
+        .max()
+        .unwrap_or(0);
+    for k in 0..n {
+        let _ = writeln!(
+            o,
+            "Class {k}{} (µs; the server's mean sojourn from /metrics against the reference)",
+            if k == 0 { ", the highest" } else { "" }
+        );
+        let _ = writeln!(
+            o,
+            "{:>5} {:>9} {:>10} {:>10} {:>9} {:>8}",
+            "ρ", "requests", "measured", "reference", "± ref", "error"
+        );
+        for p in points {
+            let Some(c) = p.classes.iter().find(|c| usize::from(c.class) == k) else {
+                continue;
+            };
+            let err = c
+                .reference_us
+                .filter(|&r| r > 0.0)
+                .map(|r| (c.mean_us - r) / r);
+            let _ = writeln!(
+                o,
+                "{:>5.2} {:>9} {:>10} {:>10} {:>9} {:>8}",
+                p.rho,
+                c.count,
+                t1(Some(c.mean_us)),
+                t1(c.reference_us),
+                t1(c.reference_half_width_us),
+                pct(err)
+            );
+        }
+        let _ = writeln!(o);
+    }
+    o
+}
+
 /// The verdict of a point as the table shows it: `ok`, `ok (2)` when it took two attempts,
 /// `FAILED`, or `–` for a point recorded before the checks.
 pub fn verdict_cell(p: &PointAnalysis) -> String {
@@ -165,9 +269,16 @@ pub fn rerun_lines(points: &[PointAnalysis]) -> String {
 /// `results.csv`: the header and one row per point.
 pub fn csv(points: &[PointAnalysis]) -> anyhow::Result<String> {
     let mut out = csv::Writer::from_writer(Vec::new());
-    out.write_record(CSV_COLUMNS.iter().map(|c| c.0))?;
+    let mut columns = CSV_COLUMNS.to_vec();
+    if points
+        .iter()
+        .any(|p| p.reference.is_some() || p.little.is_some())
+    {
+        columns.extend_from_slice(CSV_REFERENCE_COLUMNS);
+    }
+    out.write_record(columns.iter().map(|c| c.0))?;
     for p in points {
-        out.write_record(CSV_COLUMNS.iter().map(|c| (c.1)(p)))?;
+        out.write_record(columns.iter().map(|c| (c.1)(p)))?;
     }
     let bytes = out.into_inner().map_err(|e| e.into_error())?;
     Ok(String::from_utf8(bytes)?)
@@ -199,13 +310,25 @@ pub fn render(points: &[PointAnalysis], summary: &SweepSummary, capacity: bool) 
     let mut o = String::new();
     let checked = points.iter().any(|p| p.verdict.is_some());
     let timed = points.iter().any(PointAnalysis::timed);
+    let referenced = points.iter().any(|p| p.reference.is_some());
+    let simulated = points.iter().any(|p| {
+        p.reference
+            .as_ref()
+            .is_some_and(|r| r.replications.is_some())
+    });
+    let little = points.iter().any(|p| p.little.is_some());
     let _ = writeln!(
         o,
-        "Mean response time (µs); net = {}; errors relative to theory W",
+        "Mean response time (µs); net = {}; errors relative to {}",
         if timed {
             "the server's own time (Server-Timing), else measured − overhead"
         } else {
             "measured − overhead"
+        },
+        if simulated {
+            "the reference W (theory, or a simulation with its 95% half-width)"
+        } else {
+            "theory W"
         }
     );
     // With Server-Timing the path of the same requests (measured − net) gets a column of its own
@@ -222,17 +345,23 @@ pub fn render(points: &[PointAnalysis], summary: &SweepSummary, capacity: bool) 
         "95% CI",
         "net",
         "net 95% CI",
-        "theory W",
+        if simulated { "ref W" } else { "theory W" },
         "err raw",
         "err net",
         "W in CI"
     );
+    if referenced {
+        let _ = write!(head, " {:>11}", "ref");
+    }
+    if little {
+        let _ = write!(head, " {:>7}", "L/XW");
+    }
     if checked {
         let _ = write!(head, " {:>8}", "checks");
     }
     let _ = writeln!(o, "{head}");
     for p in points {
-        let w = p.theory.as_ref().map(|t| t.mean_us);
+        let w = p.ref_mean_us();
         let covers = match p.covers_net.or(p.covers_raw) {
             Some(true) => "yes",
             Some(false) => "NO",
@@ -255,6 +384,12 @@ pub fn render(points: &[PointAnalysis], summary: &SweepSummary, capacity: bool) 
             pct(p.err_net),
             covers
         );
+        if referenced {
+            let _ = write!(line, " {:>11}", ref_cell(p));
+        }
+        if little {
+            let _ = write!(line, " {:>7}", little_cell(p));
+        }
         if checked {
             let _ = write!(line, " {:>8}", verdict_cell(p));
         }
@@ -263,13 +398,14 @@ pub fn render(points: &[PointAnalysis], summary: &SweepSummary, capacity: bool) 
     let _ = writeln!(o);
     let _ = writeln!(
         o,
-        "Distribution (µs, measured/theory); KS = sup |F_measured − F_theory|; KS noise = what \
+        "Distribution (µs, measured/{r}); KS = sup |F_measured − F_{r}|; KS noise = what \
          sampling alone reaches at 95%{}",
         if capacity {
             "; blocking = fraction of 503"
         } else {
             ""
-        }
+        },
+        r = if simulated { "reference" } else { "theory" }
     );
     let mut head = format!(
         "{:>5} {:>17} {:>17} {:>19} {:>7} {:>7} {:>8}",
@@ -282,13 +418,14 @@ pub fn render(points: &[PointAnalysis], summary: &SweepSummary, capacity: bool) 
     let _ = writeln!(o, "{head}");
     for p in points {
         let t = p.theory.as_ref();
+        let [r50, r90, r99] = p.ref_percentiles_us();
         let ks = |k: Option<f64>| k.map(|k| format!("{k:.4}")).unwrap_or_else(|| "–".into());
         let mut line = format!(
             "{:>5.2} {:>17} {:>17} {:>19} {:>7} {:>7} {:>8}",
             p.rho,
-            pair(p.p50_us, t.and_then(|t| t.p50_us)),
-            pair(p.p90_us, t.and_then(|t| t.p90_us)),
-            pair(p.p99_us, t.and_then(|t| t.p99_us)),
+            pair(p.p50_us, r50),
+            pair(p.p90_us, r90),
+            pair(p.p99_us, r99),
             ks(p.ks_raw),
             ks(p.ks_net),
             ks(p.ks_noise)
@@ -298,7 +435,15 @@ pub fn render(points: &[PointAnalysis], summary: &SweepSummary, capacity: bool) 
             let _ = write!(
                 line,
                 " {:>15}",
-                format!("{}/{}", b(p.blocking_measured), b(t.map(|t| t.blocking)))
+                format!(
+                    "{}/{}",
+                    b(p.blocking_measured),
+                    b(t.map(|t| t.blocking).or(p
+                        .reference
+                        .as_ref()
+                        .and_then(|r| r.blocking)
+                        .map(|b| b.value)))
+                )
             );
         }
         let _ = write!(
@@ -309,8 +454,10 @@ pub fn render(points: &[PointAnalysis], summary: &SweepSummary, capacity: bool) 
         let _ = writeln!(o, "{line}");
     }
     let _ = writeln!(o);
+    o.push_str(&class_blocks(points));
     let _ = writeln!(o, "{}", summary_line(summary));
     o.push_str(&rerun_lines(points));
+    o.push_str(&little_lines(points));
     o
 }
 
@@ -337,6 +484,12 @@ pub fn summary_line(s: &SweepSummary) -> String {
         parts.push(format!(
             "KS net within sampling noise at {} of {} points",
             s.ks_net_within_noise, s.ks_net_compared
+        ));
+    }
+    if s.little_compared > 0 {
+        parts.push(format!(
+            "Little's law L = X·W within its tolerance at {} of {} points",
+            s.little_holds, s.little_compared
         ));
     }
     match s.overhead_range_us {
