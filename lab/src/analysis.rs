@@ -1559,4 +1559,313 @@ mod tests {
         ]);
         assert_eq!((s.ks_net_within_noise, s.ks_net_compared), (2, 3));
     }
+
+    // ---- references, Little's law, classes ----
+
+    use crate::record::{ClassSojourn, MetricsWindow};
+    use queuelab_common::model::{Classes, Discipline, ServiceKind};
+
+    /// A recorded simulation reference of mean `w` ± `h` µs whose histogram holds `sample_us`.
+    fn sim_reference(w: f64, h: f64, sample_us: &[f64], n_eff: f64) -> Reference {
+        let m = PointMeasurement::of_sample(sample_us, 0, |m| (m, m));
+        Reference {
+            kind: ReferenceKind::Simulation,
+            replications: Some(10),
+            customers: Some(sample_us.len() as u64 / 10),
+            seed: Some(3),
+            mean_us: Some(w),
+            mean_half_width_us: Some(h),
+            p50_us: Some(m.latency_us.p50),
+            p90_us: Some(m.latency_us.p90),
+            p99_us: Some(m.latency_us.p99),
+            percentiles: Some(ReferenceKind::Simulation),
+            blocking: Some(RefEstimate::default()),
+            class_mean_us: Vec::new(),
+            n_eff: Some(n_eff),
+            histogram: Some(m.histogram),
+        }
+    }
+
+    #[test]
+    fn the_reference_a_model_needs() {
+        let mm1 = model(None);
+        assert_eq!(reference_need(&mm1, 500.0), Some(ReferenceNeed::Theory));
+        assert_eq!(
+            reference_need(&mm1.with_capacity(Some(4)), 1500.0),
+            Some(ReferenceNeed::Theory)
+        );
+        // M/G/1 (uniform): Pollaczek–Khinchine has the mean, not the distribution.
+        assert_eq!(
+            reference_need(&mm1.with_service(ServiceKind::Uniform), 500.0),
+            Some(ReferenceNeed::TheoryAndSimulation)
+        );
+        // Two servers with hyperexponential service: no closed form at all.
+        let h2 = Model::new(1000.0, Servers::Finite(2)).with_service(ServiceKind::H2 { cv2: 4.0 });
+        assert_eq!(reference_need(&h2, 1000.0), Some(ReferenceNeed::Simulation));
+        // Unstable, or no arrivals: nothing to compare with.
+        assert_eq!(reference_need(&mm1, 1500.0), None);
+        assert_eq!(reference_need(&mm1, 0.0), None);
+        // A closed form is a reference without simulating.
+        let r = reference_at(&mm1, 500.0, &sim_options(1000, 10, 1)).expect("M/M/1");
+        assert_eq!(r.kind, ReferenceKind::Theory);
+        assert_eq!((r.replications, r.histogram.as_deref()), (None, None));
+        assert!((r.mean_us.expect("W") - 2000.0).abs() < 1e-9);
+        assert_eq!(r.percentiles, Some(ReferenceKind::Theory));
+    }
+
+    #[test]
+    fn simulation_size_scales_with_the_point() {
+        let o = sim_options(45_000, 10, 9);
+        assert_eq!(
+            (o.customers, o.warmup, o.replications, o.seed),
+            (900_000, 90_000, 10, 9)
+        );
+        let small = sim_options(300, 1, 9);
+        assert_eq!(
+            (small.customers, small.replications),
+            (SIM_MIN_CUSTOMERS, 2)
+        );
+    }
+
+    #[test]
+    fn a_point_against_a_recorded_simulation() {
+        // A queue with no closed form, simulated: W = 2000 ± 20 µs, its histogram a sample of
+        // Exp(2000 µs) (what the server times also follow here).
+        let m = Model::new(1000.0, Servers::Finite(2)).with_service(ServiceKind::H2 { cv2: 4.0 });
+        let sojourn = quantile_sample(20_000, |p| -2000.0 * (1.0 - p).ln());
+        let mut rec = record(
+            500.0,
+            measurement(&sojourn, 0, 30.0),
+            Some(measurement(&[O_US; 100], 0, 0.5)),
+        );
+        let means = [2015.0, 2045.0, 2030.0, 2030.0];
+        with_server_timing(&mut rec, &sojourn, 0.0, &means);
+        rec.reference = Some(sim_reference(1960.0, 20.0, &sojourn, 10_000.0));
+        let a = analyze(&m, &rec);
+        assert!(a.theory.is_none() && a.theory_note.is_some());
+        let r = a.reference.as_ref().expect("the simulation");
+        assert_eq!(r.kind, ReferenceKind::Simulation);
+        assert!(r.histogram.is_none(), "left out of the analysis");
+        assert_eq!(a.ref_label().as_deref(), Some("sim ±1.0%"));
+        // The error is against the simulated mean.
+        let net = a.net_mean_us.expect("net");
+        let err = a.err_net.expect("error");
+        assert!((err - (net - 1960.0) / 1960.0).abs() < 1e-12, "{err}");
+        // The net interval's half-width: t(3)·s/2 of the four server means.
+        let (lo, hi) = a.net_ci95_us.expect("interval");
+        let h = (hi - lo) / 2.0;
+        // net − 1960 ≈ 40: outside ±h alone when h < 40, inside √(h² + 20²) when that is ≥ 40.
+        let d = ((lo + hi) / 2.0 - 1960.0).abs();
+        assert_eq!(a.covers_net, Some(d <= h.hypot(20.0)));
+        assert!(d > h, "the interval alone misses it: {d} vs {h}");
+        // The same sample on both sides: a two-sample distance of (almost) zero, whose noise
+        // adds the simulation's 1.358/√10000 to the measurement's.
+        assert!(a.ks_net.expect("ks") < 1e-9, "{:?}", a.ks_net);
+        let alone = ks_noise(
+            rec.measured.latency_us.stdev,
+            Some(30.0),
+            rec.measured.completed,
+            u64::from(crate::measure::BATCHES),
+        )
+        .expect("noise");
+        let both = a.ks_noise.expect("noise");
+        assert!((both - alone.hypot(0.01358)).abs() < 1e-12, "{both}");
+        // The percentiles are the simulation's.
+        assert_eq!(a.ref_percentiles_us()[0], r.p50_us);
+
+        // The same sample shifted by 10% is a KS distance the reference sees.
+        let shifted: Vec<f64> = sojourn.iter().map(|x| x * 1.1).collect();
+        rec.reference = Some(sim_reference(1960.0, 20.0, &shifted, 10_000.0));
+        let a = analyze(&m, &rec);
+        // sup |F(t) − F(t/1.1)| for Exp(2000 µs): where the densities meet,
+        // t = 2200·ln 1.1/0.1 = 2096.8 µs: e^{−0.9531} − e^{−1.0484} = 0.0351 (bucketing and the
+        // midpoint samples move it by less than 0.002).
+        let ks = a.ks_net.expect("ks");
+        assert!((ks - 0.0351).abs() < 0.002, "{ks}");
+    }
+
+    #[test]
+    fn the_closed_form_mean_with_the_simulated_distribution() {
+        // M/G/1 (uniform service) at λ = 500: P–K W = 1/μ + λE[S²]/(2(1 − ρ)) = 1666.7 µs.
+        let m = model(None).with_service(ServiceKind::Uniform);
+        let sample = quantile_sample(5000, |p| 1666.7 * p * 2.0);
+        let mut rec = record(500.0, measurement(&sample, 0, 30.0), None);
+        let mut sim = sim_reference(1670.0, 15.0, &sample, 5000.0);
+        sim.kind = ReferenceKind::Theory;
+        rec.reference = Some(sim);
+        let a = analyze(&m, &rec);
+        let r = a.reference.as_ref().expect("reference");
+        assert_eq!(r.kind, ReferenceKind::Theory);
+        assert_eq!(r.percentiles, Some(ReferenceKind::Simulation));
+        let w = r.mean_us.expect("W");
+        assert!((w - 5000.0 / 3.0).abs() < 1e-6, "the closed form's: {w}");
+        assert_eq!(r.mean_half_width_us, Some(0.0));
+        assert_eq!(a.ref_label().as_deref(), Some("theory"));
+        // The raw KS is against the simulated histogram: the same sample.
+        assert!(a.ks_raw.expect("ks") < 1e-9);
+        assert!(a.ref_percentiles_us()[1].is_some());
+        // Coverage against a closed form is the interval itself.
+        let (lo, hi) = a.ci95_us.expect("interval");
+        assert_eq!(a.covers_raw, Some(lo <= w && w <= hi));
+    }
+
+    fn window(in_system_s: Option<f64>, edges: (f64, f64)) -> MetricsWindow {
+        MetricsWindow {
+            uptime_s: 10.0,
+            in_system_s,
+            in_system_edges: Some(edges),
+            sojourn_sum_s: Some(20.0),
+            sojourn_count: Some(10_000),
+            classes: Vec::new(),
+            measured_only: true,
+        }
+    }
+
+    #[test]
+    fn littles_ratio_from_the_scrape() {
+        // 10 000 answers in 10 s (X = 1000/s) of mean server time 2000 µs: X·W = 2; the server
+        // integrated 20 request-seconds over 10 s: L = 2.
+        let server = quantile_sample(10_000, |p| -2000.0 * (1.0 - p).ln());
+        let mut m = measurement(&server, 0, 40.0);
+        m.duration_s = 10.0;
+        let mut rec = record(1000.0, m, None);
+        with_server_timing(&mut rec, &server, 20.0, &[2000.0, 2000.0]);
+        let w_us = server.iter().sum::<f64>() / server.len() as f64;
+        rec.metrics = Some(window(Some(20.0), (3.0, 1.0)));
+        let a = analyze(&model(None), &rec);
+        let l = a.little.expect("Little");
+        assert_eq!((l.l, l.x), (2.0, 1000.0));
+        assert!((l.w_us - w_us).abs() < 1e-9);
+        assert!((l.ratio - 2.0 / (1000.0 * w_us * 1e-6)).abs() < 1e-12);
+        // 3·(3 + 1 + 1)/(1000·10) + 1%.
+        assert!((l.tolerance - (0.0015 + LITTLE_SLACK)).abs() < 1e-12);
+        assert!(l.holds(), "{l:?}");
+        // 5% more in system than X·W: beyond the edges' allowance.
+        rec.metrics = Some(window(Some(21.0 * w_us / 2000.0), (3.0, 1.0)));
+        let l = analyze(&model(None), &rec).little.expect("Little");
+        assert!((l.ratio - 1.05).abs() < 1e-9 && !l.holds(), "{l:?}");
+        assert_eq!(summarize(&[analyze(&model(None), &rec)]).little_compared, 1);
+        // The 503s are not in X (nor in the system).
+        rec.measured.blocked = 2000;
+        let l = analyze(&model(None), &rec).little.expect("Little");
+        assert_eq!(l.x, 800.0);
+        // A window with the warm-up in it allows for it.
+        rec.warmup_s = 1.0;
+        let mut w = window(Some(20.0), (3.0, 1.0));
+        w.measured_only = false;
+        rec.metrics = Some(w);
+        let l2 = analyze(&model(None), &rec).little.expect("Little");
+        assert!((l2.tolerance - l.tolerance - 0.1).abs() < 1e-12);
+        // No integral (an older qserve), or no scrape: no ratio.
+        rec.metrics = Some(window(None, (0.0, 0.0)));
+        assert_eq!(analyze(&model(None), &rec).little, None);
+        rec.metrics = None;
+        assert_eq!(analyze(&model(None), &rec).little, None);
+    }
+
+    #[test]
+    fn classes_from_the_scrape_against_the_reference() {
+        let classes = Classes::new(&[0.3, 0.7]).expect("classes");
+        let m = model(None)
+            .with_discipline(Discipline::Priority)
+            .with_classes(classes);
+        let mut rec = record(500.0, measurement(&[2000.0; 100], 0, 10.0), None);
+        let mut w = window(Some(10.0), (1.0, 1.0));
+        w.classes = vec![
+            ClassSojourn {
+                class: 0,
+                sum_s: 1.5,
+                count: 1000,
+            },
+            ClassSojourn {
+                class: 1,
+                sum_s: 4.9,
+                count: 2000,
+            },
+            ClassSojourn {
+                class: 2,
+                sum_s: 0.0,
+                count: 0,
+            },
+        ];
+        rec.metrics = Some(w.clone());
+        let mut r = sim_reference(2000.0, 20.0, &[2000.0; 100], 100.0);
+        r.class_mean_us = vec![
+            RefEstimate {
+                value: 1520.0,
+                half_width: 10.0,
+            },
+            RefEstimate {
+                value: 2400.0,
+                half_width: 30.0,
+            },
+        ];
+        rec.reference = Some(r);
+        let a = analyze(&m, &rec);
+        assert_eq!(a.classes.len(), 2, "a class with no requests is left out");
+        assert_eq!((a.classes[0].class, a.classes[0].count), (0, 1000));
+        assert!((a.classes[0].mean_us - 1500.0).abs() < 1e-9);
+        assert!((a.classes[1].mean_us - 2450.0).abs() < 1e-9);
+        assert_eq!(a.classes[0].reference_us, Some(1520.0));
+        assert_eq!(a.classes[1].reference_half_width_us, Some(30.0));
+
+        // Classes that only label requests (FCFS): each class's reference is W itself.
+        let fcfs = model(None).with_classes(classes);
+        let mut plain = record(500.0, measurement(&[2000.0; 100], 0, 10.0), None);
+        plain.metrics = Some(w);
+        let a = analyze(&fcfs, &plain);
+        assert_eq!(a.classes.len(), 2);
+        for c in &a.classes {
+            assert!((c.reference_us.expect("W") - 2000.0).abs() < 1e-9, "{c:?}");
+            assert_eq!(c.reference_half_width_us, Some(0.0));
+        }
+        // One class, no discipline by class: no per-class rows.
+        assert!(analyze(&model(None), &plain).classes.is_empty());
+    }
+
+    #[test]
+    fn references_are_cached_per_model_and_rate() {
+        let mut cache = SimCache::default();
+        // M/M/1 needs no simulation: cached as the closed form.
+        let opts = sim_options(10, 2, 1);
+        let r = cache.reference(&model(None), 500.0, &opts).expect("theory");
+        assert_eq!(r.map(|r| r.kind), Some(ReferenceKind::Theory));
+        assert_eq!(cache.entries.len(), 1);
+        assert!(cache.reference(&model(None), 500.0, &opts).is_ok());
+        assert_eq!(cache.entries.len(), 1, "from the cache");
+    }
+
+    /// The simulator against the closed form, through the lab's use of it (needs the simulator).
+    #[test]
+    fn a_simulated_reference_of_mm1_agrees_with_theory() {
+        // M/M/1 at ρ = 0.5, μ = 1000/s: W = 2000 µs, p50 = W·ln 2. Four replications of 10⁵
+        // customers: the asymptotic variance of the mean sojourn of M/M/1 at ρ = 0.5 is about
+        // 3·10⁻⁵ s² per customer, so over 4·10⁵ customers the mean's standard deviation is about
+        // 9 µs; 60 µs (3%) is more than six of them. The median is as precise; the KS distance of
+        // ~5·10⁴ effective samples has a standard deviation of about 0.004, and 0.02 is five.
+        let m = model(None);
+        let opts = sim_options(5000, 4, 11);
+        let s = simulated_reference(&sim::simulate_open(&m, 500.0, &opts), &opts);
+        assert_eq!(s.kind, ReferenceKind::Simulation);
+        assert_eq!((s.replications, s.customers), (Some(4), Some(100_000)));
+        let w = s.mean_us.expect("mean");
+        assert!((w - 2000.0).abs() < 60.0, "{w}");
+        let h = s.mean_half_width_us.expect("half-width");
+        assert!(h > 0.0 && h < 60.0, "{h}");
+        let p50 = s.p50_us.expect("p50");
+        assert!((p50 / (2000.0 * 2f64.ln()) - 1.0).abs() < 0.03, "{p50}");
+        let hist = decode(s.histogram.as_deref().expect("histogram")).expect("decodes");
+        let cdf = theory_cdf_us(&m, 500.0).expect("M/M/1 CDF");
+        let ks = stats::ks_histogram(&hist, |t| cdf(t * 1e6));
+        assert!(ks < 0.02, "{ks}");
+        assert!(s.n_eff.expect("n_eff") > 1000.0);
+
+        // As a point's reference, a model with a closed form only for its mean (M/G/1) gets
+        // the simulated percentiles.
+        let g = m.with_service(ServiceKind::Uniform);
+        let r = reference_at(&g, 500.0, &opts).expect("M/G/1");
+        assert_eq!(r.kind, ReferenceKind::Theory);
+        assert_eq!(r.percentiles, Some(ReferenceKind::Simulation));
+        assert!(r.histogram.is_some() && r.replications == Some(4));
+    }
 }

@@ -744,4 +744,114 @@ mod tests {
         assert_eq!(TimeUnit::for_max_us(2000.0), TimeUnit::Ms);
         assert_eq!(TimeUnit::Ms.scale(1500.0), 1.5);
     }
+
+    fn ctx(model: &Model) -> PlotContext<'_> {
+        PlotContext {
+            model,
+            model_name: model.name(),
+            subtitle: "test".into(),
+        }
+    }
+
+    /// The series ids of a rendered chart, with the number of markers or points of each.
+    fn series_of(svg: &str) -> Vec<(String, usize)> {
+        let doc = roxmltree::Document::parse(svg).expect("well-formed SVG");
+        doc.descendants()
+            .filter(|n| {
+                n.attribute("class")
+                    .is_some_and(|c| c.starts_with("series "))
+            })
+            .map(|n| {
+                (
+                    n.attribute("id").unwrap_or_default().to_owned(),
+                    n.descendants().filter(|d| d.is_element()).count(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn classes_chart_draws_each_class_over_its_reference() {
+        use crate::record::ClassPoint;
+        use queuelab_common::model::{Classes, Discipline};
+        let m = Model::new(1000.0, Servers::Finite(1))
+            .with_discipline(Discipline::Priority)
+            .with_classes(Classes::new(&[0.3, 0.7]).expect("classes"));
+        assert!(
+            classes_chart(&ctx(&m), &[p(0.5)]).is_none(),
+            "no classes, no chart"
+        );
+        let with = |rho: f64| PointAnalysis {
+            classes: (0..2)
+                .map(|k| ClassPoint {
+                    class: k,
+                    count: 100,
+                    mean_us: 1000.0 * rho * f64::from(k + 1),
+                    reference_us: Some(1000.0 * rho * f64::from(k + 1) + 10.0),
+                    reference_half_width_us: Some(20.0),
+                })
+                .collect(),
+            ..p(rho)
+        };
+        let chart = classes_chart(&ctx(&m), &[with(0.3), with(0.6), with(0.9)]).expect("a chart");
+        let svg = chart.render();
+        let series = series_of(&svg);
+        let ids: Vec<&str> = series.iter().map(|s| s.0.as_str()).collect();
+        for id in [
+            "series-class-reference-0",
+            "series-class-measured-0",
+            "series-class-reference-1",
+            "series-class-measured-1",
+        ] {
+            assert!(ids.contains(&id), "{id} in {ids:?}");
+        }
+        assert!(svg.contains("Response time per class vs load"));
+        // Three measured points per class, each with its reference's bar.
+        let measured = series
+            .iter()
+            .find(|s| s.0 == "series-class-measured-1")
+            .expect("class 1");
+        assert!(measured.1 >= 3, "{measured:?}");
+    }
+
+    #[test]
+    fn mean_chart_shows_a_simulated_reference() {
+        use crate::record::{Reference, ReferenceKind};
+        let m = Model::new(1000.0, Servers::Finite(2))
+            .with_service(queuelab_common::model::ServiceKind::H2 { cv2: 4.0 });
+        let sim = |rho: f64| PointAnalysis {
+            mean_us: Some(1500.0),
+            reference: Some(Reference {
+                kind: ReferenceKind::Simulation,
+                replications: Some(10),
+                customers: Some(100_000),
+                seed: None,
+                mean_us: Some(1400.0 + 1000.0 * rho),
+                mean_half_width_us: Some(15.0),
+                p50_us: None,
+                p90_us: None,
+                p99_us: None,
+                percentiles: Some(ReferenceKind::Simulation),
+                blocking: None,
+                class_mean_us: Vec::new(),
+                n_eff: None,
+                histogram: None,
+            }),
+            ..p(rho)
+        };
+        let svg = mean_chart(&ctx(&m), &[sim(0.3), sim(0.6)]).render();
+        let series = series_of(&svg);
+        let simulated = series
+            .iter()
+            .find(|s| s.0 == "series-simulation")
+            .expect("the simulation's series");
+        assert!(simulated.1 >= 2, "{simulated:?}");
+        assert!(svg.contains("simulation, 95% CI"));
+        // Its errors are against the simulated means.
+        let e = error_chart(&ctx(&m), &[sim(0.3)]).render();
+        assert!(e.contains("reference (0%)"));
+        // A sweep with closed forms only has no such series.
+        let plain = mean_chart(&ctx(&Model::default()), &[p(0.5)]).render();
+        assert!(!plain.contains("series-simulation"));
+    }
 }

@@ -693,4 +693,107 @@ mod tests {
         assert_eq!(got(1, "net_source"), "server_timing");
         assert_eq!(got(0, "failed_checks"), "");
     }
+
+    fn referenced(kind: crate::record::ReferenceKind, little: Option<f64>) -> PointAnalysis {
+        use crate::record::{Little, Reference};
+        let sim = kind == crate::record::ReferenceKind::Simulation;
+        PointAnalysis {
+            reference: Some(Reference {
+                kind,
+                replications: sim.then_some(10),
+                customers: sim.then_some(100_000),
+                seed: None,
+                mean_us: Some(2000.0),
+                mean_half_width_us: Some(if sim { 8.0 } else { 0.0 }),
+                p50_us: Some(1390.0),
+                p90_us: Some(4600.0),
+                p99_us: Some(9200.0),
+                percentiles: Some(kind),
+                blocking: None,
+                class_mean_us: Vec::new(),
+                n_eff: None,
+                histogram: None,
+            }),
+            little: little.map(|ratio| Little {
+                l: ratio,
+                x: 500.0,
+                w_us: 2000.0,
+                ratio,
+                tolerance: 0.02,
+            }),
+            ..point()
+        }
+    }
+
+    #[test]
+    fn the_reference_and_littles_ratio_have_columns() {
+        use crate::record::{ClassPoint, ReferenceKind};
+        let mut sim = referenced(ReferenceKind::Simulation, Some(1.05));
+        sim.theory = None;
+        sim.rho = 0.9;
+        sim.classes = vec![
+            ClassPoint {
+                class: 0,
+                count: 300,
+                mean_us: 1500.0,
+                reference_us: Some(1520.0),
+                reference_half_width_us: Some(10.0),
+            },
+            ClassPoint {
+                class: 1,
+                count: 700,
+                mean_us: 2450.0,
+                reference_us: Some(2400.0),
+                reference_half_width_us: Some(30.0),
+            },
+        ];
+        let pts = [referenced(ReferenceKind::Theory, Some(1.003)), sim];
+        let s = crate::analysis::summarize(&pts);
+        assert_eq!((s.little_holds, s.little_compared), (1, 2));
+        let t = render(&pts, &s, false);
+        let head = t
+            .lines()
+            .find(|l| l.contains("W in CI"))
+            .expect("header of the mean block");
+        assert!(head.contains("ref W") && head.contains(" ref") && head.contains("L/XW"));
+        let row = |rho: &str| {
+            t.lines()
+                .find(|l| l.trim_start().starts_with(rho) && l.contains("499.0"))
+                .unwrap_or_else(|| panic!("row {rho} in\n{t}"))
+        };
+        assert!(row("0.50").contains(" theory ") && row("0.50").contains(" 1.003"));
+        // 8/2000: ±0.4%; 1.05 is outside its ±0.02.
+        assert!(row("0.90").contains("sim ±0.4%") && row("0.90").contains("1.050!"));
+        // The simulated reference's mean and percentiles are the ones shown.
+        assert!(row("0.90").contains("2000.0"), "{}", row("0.90"));
+        assert!(t.contains("1400.0/1390.0"), "{t}");
+        assert!(t.contains("errors relative to the reference W"), "{t}");
+        assert!(t.contains("Little's law L = X·W within its tolerance at 1 of 2 points"));
+        assert!(t.contains("Little ρ = 0.90: L/(X·W) = 1.0500"), "{t}");
+        assert!(!t.contains("Little ρ = 0.50"), "{t}");
+        // One block per class, with the class's error against its reference.
+        assert!(
+            t.contains("Class 0, the highest") && t.contains("Class 1 (µs"),
+            "{t}"
+        );
+        assert!(t.contains("+2.08%") && t.contains("-1.32%"), "{t}");
+        // The CSV gets the reference columns.
+        let c = csv(&pts).expect("CSV");
+        let header = c.lines().next().expect("header");
+        assert!(header.ends_with(
+            "reference,ref_mean_us,ref_mean_half_width_us,ref_p50_us,ref_p90_us,ref_p99_us,\
+             ref_replications,little_l,little_x,little_ratio,little_tolerance"
+        ));
+        assert!(
+            c.lines()
+                .nth(2)
+                .expect("row")
+                .contains(",simulation,2000,8,"),
+            "{c}"
+        );
+        // Without references (an older file) the table and the CSV keep their layout.
+        let old = render(&[point()], &crate::analysis::summarize(&[point()]), false);
+        assert!(!old.contains("L/XW") && !old.contains("ref W") && !old.contains("Class 0"));
+        assert!(!csv(&[point()]).expect("CSV").contains("reference"));
+    }
 }
