@@ -118,36 +118,6 @@ pub const CSV_COLUMNS: &[(&str, Cell)] = &[
     ("ks_net_twin", |p| of(p.ks_net_twin)),
 ];
 
-/// The columns after [`CSV_COLUMNS`] of a sweep that recorded its references (or scraped its
-/// server): where the reference comes from, its values, and Little's law. A file recorded
-/// before them keeps the columns it had.
-pub const CSV_REFERENCE_COLUMNS: &[(&str, Cell)] = &[
-    ("reference", |p| {
-        p.reference
-            .as_ref()
-            .map(|r| r.kind.as_str().to_owned())
-            .unwrap_or_default()
-    }),
-    ("ref_mean_us", |p| of(p.ref_mean_us())),
-    ("ref_mean_half_width_us", |p| {
-        of(p.reference.as_ref().and_then(|r| r.mean_half_width_us))
-    }),
-    ("ref_p50_us", |p| of(p.ref_percentiles_us()[0])),
-    ("ref_p90_us", |p| of(p.ref_percentiles_us()[1])),
-    ("ref_p99_us", |p| of(p.ref_percentiles_us()[2])),
-    ("ref_replications", |p| {
-        p.reference
-            .as_ref()
-            .and_then(|r| r.replications)
-            .map(|n| n.to_string())
-            .unwrap_or_default()
-    }),
-    ("little_l", |p| of(p.little.map(|l| l.l))),
-    ("little_x", |p| of(p.little.map(|l| l.x))),
-    ("little_ratio", |p| of(p.little.map(|l| l.ratio))),
-    ("little_tolerance", |p| of(p.little.map(|l| l.tolerance))),
-];
-
 /// The `ref` cell: `theory`, `sim ±0.4%`, or `–`.
 pub fn ref_cell(p: &PointAnalysis) -> String {
     p.ref_label().unwrap_or_else(|| "–".into())
@@ -269,16 +239,9 @@ pub fn rerun_lines(points: &[PointAnalysis]) -> String {
 /// `results.csv`: the header and one row per point.
 pub fn csv(points: &[PointAnalysis]) -> anyhow::Result<String> {
     let mut out = csv::Writer::from_writer(Vec::new());
-    let mut columns = CSV_COLUMNS.to_vec();
-    if points
-        .iter()
-        .any(|p| p.reference.is_some() || p.little.is_some())
-    {
-        columns.extend_from_slice(CSV_REFERENCE_COLUMNS);
-    }
-    out.write_record(columns.iter().map(|c| c.0))?;
+    out.write_record(CSV_COLUMNS.iter().map(|c| c.0))?;
     for p in points {
-        out.write_record(columns.iter().map(|c| (c.1)(p)))?;
+        out.write_record(CSV_COLUMNS.iter().map(|c| (c.1)(p)))?;
     }
     let bytes = out.into_inner().map_err(|e| e.into_error())?;
     Ok(String::from_utf8(bytes)?)
@@ -777,23 +740,11 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("+2.08%") && t.contains("-1.32%"), "{t}");
-        // The CSV gets the reference columns.
+        // The CSV keeps its columns (the reference and Little's law are in results.json).
         let c = csv(&pts).expect("CSV");
-        let header = c.lines().next().expect("header");
-        assert!(header.ends_with(
-            "reference,ref_mean_us,ref_mean_half_width_us,ref_p50_us,ref_p90_us,ref_p99_us,\
-             ref_replications,little_l,little_x,little_ratio,little_tolerance"
-        ));
-        assert!(
-            c.lines()
-                .nth(2)
-                .expect("row")
-                .contains(",simulation,2000,8,"),
-            "{c}"
-        );
-        // Without references (an older file) the table and the CSV keep their layout.
+        assert!(!c.lines().next().expect("header").contains("reference"));
+        // Without references (an older file) the table keeps its layout.
         let old = render(&[point()], &crate::analysis::summarize(&[point()]), false);
         assert!(!old.contains("L/XW") && !old.contains("ref W") && !old.contains("Class 0"));
-        assert!(!csv(&[point()]).expect("CSV").contains("reference"));
     }
 }
