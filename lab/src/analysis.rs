@@ -53,13 +53,17 @@
 //! 0.02, at ρ = 0.95 several times that.
 use hdrhistogram::Histogram;
 use queuelab_common::model::{Model, Servers};
+use queuelab_common::sim::{self, SimOptions, SimResult};
 use queuelab_common::stats;
 use queuelab_common::theory::{self, Comparison, MeasuredSummary};
 use serde::{Deserialize, Serialize};
 
 use queuelab_client::result;
 
-use crate::record::{Check, PointRecord, RejectedAttempt, Verdict};
+use crate::record::{
+    Check, ClassPoint, Little, PointRecord, RefEstimate, Reference, ReferenceKind, RejectedAttempt,
+    Verdict,
+};
 
 /// What theory predicts at one point, in microseconds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -186,6 +190,19 @@ pub struct PointAnalysis {
     /// The attempts measured again, with the checks they failed.
     #[serde(default)]
     pub rejected: Vec<RejectedAttempt>,
+    /// What the point is held against: theory's closed form, or the simulation (its histogram
+    /// left out). `None`: neither exists (an unstable queue, a model nothing describes), or the
+    /// point was recorded before references were (it is held against the closed form).
+    #[serde(default)]
+    pub reference: Option<Reference>,
+    /// Little's law over the measured window, from the server's `/metrics` (`None`: not
+    /// scraped, or no ∫N dt series, or no net mean).
+    #[serde(default)]
+    pub little: Option<Little>,
+    /// Per priority class: the server's mean sojourn against the reference (empty with one
+    /// class, or without a scrape).
+    #[serde(default)]
+    pub classes: Vec<ClassPoint>,
 }
 
 /// Where a point's net values come from.
@@ -208,6 +225,42 @@ impl PointAnalysis {
     /// Whether the point's net is the server's own time from Server-Timing.
     pub fn timed(&self) -> bool {
         self.net_source == Some(NetSource::ServerTiming)
+    }
+
+    /// The reference's mean W (µs): the simulation's, or theory's.
+    pub fn ref_mean_us(&self) -> Option<f64> {
+        self.reference
+            .as_ref()
+            .and_then(|r| r.mean_us)
+            .or(self.theory.as_ref().map(|t| t.mean_us))
+    }
+
+    /// The reference's percentiles (p50, p90, p99), µs, from the closed form or the simulation.
+    pub fn ref_percentiles_us(&self) -> [Option<f64>; 3] {
+        match &self.reference {
+            Some(r) => [r.p50_us, r.p90_us, r.p99_us],
+            None => {
+                let t = self.theory.as_ref();
+                [
+                    t.and_then(|t| t.p50_us),
+                    t.and_then(|t| t.p90_us),
+                    t.and_then(|t| t.p99_us),
+                ]
+            }
+        }
+    }
+
+    /// The reference as the table names it: `theory`, or `sim ±0.4%` (the half-width of the
+    /// simulated mean relative to it); `None` without a reference.
+    pub fn ref_label(&self) -> Option<String> {
+        let r = self.reference.as_ref()?;
+        Some(match r.kind {
+            ReferenceKind::Theory => "theory".into(),
+            ReferenceKind::Simulation => match (r.mean_us, r.mean_half_width_us) {
+                (Some(m), Some(h)) if m > 0.0 => format!("sim ±{:.1}%", 100.0 * h / m),
+                _ => "sim".into(),
+            },
+        })
     }
 
     /// The point's notes and its theory note, joined by `; ` (`None` when there are none).
@@ -350,53 +403,411 @@ fn decode(s: &str) -> Result<Histogram<u64>, String> {
 /// blocked ones to cost the overhead `o` (0 when not measured): mean `(m − b·o)/(1 − b)`, net mean
 /// `(m − o)/(1 − b)`, percentile q at the all-response quantile `b + (1 − b)·q`; the KS distance
 /// compares all responses with the mixture of [`ResponseCdf`].
+///
+/// The means are held against the point's [`Reference`] (see [`resolve_reference`]): the
+/// relative error is `(m − W)/W`, and the interval covers when it contains W, widened by the
+/// reference's own half-width in quadrature when the reference is a simulation
+/// (`|centre − W| ≤ √(h² + h_ref²)`: the two estimates are independent).
 pub fn analyze(model: &Model, rec: &PointRecord) -> PointAnalysis {
-    let mut a = measured(model, rec);
-    // Theory against the measured mean of accepted requests, and against it net of the overhead.
-    let raw = MeasuredSummary {
-        mean_us: a.mean_us,
-        ci95_us: a.ci95_us,
-        ..MeasuredSummary::default()
-    };
-    match theory::compare(model, rec.lambda, &raw) {
-        Ok(c) => {
-            // W = 0 (zero service) gives no relative error, and no coverage either.
-            if c.mean_us > 0.0 {
-                a.err_raw = c.rel_err_mean;
-                a.covers_raw = c.mean_in_ci;
-                if a.net_mean_us.is_some() {
-                    let net = MeasuredSummary {
-                        mean_us: a.net_mean_us,
-                        ci95_us: a.net_ci95_us,
-                        ..MeasuredSummary::default()
-                    };
-                    if let Ok(n) = theory::compare(model, rec.lambda, &net) {
-                        a.err_net = n.rel_err_mean;
-                        a.covers_net = n.mean_in_ci;
-                    }
-                }
-                if a.net_twin_mean_us.is_some() {
-                    let twin = MeasuredSummary {
-                        mean_us: a.net_twin_mean_us,
-                        ci95_us: a.net_twin_ci95_us,
-                        ..MeasuredSummary::default()
-                    };
-                    if let Ok(n) = theory::compare(model, rec.lambda, &twin) {
-                        a.err_net_twin = n.rel_err_mean;
-                        a.covers_net_twin = n.mean_in_ci;
-                    }
-                }
-            }
-            a.theory = Some(TheoryValues::from(&c));
-        }
+    let theory = theory::compare(model, rec.lambda, &MeasuredSummary::default());
+    let reference = resolve_reference(model, rec, theory.as_ref().ok());
+    let mut a = measured(model, rec, reference.as_ref());
+    match &theory {
+        Ok(c) => a.theory = Some(TheoryValues::from(c)),
         Err(e) => a.theory_note = Some(e.to_string()),
     }
+    // W = 0 (zero service) gives no relative error, and no coverage either.
+    if let Some((w, h)) = reference
+        .as_ref()
+        .and_then(|r| r.mean_us.map(|w| (w, r.mean_half_width_us.unwrap_or(0.0))))
+        .filter(|&(w, _)| w > 0.0)
+    {
+        (a.err_raw, a.covers_raw) = against(w, h, a.mean_us, a.ci95_us);
+        if a.net_mean_us.is_some() {
+            (a.err_net, a.covers_net) = against(w, h, a.net_mean_us, a.net_ci95_us);
+        }
+        if a.net_twin_mean_us.is_some() {
+            (a.err_net_twin, a.covers_net_twin) =
+                against(w, h, a.net_twin_mean_us, a.net_twin_ci95_us);
+        }
+    }
+    a.little = little(rec, &a);
+    a.classes = class_points(model, rec, reference.as_ref());
+    // Kept in the analysis as the sweep recorded it; a point of an older file, held against
+    // the closed form alone, shows none (its outputs are those it had).
+    a.reference = reference
+        .filter(|_| rec.reference.is_some())
+        .map(|r| Reference {
+            histogram: None,
+            ..r
+        });
     a
+}
+
+/// The relative error of `mean` against the reference `w` (half-width `h_ref`), and whether
+/// the interval `ci` covers it: `lo ≤ w ≤ hi` for a closed form, `|centre − w| ≤ √(h² + h_ref²)`
+/// for a simulated reference.
+fn against(
+    w: f64,
+    h_ref: f64,
+    mean: Option<f64>,
+    ci: Option<(f64, f64)>,
+) -> (Option<f64>, Option<bool>) {
+    let err = mean.map(|m| (m - w) / w);
+    let covers = ci.map(|(lo, hi)| {
+        if h_ref > 0.0 {
+            ((lo + hi) / 2.0 - w).abs() <= ((hi - lo).abs() / 2.0).hypot(h_ref)
+        } else {
+            lo <= w && w <= hi
+        }
+    });
+    (err, covers)
+}
+
+/// Default replications of a point's simulation (`--sim-replications`).
+pub const DEFAULT_SIM_REPLICATIONS: u32 = 10;
+/// Fewest customers per replication of a point's simulation.
+pub const SIM_MIN_CUSTOMERS: u64 = 100_000;
+/// Customers per replication for each request the point measured: the simulated mean is then
+/// far more precise than the measured one (its variance adds to the measurement's in the
+/// coverage test, at about 1/(20·R) of it for equally correlated samples).
+pub const SIM_CUSTOMERS_PER_REQUEST: u64 = 20;
+
+/// What a point's reference needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReferenceNeed {
+    /// The closed form has the mean, the percentiles and the distribution (and the classes).
+    Theory,
+    /// The closed form has the mean; the percentiles, the distribution (or the classes' means)
+    /// come from the simulator.
+    TheoryAndSimulation,
+    /// No closed form: the simulator is the reference.
+    Simulation,
+}
+
+/// What the reference of `model` at `lambda` needs; `None` when there can be none (an unstable
+/// queue, an invalid rate).
+pub fn reference_need(model: &Model, lambda: f64) -> Option<ReferenceNeed> {
+    match theory::predict(model, lambda) {
+        Ok(t) => {
+            let distribution = t.p50_s.is_some() && theory::sojourn_cdf_fn(model, lambda).is_some();
+            // Priority classes need the classes' means too.
+            let classes =
+                !(model.discipline.by_class() && model.classes.len() > 1 && t.classes.is_empty());
+            Some(if distribution && classes {
+                ReferenceNeed::Theory
+            } else {
+                ReferenceNeed::TheoryAndSimulation
+            })
+        }
+        Err(theory::TheoryError::Unsupported(_)) => Some(ReferenceNeed::Simulation),
+        Err(_) => None,
+    }
+}
+
+/// The simulation of a point that measured `measured_requests` requests: `replications`
+/// replications of [`SIM_CUSTOMERS_PER_REQUEST`] customers per measured request (at least
+/// [`SIM_MIN_CUSTOMERS`]), a tenth as many more discarded first as warm-up.
+pub fn sim_options(measured_requests: u64, replications: u32, seed: u64) -> SimOptions {
+    let customers = measured_requests
+        .saturating_mul(SIM_CUSTOMERS_PER_REQUEST)
+        .max(SIM_MIN_CUSTOMERS);
+    SimOptions {
+        customers,
+        warmup: customers / 10,
+        replications: replications.max(2),
+        seed,
+    }
+}
+
+/// The reference of a closed form.
+fn theory_reference(model: &Model, c: &Comparison) -> Reference {
+    let percentiles = c.p50_us.is_some().then_some(ReferenceKind::Theory);
+    Reference {
+        kind: ReferenceKind::Theory,
+        replications: None,
+        customers: None,
+        seed: None,
+        mean_us: Some(c.mean_us),
+        mean_half_width_us: Some(0.0),
+        p50_us: c.p50_us,
+        p90_us: c.p90_us,
+        p99_us: c.p99_us,
+        percentiles,
+        blocking: Some(RefEstimate {
+            value: c.theory.blocking,
+            half_width: 0.0,
+        }),
+        class_mean_us: class_means(model, c),
+        n_eff: None,
+        histogram: None,
+    }
+}
+
+/// The closed form's mean per class: the priority classes' own, or, when the classes only
+/// label the requests (a discipline that does not look at them), the one mean W for each.
+fn class_means(model: &Model, c: &Comparison) -> Vec<RefEstimate> {
+    let exact = |value: f64| RefEstimate {
+        value,
+        half_width: 0.0,
+    };
+    if !c.theory.classes.is_empty() {
+        c.theory
+            .classes
+            .iter()
+            .map(|k| exact(k.mean_s * 1e6))
+            .collect()
+    } else if model.classes.len() > 1 && !model.discipline.by_class() {
+        vec![exact(c.mean_us); model.classes.len()]
+    } else {
+        Vec::new()
+    }
+}
+
+/// The reference of a simulation.
+fn simulated_reference(s: &SimResult, opts: &SimOptions) -> Reference {
+    let us = |e: &sim::Estimate| RefEstimate {
+        value: e.value * 1e6,
+        half_width: e.half_width * 1e6,
+    };
+    // n_eff = s²/se², se the mean's standard error over the replications.
+    let n_eff = decode(&s.histogram).ok().and_then(|h| {
+        let sd = h.stdev() / 1e3;
+        let t = stats::student_t_975(u64::from(s.replications.max(2)) - 1);
+        let se = s.mean_s.half_width * 1e6 / t;
+        let total = h.len() as f64;
+        (total > 0.0).then(|| {
+            if se > 0.0 && sd.is_finite() {
+                (sd / se).powi(2).clamp(1.0, total)
+            } else {
+                total
+            }
+        })
+    });
+    Reference {
+        kind: ReferenceKind::Simulation,
+        replications: Some(s.replications),
+        customers: Some(s.customers),
+        seed: Some(opts.seed),
+        mean_us: Some(s.mean_s.value * 1e6),
+        mean_half_width_us: Some(s.mean_s.half_width * 1e6),
+        p50_us: Some(s.p50_s.value * 1e6),
+        p90_us: Some(s.p90_s.value * 1e6),
+        p99_us: Some(s.p99_s.value * 1e6),
+        percentiles: Some(ReferenceKind::Simulation),
+        blocking: Some(RefEstimate {
+            value: s.blocking.value,
+            half_width: s.blocking.half_width,
+        }),
+        class_mean_us: s.class_mean_s.iter().map(us).collect(),
+        n_eff,
+        histogram: Some(s.histogram.clone()),
+    }
+}
+
+/// The closed form's mean with the simulation's percentiles and distribution where the closed
+/// form has none (and its class means where the closed form has none).
+fn merged_reference(model: &Model, c: &Comparison, sim: Reference) -> Reference {
+    let t = theory_reference(model, c);
+    let from_theory = t.percentiles.is_some();
+    Reference {
+        kind: ReferenceKind::Theory,
+        mean_us: t.mean_us,
+        mean_half_width_us: t.mean_half_width_us,
+        p50_us: if from_theory { t.p50_us } else { sim.p50_us },
+        p90_us: if from_theory { t.p90_us } else { sim.p90_us },
+        p99_us: if from_theory { t.p99_us } else { sim.p99_us },
+        percentiles: if from_theory {
+            t.percentiles
+        } else {
+            sim.percentiles
+        },
+        blocking: t.blocking,
+        class_mean_us: if t.class_mean_us.is_empty() {
+            sim.class_mean_us.clone()
+        } else {
+            t.class_mean_us
+        },
+        ..sim
+    }
+}
+
+/// The reference of `model` at `lambda`, simulated with `opts` where [`reference_need`] says
+/// so; `None` where there can be none.
+pub fn reference_at(model: &Model, lambda: f64, opts: &SimOptions) -> Option<Reference> {
+    let need = reference_need(model, lambda)?;
+    let theory = theory::compare(model, lambda, &MeasuredSummary::default()).ok();
+    match (need, theory) {
+        (ReferenceNeed::Theory, Some(c)) => Some(theory_reference(model, &c)),
+        (ReferenceNeed::TheoryAndSimulation, Some(c)) => {
+            let s = simulated_reference(&sim::simulate_open(model, lambda, opts), opts);
+            Some(merged_reference(model, &c, s))
+        }
+        _ => Some(simulated_reference(
+            &sim::simulate_open(model, lambda, opts),
+            opts,
+        )),
+    }
+}
+
+/// The references of a sweep, each (model, λ) simulated once (a point measured again, or two
+/// points at the same rate, reuse it).
+#[derive(Debug, Default)]
+pub struct SimCache {
+    entries: Vec<(Model, f64, Option<Reference>)>,
+}
+
+impl SimCache {
+    /// The reference of `model` at `lambda` ([`reference_at`]), from the cache when it was
+    /// computed before. A simulator that panics gives `Err` with its message (the sweep goes
+    /// on without a reference for that point) and is not cached.
+    pub fn reference(
+        &mut self,
+        model: &Model,
+        lambda: f64,
+        opts: &SimOptions,
+    ) -> Result<Option<Reference>, String> {
+        if let Some((_, _, r)) = self
+            .entries
+            .iter()
+            .find(|(m, l, _)| m == model && *l == lambda)
+        {
+            return Ok(r.clone());
+        }
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            reference_at(model, lambda, opts)
+        }))
+        .map_err(|p| {
+            p.downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "the simulator panicked".into())
+        })?;
+        self.entries.push((*model, lambda, r.clone()));
+        Ok(r)
+    }
+}
+
+/// The reference a recorded point is held against: the closed form recomputed where it exists
+/// (with the recorded simulation's percentiles, distribution and class means where it has
+/// none), else the recorded simulation; a point recorded without a reference (an older file)
+/// gets the closed form alone.
+pub fn resolve_reference(
+    model: &Model,
+    rec: &PointRecord,
+    theory: Option<&Comparison>,
+) -> Option<Reference> {
+    match (&rec.reference, theory) {
+        (Some(r), Some(c)) if r.kind == ReferenceKind::Theory => {
+            let sim_part = r.replications.is_some().then(|| r.clone());
+            Some(match sim_part {
+                Some(s) => merged_reference(model, c, s),
+                None => theory_reference(model, c),
+            })
+        }
+        (Some(r), _) => Some(r.clone()),
+        (None, Some(c)) => Some(theory_reference(model, c)),
+        (None, None) => None,
+    }
+}
+
+/// Whether the reference's distribution is the simulation's histogram rather than the closed
+/// form's CDF.
+fn simulated_distribution(r: Option<&Reference>) -> bool {
+    r.is_some_and(|r| {
+        r.kind == ReferenceKind::Simulation || r.percentiles == Some(ReferenceKind::Simulation)
+    })
+}
+
+/// The reference's sojourn CDF as a function of µs: the closed form's, or the simulated
+/// histogram's step function.
+pub fn reference_cdf_us(
+    model: &Model,
+    lambda: f64,
+    reference: Option<&Reference>,
+) -> Option<Box<dyn Fn(f64) -> f64>> {
+    if !simulated_distribution(reference) {
+        if let Some(f) = theory_cdf_us(model, lambda) {
+            return Some(Box::new(f));
+        }
+    }
+    let h = decode(reference?.histogram.as_deref()?).ok()?;
+    let c = StepCdf::from_histogram(&h)?;
+    Some(Box::new(move |t: f64| c.at(t)))
+}
+
+/// How far from 1 Little's ratio may be for the timer's lateness and the alignment of the
+/// scrapes with the schedule (see [`little`]).
+pub const LITTLE_SLACK: f64 = 0.01;
+
+/// Little's law L = X·W over the measured window (see the module docs): L = Δ∫N dt / Δuptime
+/// from the server's `/metrics`, X the accepted answers per second of the measured duration,
+/// W the net mean (the server's own time).
+///
+/// The tolerance: L·T counts the time in system of everyone present in the window, X·W·T that
+/// of the customers who arrived in it; they differ by the remaining sojourns of those present
+/// at the two edges, about (N_start + N_end)·W, which relative to X·W·T is
+/// (N_start + N_end)/(X·T). Three times that (plus one customer, for small queues), plus
+/// [`LITTLE_SLACK`] for the departure timer's lateness, which Server-Timing counts in W and the
+/// model's integral does not, and for scrapes a few milliseconds off the schedule's edges. A
+/// window that includes the warm-up adds warm-up/Δuptime. It is a note, not a check.
+pub fn little(rec: &PointRecord, a: &PointAnalysis) -> Option<Little> {
+    let w = rec.metrics.as_ref()?;
+    let integral = w.in_system_s?;
+    let m = &rec.measured;
+    let x = m.completed.saturating_sub(m.blocked) as f64 / m.duration_s;
+    let w_us = a.net_mean_us?;
+    if !(w.uptime_s > 0.0 && x > 0.0 && x.is_finite() && w_us > 0.0) {
+        return None;
+    }
+    let l = integral / w.uptime_s;
+    let ratio = l / (x * w_us * 1e-6);
+    let edges = w.in_system_edges.map_or(2.0 * l, |(s, e)| s + e);
+    let mut tolerance = 3.0 * (edges + 1.0) / (x * m.duration_s) + LITTLE_SLACK;
+    if !w.measured_only {
+        tolerance += rec.warmup_s / w.uptime_s;
+    }
+    Some(Little {
+        l,
+        x,
+        w_us,
+        ratio,
+        tolerance,
+    })
+}
+
+/// Per class, the server's mean sojourn over the window against the reference's, for a model
+/// with priority classes (or classes that label requests).
+fn class_points(
+    model: &Model,
+    rec: &PointRecord,
+    reference: Option<&Reference>,
+) -> Vec<ClassPoint> {
+    let Some(w) = rec.metrics.as_ref() else {
+        return Vec::new();
+    };
+    if !(model.discipline.by_class() || model.classes.len() > 1) {
+        return Vec::new();
+    }
+    w.classes
+        .iter()
+        .filter(|c| c.count > 0)
+        .map(|c| {
+            let r = reference.and_then(|r| r.class_mean_us.get(usize::from(c.class)));
+            ClassPoint {
+                class: c.class,
+                count: c.count,
+                mean_us: c.sum_s / c.count as f64 * 1e6,
+                reference_us: r.map(|r| r.value),
+                reference_half_width_us: r.map(|r| r.half_width),
+            }
+        })
+        .collect()
 }
 
 /// Everything of [`analyze`] but the theory: the measurement of accepted requests (recovered
 /// from all responses), net of the overhead, and the distances of its distribution from theory's.
-fn measured(model: &Model, rec: &PointRecord) -> PointAnalysis {
+fn measured(model: &Model, rec: &PointRecord, reference: Option<&Reference>) -> PointAnalysis {
     let m = &rec.measured;
     let mut a = PointAnalysis {
         rho: rec.rho,
@@ -476,14 +887,22 @@ fn measured(model: &Model, rec: &PointRecord) -> PointAnalysis {
         m.completed,
         m.batches.unwrap_or(u64::from(crate::measure::BATCHES)),
     );
+    // Against a simulated distribution the distance is of two samples, and the noise of both
+    // adds: 1.358·√(1/n_eff + 1/m_eff).
+    if simulated_distribution(reference) {
+        a.ks_noise = match (a.ks_noise, reference.and_then(|r| r.n_eff)) {
+            (Some(k), Some(m)) if m > 0.0 => Some(k.hypot(KS_CRITICAL_95 / m.sqrt())),
+            _ => None,
+        };
+    }
     if let Some(h) = &hist {
         // ks_histogram passes seconds; the CDFs here take µs.
-        if let Some(raw) = predicted_cdf_us(model, rec, 0.0) {
+        if let Some(raw) = reference_response_cdf_us(model, rec, reference, 0.0) {
             a.ks_raw = Some(stats::ks_histogram(h, |t_s| raw(t_s * 1e6)));
         }
         if let Some(net) = a
             .overhead_mean_us
-            .and_then(|o| predicted_cdf_us(model, rec, o))
+            .and_then(|o| reference_response_cdf_us(model, rec, reference, o))
         {
             a.ks_net = Some(stats::ks_histogram(h, |t_s| net(t_s * 1e6)));
         }
@@ -491,13 +910,18 @@ fn measured(model: &Model, rec: &PointRecord) -> PointAnalysis {
     if a.net_mean_us.is_some() {
         a.net_source = Some(NetSource::Twin);
     }
-    net_from_server_timing(model, rec, &mut a);
+    net_from_server_timing(model, rec, reference, &mut a);
     a
 }
 
 /// The net values from the server's `Server-Timing` durations, when the run has them; the twin's
 /// move to the `net_twin_…` fields as a cross-check (see the module docs).
-fn net_from_server_timing(model: &Model, rec: &PointRecord, a: &mut PointAnalysis) {
+fn net_from_server_timing(
+    model: &Model,
+    rec: &PointRecord,
+    reference: Option<&Reference>,
+    a: &mut PointAnalysis,
+) {
     let raw = &rec.raw;
     let Some(server) = raw.server_us.as_ref().filter(|s| s.count > 0) else {
         return;
@@ -515,7 +939,7 @@ fn net_from_server_timing(model: &Model, rec: &PointRecord, a: &mut PointAnalysi
             half_width(a.ci95_us).map(|h| (net - h, net + h))
         });
     let ks = match decode(&server.histogram) {
-        Ok(h) if !h.is_empty() => theory_cdf_us(model, rec.lambda)
+        Ok(h) if !h.is_empty() => reference_cdf_us(model, rec.lambda, reference)
             .map(|cdf| stats::ks_histogram(&h, |t_s| cdf(t_s * 1e6))),
         Ok(_) => None,
         Err(e) => {
@@ -558,14 +982,26 @@ pub fn ks_noise(stdev: f64, half: Option<f64>, n: u64, batches: u64) -> Option<f
 }
 
 /// The predicted CDF (µs) of all of qload's response times at a recorded point: the sojourn of
-/// `model` shifted by `shift_us`, mixed with the blocked answers as measured (see
-/// [`ResponseCdf`]). `None` when the sojourn distribution is not known.
+/// the point's reference ([`resolve_reference`]: the closed form, or the simulated histogram)
+/// shifted by `shift_us`, mixed with the blocked answers as measured (see [`ResponseCdf`]).
+/// `None` when the sojourn distribution is not known.
 pub fn predicted_cdf_us(
     model: &Model,
     rec: &PointRecord,
     shift_us: f64,
 ) -> Option<impl Fn(f64) -> f64 + use<>> {
-    let sojourn = theory_cdf_us(model, rec.lambda)?;
+    let theory = theory::compare(model, rec.lambda, &MeasuredSummary::default()).ok();
+    let reference = resolve_reference(model, rec, theory.as_ref());
+    reference_response_cdf_us(model, rec, reference.as_ref(), shift_us)
+}
+
+fn reference_response_cdf_us(
+    model: &Model,
+    rec: &PointRecord,
+    reference: Option<&Reference>,
+    shift_us: f64,
+) -> Option<impl Fn(f64) -> f64 + use<>> {
+    let sojourn = reference_cdf_us(model, rec.lambda, reference)?;
     let m = &rec.measured;
     let b = if m.completed > 0 {
         m.blocked as f64 / m.completed as f64
@@ -630,6 +1066,12 @@ pub struct SweepSummary {
     /// coverage, the errors against theory, the KS distances).
     #[serde(default)]
     pub failed: usize,
+    /// Points whose Little's ratio is within its tolerance.
+    #[serde(default)]
+    pub little_holds: usize,
+    /// Points with a Little's ratio.
+    #[serde(default)]
+    pub little_compared: usize,
 }
 
 /// Sums up a sweep. Points that failed their checks are counted as failed and left out of the
@@ -665,6 +1107,11 @@ pub fn summarize(all: &[PointAnalysis]) -> SweepSummary {
         }),
         errors: all.iter().map(|p| p.errors).sum(),
         failed,
+        little_holds: points
+            .iter()
+            .filter(|p| p.little.is_some_and(|l| l.holds()))
+            .count(),
+        little_compared: points.iter().filter(|p| p.little.is_some()).count(),
     }
 }
 
@@ -717,6 +1164,8 @@ mod tests {
             verdict: None,
             checks: Vec::new(),
             rejected: Vec::new(),
+            reference: None,
+            metrics: None,
         }
     }
 
@@ -1109,5 +1558,314 @@ mod tests {
             p(0.01, None),
         ]);
         assert_eq!((s.ks_net_within_noise, s.ks_net_compared), (2, 3));
+    }
+
+    // ---- references, Little's law, classes ----
+
+    use crate::record::{ClassSojourn, MetricsWindow};
+    use queuelab_common::model::{Classes, Discipline, ServiceKind};
+
+    /// A recorded simulation reference of mean `w` ± `h` µs whose histogram holds `sample_us`.
+    fn sim_reference(w: f64, h: f64, sample_us: &[f64], n_eff: f64) -> Reference {
+        let m = PointMeasurement::of_sample(sample_us, 0, |m| (m, m));
+        Reference {
+            kind: ReferenceKind::Simulation,
+            replications: Some(10),
+            customers: Some(sample_us.len() as u64 / 10),
+            seed: Some(3),
+            mean_us: Some(w),
+            mean_half_width_us: Some(h),
+            p50_us: Some(m.latency_us.p50),
+            p90_us: Some(m.latency_us.p90),
+            p99_us: Some(m.latency_us.p99),
+            percentiles: Some(ReferenceKind::Simulation),
+            blocking: Some(RefEstimate::default()),
+            class_mean_us: Vec::new(),
+            n_eff: Some(n_eff),
+            histogram: Some(m.histogram),
+        }
+    }
+
+    #[test]
+    fn the_reference_a_model_needs() {
+        let mm1 = model(None);
+        assert_eq!(reference_need(&mm1, 500.0), Some(ReferenceNeed::Theory));
+        assert_eq!(
+            reference_need(&mm1.with_capacity(Some(4)), 1500.0),
+            Some(ReferenceNeed::Theory)
+        );
+        // M/G/1 (uniform): Pollaczek–Khinchine has the mean, not the distribution.
+        assert_eq!(
+            reference_need(&mm1.with_service(ServiceKind::Uniform), 500.0),
+            Some(ReferenceNeed::TheoryAndSimulation)
+        );
+        // Two servers with hyperexponential service: no closed form at all.
+        let h2 = Model::new(1000.0, Servers::Finite(2)).with_service(ServiceKind::H2 { cv2: 4.0 });
+        assert_eq!(reference_need(&h2, 1000.0), Some(ReferenceNeed::Simulation));
+        // Unstable, or no arrivals: nothing to compare with.
+        assert_eq!(reference_need(&mm1, 1500.0), None);
+        assert_eq!(reference_need(&mm1, 0.0), None);
+        // A closed form is a reference without simulating.
+        let r = reference_at(&mm1, 500.0, &sim_options(1000, 10, 1)).expect("M/M/1");
+        assert_eq!(r.kind, ReferenceKind::Theory);
+        assert_eq!((r.replications, r.histogram.as_deref()), (None, None));
+        assert!((r.mean_us.expect("W") - 2000.0).abs() < 1e-9);
+        assert_eq!(r.percentiles, Some(ReferenceKind::Theory));
+    }
+
+    #[test]
+    fn simulation_size_scales_with_the_point() {
+        let o = sim_options(45_000, 10, 9);
+        assert_eq!(
+            (o.customers, o.warmup, o.replications, o.seed),
+            (900_000, 90_000, 10, 9)
+        );
+        let small = sim_options(300, 1, 9);
+        assert_eq!(
+            (small.customers, small.replications),
+            (SIM_MIN_CUSTOMERS, 2)
+        );
+    }
+
+    #[test]
+    fn a_point_against_a_recorded_simulation() {
+        // A queue with no closed form, simulated: W = 2000 ± 20 µs, its histogram a sample of
+        // Exp(2000 µs) (what the server times also follow here).
+        let m = Model::new(1000.0, Servers::Finite(2)).with_service(ServiceKind::H2 { cv2: 4.0 });
+        let sojourn = quantile_sample(20_000, |p| -2000.0 * (1.0 - p).ln());
+        let mut rec = record(
+            500.0,
+            measurement(&sojourn, 0, 30.0),
+            Some(measurement(&[O_US; 100], 0, 0.5)),
+        );
+        let means = [2015.0, 2045.0, 2030.0, 2030.0];
+        with_server_timing(&mut rec, &sojourn, 0.0, &means);
+        rec.reference = Some(sim_reference(1960.0, 20.0, &sojourn, 10_000.0));
+        let a = analyze(&m, &rec);
+        assert!(a.theory.is_none() && a.theory_note.is_some());
+        let r = a.reference.as_ref().expect("the simulation");
+        assert_eq!(r.kind, ReferenceKind::Simulation);
+        assert!(r.histogram.is_none(), "left out of the analysis");
+        assert_eq!(a.ref_label().as_deref(), Some("sim ±1.0%"));
+        // The error is against the simulated mean.
+        let net = a.net_mean_us.expect("net");
+        let err = a.err_net.expect("error");
+        assert!((err - (net - 1960.0) / 1960.0).abs() < 1e-12, "{err}");
+        // The net interval's half-width: t(3)·s/2 of the four server means.
+        let (lo, hi) = a.net_ci95_us.expect("interval");
+        let h = (hi - lo) / 2.0;
+        // net − 1960 ≈ 40: outside ±h alone when h < 40, inside √(h² + 20²) when that is ≥ 40.
+        let d = ((lo + hi) / 2.0 - 1960.0).abs();
+        assert_eq!(a.covers_net, Some(d <= h.hypot(20.0)));
+        assert!(d > h, "the interval alone misses it: {d} vs {h}");
+        // The same sample on both sides: a two-sample distance of (almost) zero, whose noise
+        // adds the simulation's 1.358/√10000 to the measurement's.
+        assert!(a.ks_net.expect("ks") < 1e-9, "{:?}", a.ks_net);
+        let alone = ks_noise(
+            rec.measured.latency_us.stdev,
+            Some(30.0),
+            rec.measured.completed,
+            u64::from(crate::measure::BATCHES),
+        )
+        .expect("noise");
+        let both = a.ks_noise.expect("noise");
+        assert!((both - alone.hypot(0.01358)).abs() < 1e-12, "{both}");
+        // The percentiles are the simulation's.
+        assert_eq!(a.ref_percentiles_us()[0], r.p50_us);
+
+        // The same sample shifted by 10% is a KS distance the reference sees.
+        let shifted: Vec<f64> = sojourn.iter().map(|x| x * 1.1).collect();
+        rec.reference = Some(sim_reference(1960.0, 20.0, &shifted, 10_000.0));
+        let a = analyze(&m, &rec);
+        // sup |F(t) − F(t/1.1)| for Exp(2000 µs): where the densities meet,
+        // t = 2200·ln 1.1/0.1 = 2096.8 µs: e^{−0.9531} − e^{−1.0484} = 0.0351 (bucketing and the
+        // midpoint samples move it by less than 0.002).
+        let ks = a.ks_net.expect("ks");
+        assert!((ks - 0.0351).abs() < 0.002, "{ks}");
+    }
+
+    #[test]
+    fn the_closed_form_mean_with_the_simulated_distribution() {
+        // M/G/1 (uniform service) at λ = 500: P–K W = 1/μ + λE[S²]/(2(1 − ρ)) = 1666.7 µs.
+        let m = model(None).with_service(ServiceKind::Uniform);
+        let sample = quantile_sample(5000, |p| 1666.7 * p * 2.0);
+        let mut rec = record(500.0, measurement(&sample, 0, 30.0), None);
+        let mut sim = sim_reference(1670.0, 15.0, &sample, 5000.0);
+        sim.kind = ReferenceKind::Theory;
+        rec.reference = Some(sim);
+        let a = analyze(&m, &rec);
+        let r = a.reference.as_ref().expect("reference");
+        assert_eq!(r.kind, ReferenceKind::Theory);
+        assert_eq!(r.percentiles, Some(ReferenceKind::Simulation));
+        let w = r.mean_us.expect("W");
+        assert!((w - 5000.0 / 3.0).abs() < 1e-6, "the closed form's: {w}");
+        assert_eq!(r.mean_half_width_us, Some(0.0));
+        assert_eq!(a.ref_label().as_deref(), Some("theory"));
+        // The raw KS is against the simulated histogram: the same sample.
+        assert!(a.ks_raw.expect("ks") < 1e-9);
+        assert!(a.ref_percentiles_us()[1].is_some());
+        // Coverage against a closed form is the interval itself.
+        let (lo, hi) = a.ci95_us.expect("interval");
+        assert_eq!(a.covers_raw, Some(lo <= w && w <= hi));
+    }
+
+    fn window(in_system_s: Option<f64>, edges: (f64, f64)) -> MetricsWindow {
+        MetricsWindow {
+            uptime_s: 10.0,
+            in_system_s,
+            in_system_edges: Some(edges),
+            sojourn_sum_s: Some(20.0),
+            sojourn_count: Some(10_000),
+            classes: Vec::new(),
+            measured_only: true,
+        }
+    }
+
+    #[test]
+    fn littles_ratio_from_the_scrape() {
+        // 10 000 answers in 10 s (X = 1000/s) of mean server time 2000 µs: X·W = 2; the server
+        // integrated 20 request-seconds over 10 s: L = 2.
+        let server = quantile_sample(10_000, |p| -2000.0 * (1.0 - p).ln());
+        let mut m = measurement(&server, 0, 40.0);
+        m.duration_s = 10.0;
+        let mut rec = record(1000.0, m, None);
+        with_server_timing(&mut rec, &server, 20.0, &[2000.0, 2000.0]);
+        let w_us = server.iter().sum::<f64>() / server.len() as f64;
+        rec.metrics = Some(window(Some(20.0), (3.0, 1.0)));
+        let a = analyze(&model(None), &rec);
+        let l = a.little.expect("Little");
+        assert_eq!((l.l, l.x), (2.0, 1000.0));
+        assert!((l.w_us - w_us).abs() < 1e-9);
+        assert!((l.ratio - 2.0 / (1000.0 * w_us * 1e-6)).abs() < 1e-12);
+        // 3·(3 + 1 + 1)/(1000·10) + 1%.
+        assert!((l.tolerance - (0.0015 + LITTLE_SLACK)).abs() < 1e-12);
+        assert!(l.holds(), "{l:?}");
+        // 5% more in system than X·W: beyond the edges' allowance.
+        rec.metrics = Some(window(Some(21.0 * w_us / 2000.0), (3.0, 1.0)));
+        let l = analyze(&model(None), &rec).little.expect("Little");
+        assert!((l.ratio - 1.05).abs() < 1e-9 && !l.holds(), "{l:?}");
+        assert_eq!(summarize(&[analyze(&model(None), &rec)]).little_compared, 1);
+        // The 503s are not in X (nor in the system).
+        rec.measured.blocked = 2000;
+        let l = analyze(&model(None), &rec).little.expect("Little");
+        assert_eq!(l.x, 800.0);
+        // A window with the warm-up in it allows for it.
+        rec.warmup_s = 1.0;
+        let mut w = window(Some(20.0), (3.0, 1.0));
+        w.measured_only = false;
+        rec.metrics = Some(w);
+        let l2 = analyze(&model(None), &rec).little.expect("Little");
+        assert!((l2.tolerance - l.tolerance - 0.1).abs() < 1e-12);
+        // No integral (an older qserve), or no scrape: no ratio.
+        rec.metrics = Some(window(None, (0.0, 0.0)));
+        assert_eq!(analyze(&model(None), &rec).little, None);
+        rec.metrics = None;
+        assert_eq!(analyze(&model(None), &rec).little, None);
+    }
+
+    #[test]
+    fn classes_from_the_scrape_against_the_reference() {
+        let classes = Classes::new(&[0.3, 0.7]).expect("classes");
+        let m = model(None)
+            .with_discipline(Discipline::Priority)
+            .with_classes(classes);
+        let mut rec = record(500.0, measurement(&[2000.0; 100], 0, 10.0), None);
+        let mut w = window(Some(10.0), (1.0, 1.0));
+        w.classes = vec![
+            ClassSojourn {
+                class: 0,
+                sum_s: 1.5,
+                count: 1000,
+            },
+            ClassSojourn {
+                class: 1,
+                sum_s: 4.9,
+                count: 2000,
+            },
+            ClassSojourn {
+                class: 2,
+                sum_s: 0.0,
+                count: 0,
+            },
+        ];
+        rec.metrics = Some(w.clone());
+        let mut r = sim_reference(2000.0, 20.0, &[2000.0; 100], 100.0);
+        r.class_mean_us = vec![
+            RefEstimate {
+                value: 1520.0,
+                half_width: 10.0,
+            },
+            RefEstimate {
+                value: 2400.0,
+                half_width: 30.0,
+            },
+        ];
+        rec.reference = Some(r);
+        let a = analyze(&m, &rec);
+        assert_eq!(a.classes.len(), 2, "a class with no requests is left out");
+        assert_eq!((a.classes[0].class, a.classes[0].count), (0, 1000));
+        assert!((a.classes[0].mean_us - 1500.0).abs() < 1e-9);
+        assert!((a.classes[1].mean_us - 2450.0).abs() < 1e-9);
+        assert_eq!(a.classes[0].reference_us, Some(1520.0));
+        assert_eq!(a.classes[1].reference_half_width_us, Some(30.0));
+
+        // Classes that only label requests (FCFS): each class's reference is W itself.
+        let fcfs = model(None).with_classes(classes);
+        let mut plain = record(500.0, measurement(&[2000.0; 100], 0, 10.0), None);
+        plain.metrics = Some(w);
+        let a = analyze(&fcfs, &plain);
+        assert_eq!(a.classes.len(), 2);
+        for c in &a.classes {
+            assert!((c.reference_us.expect("W") - 2000.0).abs() < 1e-9, "{c:?}");
+            assert_eq!(c.reference_half_width_us, Some(0.0));
+        }
+        // One class, no discipline by class: no per-class rows.
+        assert!(analyze(&model(None), &plain).classes.is_empty());
+    }
+
+    #[test]
+    fn references_are_cached_per_model_and_rate() {
+        let mut cache = SimCache::default();
+        // M/M/1 needs no simulation: cached as the closed form.
+        let opts = sim_options(10, 2, 1);
+        let r = cache.reference(&model(None), 500.0, &opts).expect("theory");
+        assert_eq!(r.map(|r| r.kind), Some(ReferenceKind::Theory));
+        assert_eq!(cache.entries.len(), 1);
+        assert!(cache.reference(&model(None), 500.0, &opts).is_ok());
+        assert_eq!(cache.entries.len(), 1, "from the cache");
+    }
+
+    /// The simulator against the closed form, through the lab's use of it (needs the simulator).
+    #[test]
+    fn a_simulated_reference_of_mm1_agrees_with_theory() {
+        // M/M/1 at ρ = 0.5, μ = 1000/s: W = 2000 µs, p50 = W·ln 2. Four replications of 10⁵
+        // customers: the asymptotic variance of the mean sojourn of M/M/1 at ρ = 0.5 is about
+        // 3·10⁻⁵ s² per customer, so over 4·10⁵ customers the mean's standard deviation is about
+        // 9 µs; 60 µs (3%) is more than six of them. The median is as precise; the KS distance of
+        // ~5·10⁴ effective samples has a standard deviation of about 0.004, and 0.02 is five.
+        let m = model(None);
+        let opts = sim_options(5000, 4, 11);
+        let s = simulated_reference(&sim::simulate_open(&m, 500.0, &opts), &opts);
+        assert_eq!(s.kind, ReferenceKind::Simulation);
+        assert_eq!((s.replications, s.customers), (Some(4), Some(100_000)));
+        let w = s.mean_us.expect("mean");
+        assert!((w - 2000.0).abs() < 60.0, "{w}");
+        let h = s.mean_half_width_us.expect("half-width");
+        assert!(h > 0.0 && h < 60.0, "{h}");
+        let p50 = s.p50_us.expect("p50");
+        assert!((p50 / (2000.0 * 2f64.ln()) - 1.0).abs() < 0.03, "{p50}");
+        let hist = decode(s.histogram.as_deref().expect("histogram")).expect("decodes");
+        let cdf = theory_cdf_us(&m, 500.0).expect("M/M/1 CDF");
+        let ks = stats::ks_histogram(&hist, |t| cdf(t * 1e6));
+        assert!(ks < 0.02, "{ks}");
+        assert!(s.n_eff.expect("n_eff") > 1000.0);
+
+        // As a point's reference, a model with a closed form only for its mean (M/G/1) gets
+        // the simulated percentiles.
+        let g = m.with_service(ServiceKind::Uniform);
+        let r = reference_at(&g, 500.0, &opts).expect("M/G/1");
+        assert_eq!(r.kind, ReferenceKind::Theory);
+        assert_eq!(r.percentiles, Some(ReferenceKind::Simulation));
+        assert!(r.histogram.is_some() && r.replications == Some(4));
     }
 }

@@ -181,6 +181,19 @@ passes is kept, else the last, marked failed and left out of the summary. 1: no 
     )]
     pub attempts: u32,
 
+    /// Replications of the simulation where a point has no closed form
+    #[arg(
+        long,
+        default_value_t = analysis::DEFAULT_SIM_REPLICATIONS,
+        value_parser = clap::value_parser!(u32).range(2..),
+        long_help = "Independent replications of the simulation that is a point's reference \
+where theory has no closed form (or has the mean but not the percentiles and the distribution): \
+each of 20 customers per request the point measured, at least 100000, simulated in qlab after \
+the point's runs, once per model and arrival rate. The interval of the simulated mean is Student's \
+t over the replications, so at least 2."
+    )]
+    pub sim_replications: u32,
+
     /// Per-request timeout [default: qload's]
     #[arg(long, value_parser = parse_duration)]
     pub timeout: Option<Duration>,
@@ -392,6 +405,7 @@ impl SweepArgs {
             quick: self.quick,
             attempts: self.attempts,
             kind,
+            sim_replications: self.sim_replications,
             out,
             opts: RunOptions {
                 threads: self.threads,

@@ -19,6 +19,7 @@ use crate::analysis::PointAnalysis;
 use crate::record::{Check, PointRecord, RESULTS_JSON, ResultsFile, Verdict};
 use crate::report::{self, RESULTS_CSV, Rendered, TABLE_TXT};
 use crate::svg::escape;
+use crate::table;
 
 /// What stands where a value does not exist.
 const NONE: &str = "—";
@@ -201,6 +202,15 @@ fn summary(o: &mut String, file: &ResultsFile, rendered: &Rendered) {
             ),
         ));
     }
+    if s.little_compared > 0 {
+        items.push((
+            s.little_holds < s.little_compared,
+            format!(
+                "Little's law: L/(X·W) is within its tolerance at {} of {} points.",
+                s.little_holds, s.little_compared
+            ),
+        ));
+    }
     let checked: Vec<&PointRecord> = file.points.iter().filter(|p| p.verdict.is_some()).collect();
     let failed: Vec<&PointRecord> = checked
         .iter()
@@ -270,22 +280,43 @@ fn summary(o: &mut String, file: &ResultsFile, rendered: &Rendered) {
 
 fn points_table(o: &mut String, file: &ResultsFile, points: &[PointAnalysis]) {
     let timed = points.iter().any(PointAnalysis::timed);
+    let referenced = points.iter().any(|p| p.reference.is_some());
+    let simulated = points.iter().any(|p| {
+        p.reference
+            .as_ref()
+            .is_some_and(|r| r.replications.is_some())
+    });
+    let little = points.iter().any(|p| p.little.is_some());
+    let (w, f) = if simulated {
+        ("the reference's W (theory, or the simulation)", "reference")
+    } else {
+        ("theory's W", "theory")
+    };
     let _ = write!(
         o,
         "<section id=\"points\">\n<h2>Points</h2>\n<p class=\"muted\">Times in µs; net = \
-         {}; errors relative to theory's W; KS = sup |F<sub>measured</sub> − \
-         F<sub>theory</sub>| of the net response time, beside the distance sampling noise alone \
-         reaches at 95%.</p>\n<table class=\"points\">\n<thead><tr><th>#</th><th>ρ</th>\
-         <th>λ/s</th><th>achieved/s</th><th>theory W</th><th>measured</th><th>95% CI</th>\
+         {}; errors relative to {w}; KS = sup |F<sub>measured</sub> − \
+         F<sub>{f}</sub>| of the net response time, beside the distance sampling noise alone \
+         reaches at 95%{}.</p>\n<table class=\"points\">\n<thead><tr><th>#</th><th>ρ</th>\
+         <th>λ/s</th><th>achieved/s</th><th>{}</th><th>measured</th><th>95% CI</th>\
          {}<th>overhead</th><th>net</th><th>net error</th><th>W in CI</th><th>KS net</th>\
-         <th>KS noise</th><th>verdict</th><th>attempts</th></tr></thead>\n<tbody>\n",
+         <th>KS noise</th>{}{}<th>verdict</th><th>attempts</th></tr></thead>\n<tbody>\n",
         if timed {
             "the server's own time from Server-Timing (measured − the path of the same \
              requests); overhead = the zero-service twin's, the cross-check"
         } else {
             "measured − overhead"
         },
-        if timed { "<th>path</th>" } else { "" }
+        if little {
+            "; L/XW = Little's ratio, L from the server's ∫N dt over the measured window, X the \
+             accepted throughput, W the net mean (! beyond what the window's edges allow)"
+        } else {
+            ""
+        },
+        if simulated { "ref W" } else { "theory W" },
+        if timed { "<th>path</th>" } else { "" },
+        if referenced { "<th>ref</th>" } else { "" },
+        if little { "<th>L/XW</th>" } else { "" },
     );
     for (i, p) in points.iter().enumerate() {
         let rec = file.points.get(i);
@@ -307,7 +338,7 @@ fn points_table(o: &mut String, file: &ResultsFile, points: &[PointAnalysis]) {
             ("n", format!("{:.2}", p.rho)),
             ("n", format!("{:.1}", p.lambda)),
             ("n", format!("{:.1}", p.achieved_rate)),
-            ("n", t1(p.theory.as_ref().map(|t| t.mean_us))),
+            ("n", t1(p.ref_mean_us())),
             ("n", t1(p.mean_us)),
             ("n", ci(p.ci95_us)),
             ("n", t1(p.overhead_mean_us)),
@@ -319,6 +350,16 @@ fn points_table(o: &mut String, file: &ResultsFile, points: &[PointAnalysis]) {
             ("verdict", verdict),
             ("n", attempts),
         ];
+        // After KS noise, before the verdict, as in the header.
+        let mut at = 13;
+        if referenced {
+            row.insert(at, ("", escape(&table::ref_cell(p))));
+            at += 1;
+        }
+        if little {
+            let bad = p.little.is_some_and(|l| !l.holds());
+            row.insert(at, (if bad { "n bad" } else { "n" }, table::little_cell(p)));
+        }
         if timed {
             // After the 95% CI, before the twin's overhead, as in the header.
             row.insert(7, ("n", t1(p.path_mean_us)));
@@ -336,6 +377,56 @@ fn points_table(o: &mut String, file: &ResultsFile, points: &[PointAnalysis]) {
         .collect();
     if !notes.is_empty() {
         let _ = writeln!(o, "<ul class=\"notes\">\n{}\n</ul>", notes.join("\n"));
+    }
+    o.push_str("</section>\n");
+    classes_table(o, points);
+}
+
+/// One table per priority class: the server's mean sojourn against the reference.
+fn classes_table(o: &mut String, points: &[PointAnalysis]) {
+    let Some(n) = points
+        .iter()
+        .flat_map(|p| p.classes.iter().map(|c| usize::from(c.class) + 1))
+        .max()
+    else {
+        return;
+    };
+    o.push_str(
+        "<section id=\"classes\">\n<h2>Classes</h2>\n<p class=\"muted\">Times in µs; the \
+         server's mean sojourn of each class over the measured window (from /metrics) against \
+         the reference's (± its 95% half-width; 0 for a closed form). Class 0 is the \
+         highest.</p>\n",
+    );
+    for k in 0..n {
+        let _ = write!(
+            o,
+            "<h3>Class {k}</h3>\n<table class=\"points classes\" id=\"class-{k}\">\n<thead><tr>\
+             <th>ρ</th><th>requests</th><th>measured</th><th>reference</th><th>± ref</th>\
+             <th>error</th></tr></thead>\n<tbody>\n"
+        );
+        for p in points {
+            let Some(c) = p.classes.iter().find(|c| usize::from(c.class) == k) else {
+                continue;
+            };
+            let err = c
+                .reference_us
+                .filter(|&r| r > 0.0)
+                .map(|r| (c.mean_us - r) / r);
+            o.push_str("<tr>");
+            cells(
+                o,
+                &[
+                    ("n", format!("{:.2}", p.rho)),
+                    ("n", c.count.to_string()),
+                    ("n", t1(Some(c.mean_us))),
+                    ("n", t1(c.reference_us)),
+                    ("n", t1(c.reference_half_width_us)),
+                    ("n", pct(err)),
+                ],
+            );
+            o.push_str("</tr>\n");
+        }
+        o.push_str("</tbody>\n</table>\n");
     }
     o.push_str("</section>\n");
 }

@@ -18,6 +18,7 @@
 //! - [`table`], [`plots`], [`svg`]: the outputs (CSV and text table, SVG charts).
 //! - [`html`]: `index.html`, the self-contained page of a sweep (setup, summary, points,
 //!   plots, checks).
+//! - [`scrape`]: qserve's `/metrics` around a run (Little's law, the classes).
 //! - [`report`]: everything derived from `results.json`; the sweep ends by calling it.
 //! - [`progress`]: the sweep's progress on stderr (a bar on a terminal, plain lines elsewhere).
 //! - [`closed`]: closed sweeps over the number of users (`--users`, `--think`): X(N), R(N)
@@ -36,6 +37,7 @@ pub mod plots;
 pub mod progress;
 pub mod record;
 pub mod report;
+pub mod scrape;
 pub mod servers;
 pub mod svg;
 pub mod sweep;

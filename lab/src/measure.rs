@@ -10,15 +10,27 @@
 //! nearly independent at high load, where successive sojourn times are correlated over seconds.
 //! A point shorter than `BATCHES` times the shortest interval (10 ms) has fewer; the measurement
 //! records how many it had.
+//!
+//! The scrape: [`measure_scraped`] reads the server's `/metrics` ([`crate::scrape`]) at the
+//! start and at the end of the measured window, so that the counters' differences cover the
+//! measured window alone, not the warm-up. qload runs warm-up and measurement in one call, so a
+//! thread beside it sleeps until the window's planned edges, which qload fixes when it is
+//! called: its schedules start [`SCHEDULE_START`] after the call, and the measurement a warm-up
+//! later. The scrapes land within a millisecond or so of those edges (the call's own set-up, the
+//! thread's wake-up, the scrape's round trip); an error there slides the window by that much
+//! without changing its length, and the analysis allows for it. A run that ends before its
+//! planned end (interrupted) gets no window.
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use queuelab_common::model::Model;
 use queuelab_common::samplers::ArrivalKind;
 
-use crate::record::{PointMeasurement, PointRecord};
+use crate::record::{MetricsWindow, PointMeasurement, PointRecord};
+use crate::scrape::{self, Snapshot};
 use queuelab_client::config::{Config, Mode, Target};
 use queuelab_client::result::{self, RunResult};
 
@@ -114,6 +126,57 @@ pub fn measure(spec: &RunSpec<'_>) -> anyhow::Result<(PointMeasurement, RunResul
         })?;
     let m = measurement_from_run(&result)?;
     Ok((m, result))
+}
+
+/// How long after it is called qload starts its schedules (its start margin, which lets every
+/// worker be ready at the common start).
+pub const SCHEDULE_START: Duration = Duration::from_millis(20);
+
+/// The differences of the server's `/metrics` over a measured window, or why there are none.
+pub type Scraped = Result<Option<MetricsWindow>, String>;
+
+/// Like [`measure`], and scrapes `metrics_url` at the start and at the end of the measured
+/// window (see the module docs). `Ok(None)`: the run ended early, or the server has no
+/// `qserve_uptime_seconds`; `Err`: a scrape failed (the measurement stands).
+pub fn measure_scraped(
+    spec: &RunSpec<'_>,
+    metrics_url: &str,
+) -> anyhow::Result<(PointMeasurement, RunResult, Scraped)> {
+    let called = Instant::now();
+    let start_at = called + SCHEDULE_START + spec.warmup;
+    let end_at = start_at + spec.duration;
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let url = metrics_url.to_owned();
+    let scraper = std::thread::Builder::new()
+        .name("qlab-scrape".into())
+        .spawn(move || -> Scraped {
+            // Sleeps until `at`; false when the run ended first.
+            let wait_until = |at: Instant| {
+                let left = at.saturating_duration_since(Instant::now());
+                matches!(
+                    done_rx.recv_timeout(left),
+                    Err(mpsc::RecvTimeoutError::Timeout)
+                )
+            };
+            if !wait_until(start_at) {
+                return Ok(None);
+            }
+            let first = Snapshot::scrape(&url).map_err(|e| format!("{e:#}"));
+            if !wait_until(end_at) {
+                return Ok(None);
+            }
+            let last = Snapshot::scrape(&url).map_err(|e| format!("{e:#}"))?;
+            Ok(scrape::window(&first?, &last, true))
+        })
+        .context("spawning the scrape thread")?;
+    let run = measure(spec);
+    // The run's end, if the scraper still waits for an edge: it gives up.
+    drop(done_tx);
+    let scraped = scraper
+        .join()
+        .unwrap_or_else(|_| Err("the scrape thread panicked".into()));
+    let (m, r) = run?;
+    Ok((m, r, scraped))
 }
 
 /// Sets the interval of the mean and the batch count of `m` from the time series of `raw`
@@ -305,6 +368,8 @@ mod tests {
             verdict: None,
             checks: Vec::new(),
             rejected: Vec::new(),
+            reference: None,
+            metrics: None,
         };
         assert_eq!(rec.measured.latency_us.ci95_low, Some(1900.0));
         refresh_intervals(&mut rec);

@@ -9,14 +9,23 @@
 //!   over the theoretical CDF, up to the largest 99th percentile.
 //! - `blocking_vs_rho.svg` (capacity K only): the fraction of 503 answers against the blocking
 //!   probability of M/M/c/K.
+//! - `classes_vs_rho.svg` (priority classes only): the server's mean sojourn per class against ρ
+//!   (from `/metrics`), over the reference of each class: a line through the closed form's
+//!   means, or the simulated means with their 95% intervals.
+//!
+//! Where a point's reference is a simulation, the mean plot draws it as its own series
+//! (`series-simulation`: the simulated means with their intervals) beside the theory curve (which
+//! is then drawn only where the closed form exists), and the CDF plot labels the dashed curve
+//! "simulation".
 //!
 //! Times are shown in ms when they exceed 2 ms, else in µs. Series groups have stable ids
 //! (`series-theory`, `series-measured-raw`, `series-measured-net`, `series-cdf-measured-0`,
 //! `series-cdf-theory-0`, …, `series-blocking-theory`, `series-blocking-measured`).
 use queuelab_common::model::{Load, Model, Servers};
+use queuelab_common::theory;
 
 use crate::analysis::{self, PointAnalysis};
-use crate::record::PointRecord;
+use crate::record::{ClassPoint, PointRecord, ReferenceKind};
 use crate::svg::{Axis, Chart, Marker, PALETTE, Point, Series, Style};
 
 /// File name of the mean plot.
@@ -27,6 +36,15 @@ pub const ERROR_SVG: &str = "error_vs_rho.svg";
 pub const CDF_SVG: &str = "cdf.svg";
 /// File name of the blocking plot.
 pub const BLOCKING_SVG: &str = "blocking_vs_rho.svg";
+/// File name of the per-class plot.
+pub const CLASSES_SVG: &str = "classes_vs_rho.svg";
+
+/// Whether a point's reference mean is simulated.
+fn simulated_mean(p: &PointAnalysis) -> bool {
+    p.reference
+        .as_ref()
+        .is_some_and(|r| r.kind == ReferenceKind::Simulation)
+}
 
 /// Points of each theory curve.
 const CURVE_POINTS: usize = 240;
@@ -119,7 +137,12 @@ pub fn mean_chart(ctx: &PlotContext<'_>, points: &[PointAnalysis]) -> Chart {
     let rho_top = points.iter().map(|p| p.rho).fold(0.0, f64::max);
     let theory_top = points
         .iter()
-        .filter_map(|p| p.theory.as_ref().map(|t| t.mean_us))
+        .filter_map(|p| {
+            p.theory.as_ref().map(|t| t.mean_us).or_else(|| {
+                let r = p.reference.as_ref()?;
+                Some(r.mean_us? + r.mean_half_width_us.unwrap_or(0.0))
+            })
+        })
         .chain(
             curve
                 .iter()
@@ -152,6 +175,27 @@ pub fn mean_chart(ctx: &PlotContext<'_>, points: &[PointAnalysis]) -> Chart {
         style: Style::Line { dashed: false },
         points: curve.iter().map(|&(r, m)| Point::new(r, s(m))).collect(),
     }];
+    if points.iter().any(simulated_mean) {
+        series.push(Series {
+            id: "simulation".into(),
+            label: "simulation, 95% CI".into(),
+            color: PALETTE[6].into(),
+            style: Style::Markers(Marker::Diamond),
+            points: points
+                .iter()
+                .filter(|p| simulated_mean(p))
+                .filter_map(|p| {
+                    let r = p.reference.as_ref()?;
+                    let (m, h) = (r.mean_us?, r.mean_half_width_us.unwrap_or(0.0));
+                    Some(Point {
+                        x: p.rho,
+                        y: s(m),
+                        err: Some((s(m - h), s(m + h))),
+                    })
+                })
+                .collect(),
+        });
+    }
     series.push(Series {
         id: "measured-raw".into(),
         label: "measured (raw), 95% CI".into(),
@@ -222,11 +266,7 @@ fn overhead_notes(points: &[PointAnalysis]) -> Vec<String> {
 /// Relative error of the mean against ρ, raw and net, in percent.
 pub fn error_chart(ctx: &PlotContext<'_>, points: &[PointAnalysis]) -> Chart {
     let x = rho_axis(ctx, points);
-    let rel = |p: &PointAnalysis, v: f64| {
-        p.theory
-            .as_ref()
-            .map(|t| (v - t.mean_us) / t.mean_us * 100.0)
-    };
+    let rel = |p: &PointAnalysis, v: f64| p.ref_mean_us().map(|w| (v - w) / w * 100.0);
     let raw: Vec<Point> = points
         .iter()
         .filter_map(|p| {
@@ -259,7 +299,11 @@ pub fn error_chart(ctx: &PlotContext<'_>, points: &[PointAnalysis]) -> Chart {
     let y = Axis::auto("relative error of the mean (%)", lo * 1.05, hi * 1.05, true);
     let mut series = vec![Series {
         id: "zero".into(),
-        label: "theory (0%)".into(),
+        label: if points.iter().any(simulated_mean) {
+            "reference (0%)".into()
+        } else {
+            "theory (0%)".into()
+        },
         color: PALETTE[6].into(),
         style: Style::Line { dashed: false },
         points: vec![Point::new(x.min, 0.0), Point::new(x.max, 0.0)],
@@ -321,9 +365,7 @@ pub fn cdf_chart(
     // Up to the largest 99th percentile, measured or predicted: the body and most of the tail.
     let top = max_finite(chosen.iter().flat_map(|&i| {
         let p = &points[i];
-        [p.p99_us, p.theory.as_ref().and_then(|t| t.p99_us)]
-            .into_iter()
-            .flatten()
+        [p.p99_us, p.ref_percentiles_us()[2]].into_iter().flatten()
     }))
     .unwrap_or(1.0)
         * 1.1;
@@ -335,7 +377,19 @@ pub fn cdf_chart(
         true,
     );
     let mut series = Vec::new();
-    let mut notes = vec!["solid: measured; dashed: theory".to_owned()];
+    let simulated = |p: &PointAnalysis| {
+        p.reference.as_ref().is_some_and(|r| {
+            r.kind == ReferenceKind::Simulation || r.percentiles == Some(ReferenceKind::Simulation)
+        })
+    };
+    let mut notes = vec![
+        if chosen.iter().any(|&i| simulated(&points[i])) {
+            "solid: measured; dashed: theory or simulation"
+        } else {
+            "solid: measured; dashed: theory"
+        }
+        .to_owned(),
+    ];
     for (k, &i) in chosen.iter().enumerate() {
         let p = &points[i];
         let color = PALETTE[k % PALETTE.len()].to_owned();
@@ -355,11 +409,12 @@ pub fn cdf_chart(
                 })
                 .collect();
             let blocked = p.blocking_measured.filter(|b| *b > 0.0);
+            let what = if simulated(p) { "simulation" } else { "theory" };
             series.push(Series {
                 id: format!("cdf-theory-{k}"),
                 label: match blocked {
-                    Some(_) => format!("theory ρ = {:.2} (+ 503s)", p.rho),
-                    None => format!("theory ρ = {:.2}", p.rho),
+                    Some(_) => format!("{what} ρ = {:.2} (+ 503s)", p.rho),
+                    None => format!("{what} ρ = {:.2}", p.rho),
                 },
                 color: color.clone(),
                 style: Style::Line { dashed: true },
@@ -400,6 +455,121 @@ pub fn cdf_chart(
         series,
         notes,
     })
+}
+
+/// The server's mean sojourn per class against ρ, over each class's reference (`None` when no
+/// point has classes).
+pub fn classes_chart(ctx: &PlotContext<'_>, points: &[PointAnalysis]) -> Option<Chart> {
+    let n = points
+        .iter()
+        .flat_map(|p| p.classes.iter().map(|c| usize::from(c.class) + 1))
+        .max()?;
+    let x = rho_axis(ctx, points);
+    // Closed-form class means on the grid, where theory has them.
+    let curves: Vec<Vec<(f64, f64)>> = (0..n)
+        .map(|k| {
+            rho_grid(ctx, &x)
+                .into_iter()
+                .filter_map(|r| {
+                    let t = theory::predict(ctx.model, ctx.model.lambda(Load::Rho(r))).ok()?;
+                    Some((r, t.classes.get(k)?.mean_s * 1e6))
+                })
+                .collect()
+        })
+        .collect();
+    let rho_top = points.iter().map(|p| p.rho).fold(0.0, f64::max);
+    let top = max_finite(
+        points
+            .iter()
+            .flat_map(|p| {
+                p.classes.iter().flat_map(|c| {
+                    [
+                        Some(c.mean_us),
+                        c.reference_us
+                            .map(|r| r + c.reference_half_width_us.unwrap_or(0.0)),
+                    ]
+                })
+            })
+            .flatten()
+            .chain(
+                curves
+                    .iter()
+                    .flatten()
+                    .filter(|(r, _)| *r <= rho_top.max(0.5))
+                    .map(|c| c.1),
+            ),
+    )
+    .unwrap_or(1.0);
+    let unit = TimeUnit::for_max_us(top);
+    let s = |v: f64| unit.scale(v);
+    let y = Axis::auto(
+        format!("mean sojourn per class ({})", unit.name()),
+        0.0,
+        s(top) * 1.05,
+        true,
+    );
+    let dx = (x.max - x.min) * 0.004;
+    let mut series = Vec::new();
+    for k in 0..n {
+        let color = PALETTE[k % PALETTE.len()].to_owned();
+        let of_class = |p: &PointAnalysis| class_of(p, k).copied();
+        // The reference: the closed form's line, else a line through the recorded references.
+        let line: Vec<Point> = if curves[k].is_empty() {
+            points
+                .iter()
+                .filter_map(|p| Some(Point::new(p.rho, s(of_class(p)?.reference_us?))))
+                .collect()
+        } else {
+            curves[k]
+                .iter()
+                .map(|&(r, m)| Point::new(r, s(m)))
+                .collect()
+        };
+        series.push(Series {
+            id: format!("class-reference-{k}"),
+            label: format!("reference, class {k}"),
+            color: color.clone(),
+            style: Style::Line { dashed: true },
+            points: line,
+        });
+        series.push(Series {
+            id: format!("class-measured-{k}"),
+            label: format!("measured, class {k} (reference's 95% CI)"),
+            color,
+            style: Style::Markers(Marker::Circle),
+            points: points
+                .iter()
+                .filter_map(|p| {
+                    let c = of_class(p)?;
+                    Some(Point {
+                        x: p.rho + dx * (k as f64 - (n as f64 - 1.0) / 2.0),
+                        y: s(c.mean_us),
+                        err: c.reference_us.map(|r| {
+                            let h = c.reference_half_width_us.unwrap_or(0.0);
+                            (s(r - h), s(r + h))
+                        }),
+                    })
+                })
+                .collect(),
+        });
+    }
+    Some(Chart {
+        id: "classes".into(),
+        title: format!("Response time per class vs load — {}", ctx.model_name),
+        subtitle: ctx.subtitle.clone(),
+        x,
+        y,
+        series,
+        notes: vec![
+            "markers: the server's mean sojourn of the class (/metrics)".to_owned(),
+            "bars: the reference's 95% CI (none for a closed form)".to_owned(),
+            "class 0 is the highest priority".to_owned(),
+        ],
+    })
+}
+
+fn class_of(p: &PointAnalysis, k: usize) -> Option<&ClassPoint> {
+    p.classes.iter().find(|c| usize::from(c.class) == k)
 }
 
 /// Blocking probability against ρ (capacity K only).
@@ -506,6 +676,8 @@ mod tests {
             verdict: None,
             checks: Vec::new(),
             rejected: Vec::new(),
+            reference: None,
+            metrics: None,
         }
     }
 
@@ -571,5 +743,115 @@ mod tests {
         assert_eq!(TimeUnit::for_max_us(1999.0), TimeUnit::Us);
         assert_eq!(TimeUnit::for_max_us(2000.0), TimeUnit::Ms);
         assert_eq!(TimeUnit::Ms.scale(1500.0), 1.5);
+    }
+
+    fn ctx(model: &Model) -> PlotContext<'_> {
+        PlotContext {
+            model,
+            model_name: model.name(),
+            subtitle: "test".into(),
+        }
+    }
+
+    /// The series ids of a rendered chart, with the number of markers or points of each.
+    fn series_of(svg: &str) -> Vec<(String, usize)> {
+        let doc = roxmltree::Document::parse(svg).expect("well-formed SVG");
+        doc.descendants()
+            .filter(|n| {
+                n.attribute("class")
+                    .is_some_and(|c| c.starts_with("series "))
+            })
+            .map(|n| {
+                (
+                    n.attribute("id").unwrap_or_default().to_owned(),
+                    n.descendants().filter(|d| d.is_element()).count(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn classes_chart_draws_each_class_over_its_reference() {
+        use crate::record::ClassPoint;
+        use queuelab_common::model::{Classes, Discipline};
+        let m = Model::new(1000.0, Servers::Finite(1))
+            .with_discipline(Discipline::Priority)
+            .with_classes(Classes::new(&[0.3, 0.7]).expect("classes"));
+        assert!(
+            classes_chart(&ctx(&m), &[p(0.5)]).is_none(),
+            "no classes, no chart"
+        );
+        let with = |rho: f64| PointAnalysis {
+            classes: (0..2)
+                .map(|k| ClassPoint {
+                    class: k,
+                    count: 100,
+                    mean_us: 1000.0 * rho * f64::from(k + 1),
+                    reference_us: Some(1000.0 * rho * f64::from(k + 1) + 10.0),
+                    reference_half_width_us: Some(20.0),
+                })
+                .collect(),
+            ..p(rho)
+        };
+        let chart = classes_chart(&ctx(&m), &[with(0.3), with(0.6), with(0.9)]).expect("a chart");
+        let svg = chart.render();
+        let series = series_of(&svg);
+        let ids: Vec<&str> = series.iter().map(|s| s.0.as_str()).collect();
+        for id in [
+            "series-class-reference-0",
+            "series-class-measured-0",
+            "series-class-reference-1",
+            "series-class-measured-1",
+        ] {
+            assert!(ids.contains(&id), "{id} in {ids:?}");
+        }
+        assert!(svg.contains("Response time per class vs load"));
+        // Three measured points per class, each with its reference's bar.
+        let measured = series
+            .iter()
+            .find(|s| s.0 == "series-class-measured-1")
+            .expect("class 1");
+        assert!(measured.1 >= 3, "{measured:?}");
+    }
+
+    #[test]
+    fn mean_chart_shows_a_simulated_reference() {
+        use crate::record::{Reference, ReferenceKind};
+        let m = Model::new(1000.0, Servers::Finite(2))
+            .with_service(queuelab_common::model::ServiceKind::H2 { cv2: 4.0 });
+        let sim = |rho: f64| PointAnalysis {
+            mean_us: Some(1500.0),
+            reference: Some(Reference {
+                kind: ReferenceKind::Simulation,
+                replications: Some(10),
+                customers: Some(100_000),
+                seed: None,
+                mean_us: Some(1400.0 + 1000.0 * rho),
+                mean_half_width_us: Some(15.0),
+                p50_us: None,
+                p90_us: None,
+                p99_us: None,
+                percentiles: Some(ReferenceKind::Simulation),
+                blocking: None,
+                class_mean_us: Vec::new(),
+                n_eff: None,
+                histogram: None,
+            }),
+            ..p(rho)
+        };
+        let svg = mean_chart(&ctx(&m), &[sim(0.3), sim(0.6)]).render();
+        let series = series_of(&svg);
+        let simulated = series
+            .iter()
+            .find(|s| s.0 == "series-simulation")
+            .expect("the simulation's series");
+        assert!(simulated.1 >= 2, "{simulated:?}");
+        assert!(svg.contains("simulation, 95% CI"));
+        // Its errors are against the simulated means.
+        let e = error_chart(&ctx(&m), &[sim(0.3)]).render();
+        assert!(e.contains("reference (0%)"));
+        // A sweep with closed forms only has no such series.
+        let plain = mean_chart(&ctx(&Model::default()), &[p(0.5)]).render();
+        assert!(!plain.contains("series-simulation"));
     }
 }

@@ -16,7 +16,7 @@ use std::path::Path;
 
 use anyhow::{Context as _, bail};
 use queuelab_client::result::{ErrorsByKind, Latency, RunResult, SendLag, StatusCounts};
-use queuelab_common::model::{Model, Servers, ServiceKind};
+use queuelab_common::model::{Classes, Discipline, Model, Servers, ServiceKind};
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::PointAnalysis;
@@ -51,6 +51,12 @@ pub struct LabConfig {
     pub seed: u64,
     /// Whether `--quick` chose the durations (precision traded for time).
     pub quick: bool,
+    /// The order of service (`fcfs`, `ps`, `priority`, …; absent in older files: FCFS).
+    #[serde(default)]
+    pub discipline: Option<String>,
+    /// The probabilities of the priority classes, `P0,P1,…` (absent: one class).
+    #[serde(default)]
+    pub classes: Option<String>,
 }
 
 impl LabConfig {
@@ -64,9 +70,21 @@ impl LabConfig {
             .service
             .parse()
             .with_context(|| format!("config.service {:?}", self.service))?;
-        let model = Model::new(self.mu, servers)
+        let mut model = Model::new(self.mu, servers)
             .with_capacity(self.capacity)
             .with_service(service);
+        if let Some(d) = &self.discipline {
+            let d: Discipline = d
+                .parse()
+                .with_context(|| format!("config.discipline {d:?}"))?;
+            model = model.with_discipline(d);
+        }
+        if let Some(c) = &self.classes {
+            let c: Classes = c
+                .parse()
+                .map_err(|e| anyhow::anyhow!("config.classes {c:?}: {e}"))?;
+            model = model.with_classes(c);
+        }
         model
             .validate()
             .context("the config section describes no queue")?;
@@ -182,6 +200,160 @@ pub struct PointRecord {
     /// The attempts that were measured again, oldest first, with the checks they failed.
     #[serde(default)]
     pub rejected: Vec<RejectedAttempt>,
+    /// What the point is held against, as the sweep decided it (the simulation's results
+    /// included, so that `qlab report` does not simulate again). `None` in older files: theory.
+    #[serde(default)]
+    pub reference: Option<Reference>,
+    /// The server's `/metrics` over the measured window (`None`: not scraped, or a server
+    /// without those series). See [`crate::scrape`].
+    #[serde(default)]
+    pub metrics: Option<MetricsWindow>,
+}
+
+/// Where a point's reference comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReferenceKind {
+    /// The closed form (`queuelab_common::theory`).
+    Theory,
+    /// The simulator (`queuelab_common::sim::simulate_open`), with replications.
+    Simulation,
+}
+
+impl ReferenceKind {
+    /// `theory` or `simulation`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ReferenceKind::Theory => "theory",
+            ReferenceKind::Simulation => "simulation",
+        }
+    }
+}
+
+/// A value of a reference with the half-width of its 95% interval (0 for a closed form).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct RefEstimate {
+    /// The value (µs for times).
+    pub value: f64,
+    /// Half-width of its 95% interval over the replications.
+    pub half_width: f64,
+}
+
+/// What a point is compared with, in µs: the closed form's mean (and its percentiles, or the
+/// simulation's where the closed form has none), or the simulation's estimates with their 95%
+/// half-widths (see `crate::analysis`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reference {
+    /// Where the mean comes from.
+    pub kind: ReferenceKind,
+    /// Replications of the simulation, if one ran (for the mean, or only the percentiles and
+    /// the distribution).
+    #[serde(default)]
+    pub replications: Option<u32>,
+    /// Customers measured per replication.
+    #[serde(default)]
+    pub customers: Option<u64>,
+    /// The simulation's seed.
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Mean sojourn of accepted requests.
+    pub mean_us: Option<f64>,
+    /// Half-width of its 95% interval (`None` or 0 for a closed form).
+    pub mean_half_width_us: Option<f64>,
+    /// Median.
+    pub p50_us: Option<f64>,
+    /// 90th percentile.
+    pub p90_us: Option<f64>,
+    /// 99th percentile.
+    pub p99_us: Option<f64>,
+    /// Where the percentiles come from (`None`: there are none).
+    #[serde(default)]
+    pub percentiles: Option<ReferenceKind>,
+    /// Blocking probability, with its interval for a simulation.
+    #[serde(default)]
+    pub blocking: Option<RefEstimate>,
+    /// Mean sojourn per class (µs), class 0 first; empty with one class.
+    #[serde(default)]
+    pub class_mean_us: Vec<RefEstimate>,
+    /// The effective number of independent samples behind the simulated distribution (s²/se²
+    /// of its sojourns and its mean), for the noise level of a KS distance against it.
+    #[serde(default)]
+    pub n_eff: Option<f64>,
+    /// The simulation's pooled sojourn histogram (ns, `queuelab_common::stats` serialization):
+    /// the reference distribution where the closed form has none. Kept in `points`, left out
+    /// of the `analysis` section.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histogram: Option<String>,
+}
+
+/// Differences of qserve's `/metrics` between the start and the end of a measured window.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct MetricsWindow {
+    /// Δ`qserve_uptime_seconds`: the window's length by the server's clock (s).
+    pub uptime_s: f64,
+    /// Δ`qserve_in_system_seconds_total`: ∫N dt over the window (request-seconds); `None` when
+    /// the server has no such series.
+    pub in_system_s: Option<f64>,
+    /// `qserve_in_system` at the start and at the end (the window's edges).
+    pub in_system_edges: Option<(f64, f64)>,
+    /// Δ`qserve_sojourn_seconds_sum` (s) of the requests served in the window.
+    pub sojourn_sum_s: Option<f64>,
+    /// Δ`qserve_sojourn_seconds_count`.
+    pub sojourn_count: Option<u64>,
+    /// The same per class (`{class="k"}`), class order.
+    #[serde(default)]
+    pub classes: Vec<ClassSojourn>,
+    /// Whether the window is the measured one alone (`false`: it includes the warm-up).
+    pub measured_only: bool,
+}
+
+/// One class's sojourn totals over a window.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct ClassSojourn {
+    /// The class (0 the highest).
+    pub class: u8,
+    /// Δ sum of sojourn times (s).
+    pub sum_s: f64,
+    /// Δ count.
+    pub count: u64,
+}
+
+/// Little's law at a point: L from the server's ∫N dt, against X·W from the client's accepted
+/// throughput and the point's net mean (see `crate::analysis`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Little {
+    /// Time-average number in system L = Δ∫N dt / Δuptime.
+    pub l: f64,
+    /// Accepted throughput X (non-503 answers per second of the measured duration).
+    pub x: f64,
+    /// Mean server time W (µs).
+    pub w_us: f64,
+    /// L / (X·W).
+    pub ratio: f64,
+    /// How far from 1 the ratio may be by the window's edges alone (see `crate::analysis`).
+    pub tolerance: f64,
+}
+
+impl Little {
+    /// Whether |ratio − 1| is within the tolerance.
+    pub fn holds(&self) -> bool {
+        (self.ratio - 1.0).abs() <= self.tolerance
+    }
+}
+
+/// One priority class at a point: the server's mean sojourn of the class against the reference.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ClassPoint {
+    /// The class (0 the highest).
+    pub class: u8,
+    /// Requests of the class served in the window.
+    pub count: u64,
+    /// Their mean sojourn (µs).
+    pub mean_us: f64,
+    /// The reference's mean sojourn of the class (µs).
+    pub reference_us: Option<f64>,
+    /// Half-width of its 95% interval (0 for a closed form).
+    pub reference_half_width_us: Option<f64>,
 }
 
 /// The verdict of a point's checks.
@@ -508,12 +680,26 @@ mod tests {
             overhead_duration_s: 1.0,
             seed: 1,
             quick: false,
+            discipline: None,
+            classes: None,
         };
         let m = c.model().expect("a model");
         assert_eq!(
             (m.mu, m.servers, m.capacity, m.service),
             (1000.0, Servers::Finite(2), Some(10), ServiceKind::Const)
         );
+        assert_eq!(m.discipline, Discipline::Fcfs);
+        assert_eq!(m.classes.len(), 1);
+        let p = LabConfig {
+            discipline: Some("priority".into()),
+            classes: Some("0.3,0.7".into()),
+            capacity: None,
+            ..c.clone()
+        }
+        .model()
+        .expect("a priority model");
+        assert_eq!(p.discipline, Discipline::Priority);
+        assert_eq!(p.classes.probabilities(), [0.3, 0.7]);
         for bad in [
             LabConfig {
                 servers: "two".into(),
@@ -521,6 +707,14 @@ mod tests {
             },
             LabConfig {
                 service: "gamma".into(),
+                ..c.clone()
+            },
+            LabConfig {
+                discipline: Some("random".into()),
+                ..c.clone()
+            },
+            LabConfig {
+                classes: Some("0.5,0.6".into()),
                 ..c.clone()
             },
             LabConfig { mu: 0.0, ..c },

@@ -9,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use queuelab_common::model::Model;
+use queuelab_common::model::{Discipline, Model};
 
 use crate::analysis::{self, PointAnalysis, SweepSummary};
 use crate::plots::{self, PlotContext};
@@ -53,6 +53,12 @@ pub fn describe(file: &ResultsFile, model: &Model) -> String {
     let mut s = format!("μ = {}/s per server, c = {}", fmt_rate(c.mu), model.servers);
     if let Some(k) = model.capacity {
         s.push_str(&format!(", K = {k}"));
+    }
+    if model.discipline != Discipline::Fcfs {
+        s.push_str(&format!(", {}", model.discipline));
+    }
+    if model.classes.len() > 1 {
+        s.push_str(&format!(", classes {}", model.classes));
     }
     s.push_str(&format!(
         ", service {}; {} s per point{}",
@@ -134,6 +140,9 @@ pub fn render(file: &ResultsFile) -> anyhow::Result<Rendered> {
     }
     if let Some(c) = plots::blocking_chart(&ctx, &points) {
         plots.push((plots::BLOCKING_SVG, c.render()));
+    }
+    if let Some(c) = plots::classes_chart(&ctx, &points) {
+        plots.push((plots::CLASSES_SVG, c.render()));
     }
     Ok(Rendered {
         csv: table::csv(&points)?,

@@ -28,19 +28,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
-use queuelab_common::model::{Load, Model, Servers};
+use queuelab_common::model::{Discipline, Load, Model, Servers};
 
 use queuelab_client::result::RunResult;
 
 use crate::measure::{self, RunOptions, RunSpec};
 use crate::progress::SweepLog;
 use crate::record::{
-    Check, FORMAT, LabConfig, OverheadSummary, PointMeasurement, PointRecord, RejectedAttempt,
-    ResultsFile, Verdict, utc_stamps,
+    Check, FORMAT, LabConfig, MetricsWindow, OverheadSummary, PointMeasurement, PointRecord,
+    Reference, RejectedAttempt, ResultsFile, Verdict, utc_stamps,
 };
 use crate::report::{self, ReportOutput};
 use crate::servers::ServerPlan;
-use crate::{analysis, checks};
+use crate::{analysis, checks, scrape};
 
 /// The default loads: ten points from 0.1 to 0.95.
 pub const DEFAULT_RHOS: [f64; 10] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95];
@@ -115,6 +115,9 @@ pub struct SweepPlan {
     pub attempts: u32,
     /// What the sweep varies (the load unless `--users` or `--cv2`).
     pub kind: SweepKind,
+    /// Replications of a point's simulation, where the reference needs one
+    /// (`--sim-replications`; see [`crate::analysis::reference_need`]).
+    pub sim_replications: u32,
 }
 
 /// The relaxation time of `model` at load `rho` in seconds (see the module docs).
@@ -242,6 +245,9 @@ impl SweepPlan {
             overhead_duration_s: self.overhead_duration.as_secs_f64(),
             seed: self.seed,
             quick: self.quick,
+            discipline: (self.model.discipline != Discipline::Fcfs)
+                .then(|| self.model.discipline.to_string()),
+            classes: (self.model.classes.len() > 1).then(|| self.model.classes.to_string()),
         }
     }
 }
@@ -328,8 +334,9 @@ pub fn sweep(plan: &SweepPlan, log: &mut dyn SweepLog) -> anyhow::Result<ReportO
     let mut file = new_results_file(plan);
     file.write(&plan.out)?;
     let n = plan.rhos.len();
+    let mut sims = analysis::SimCache::default();
     for (i, &rho) in plan.rhos.iter().enumerate() {
-        match measure_point(plan, i, rho, log) {
+        match measure_point(plan, i, rho, &mut sims, log) {
             Ok(rec) => {
                 file.points.push(rec);
                 refresh(&mut file, &plan.model);
@@ -362,6 +369,7 @@ struct Attempt {
     raw: RunResult,
     overhead: Option<PointMeasurement>,
     overhead_raw: Option<RunResult>,
+    metrics: Option<MetricsWindow>,
 }
 
 /// The arrival seed of attempt `attempt` (1 for the first) of a run whose first attempt has
@@ -450,6 +458,7 @@ pub(crate) fn measure_point(
     plan: &SweepPlan,
     i: usize,
     rho: f64,
+    sims: &mut analysis::SimCache,
     log: &mut dyn SweepLog,
 ) -> anyhow::Result<PointRecord> {
     let lambda = plan.model.lambda(Load::Rho(rho));
@@ -493,6 +502,7 @@ pub(crate) fn measure_point(
         Verdict::Failed
     };
     let a = kept.attempt;
+    let reference = point_reference(plan, i, lambda, &a.measured, sims, log);
     Ok(PointRecord {
         index: i,
         rho,
@@ -507,7 +517,46 @@ pub(crate) fn measure_point(
         verdict: Some(verdict),
         checks: kept.checks,
         rejected: kept.rejected,
+        reference,
+        metrics: a.metrics,
     })
+}
+
+/// The reference of point `i`: the closed form, or the simulation (cached per (model, λ)),
+/// sized by the requests the point measured ([`analysis::sim_options`]).
+fn point_reference(
+    plan: &SweepPlan,
+    i: usize,
+    lambda: f64,
+    measured: &PointMeasurement,
+    sims: &mut analysis::SimCache,
+    log: &mut dyn SweepLog,
+) -> Option<Reference> {
+    let need = analysis::reference_need(&plan.model, lambda)?;
+    let opts = analysis::sim_options(
+        measured.completed,
+        plan.sim_replications,
+        run_seed(plan.seed, i, false),
+    );
+    if need != analysis::ReferenceNeed::Theory {
+        log.line(&format!(
+            "[{}/{}] simulating {} at λ = {lambda:.1}/s: {} replications of {} customers",
+            i + 1,
+            plan.rhos.len(),
+            plan.model.name(),
+            opts.replications,
+            opts.customers
+        ));
+    }
+    match sims.reference(&plan.model, lambda, &opts) {
+        Ok(r) => r,
+        Err(e) => {
+            log.line(&format!(
+                "warning: the simulation failed, this point has no reference: {e}"
+            ));
+            None
+        }
+    }
 }
 
 /// One attempt at a point: the run against the queue, then its overhead run.
@@ -519,7 +568,7 @@ fn measure_attempt(
     overhead_seed: u64,
     log: &mut dyn SweepLog,
 ) -> anyhow::Result<Attempt> {
-    let (measured, raw) = measure::measure(&RunSpec {
+    let spec = RunSpec {
         url: &plan.url,
         rate: lambda,
         duration: plan.duration,
@@ -528,7 +577,23 @@ fn measure_attempt(
         model: Some(&plan.model),
         opts: &plan.opts,
         stop: &plan.stop,
-    })?;
+    };
+    let (measured, raw, metrics) = match scrape::metrics_url(&plan.url) {
+        Some(url) => {
+            let (m, r, scraped) = measure::measure_scraped(&spec, &url)?;
+            let metrics = scraped.unwrap_or_else(|e| {
+                log.line(&format!(
+                    "warning: no /metrics window (Little's law, classes): {e}"
+                ));
+                None
+            });
+            (m, r, metrics)
+        }
+        None => {
+            let (m, r) = measure::measure(&spec)?;
+            (m, r, None)
+        }
+    };
     if plan.stop.load(Ordering::Relaxed) {
         bail!("interrupted; this point's partial run is not recorded");
     }
@@ -558,6 +623,7 @@ fn measure_attempt(
         raw,
         overhead,
         overhead_raw,
+        metrics,
     })
 }
 
@@ -641,6 +707,7 @@ mod tests {
             stop: Arc::default(),
             attempts: DEFAULT_ATTEMPTS,
             kind: SweepKind::Load,
+            sim_replications: analysis::DEFAULT_SIM_REPLICATIONS,
         }
     }
 

@@ -118,6 +118,80 @@ pub const CSV_COLUMNS: &[(&str, Cell)] = &[
     ("ks_net_twin", |p| of(p.ks_net_twin)),
 ];
 
+/// The `ref` cell: `theory`, `sim ±0.4%`, or `–`.
+pub fn ref_cell(p: &PointAnalysis) -> String {
+    p.ref_label().unwrap_or_else(|| "–".into())
+}
+
+/// The `L/XW` cell: Little's ratio to three decimals, `!` after it when it is farther from 1
+/// than its tolerance, `–` without one.
+pub fn little_cell(p: &PointAnalysis) -> String {
+    match p.little {
+        Some(l) => format!("{:.3}{}", l.ratio, if l.holds() { "" } else { "!" }),
+        None => "–".into(),
+    }
+}
+
+/// The lines on the points whose Little's ratio is farther from 1 than its tolerance.
+pub fn little_lines(points: &[PointAnalysis]) -> String {
+    let mut o = String::new();
+    for p in points {
+        if let Some(l) = p.little.filter(|l| !l.holds()) {
+            let _ = writeln!(
+                o,
+                "Little ρ = {:.2}: L/(X·W) = {:.4} (L = {:.3}, X = {:.1}/s, W = {:.1} µs), \
+                 farther from 1 than the window's edges allow (±{:.4})",
+                p.rho, l.ratio, l.l, l.x, l.w_us, l.tolerance
+            );
+        }
+    }
+    o
+}
+
+/// One block per priority class: the server's mean sojourn of the class at each point against
+/// the reference's (empty when no point has classes).
+pub fn class_blocks(points: &[PointAnalysis]) -> String {
+    let mut o = String::new();
+    let n = points
+        .iter()
+        .flat_map(|p| p.classes.iter().map(|c| usize::from(c.class) + 1))
+        .max()
+        .unwrap_or(0);
+    for k in 0..n {
+        let _ = writeln!(
+            o,
+            "Class {k}{} (µs; the server's mean sojourn from /metrics against the reference)",
+            if k == 0 { ", the highest" } else { "" }
+        );
+        let _ = writeln!(
+            o,
+            "{:>5} {:>9} {:>10} {:>10} {:>9} {:>8}",
+            "ρ", "requests", "measured", "reference", "± ref", "error"
+        );
+        for p in points {
+            let Some(c) = p.classes.iter().find(|c| usize::from(c.class) == k) else {
+                continue;
+            };
+            let err = c
+                .reference_us
+                .filter(|&r| r > 0.0)
+                .map(|r| (c.mean_us - r) / r);
+            let _ = writeln!(
+                o,
+                "{:>5.2} {:>9} {:>10} {:>10} {:>9} {:>8}",
+                p.rho,
+                c.count,
+                t1(Some(c.mean_us)),
+                t1(c.reference_us),
+                t1(c.reference_half_width_us),
+                pct(err)
+            );
+        }
+        let _ = writeln!(o);
+    }
+    o
+}
+
 /// The verdict of a point as the table shows it: `ok`, `ok (2)` when it took two attempts,
 /// `FAILED`, or `–` for a point recorded before the checks.
 pub fn verdict_cell(p: &PointAnalysis) -> String {
@@ -199,13 +273,25 @@ pub fn render(points: &[PointAnalysis], summary: &SweepSummary, capacity: bool) 
     let mut o = String::new();
     let checked = points.iter().any(|p| p.verdict.is_some());
     let timed = points.iter().any(PointAnalysis::timed);
+    let referenced = points.iter().any(|p| p.reference.is_some());
+    let simulated = points.iter().any(|p| {
+        p.reference
+            .as_ref()
+            .is_some_and(|r| r.replications.is_some())
+    });
+    let little = points.iter().any(|p| p.little.is_some());
     let _ = writeln!(
         o,
-        "Mean response time (µs); net = {}; errors relative to theory W",
+        "Mean response time (µs); net = {}; errors relative to {}",
         if timed {
             "the server's own time (Server-Timing), else measured − overhead"
         } else {
             "measured − overhead"
+        },
+        if simulated {
+            "the reference W (theory, or a simulation with its 95% half-width)"
+        } else {
+            "theory W"
         }
     );
     // With Server-Timing the path of the same requests (measured − net) gets a column of its own
@@ -222,17 +308,23 @@ pub fn render(points: &[PointAnalysis], summary: &SweepSummary, capacity: bool) 
         "95% CI",
         "net",
         "net 95% CI",
-        "theory W",
+        if simulated { "ref W" } else { "theory W" },
         "err raw",
         "err net",
         "W in CI"
     );
+    if referenced {
+        let _ = write!(head, " {:>11}", "ref");
+    }
+    if little {
+        let _ = write!(head, " {:>7}", "L/XW");
+    }
     if checked {
         let _ = write!(head, " {:>8}", "checks");
     }
     let _ = writeln!(o, "{head}");
     for p in points {
-        let w = p.theory.as_ref().map(|t| t.mean_us);
+        let w = p.ref_mean_us();
         let covers = match p.covers_net.or(p.covers_raw) {
             Some(true) => "yes",
             Some(false) => "NO",
@@ -255,6 +347,12 @@ pub fn render(points: &[PointAnalysis], summary: &SweepSummary, capacity: bool) 
             pct(p.err_net),
             covers
         );
+        if referenced {
+            let _ = write!(line, " {:>11}", ref_cell(p));
+        }
+        if little {
+            let _ = write!(line, " {:>7}", little_cell(p));
+        }
         if checked {
             let _ = write!(line, " {:>8}", verdict_cell(p));
         }
@@ -263,13 +361,14 @@ pub fn render(points: &[PointAnalysis], summary: &SweepSummary, capacity: bool) 
     let _ = writeln!(o);
     let _ = writeln!(
         o,
-        "Distribution (µs, measured/theory); KS = sup |F_measured − F_theory|; KS noise = what \
+        "Distribution (µs, measured/{r}); KS = sup |F_measured − F_{r}|; KS noise = what \
          sampling alone reaches at 95%{}",
         if capacity {
             "; blocking = fraction of 503"
         } else {
             ""
-        }
+        },
+        r = if simulated { "reference" } else { "theory" }
     );
     let mut head = format!(
         "{:>5} {:>17} {:>17} {:>19} {:>7} {:>7} {:>8}",
@@ -282,13 +381,14 @@ pub fn render(points: &[PointAnalysis], summary: &SweepSummary, capacity: bool) 
     let _ = writeln!(o, "{head}");
     for p in points {
         let t = p.theory.as_ref();
+        let [r50, r90, r99] = p.ref_percentiles_us();
         let ks = |k: Option<f64>| k.map(|k| format!("{k:.4}")).unwrap_or_else(|| "–".into());
         let mut line = format!(
             "{:>5.2} {:>17} {:>17} {:>19} {:>7} {:>7} {:>8}",
             p.rho,
-            pair(p.p50_us, t.and_then(|t| t.p50_us)),
-            pair(p.p90_us, t.and_then(|t| t.p90_us)),
-            pair(p.p99_us, t.and_then(|t| t.p99_us)),
+            pair(p.p50_us, r50),
+            pair(p.p90_us, r90),
+            pair(p.p99_us, r99),
             ks(p.ks_raw),
             ks(p.ks_net),
             ks(p.ks_noise)
@@ -298,7 +398,15 @@ pub fn render(points: &[PointAnalysis], summary: &SweepSummary, capacity: bool) 
             let _ = write!(
                 line,
                 " {:>15}",
-                format!("{}/{}", b(p.blocking_measured), b(t.map(|t| t.blocking)))
+                format!(
+                    "{}/{}",
+                    b(p.blocking_measured),
+                    b(t.map(|t| t.blocking).or(p
+                        .reference
+                        .as_ref()
+                        .and_then(|r| r.blocking)
+                        .map(|b| b.value)))
+                )
             );
         }
         let _ = write!(
@@ -309,8 +417,10 @@ pub fn render(points: &[PointAnalysis], summary: &SweepSummary, capacity: bool) 
         let _ = writeln!(o, "{line}");
     }
     let _ = writeln!(o);
+    o.push_str(&class_blocks(points));
     let _ = writeln!(o, "{}", summary_line(summary));
     o.push_str(&rerun_lines(points));
+    o.push_str(&little_lines(points));
     o
 }
 
@@ -337,6 +447,12 @@ pub fn summary_line(s: &SweepSummary) -> String {
         parts.push(format!(
             "KS net within sampling noise at {} of {} points",
             s.ks_net_within_noise, s.ks_net_compared
+        ));
+    }
+    if s.little_compared > 0 {
+        parts.push(format!(
+            "Little's law L = X·W within its tolerance at {} of {} points",
+            s.little_holds, s.little_compared
         ));
     }
     match s.overhead_range_us {
@@ -539,5 +655,96 @@ mod tests {
         assert_eq!(got(2, "failed_checks"), "send_lag_max");
         assert_eq!(got(1, "net_source"), "server_timing");
         assert_eq!(got(0, "failed_checks"), "");
+    }
+
+    fn referenced(kind: crate::record::ReferenceKind, little: Option<f64>) -> PointAnalysis {
+        use crate::record::{Little, Reference};
+        let sim = kind == crate::record::ReferenceKind::Simulation;
+        PointAnalysis {
+            reference: Some(Reference {
+                kind,
+                replications: sim.then_some(10),
+                customers: sim.then_some(100_000),
+                seed: None,
+                mean_us: Some(2000.0),
+                mean_half_width_us: Some(if sim { 8.0 } else { 0.0 }),
+                p50_us: Some(1390.0),
+                p90_us: Some(4600.0),
+                p99_us: Some(9200.0),
+                percentiles: Some(kind),
+                blocking: None,
+                class_mean_us: Vec::new(),
+                n_eff: None,
+                histogram: None,
+            }),
+            little: little.map(|ratio| Little {
+                l: ratio,
+                x: 500.0,
+                w_us: 2000.0,
+                ratio,
+                tolerance: 0.02,
+            }),
+            ..point()
+        }
+    }
+
+    #[test]
+    fn the_reference_and_littles_ratio_have_columns() {
+        use crate::record::{ClassPoint, ReferenceKind};
+        let mut sim = referenced(ReferenceKind::Simulation, Some(1.05));
+        sim.theory = None;
+        sim.rho = 0.9;
+        sim.classes = vec![
+            ClassPoint {
+                class: 0,
+                count: 300,
+                mean_us: 1500.0,
+                reference_us: Some(1520.0),
+                reference_half_width_us: Some(10.0),
+            },
+            ClassPoint {
+                class: 1,
+                count: 700,
+                mean_us: 2450.0,
+                reference_us: Some(2400.0),
+                reference_half_width_us: Some(30.0),
+            },
+        ];
+        let pts = [referenced(ReferenceKind::Theory, Some(1.003)), sim];
+        let s = crate::analysis::summarize(&pts);
+        assert_eq!((s.little_holds, s.little_compared), (1, 2));
+        let t = render(&pts, &s, false);
+        let head = t
+            .lines()
+            .find(|l| l.contains("W in CI"))
+            .expect("header of the mean block");
+        assert!(head.contains("ref W") && head.contains(" ref") && head.contains("L/XW"));
+        let row = |rho: &str| {
+            t.lines()
+                .find(|l| l.trim_start().starts_with(rho) && l.contains("499.0"))
+                .unwrap_or_else(|| panic!("row {rho} in\n{t}"))
+        };
+        assert!(row("0.50").contains(" theory ") && row("0.50").contains(" 1.003"));
+        // 8/2000: ±0.4%; 1.05 is outside its ±0.02.
+        assert!(row("0.90").contains("sim ±0.4%") && row("0.90").contains("1.050!"));
+        // The simulated reference's mean and percentiles are the ones shown.
+        assert!(row("0.90").contains("2000.0"), "{}", row("0.90"));
+        assert!(t.contains("1400.0/1390.0"), "{t}");
+        assert!(t.contains("errors relative to the reference W"), "{t}");
+        assert!(t.contains("Little's law L = X·W within its tolerance at 1 of 2 points"));
+        assert!(t.contains("Little ρ = 0.90: L/(X·W) = 1.0500"), "{t}");
+        assert!(!t.contains("Little ρ = 0.50"), "{t}");
+        // One block per class, with the class's error against its reference.
+        assert!(
+            t.contains("Class 0, the highest") && t.contains("Class 1 (µs"),
+            "{t}"
+        );
+        assert!(t.contains("+2.08%") && t.contains("-1.32%"), "{t}");
+        // The CSV keeps its columns (the reference and Little's law are in results.json).
+        let c = csv(&pts).expect("CSV");
+        assert!(!c.lines().next().expect("header").contains("reference"));
+        // Without references (an older file) the table keeps its layout.
+        let old = render(&[point()], &crate::analysis::summarize(&[point()]), false);
+        assert!(!old.contains("L/XW") && !old.contains("ref W") && !old.contains("Class 0"));
     }
 }

@@ -356,7 +356,13 @@ fn measure_one(
     p.warmup = Warmup::Fixed(warmup_for(plan, &model, vp.rho, cv2));
     // The point's label counts the sweep's points.
     p.rhos = vec![vp.rho; vp.cv2.len()];
-    let point = sweep::measure_point(&p, i, vp.rho, log)?;
+    let point = sweep::measure_point(
+        &p,
+        i,
+        vp.rho,
+        &mut crate::analysis::SimCache::default(),
+        log,
+    )?;
     drop(local);
     let reference = match reference(&model, point.lambda, &vp.sim) {
         Ok(r) => Some(r),

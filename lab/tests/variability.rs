@@ -191,6 +191,8 @@ fn point(lambda: f64, mean_us: f64) -> PointRecord {
         verdict: None,
         checks: Vec::new(),
         rejected: Vec::new(),
+        reference: None,
+        metrics: None,
     }
 }
 
