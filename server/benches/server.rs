@@ -1,8 +1,11 @@
 //! Micro-benchmarks of the per-request work: parsing a head, the queue model and the timer wheel.
 use criterion::{Criterion, black_box, criterion_group, criterion_main};
-use queuelab_common::model::{Model, Servers};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use queuelab_common::model::{Classes, Discipline, Model, Servers};
 use queuelab_server::http::{ConnHeader, RequestReader, ServerTiming, write_served};
-use queuelab_server::queue::QueueModel;
+use queuelab_server::queue::{Outcome, Poll, QueueModel, Ticket};
 use queuelab_server::wheel::Wheel;
 
 const WRK_GET: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n";
@@ -49,6 +52,47 @@ fn queue(c: &mut Criterion) {
             b.iter(|| {
                 t += 1_111_111;
                 black_box(m.arrive(t, None))
+            })
+        });
+    }
+    // The other disciplines: one arrival per iteration at 90% load, and the polls of the
+    // tickets whose timers are due, as the I/O threads make them.
+    for (name, discipline, servers) in [
+        ("queue/lcfs1", Discipline::Lcfs, 1),
+        ("queue/ps1", Discipline::Ps, 1),
+        ("queue/ps8", Discipline::Ps, 8),
+        ("queue/np1", Discipline::Priority, 1),
+        ("queue/pr8", Discipline::PriorityPreemptive, 8),
+    ] {
+        c.bench_function(name, |b| {
+            let model = Model::new(1000.0, Servers::Finite(servers))
+                .with_discipline(discipline)
+                .with_classes(Classes::new(&[0.2, 0.3, 0.5]).expect("valid classes"));
+            let mut m = QueueModel::new(&model, 1, 100_000);
+            let mut timers: BinaryHeap<Reverse<(u64, u32, u32, u8)>> = BinaryHeap::new();
+            let gap = 1_111_111 / u64::from(servers);
+            let mut t = 0u64;
+            b.iter(|| {
+                t += gap;
+                while let Some(&Reverse((due, id, generation, class))) = timers.peek() {
+                    if due > t {
+                        break;
+                    }
+                    timers.pop();
+                    let ticket = Ticket {
+                        id,
+                        generation,
+                        tentative_ns: due,
+                        class,
+                    };
+                    if let Poll::Pending(next) = m.poll(ticket, due) {
+                        timers.push(Reverse((next, id, generation, class)));
+                    }
+                }
+                if let Outcome::Queued(k) = m.arrive(t, None) {
+                    timers.push(Reverse((k.tentative_ns, k.id, k.generation, k.class)));
+                }
+                black_box(timers.len())
             })
         });
     }

@@ -1,5 +1,5 @@
 //! The queue model against a brute-force discrete-event simulation of the same arrivals and
-//! service times, and determinism by seed.
+//! service times, determinism by seed, and work conservation across the disciplines.
 //!
 //! The simulation is written the textbook way, independently of the model's algorithm: an event
 //! list of departures, an explicit FIFO waiting line and a count of busy servers; departures at
@@ -9,9 +9,10 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
-use queuelab_common::model::{Model, Servers};
+use queuelab_common::model::{Classes, Discipline, Model, Servers};
 use queuelab_common::samplers::{ServiceKind, ServiceSampler, exp_sample, rng};
-use queuelab_server::queue::{Outcome, QueueModel, SERVICE_STREAM};
+use queuelab_common::sim::{Customer, Fate};
+use queuelab_server::queue::{Outcome, Poll, QueueModel, SERVICE_STREAM};
 
 /// Departure time of each customer, `None` if blocked.
 fn simulate(
@@ -289,4 +290,186 @@ fn overflow_bounds_the_system_without_capacity() {
     );
     assert_eq!(m.stats().overflow, overflow);
     assert_eq!(m.stats().blocked, 0);
+}
+
+/// Runs `customers` (given arrival and service times and classes) through the queue of `model`,
+/// an arrival that finds `limit` present being turned away, each ticket polled at its tentative
+/// departure until it is done, as an I/O thread does; the fate of each in the shape of
+/// [`queuelab_common::sim::replay`]'s, so the two can be compared customer by customer.
+fn run(model: &Model, customers: &[Customer], limit: usize) -> Vec<Fate> {
+    let cap = model.capacity.map_or(limit, |k| (k as usize).min(limit));
+    let model = model.with_capacity(Some(u32::try_from(cap).unwrap_or(u32::MAX)));
+    let mut q = QueueModel::new(&model, 0, limit);
+    let mut fates = vec![Fate::Blocked; customers.len()];
+    let mut tickets = vec![None; customers.len()];
+    // (next poll time, customer), earliest first: the I/O threads' timers.
+    let mut timers: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::new();
+    let poll_due = |q: &mut QueueModel,
+                    timers: &mut BinaryHeap<Reverse<(u64, usize)>>,
+                    fates: &mut [Fate],
+                    tickets: &[Option<_>],
+                    now: u64| {
+        while let Some(&Reverse((t, i))) = timers.peek() {
+            if t > now {
+                break;
+            }
+            timers.pop();
+            let ticket = tickets[i].expect("a timer only for a ticket");
+            match q.poll(ticket, t) {
+                Poll::Done(s) => fates[i] = Fate::Departed(s.departure_ns),
+                Poll::Pending(next) => {
+                    assert!(next > t, "customer {i}: pending at {next}, polled at {t}");
+                    timers.push(Reverse((next, i)));
+                }
+                Poll::Unknown => panic!("customer {i}: ticket unknown"),
+            }
+        }
+    };
+    for (i, c) in customers.iter().enumerate() {
+        poll_due(&mut q, &mut timers, &mut fates, &tickets, c.arrival_ns);
+        match q.arrive_with(c.arrival_ns, c.service_ns, c.class) {
+            Outcome::Served(s) => fates[i] = Fate::Departed(s.departure_ns),
+            Outcome::Queued(t) => {
+                tickets[i] = Some(t);
+                timers.push(Reverse((t.tentative_ns, i)));
+            }
+            Outcome::Blocked | Outcome::Overflow => {}
+        }
+    }
+    poll_due(&mut q, &mut timers, &mut fates, &tickets, u64::MAX);
+    fates
+}
+
+/// Poisson arrivals at `lambda` with `kind` service at μ = 1000/s and classes drawn from
+/// `classes`.
+fn random_customers(
+    n: usize,
+    lambda: f64,
+    kind: ServiceKind,
+    classes: &[f64],
+    seed: u64,
+) -> Vec<Customer> {
+    let classes = Classes::new(classes).expect("valid classes");
+    let sampler = ServiceSampler::new(kind, 1000.0);
+    let mut gaps = rng(seed, 1000);
+    let mut draws = rng(seed, SERVICE_STREAM);
+    let mut t = 0u64;
+    (0..n)
+        .map(|_| {
+            t += (exp_sample(1.0 / lambda, &mut gaps) * 1e9).round() as u64;
+            let u = 1.0 - (-exp_sample(1.0, &mut gaps)).exp();
+            Customer {
+                arrival_ns: t,
+                service_ns: sampler.sample_ns(&mut draws),
+                class: classes.draw(u),
+            }
+        })
+        .collect()
+}
+
+/// The times at which the system empties (the ends of the busy periods), from the fates.
+fn busy_period_ends(customers: &[Customer], fates: &[Fate]) -> Vec<u64> {
+    let mut events: Vec<(u64, i32)> = Vec::new();
+    for (c, f) in customers.iter().zip(fates) {
+        if let Fate::Departed(d) = *f {
+            // At the same instant a departure comes before an arrival.
+            events.push((c.arrival_ns, 1));
+            events.push((d, -1));
+        }
+    }
+    events.sort_unstable();
+    let mut n = 0;
+    let mut ends = Vec::new();
+    for (t, delta) in events {
+        n += delta;
+        if n == 0 {
+            ends.push(t);
+        }
+    }
+    ends
+}
+
+const DISCIPLINES: [Discipline; 5] = [
+    Discipline::Fcfs,
+    Discipline::Lcfs,
+    Discipline::Ps,
+    Discipline::Priority,
+    Discipline::PriorityPreemptive,
+];
+
+#[test]
+fn one_server_conserves_work_under_every_discipline() {
+    // With one server every discipline is work-conserving: the unfinished work, hence the busy
+    // periods (where each ends, and how many it serves), are the same whatever the order. The
+    // departure times themselves differ with the order (S = 1 and 2 at once leave at 1 and 3
+    // or at 2 and 3), except with equal service times and no preemption, where the k-th
+    // departure of a busy period is always at its start plus k·S.
+    for (kind, lambda) in [(ServiceKind::Exp, 900.0), (ServiceKind::Const, 950.0)] {
+        let cs = random_customers(50_000, lambda, kind, &[0.2, 0.3, 0.5], 21);
+        let fcfs = Model::new(1000.0, Servers::Finite(1)).with_service(kind);
+        let base = run(&fcfs, &cs, 1_000_000);
+        let ends = busy_period_ends(&cs, &base);
+        assert!(
+            ends.len() > 1_000 && ends.len() < cs.len() / 3,
+            "{} busy periods",
+            ends.len()
+        );
+        let sorted = |f: &[Fate]| {
+            let mut d: Vec<u64> = f
+                .iter()
+                .map(|f| match f {
+                    Fate::Departed(d) => *d,
+                    Fate::Blocked => panic!("no capacity, nobody blocked"),
+                })
+                .collect();
+            d.sort_unstable();
+            d
+        };
+        let base_sorted = sorted(&base);
+        for d in DISCIPLINES {
+            let fates = run(&fcfs.with_discipline(d), &cs, 1_000_000);
+            assert_eq!(
+                busy_period_ends(&cs, &fates),
+                ends,
+                "{kind} {d}: busy periods"
+            );
+            let same_order_free = kind == ServiceKind::Const
+                && matches!(
+                    d,
+                    Discipline::Fcfs | Discipline::Lcfs | Discipline::Priority
+                );
+            let differs = sorted(&fates) != base_sorted;
+            if same_order_free {
+                assert!(!differs, "{kind} {d}: departure times");
+            } else if d != Discipline::Fcfs {
+                // Each of these reorders service somewhere in 50,000 customers at ρ ≥ 0.9.
+                assert!(differs, "{kind} {d}: no customer served out of order");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_run_helper_matches_fcfs_and_blocks_at_the_limit() {
+    let cs = random_customers(20_000, 1_500.0, ServiceKind::Exp, &[1.0], 4);
+    let model = Model::new(1000.0, Servers::Finite(1)).with_capacity(Some(3));
+    let mut q = QueueModel::new(&model, 0, 100);
+    let want: Vec<Fate> = cs
+        .iter()
+        .map(
+            |c| match q.arrive_with(c.arrival_ns, c.service_ns, c.class) {
+                Outcome::Served(s) => Fate::Departed(s.departure_ns),
+                _ => Fate::Blocked,
+            },
+        )
+        .collect();
+    assert!(want.contains(&Fate::Blocked));
+    assert_eq!(run(&model, &cs, 100), want);
+    // The limit applies like K, and a one-class priority queue is FCFS.
+    let open = Model::new(1000.0, Servers::Finite(1));
+    assert_eq!(run(&open, &cs, 3), want);
+    assert_eq!(
+        run(&open.with_discipline(Discipline::Priority), &cs, 3),
+        want
+    );
 }
