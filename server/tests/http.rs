@@ -228,19 +228,7 @@ fn every_bad_input_gets_its_status_and_a_close() {
         ("HTTP/1.7", b"GET / HTTP/1.7\r\nHost: a\r\n\r\n".to_vec(), 505),
     ];
     for (name, raw, status) in &cases {
-        let mut s = connect(&h);
-        // A good request first: the error must come after its answer, in order.
-        let mut all = get("/fine");
-        all.extend_from_slice(raw);
-        s.write_all(&all).expect("send");
-        let mut pending = Vec::new();
-        let first = read_response(&mut s, &mut pending)
-            .expect("read")
-            .expect("a response");
-        assert_eq!(first.status, 200, "{name}: the good request first");
-        let r = read_response(&mut s, &mut pending)
-            .expect("read")
-            .expect("an error response");
+        let (r, mut s) = answer_after_a_good_request(&h, raw, name);
         assert_eq!(r.status, *status, "{name}: {:?}", r.text());
         assert!(r.closes(), "{name}: Connection: close");
         assert!(closed_by_server(&mut s), "{name}: the server closes");

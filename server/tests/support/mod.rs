@@ -172,6 +172,26 @@ pub fn get(path: &str) -> Vec<u8> {
 }
 
 /// Whether the server closes `s` (EOF or reset) within the patience; bytes read are ignored.
+/// Sends a good request and then `raw` on a new connection, checks that the good one is answered
+/// 200 first, and returns the answer to `raw` (which callers expect to be an error) with the
+/// connection, for the caller to check that the server closes it.
+pub fn answer_after_a_good_request(h: &Handle, raw: &[u8], name: &str) -> (Response, TcpStream) {
+    let mut s = connect(h);
+    // A good request first: the error must come after its answer, in order.
+    let mut all = get("/fine");
+    all.extend_from_slice(raw);
+    s.write_all(&all).expect("send");
+    let mut pending = Vec::new();
+    let first = read_response(&mut s, &mut pending)
+        .expect("read")
+        .expect("a response");
+    assert_eq!(first.status, 200, "{name}: the good request first");
+    let r = read_response(&mut s, &mut pending)
+        .expect("read")
+        .expect("an error response");
+    (r, s)
+}
+
 pub fn closed_by_server(s: &mut TcpStream) -> bool {
     let deadline = Instant::now() + PATIENCE;
     let mut buf = [0u8; 4096];
