@@ -22,6 +22,9 @@ use queuelab_lab::record::{ResultsFile, Verdict};
 use queuelab_lab::servers::LocalServer;
 use queuelab_lab::sweep::{self, SweepPlan};
 
+mod support;
+use support::temp_dir;
+
 #[derive(Debug, Parser)]
 struct SweepCli {
     #[command(flatten)]
@@ -113,12 +116,6 @@ fn plan(url: &str, out: &str, attempts: &str) -> SweepPlan {
     ];
     let cli = SweepCli::try_parse_from(words).expect("flags parse");
     cli.args.plan().expect("flags validate")
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("qlab-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&d);
-    d
 }
 
 /// The checks a stall of the server can fail. A server stopped with departures due answers them

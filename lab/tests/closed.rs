@@ -2,38 +2,19 @@
 //! M/M/1//N birth–death chain, the plots, and (ignored: timing-dependent) a short sweep against
 //! qserve on loopback.
 use std::fs;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
 use queuelab_client::result::{DurationSummary, Interval, Requests, RunResult};
 use queuelab_common::model::{Model, Servers};
 use queuelab_common::sim::SimOptions;
 use queuelab_common::theory;
+use queuelab_lab::ReportArgs;
 use queuelab_lab::closed::{self, ClosedAnalysis};
 use queuelab_lab::record::{ClosedPointRecord, ClosedSweep, ResultsFile, Verdict};
-use queuelab_lab::sweep::{SweepKind, SweepPlan};
-use queuelab_lab::{ReportArgs, SweepArgs};
+use queuelab_lab::sweep::SweepKind;
 
-#[derive(Debug, Parser)]
-struct SweepCli {
-    #[command(flatten)]
-    args: SweepArgs,
-}
-
-fn parse(words: &[&str]) -> Result<SweepArgs, clap::Error> {
-    SweepCli::try_parse_from(std::iter::once("sweep").chain(words.iter().copied())).map(|c| c.args)
-}
-
-fn plan(words: &[&str]) -> anyhow::Result<SweepPlan> {
-    parse(words).expect("flags parse").plan()
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("qlab-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&d);
-    d
-}
+mod support;
+use support::{parse, plan, temp_dir};
 
 const URL: &str = "http://127.0.0.1:9/";
 

@@ -5,7 +5,6 @@
 //! Behaviour, not speed: the window's length and counts are held to bounds that a loaded
 //! machine meets (the scrapes land within tens of milliseconds of the window's edges).
 use std::fs;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -14,16 +13,13 @@ use queuelab_lab::SweepArgs;
 use queuelab_lab::record::{ReferenceKind, ResultsFile};
 use queuelab_lab::sweep;
 
+mod support;
+use support::temp_dir;
+
 #[derive(Debug, Parser)]
 struct SweepCli {
     #[command(flatten)]
     args: SweepArgs,
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("qlab-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&d);
-    d
 }
 
 #[test]

@@ -13,21 +13,8 @@ use std::time::{Duration, Instant};
 use queuelab_common::model::{Model, Servers};
 use queuelab_lab::servers::{LocalServers, ServerPlan};
 
-/// The qserve binary beside this test's own executable (target/<profile>/deps/…).
-fn qserve() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test knows its path");
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("tests live in target/<profile>/deps");
-    let path = dir.join("qserve");
-    assert!(
-        path.is_file(),
-        "{} is missing: build it first (cargo build -p queuelab-server, or cargo test --workspace)",
-        path.display()
-    );
-    path
-}
+mod support;
+use support::qserve;
 
 fn answers(addr: SocketAddr) -> bool {
     TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()

@@ -1,32 +1,18 @@
 //! Variability sweeps: the C² → service mapping, the flags, the Pollaczek–Khinchine line, the
 //! plot, and (ignored: timing-dependent) a two-point sweep that restarts the qserve binary.
 use std::fs;
-use std::path::PathBuf;
 
-use clap::Parser;
 use queuelab_client::result::{Latency, RunResult};
 use queuelab_common::model::{Load, Model, Servers, ServiceKind};
 use queuelab_common::stats;
-use queuelab_lab::SweepArgs;
 use queuelab_lab::record::{
     OpenReference, PointMeasurement, PointRecord, ResultsFile, VariabilityPoint, VariabilitySweep,
 };
-use queuelab_lab::sweep::{SweepKind, SweepPlan};
+use queuelab_lab::sweep::SweepKind;
 use queuelab_lab::variability::{self, Cv2Axis, Family, service_for};
 
-#[derive(Debug, Parser)]
-struct SweepCli {
-    #[command(flatten)]
-    args: SweepArgs,
-}
-
-fn parse(words: &[&str]) -> Result<SweepArgs, clap::Error> {
-    SweepCli::try_parse_from(std::iter::once("sweep").chain(words.iter().copied())).map(|c| c.args)
-}
-
-fn plan(words: &[&str]) -> anyhow::Result<SweepPlan> {
-    parse(words).expect("flags parse").plan()
-}
+mod support;
+use support::{parse, plan, qserve};
 
 #[test]
 fn each_cv2_maps_to_the_family_member_that_has_it() {
@@ -299,22 +285,6 @@ fn a_variability_record_reads_back_and_is_redrawn() {
     assert!(dir.join(variability::CV2_SVG).is_file());
     assert!(out.table.contains("h2:16"));
     fs::remove_dir_all(&dir).expect("cleanup");
-}
-
-/// The qserve binary beside this test's own executable (target/<profile>/deps/…).
-fn qserve() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test knows its path");
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("tests live in target/<profile>/deps");
-    let path = dir.join("qserve");
-    assert!(
-        path.is_file(),
-        "{} is missing: build it first (cargo build -p queuelab-server)",
-        path.display()
-    );
-    path
 }
 
 #[test]
