@@ -16,7 +16,7 @@
 use std::fmt::Write as _;
 
 use crate::analysis::PointAnalysis;
-use crate::record::{Check, PointRecord, RESULTS_JSON, ResultsFile, Verdict};
+use crate::record::{Check, PointRecord, RESULTS_JSON, RejectedAttempt, ResultsFile, Verdict};
 use crate::report::{self, RESULTS_CSV, Rendered, TABLE_TXT};
 use crate::svg::escape;
 use crate::table;
@@ -98,11 +98,24 @@ fn inline_svg(doc: &str) -> &str {
 }
 
 fn verdict_cell(rec: Option<&PointRecord>) -> (&'static str, String, String) {
-    // (row class, verdict cell, attempts cell)
-    match rec.and_then(|r| r.verdict.map(|v| (r, v))) {
-        Some((r, Verdict::Ok)) => ("ok", "ok".into(), r.attempts.to_string()),
-        Some((r, Verdict::Failed)) => ("failed", "FAILED".into(), r.attempts.to_string()),
+    verdict_cells(rec.and_then(|r| r.verdict.map(|v| (v, r.attempts))))
+}
+
+/// (row class, verdict cell, attempts cell) of a verdict and its number of attempts.
+fn verdict_cells(v: Option<(Verdict, u32)>) -> (&'static str, String, String) {
+    match v {
+        Some((Verdict::Ok, n)) => ("ok", "ok".into(), n.to_string()),
+        Some((Verdict::Failed, n)) => ("failed", "FAILED".into(), n.to_string()),
         None => ("unchecked", NONE.into(), NONE.into()),
+    }
+}
+
+/// The verdict cell's text, linked to the point's checks when it has a verdict.
+fn verdict_link(id: usize, checked: bool, verdict: String) -> String {
+    if checked {
+        format!("<a href=\"#checks-{id}\">{verdict}</a>")
+    } else {
+        verdict
     }
 }
 
@@ -155,11 +168,101 @@ fn setup(o: &mut String, file: &ResultsFile, model_name: &str) {
         ("started", escape(&human_date(&file.created))),
         ("results format", escape(&file.format)),
     ];
+    kv_section(o, &kv);
+}
+
+/// The setup section: one row per (name, value); the values are already HTML.
+fn kv_section(o: &mut String, kv: &[(&str, String)]) {
     o.push_str("<section id=\"setup\">\n<h2>Setup</h2>\n<table class=\"kv\">\n");
     for (k, v) in kv {
         let _ = writeln!(o, "<tr><th scope=\"row\">{k}</th><td>{v}</td></tr>");
     }
     o.push_str("</table>\n</section>\n");
+}
+
+/// One point's verdict and checks, whatever the sweep: what the summary's list of failed points
+/// and the checks section need.
+struct PointChecks<'a> {
+    /// The point's position: the anchors `point-{id}` and `checks-{id}`.
+    id: usize,
+    /// What names the point: `ρ = 0.40`, `N = 4`, `C² = 4 (h2:4)` (HTML).
+    label: String,
+    verdict: Option<Verdict>,
+    attempts: u32,
+    checks: &'a [Check],
+    rejected: &'a [RejectedAttempt],
+}
+
+impl<'a> PointChecks<'a> {
+    fn of(id: usize, label: String, p: &'a PointRecord) -> Self {
+        PointChecks {
+            id,
+            label,
+            verdict: p.verdict,
+            attempts: p.attempts,
+            checks: &p.checks,
+            rejected: &p.rejected,
+        }
+    }
+}
+
+/// The summary's line on failed points, linked to their checks, and whether it reports a miss.
+fn failed_item(points: &[PointChecks]) -> (bool, String) {
+    let checked: Vec<&PointChecks> = points.iter().filter(|p| p.verdict.is_some()).collect();
+    let failed: Vec<&PointChecks> = checked
+        .iter()
+        .copied()
+        .filter(|p| p.verdict == Some(Verdict::Failed))
+        .collect();
+    if checked.is_empty() {
+        (
+            false,
+            format!("Failed points: {NONE} (recorded before the lab checked its points)."),
+        )
+    } else if failed.is_empty() {
+        (
+            false,
+            format!(
+                "Every checked point passed its checks ({} of {}).",
+                checked.len(),
+                points.len()
+            ),
+        )
+    } else {
+        let list: Vec<String> = failed
+            .iter()
+            .map(|p| format!("<a href=\"#checks-{}\">{}</a>", p.id, p.label))
+            .collect();
+        (
+            true,
+            format!(
+                "{} of {} checked points failed their checks: {}.",
+                failed.len(),
+                checked.len(),
+                list.join(", ")
+            ),
+        )
+    }
+}
+
+/// The summary section: one item per line, red when it reports a miss (the text is HTML).
+fn summary_section(o: &mut String, items: &[(bool, String)]) {
+    o.push_str("<section id=\"summary\">\n<h2>Summary</h2>\n<ul>\n");
+    for (bad, text) in items {
+        let _ = writeln!(
+            o,
+            "<li{}>{text}</li>",
+            if *bad { " class=\"bad\"" } else { "" }
+        );
+    }
+    o.push_str("</ul>\n</section>\n");
+}
+
+/// The notes under a table of points (already HTML), if any.
+fn notes_list(o: &mut String, notes: &[String]) {
+    if !notes.is_empty() {
+        let _ = writeln!(o, "<ul class=\"notes\">\n{}\n</ul>", notes.join("\n"));
+    }
 }
 
 fn summary(o: &mut String, file: &ResultsFile, rendered: &Rendered) {
@@ -211,41 +314,7 @@ fn summary(o: &mut String, file: &ResultsFile, rendered: &Rendered) {
             ),
         ));
     }
-    let checked: Vec<&PointRecord> = file.points.iter().filter(|p| p.verdict.is_some()).collect();
-    let failed: Vec<&PointRecord> = checked
-        .iter()
-        .copied()
-        .filter(|p| p.verdict == Some(Verdict::Failed))
-        .collect();
-    if checked.is_empty() {
-        items.push((
-            false,
-            format!("Failed points: {NONE} (recorded before the lab checked its points)."),
-        ));
-    } else if failed.is_empty() {
-        items.push((
-            false,
-            format!(
-                "Every checked point passed its checks ({} of {}).",
-                checked.len(),
-                file.points.len()
-            ),
-        ));
-    } else {
-        let list: Vec<String> = failed
-            .iter()
-            .map(|p| format!("<a href=\"#checks-{}\">ρ = {:.2}</a>", p.index, p.rho))
-            .collect();
-        items.push((
-            true,
-            format!(
-                "{} of {} checked points failed their checks: {}.",
-                failed.len(),
-                checked.len(),
-                list.join(", ")
-            ),
-        ));
-    }
+    items.push(failed_item(&load_checks(file)));
     items.push((
         false,
         match s.overhead_range_us {
@@ -267,15 +336,15 @@ fn summary(o: &mut String, file: &ResultsFile, rendered: &Rendered) {
             ),
         ));
     }
-    o.push_str("<section id=\"summary\">\n<h2>Summary</h2>\n<ul>\n");
-    for (bad, text) in items {
-        let _ = writeln!(
-            o,
-            "<li{}>{text}</li>",
-            if bad { " class=\"bad\"" } else { "" }
-        );
-    }
-    o.push_str("</ul>\n</section>\n");
+    summary_section(o, &items);
+}
+
+/// The checks of a load sweep's points, named by their load.
+fn load_checks(file: &ResultsFile) -> Vec<PointChecks<'_>> {
+    file.points
+        .iter()
+        .map(|p| PointChecks::of(p.index, format!("ρ = {:.2}", p.rho), p))
+        .collect()
 }
 
 fn points_table(o: &mut String, file: &ResultsFile, points: &[PointAnalysis]) {
@@ -327,11 +396,7 @@ fn points_table(o: &mut String, file: &ResultsFile, points: &[PointAnalysis]) {
             Some(false) => "<span class=\"bad\">no</span>".to_owned(),
             None => NONE.to_owned(),
         };
-        let verdict = if rec.is_some_and(|r| r.verdict.is_some()) {
-            format!("<a href=\"#checks-{index}\">{verdict}</a>")
-        } else {
-            verdict
-        };
+        let verdict = verdict_link(index, rec.is_some_and(|r| r.verdict.is_some()), verdict);
         let _ = write!(o, "<tr id=\"point-{index}\" class=\"point {class}\">");
         let mut row = vec![
             ("n", (index + 1).to_string()),
@@ -375,9 +440,7 @@ fn points_table(o: &mut String, file: &ResultsFile, points: &[PointAnalysis]) {
                 .map(|n| format!("<li>ρ = {:.2}: {}</li>", p.rho, escape(&n)))
         })
         .collect();
-    if !notes.is_empty() {
-        let _ = writeln!(o, "<ul class=\"notes\">\n{}\n</ul>", notes.join("\n"));
-    }
+    notes_list(o, &notes);
     o.push_str("</section>\n");
     classes_table(o, points);
 }
@@ -431,9 +494,9 @@ fn classes_table(o: &mut String, points: &[PointAnalysis]) {
     o.push_str("</section>\n");
 }
 
-fn plots(o: &mut String, rendered: &Rendered) {
+fn plots(o: &mut String, plots: &[(&str, String)]) {
     o.push_str("<section id=\"plots\">\n<h2>Plots</h2>\n");
-    for (name, doc) in &rendered.plots {
+    for (name, doc) in plots {
         let id = name.trim_end_matches(".svg");
         let name = escape(name);
         let _ = writeln!(
@@ -468,21 +531,21 @@ fn check_rows(o: &mut String, checks: &[Check]) {
     o.push_str("</tbody>\n</table>\n");
 }
 
-fn checks(o: &mut String, file: &ResultsFile) {
+fn checks(o: &mut String, points: &[PointChecks]) {
     o.push_str("<section id=\"checks\">\n<h2>Checks</h2>\n");
-    if file.points.iter().all(|p| p.verdict.is_none()) {
+    if points.iter().all(|p| p.verdict.is_none()) {
         let _ = writeln!(
             o,
             "<p class=\"muted\">{NONE} These points were recorded before the lab checked its \
              own measurements: no verdicts, no checks.</p>"
         );
     }
-    for p in &file.points {
-        let (class, verdict, _) = verdict_cell(Some(p));
+    for p in points {
+        let (class, verdict, _) = verdict_cells(p.verdict.map(|v| (v, p.attempts)));
         let _ = writeln!(
             o,
             "<div class=\"point-checks {class}\" id=\"checks-{}\">",
-            p.index
+            p.id
         );
         let head = match p.verdict {
             Some(_) => format!(
@@ -494,8 +557,8 @@ fn checks(o: &mut String, file: &ResultsFile) {
         };
         let _ = writeln!(
             o,
-            "<h3>ρ = {:.2}: <span class=\"{}\">{head}</span></h3>",
-            p.rho,
+            "<h3>{}: <span class=\"{}\">{head}</span></h3>",
+            p.label,
             match p.verdict {
                 Some(Verdict::Failed) => "bad",
                 Some(Verdict::Ok) => "pass",
@@ -506,10 +569,10 @@ fn checks(o: &mut String, file: &ResultsFile) {
             if p.checks.is_empty() {
                 o.push_str("<p class=\"muted\">No checks recorded.</p>\n");
             } else {
-                check_rows(o, &p.checks);
+                check_rows(o, p.checks);
             }
         }
-        for r in &p.rejected {
+        for r in p.rejected {
             let names: Vec<String> = r.failed.iter().map(|c| escape(&c.name)).collect();
             let _ = writeln!(
                 o,
@@ -543,40 +606,73 @@ pub fn render_html(file: &ResultsFile, rendered: &Rendered) -> String {
             format!("{e:#}"),
         ),
     };
-    let date = human_date(&file.created);
-    let mut o = String::with_capacity(
-        16 * 1024 + rendered.plots.iter().map(|(_, d)| d.len()).sum::<usize>(),
-    );
-    let _ = write!(
-        o,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{} sweep, {} — queuelab</title>\n<style>\n{STYLE}</style>\n</head>\n<body>\n\
-         <header>\n<h1>{}: load sweep of {}</h1>\n<p class=\"subtitle\">{}</p>\n\
-         <nav><a href=\"#setup\">setup</a><a href=\"#summary\">summary</a>\
-         <a href=\"#points\">points</a><a href=\"#plots\">plots</a><a href=\"#checks\">checks</a>\
-         <a href=\"#table\">table</a> files: <a href=\"{RESULTS_JSON}\">{RESULTS_JSON}</a> \
-         <a href=\"{RESULTS_CSV}\">{RESULTS_CSV}</a> <a href=\"{TABLE_TXT}\">{TABLE_TXT}</a></nav>\n\
-         </header>\n",
-        escape(&model_name),
-        escape(&date),
-        escape(&model_name),
-        escape(&date),
-        escape(&subtitle),
+    let mut o = page_start(
+        file,
+        &Head {
+            title: format!("{model_name} sweep"),
+            h1: format!("{model_name}: load sweep"),
+            subtitle,
+            csv: RESULTS_CSV,
+        },
+        &rendered.plots,
     );
     setup(&mut o, file, &model_name);
     summary(&mut o, file, rendered);
     points_table(&mut o, file, &rendered.points);
-    plots(&mut o, rendered);
-    checks(&mut o, file);
+    plots(&mut o, &rendered.plots);
+    checks(&mut o, &load_checks(file));
+    page_end(&mut o, &rendered.table);
+    o
+}
+
+/// What the head of a page says (plain text: [`page_start`] escapes it).
+struct Head {
+    /// The document's title, before the date.
+    title: String,
+    /// The heading, before "of" and the date.
+    h1: String,
+    /// The line under the heading.
+    subtitle: String,
+    /// The CSV of the sweep, linked in the navigation.
+    csv: &'static str,
+}
+
+/// The document up to and including the header: the style, the title, the navigation through
+/// the sections and to the files of the directory. Every sweep's page starts so.
+fn page_start(file: &ResultsFile, head: &Head, plots: &[(&str, String)]) -> String {
+    let date = human_date(&file.created);
+    let mut o =
+        String::with_capacity(16 * 1024 + plots.iter().map(|(_, d)| d.len()).sum::<usize>());
+    let csv = head.csv;
+    let _ = write!(
+        o,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{}, {} — queuelab</title>\n<style>\n{STYLE}</style>\n</head>\n<body>\n\
+         <header>\n<h1>{} of {}</h1>\n<p class=\"subtitle\">{}</p>\n\
+         <nav><a href=\"#setup\">setup</a><a href=\"#summary\">summary</a>\
+         <a href=\"#points\">points</a><a href=\"#plots\">plots</a><a href=\"#checks\">checks</a>\
+         <a href=\"#table\">table</a> files: <a href=\"{RESULTS_JSON}\">{RESULTS_JSON}</a> \
+         <a href=\"{csv}\">{csv}</a> <a href=\"{TABLE_TXT}\">{TABLE_TXT}</a></nav>\n\
+         </header>\n",
+        escape(&head.title),
+        escape(&date),
+        escape(&head.h1),
+        escape(&date),
+        escape(&head.subtitle),
+    );
+    o
+}
+
+/// The text table as `table.txt` holds it, and the end of the document.
+fn page_end(o: &mut String, table: &str) {
     let _ = write!(
         o,
         "<section id=\"table\">\n<h2>The table as printed</h2>\n<pre>{}</pre>\n</section>\n\
          <footer><p class=\"muted\">Written by qlab from {RESULTS_JSON}; <code>qlab report \
          DIR</code> writes it again.</p></footer>\n</body>\n</html>\n",
-        escape(&rendered.table)
+        escape(table)
     );
-    o
 }
 
 #[cfg(test)]
