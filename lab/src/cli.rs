@@ -516,20 +516,17 @@ pub fn sweep_main(args: SweepArgs) -> Result<(), CliError> {
     }
     let t = plan.sending_time().as_secs_f64();
     let (what, points) = match &plan.kind {
-        SweepKind::Load => (String::new(), plan.rhos.len()),
+        SweepKind::Load => (plan.model.name(), plan.rhos.len()),
         SweepKind::Closed(cp) => (
-            format!(" (closed loop, think {:?})", cp.think),
+            format!("{} (closed loop, think {:?})", plan.model.name(), cp.think),
             cp.users.len(),
         ),
-        SweepKind::Variability(vp) => (
-            format!(" (C² of the {} family at ρ = {})", vp.family.name(), vp.rho),
-            vp.cv2.len(),
-        ),
+        // The family, not the first point's model (M/D/1 for C² = 0).
+        SweepKind::Variability(vp) => (vp.describe(&plan.model), vp.cv2.len()),
     };
     let _ = writeln!(
         err,
-        "sweep of {}{what} over {points} points into {}: about {:.0} min {:.0} s of sending{}",
-        plan.model.name(),
+        "sweep of {what} over {points} points into {}: about {:.0} min {:.0} s of sending{}",
         plan.out.display(),
         (t / 60.0).floor(),
         t % 60.0,

@@ -58,7 +58,7 @@ use crate::progress::SweepLog;
 use crate::record::{
     ClosedPointRecord, ClosedReference, ClosedSweep, ResultsFile, Verdict, write_atomic,
 };
-use crate::report::TABLE_TXT;
+use crate::report::{INDEX_HTML, TABLE_TXT};
 use crate::svg::{Axis, Chart, Marker, PALETTE, Point, Series, Style};
 use crate::sweep::{self, SweepPlan, Warmup};
 
@@ -925,6 +925,8 @@ pub struct ClosedRendered {
     pub csv: String,
     /// The two plots: file name and document.
     pub plots: Vec<(&'static str, String)>,
+    /// The one-line setup under the plots' titles and the page's heading.
+    pub subtitle: String,
 }
 
 /// Everything a closed sweep shows, from its results file (no I/O).
@@ -959,15 +961,19 @@ pub fn render(file: &ResultsFile) -> anyhow::Result<ClosedRendered> {
         table,
         csv,
         plots,
+        subtitle,
     })
 }
 
-/// Redraws a closed sweep from `dir/results.json`: `table.txt`, `closed.csv` and the two plots.
+/// Redraws a closed sweep from `dir/results.json`: `table.txt`, `closed.csv`, the two plots and
+/// `index.html` (last, so that the list of files written ends with the one to open).
 pub fn report(dir: &Path) -> anyhow::Result<ClosedOutput> {
     let file = ResultsFile::read(dir)?;
+    let rendered = render(&file)?;
+    let page = crate::html::render_closed_html(&file, &rendered);
     let ClosedRendered {
         table, csv, plots, ..
-    } = render(&file)?;
+    } = rendered;
     let mut files = Vec::new();
     let mut put = |name: &str, text: &str| -> anyhow::Result<()> {
         let p = dir.join(name);
@@ -980,5 +986,6 @@ pub fn report(dir: &Path) -> anyhow::Result<ClosedOutput> {
     for (name, doc) in &plots {
         put(name, doc)?;
     }
+    put(INDEX_HTML, &page)?;
     Ok(ClosedOutput { table, files })
 }

@@ -39,7 +39,7 @@ use crate::progress::SweepLog;
 use crate::record::{
     OpenReference, ResultsFile, VariabilityPoint, VariabilitySweep, Verdict, write_atomic,
 };
-use crate::report::TABLE_TXT;
+use crate::report::{INDEX_HTML, RESULTS_CSV, TABLE_TXT};
 use crate::servers::{LocalServers, ServerPlan};
 use crate::svg::{Axis, Chart, Marker, PALETTE, Point, Series, Style};
 use crate::sweep::{self, SweepPlan, Warmup};
@@ -84,6 +84,14 @@ impl Family {
         }
     }
 
+    /// What makes each C² (for the page's setup).
+    pub fn members(self) -> &'static str {
+        match self {
+            Family::H2 => "C² = 0: const, 1/k: erlang:k, 1: exp, above 1: h2:C²",
+            Family::Lognormal => "lognormal:C² for every C² > 0",
+        }
+    }
+
     /// Reads a recorded family name.
     pub fn parse(name: &str) -> Result<Family, String> {
         match name {
@@ -125,6 +133,25 @@ pub fn service_for(family: Family, cv2: f64) -> Result<ServiceKind, String> {
             }
         }
     }
+}
+
+/// The name of a variability sweep's queue: no one service names it, so it is the general
+/// M/G/c (with the discipline's suffix) and the family, `M/G/1 with the h2 family`. The first
+/// point's model (`M/D/1` for C² = 0) would name one point only.
+pub fn family_model_name(base: &Model, family: &str) -> String {
+    format!(
+        "M/G/{}{} with the {family} family",
+        base.servers,
+        base.discipline.suffix()
+    )
+}
+
+/// The C² values as a list, `0, 1, 4, 16`.
+pub fn cv2_list(cv2: &[f64]) -> String {
+    cv2.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A validated variability sweep.
@@ -173,6 +200,17 @@ impl VariabilityPlan {
             services: services.into_iter().filter_map(Result::ok).collect(),
             sim: SimOptions::default(),
         })
+    }
+
+    /// What the sweep's first log line names: `M/G/1 with the h2 family (C² = 0, 1, 4, 16 at
+    /// ρ = 0.7)`, for the queue `base` (whose service is any point's).
+    pub fn describe(&self, base: &Model) -> String {
+        format!(
+            "{} (C² = {} at ρ = {})",
+            family_model_name(base, self.family.name()),
+            cv2_list(&self.cv2),
+            self.rho
+        )
     }
 }
 
@@ -408,6 +446,26 @@ pub struct VariabilityAnalysis {
     pub reference_p99_us: Option<(f64, Option<f64>, String)>,
 }
 
+impl VariabilityAnalysis {
+    /// The mean the table shows: net, else raw (no overhead run, no Server-Timing).
+    pub fn mean_us(&self) -> Option<f64> {
+        self.point.net_mean_us.or(self.point.mean_us)
+    }
+
+    /// Its 95% interval.
+    pub fn ci95_us(&self) -> Option<(f64, f64)> {
+        self.point.net_ci95_us.or(self.point.ci95_us)
+    }
+
+    /// (mean − W(PK))/W(PK).
+    pub fn err_pk(&self) -> Option<f64> {
+        self.mean_us()
+            .zip(self.pk_mean_us)
+            .filter(|(_, (w, _))| *w > 0.0)
+            .map(|(m, (w, _))| m / w - 1.0)
+    }
+}
+
 /// The model of a recorded variability point: the sweep's queue with the point's service.
 pub fn point_model(base: &Model, family: Family, p: &VariabilityPoint) -> anyhow::Result<Model> {
     let s = service_for(family, p.cv2).map_err(anyhow::Error::msg)?;
@@ -456,9 +514,13 @@ fn opt(v: Option<f64>, digits: usize) -> String {
 /// The text table of a variability sweep (times in µs).
 pub fn table(base: &Model, v: &VariabilitySweep, points: &[VariabilityAnalysis]) -> String {
     let mut s = format!(
-        "variability sweep of the {} family at ρ = {}: μ = {}/s, c = {}; each point its own \
+        "{}: variability sweep over C² = {} at ρ = {}: μ = {}/s, c = {}; each point its own \
          service, W(PK) = 1/μ + λ(1 + C²)/(2μ²(1 − ρ))\n",
-        v.family, v.rho, base.mu, base.servers
+        family_model_name(base, &v.family),
+        cv2_list(&v.cv2),
+        v.rho,
+        base.mu,
+        base.servers
     );
     if points.len() < v.cv2.len() {
         s.push_str(&format!(
@@ -483,11 +545,9 @@ pub fn table(base: &Model, v: &VariabilitySweep, points: &[VariabilityAnalysis])
     ));
     for a in points {
         let p = &a.point;
-        let ci = p.net_ci95_us.or(p.ci95_us);
-        let mean = p.net_mean_us.or(p.mean_us);
-        let err = mean
-            .zip(a.pk_mean_us)
-            .map(|(m, (w, _))| format!("{:+.2}%", (m / w - 1.0) * 100.0));
+        let ci = a.ci95_us();
+        let mean = a.mean_us();
+        let err = a.err_pk().map(|e| format!("{:+.2}%", e * 100.0));
         s.push_str(&format!(
             "{:>7} {:>14} {:>9.1} {:>10} {:>10} {:>22} {:>6} {:>8} {:>10} {:>20} {:>7}\n",
             a.cv2,
@@ -774,7 +834,10 @@ pub fn chart(
     (
         Chart {
             id: "mean-vs-cv2".into(),
-            title: format!("{}: response time against service variability", v.family),
+            title: format!(
+                "{}: response time against service variability",
+                family_model_name(base, &v.family)
+            ),
             subtitle: subtitle.to_owned(),
             x: x_axis,
             y: y_axis,
@@ -786,8 +849,89 @@ pub fn chart(
     )
 }
 
-/// Renders a variability sweep's table and plot from its results file (no I/O).
-pub fn render(file: &ResultsFile) -> anyhow::Result<(String, String)> {
+/// The CSV of a variability sweep, `results.csv`: one row per C² with the numbers of its table
+/// row (times in µs, errors as fractions, empty where a value does not exist; `pk_exact` says
+/// whether W(PK) is exact, one server, or the (1 + C²)/2 approximation).
+/// `verdict`, `attempts` and `failed_checks` are the load sweep's columns, filled as there.
+pub fn csv(points: &[VariabilityAnalysis]) -> anyhow::Result<String> {
+    let load_cell = |name: &str, p: &PointAnalysis| {
+        crate::table::CSV_COLUMNS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or_else(String::new, |(_, cell)| cell(p))
+    };
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "cv2",
+        "service",
+        "lambda",
+        "achieved_rate",
+        "pk_mean_us",
+        "pk_exact",
+        "mean_us",
+        "net_mean_us",
+        "net_ci95_low_us",
+        "net_ci95_high_us",
+        "covers_pk",
+        "err_pk",
+        "p99_net_us",
+        "ref_p99_us",
+        "ref_p99_half_us",
+        "reference",
+        "verdict",
+        "attempts",
+        "failed_checks",
+    ])?;
+    let f = |v: Option<f64>| {
+        v.filter(|v| v.is_finite())
+            .map_or_else(String::new, |v| v.to_string())
+    };
+    let b = |v: Option<bool>| v.map_or_else(String::new, |v| v.to_string());
+    for a in points {
+        let p = &a.point;
+        let r = a.reference_p99_us.as_ref();
+        w.write_record([
+            a.cv2.to_string(),
+            a.service.clone(),
+            p.lambda.to_string(),
+            p.achieved_rate.to_string(),
+            f(a.pk_mean_us.map(|w| w.0)),
+            b(a.pk_mean_us.map(|w| w.1)),
+            f(p.mean_us),
+            f(a.mean_us()),
+            f(a.ci95_us().map(|c| c.0)),
+            f(a.ci95_us().map(|c| c.1)),
+            b(a.covers_pk),
+            f(a.err_pk()),
+            f(a.p99_net_us),
+            f(r.map(|r| r.0)),
+            f(r.and_then(|r| r.1)),
+            r.map_or_else(String::new, |r| r.2.clone()),
+            load_cell("verdict", p),
+            load_cell("attempts", p),
+            load_cell("failed_checks", p),
+        ])?;
+    }
+    Ok(String::from_utf8(w.into_inner()?)?)
+}
+
+/// Everything a variability sweep shows, not yet written anywhere.
+#[derive(Debug, Clone)]
+pub struct VariabilityRendered {
+    /// Per-point analysis.
+    pub points: Vec<VariabilityAnalysis>,
+    /// The text table.
+    pub table: String,
+    /// `results.csv`.
+    pub csv: String,
+    /// The plot: file name and document.
+    pub plots: Vec<(&'static str, String)>,
+    /// The one-line setup under the plot's title and the page's heading.
+    pub subtitle: String,
+}
+
+/// Everything a variability sweep shows, from its results file (no I/O).
+pub fn render_all(file: &ResultsFile) -> anyhow::Result<VariabilityRendered> {
     let base = file.config.model()?;
     let Some(v) = &file.variability else {
         bail!("not a variability sweep (no `variability` section)");
@@ -799,10 +943,29 @@ pub fn render(file: &ResultsFile) -> anyhow::Result<(String, String)> {
     );
     let (c, xt, yt) = chart(&base, v, &points, &subtitle);
     let svg = c.render_with_ticks(xt.as_deref(), yt.as_deref());
-    Ok((table(&base, v, &points), svg))
+    Ok(VariabilityRendered {
+        table: table(&base, v, &points),
+        csv: csv(&points)?,
+        plots: vec![(CV2_SVG, svg)],
+        points,
+        subtitle,
+    })
 }
 
-/// Redraws a variability sweep from `dir/results.json`: `table.txt` and the plot.
+/// Renders a variability sweep's table and plot from its results file (no I/O).
+pub fn render(file: &ResultsFile) -> anyhow::Result<(String, String)> {
+    let r = render_all(file)?;
+    let svg = r
+        .plots
+        .into_iter()
+        .map(|(_, d)| d)
+        .next()
+        .unwrap_or_default();
+    Ok((r.table, svg))
+}
+
+/// Redraws a variability sweep from `dir/results.json`: `table.txt`, `results.csv`, the plot
+/// and `index.html` (last, so that the list of files written ends with the one to open).
 pub fn report(dir: &Path) -> anyhow::Result<VariabilityOutput> {
     let mut file = ResultsFile::read(dir)?;
     if let Some(v) = file.variability.as_mut() {
@@ -810,12 +973,23 @@ pub fn report(dir: &Path) -> anyhow::Result<VariabilityOutput> {
             crate::measure::refresh_intervals(&mut p.point);
         }
     }
-    let (table, svg) = render(&file)?;
+    let r = render_all(&file)?;
+    let page = crate::html::render_variability_html(&file, &r);
     let mut files = Vec::new();
-    for (name, text) in [(TABLE_TXT, &table), (CV2_SVG, &svg)] {
+    let mut put = |name: &str, text: &str| -> anyhow::Result<()> {
         let p = dir.join(name);
         write_atomic(&p, text.as_bytes())?;
         files.push(p);
+        Ok(())
+    };
+    put(TABLE_TXT, &r.table)?;
+    put(RESULTS_CSV, &r.csv)?;
+    for (name, doc) in &r.plots {
+        put(name, doc)?;
     }
-    Ok(VariabilityOutput { table, files })
+    put(INDEX_HTML, &page)?;
+    Ok(VariabilityOutput {
+        table: r.table,
+        files,
+    })
 }
