@@ -5,6 +5,12 @@
 //! measured again and why. It is written from the same [`Rendered`] as the table and the plots,
 //! so it says what they say.
 //!
+//! Closed sweeps ([`render_closed_html`], from [`ClosedRendered`]) and variability sweeps
+//! ([`render_variability_html`], from [`VariabilityRendered`]) have a page of the same make:
+//! the same head, style, setup table, summary list, checks section and text table, with a row
+//! per N or per C² and the reference of every point named. The parts are shared so the three
+//! pages cannot drift apart.
+//!
 //! The page is self-contained: the plots are inline SVG, the style is a small embedded `<style>`,
 //! and it loads nothing (no scripts, fonts, images or style sheets, from the network or beside
 //! it), so it opens the same from a results directory copied anywhere, offline, or attached to a

@@ -1,8 +1,9 @@
 //! `index.html` as a browser sees it: the report of a results file is opened in headless
 //! Chromium, its DOM read back (a row per point, every plot there) and a screenshot taken.
 //!
-//! Two files: the lab-v1 fixture (written before the checks: no verdicts) and the same sweep
-//! with checks, a point that passed and one that failed after being measured again. Chromium is
+//! Four files: the lab-v1 fixture (written before the checks: no verdicts), the same sweep with
+//! checks, a point that passed and one that failed after being measured again, and the pages of
+//! a closed sweep (closed-v1) and of a variability sweep (variability-v1). Chromium is
 //! `$CHROMIUM`, else `chromium` or `chromium-browser` on the `PATH`; each run gets a profile
 //! directory of its own (two runs sharing one would hand their page to the first) and a time
 //! limit.
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use queuelab_lab::record::{Check, RejectedAttempt, ResultsFile, Verdict};
 use queuelab_lab::report::{self, INDEX_HTML};
+use queuelab_lab::{closed, variability};
 
 /// How long one Chromium run may take on a loaded machine (it takes about a second).
 const CHROMIUM_LIMIT: Duration = Duration::from_secs(120);
@@ -22,7 +24,13 @@ const CHROMIUM_LIMIT: Duration = Duration::from_secs(120);
 const MIN_SCREENSHOT_BYTES: u64 = 50_000;
 
 fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/lab-v1")
+    data_dir("lab-v1")
+}
+
+fn data_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -93,8 +101,13 @@ fn run_chromium(page: &Path, args: &[String], stdout: &Path, profile: &Path) {
 /// The report of `dir/results.json` opened in Chromium: the DOM it built, and the screenshot.
 fn open_in_chromium(dir: &Path) -> (String, PathBuf) {
     let out = report::report(dir).expect("qlab report");
+    open_page(dir, &out.files)
+}
+
+/// The page a report wrote (`files`, the page last) opened in Chromium.
+fn open_page(dir: &Path, files: &[PathBuf]) -> (String, PathBuf) {
     let page = dir.join(INDEX_HTML);
-    assert_eq!(out.files.last(), Some(&page), "index.html written, last");
+    assert_eq!(files.last(), Some(&page), "index.html written, last");
     let profile = dir.join("chromium-profile");
     let dom = dir.join("dom.html");
     run_chromium(&page, &["--dump-dom".into()], &dom, &profile);
@@ -132,6 +145,12 @@ fn check_screenshot(shot: &Path) {
 
 /// What the DOM must hold for a file of `points` points drawn in `plots` plots.
 fn check_dom(dom: &str, file: &ResultsFile, plots: usize) {
+    let ids: Vec<usize> = file.points.iter().map(|p| p.index).collect();
+    check_page_dom(dom, &ids, plots);
+}
+
+/// What the DOM must hold for a page of points with these ids drawn in `plots` plots.
+fn check_page_dom(dom: &str, ids: &[usize], plots: usize) {
     assert!(
         dom.contains("<title>"),
         "a document: {}",
@@ -139,11 +158,11 @@ fn check_dom(dom: &str, file: &ResultsFile, plots: usize) {
     );
     assert_eq!(
         dom.matches("<tr id=\"point-").count(),
-        file.points.len(),
+        ids.len(),
         "one row per point"
     );
-    for p in &file.points {
-        let id = format!("<tr id=\"point-{}\"", p.index);
+    for i in ids {
+        let id = format!("<tr id=\"point-{i}\"");
         assert_eq!(dom.matches(&id).count(), 1, "{id}");
     }
     // Chromium parsed each inline plot as an SVG element (an unparsed one would be text).
@@ -202,6 +221,67 @@ fn a_report_with_checks_and_a_failed_point_opens_in_chromium() {
     assert!(dom.contains("Attempt 1 was measured again: it failed send_lag_p99."));
     // The kept attempt of each point, and the rejected one.
     assert_eq!(dom.matches("<table class=\"checks\">").count(), 3);
+    check_screenshot(&shot);
+    fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+/// A fresh directory holding a copy of fixture `name`'s results.json.
+fn copy_of(name: &str) -> PathBuf {
+    let dir = temp_dir(name);
+    fs::copy(
+        data_dir(name).join("results.json"),
+        dir.join("results.json"),
+    )
+    .expect("copy");
+    dir
+}
+
+#[test]
+#[ignore = "needs headless Chromium; scripts/test.sh installs it and runs it"]
+fn the_page_of_a_closed_sweep_opens_in_chromium() {
+    let dir = copy_of("closed-v1");
+    let out = closed::report(&dir).expect("qlab report");
+    let (dom, shot) = open_page(&dir, &out.files);
+    // N = 1, 4, 16: a row each; X(N) and R(N).
+    check_page_dom(&dom, &[0, 1, 2], 2);
+    assert!(dom.contains("<h1>M/M/1: closed sweep of 2026-12-01 20:13:37 UTC</h1>"));
+    assert_eq!(dom.matches("<td>theory (MVA)</td>").count(), 3);
+    // Every point of this file failed its checks after two attempts.
+    assert_eq!(dom.matches("class=\"point failed\"").count(), 3);
+    assert!(dom.contains("N = 16: <span class=\"bad\">FAILED after 2 attempts</span>"));
+    // The kept attempt of each point, and the one rejected before it.
+    assert_eq!(dom.matches("<table class=\"checks\">").count(), 3 + 3);
+    for id in ["plot-throughput_vs_users", "plot-response_vs_users"] {
+        assert!(dom.contains(&format!("<figure id=\"{id}\">")), "{id}");
+    }
+    check_screenshot(&shot);
+    fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[test]
+#[ignore = "needs headless Chromium; scripts/test.sh installs it and runs it"]
+fn the_page_of_a_variability_sweep_opens_in_chromium() {
+    let dir = copy_of("variability-v1");
+    let out = variability::report(&dir).expect("qlab report");
+    let (dom, shot) = open_page(&dir, &out.files);
+    // C² = 0, 1, 4: a row each; one plot.
+    check_page_dom(&dom, &[0, 1, 2], 1);
+    assert!(dom.contains(
+        "<h1>M/G/1 with the h2 family: variability sweep of 2026-12-01 20:13:50 UTC</h1>"
+    ));
+    for (service, model) in [("const", "M/D/1"), ("exp", "M/M/1"), ("h2:4", "M/H2/1")] {
+        assert!(
+            dom.contains(&format!("<td>{service}</td><td>{model}</td>")),
+            "{service}"
+        );
+    }
+    assert_eq!(
+        dom.matches("<td>simulation, 10 replications</td>").count(),
+        3
+    );
+    assert_eq!(dom.matches("class=\"point failed\"").count(), 3);
+    assert_eq!(dom.matches("<table class=\"checks\">").count(), 3);
+    assert!(dom.contains("<figure id=\"plot-mean_vs_cv2\">"));
     check_screenshot(&shot);
     fs::remove_dir_all(&dir).expect("cleanup");
 }
