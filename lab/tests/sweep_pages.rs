@@ -4,12 +4,14 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use clap::Parser;
 use queuelab_lab::record::ResultsFile;
 use queuelab_lab::report::{INDEX_HTML, RESULTS_CSV, TABLE_TXT};
 use queuelab_lab::sweep::SweepKind;
 use queuelab_lab::variability::{self, Family, VariabilityPlan};
-use queuelab_lab::{ReportArgs, SweepArgs, closed};
+use queuelab_lab::{ReportArgs, closed};
+
+mod support;
+use support::{plan, temp_dir};
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -19,8 +21,7 @@ fn data(name: &str) -> PathBuf {
 
 /// A fresh directory holding a copy of fixture `name`'s results.json.
 fn copy_of(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("qlab-pages-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&d);
+    let d = temp_dir(&format!("pages-{name}"));
     fs::create_dir_all(&d).expect("mkdir");
     fs::copy(data(name).join("results.json"), d.join("results.json")).expect("copy");
     d
@@ -104,17 +105,8 @@ fn qlab_report_of_a_variability_sweep_writes_its_page_and_csv() {
     fs::remove_dir_all(&dir).expect("cleanup");
 }
 
-#[derive(Debug, Parser)]
-struct SweepCli {
-    #[command(flatten)]
-    args: SweepArgs,
-}
-
 fn variability_plan(words: &[&str]) -> (queuelab_common::model::Model, VariabilityPlan) {
-    let args = SweepCli::try_parse_from(std::iter::once("sweep").chain(words.iter().copied()))
-        .expect("flags parse")
-        .args;
-    let plan = args.plan().expect("valid");
+    let plan = plan(words).expect("valid");
     match plan.kind {
         SweepKind::Variability(vp) => (plan.model, vp),
         k => panic!("not a variability sweep: {k:?}"),
