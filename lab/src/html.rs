@@ -721,8 +721,8 @@ fn warmups(values: impl Iterator<Item = f64>) -> String {
     }
 }
 
-/// The model's name and the subtitle's fallback when the file's configuration names no model
-/// (the renderers refuse such a file; a page still says what it holds).
+/// The file's model, or what its configuration holds when it names none (the renderers refuse
+/// such a file; a page would still say what it holds).
 fn model_or_config(file: &ResultsFile) -> Result<queuelab_common::model::Model, String> {
     file.config.model().map_err(|e| {
         format!(
