@@ -440,7 +440,7 @@ impl SweepArgs {
             return Ok(SweepKind::Closed(ClosedPlan {
                 users: self.users.clone(),
                 think,
-                sim: SimOptions::default(),
+                sim: self.sim_options(),
             }));
         }
         if !self.cv2.is_empty() {
@@ -452,10 +452,24 @@ impl SweepArgs {
                     "--cv2 with --capacity: the Pollaczek–Khinchine line is of a queue without one"
                 );
             }
-            let vp = VariabilityPlan::new(family, rho, &self.cv2).map_err(anyhow::Error::msg)?;
+            let mut vp =
+                VariabilityPlan::new(family, rho, &self.cv2).map_err(anyhow::Error::msg)?;
+            vp.sim = self.sim_options();
             return Ok(SweepKind::Variability(vp));
         }
         Ok(SweepKind::Load)
+    }
+}
+
+impl SweepArgs {
+    /// The simulations of a closed or variability sweep's references: the default size with
+    /// `--sim-replications` replications (at least 2, for an interval) and the sweep's seed.
+    fn sim_options(&self) -> SimOptions {
+        SimOptions {
+            replications: self.sim_replications.max(2),
+            seed: self.seed,
+            ..SimOptions::default()
+        }
     }
 }
 

@@ -33,6 +33,30 @@ fn users_and_think_make_a_closed_plan() {
 }
 
 #[test]
+fn the_simulated_references_take_the_sweeps_replications_and_seed() {
+    let words = [
+        "--users",
+        "1,2",
+        "--think",
+        "1ms",
+        "--sim-replications",
+        "4",
+        "--seed",
+        "9",
+        URL,
+    ];
+    match plan(&words).expect("valid").kind {
+        SweepKind::Closed(cp) => assert_eq!((cp.sim.replications, cp.sim.seed), (4, 9)),
+        k => panic!("not closed: {k:?}"),
+    }
+    let words = ["--cv2", "1,4", "--sim-replications", "3", "--seed", "5"];
+    match plan(&words).expect("valid").kind {
+        SweepKind::Variability(vp) => assert_eq!((vp.sim.replications, vp.sim.seed), (3, 5)),
+        k => panic!("not a variability sweep: {k:?}"),
+    }
+}
+
+#[test]
 fn closed_flags_conflict_with_a_load_list_and_need_each_other() {
     for words in [
         &["--users", "1,2", "--think", "1ms", "--rhos", "0.5", URL][..],
