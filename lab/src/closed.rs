@@ -487,11 +487,7 @@ fn measure_point(
         || plan.stop.load(Ordering::Relaxed),
         log,
     )?;
-    let verdict = if checks::all_passed(&kept.checks) {
-        Verdict::Ok
-    } else {
-        Verdict::Failed
-    };
+    let verdict = kept.verdict();
     let raw = kept.attempt;
     let path_s = raw
         .path_us

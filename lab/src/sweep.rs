@@ -397,6 +397,17 @@ pub(crate) struct Kept<A> {
     pub(crate) rejected: Vec<RejectedAttempt>,
 }
 
+impl<A> Kept<A> {
+    /// `ok` when the kept attempt passed every check, else `failed`.
+    pub(crate) fn verdict(&self) -> Verdict {
+        if checks::all_passed(&self.checks) {
+            Verdict::Ok
+        } else {
+            Verdict::Failed
+        }
+    }
+}
+
 /// Measures a point up to `max_attempts` times with `run(attempt, seed, log)`, checking each
 /// with `check`, and keeps the first attempt that passes, else the last. Each attempt that is
 /// measured again is logged with the checks it failed. `Err` from `run` ends the point; so does
@@ -496,11 +507,7 @@ pub(crate) fn measure_point(
         || plan.stop.load(Ordering::Relaxed),
         log,
     )?;
-    let verdict = if checks::all_passed(&kept.checks) {
-        Verdict::Ok
-    } else {
-        Verdict::Failed
-    };
+    let verdict = kept.verdict();
     let a = kept.attempt;
     let reference = point_reference(plan, i, lambda, &a.measured, sims, log);
     Ok(PointRecord {
