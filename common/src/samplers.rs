@@ -102,7 +102,11 @@ fn s_to_ns(s: f64) -> u64 {
     (s * 1e9).round() as u64
 }
 
-fn kind_error(what: &'static str, s: &str, reason: &'static str) -> crate::units::UnitError {
+fn kind_error(
+    what: &'static str,
+    s: &str,
+    reason: impl Into<std::borrow::Cow<'static, str>>,
+) -> crate::units::UnitError {
     crate::units::UnitError::new(what, s, reason)
 }
 
@@ -390,11 +394,9 @@ impl std::str::FromStr for ServiceKind {
             "pareto" => parse_pareto(param).map_err(err),
             "trace" => match param {
                 None | Some("") => Err(err("trace needs its file: trace:FILE")),
-                // The reason of a `UnitError` is static, so the message naming the line is
-                // leaked: a trace is parsed once, at start-up, and a bad one ends the program.
                 Some(path) => Trace::load(path)
                     .map(ServiceKind::Trace)
-                    .map_err(|e| err(Box::leak(e.into_boxed_str()))),
+                    .map_err(|e| kind_error("service distribution", s, e)),
             },
             _ => Err(err(
                 "expected exp, const, uniform, zero, erlang:K, h2:CV2, lognormal:CV2, \

@@ -21,17 +21,21 @@ pub struct UnitError {
     pub what: &'static str,
     /// The input as given.
     pub input: String,
-    /// Why it was rejected.
-    pub reason: &'static str,
+    /// Why it was rejected (a fixed text, or one naming a detail, as a trace file's bad line).
+    pub reason: std::borrow::Cow<'static, str>,
 }
 
 impl UnitError {
     /// An error for `input`, expected to be a `what`, rejected because of `reason`.
-    pub fn new(what: &'static str, input: &str, reason: &'static str) -> Self {
+    pub fn new(
+        what: &'static str,
+        input: &str,
+        reason: impl Into<std::borrow::Cow<'static, str>>,
+    ) -> Self {
         UnitError {
             what,
             input: input.to_owned(),
-            reason,
+            reason: reason.into(),
         }
     }
 }
