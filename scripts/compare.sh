@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Side-by-side benchmarks against real peers, gathered into one markdown report.
 #
-#   scripts/compare.sh [--out FILE] [--only server|client]
+#   scripts/compare.sh [--out FILE] [--only server|client|tls]
 #
 # Runs scripts/bench/server.sh (qserve --service zero against nginx, timer lateness) and
-# scripts/bench/client.sh (qload against wrk, oha and Locust; open-loop precision), each of which
-# pins the server to core 0 and the client to core 1 and alternates the peers (A B A B ...),
+# scripts/bench/client.sh (qload against wrk, oha and Locust; open-loop precision) and
+# scripts/bench/tls.sh (the same clients over HTTPS to nginx with a self-signed certificate), each
+# of which pins the server to core 0 and the client to core 1 and alternates the peers (A B A B ...),
 # reporting medians and ratios. The report goes to stdout and, with --out, to FILE
 # (BENCHMARKS.md holds the latest one). Needs nginx and wrk (Debian), and optionally oha
 # (cargo install oha) and locust (PyPI); missing optional peers are skipped and said so.
@@ -18,14 +19,14 @@ while (($#)); do
     case "$1" in
         --out) out="$2"; shift 2 ;;
         --only) only="$2"; shift 2 ;;
-        -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
 done
 
-for tool in nginx wrk taskset; do
+for tool in nginx wrk taskset openssl; do
     command -v "$tool" >/dev/null || [[ -x /usr/sbin/$tool ]] || {
-        echo "compare.sh needs $tool: apt-get install nginx-light wrk util-linux" >&2; exit 2; }
+        echo "compare.sh needs $tool: apt-get install nginx-light wrk util-linux openssl" >&2; exit 2; }
 done
 
 cargo build --release --quiet
@@ -48,16 +49,22 @@ trap 'rm -f "$report"' EXIT
     echo "- Peers: $peers"
     echo "- Server pinned to core 0, client to core 1; peers alternated, medians of the runs; ratios are qserve/nginx or qload/wrk."
     echo
-    if [[ "$only" != client ]]; then
+    if [[ -z "$only" || "$only" == server ]]; then
         echo "## qserve"
         echo
         bash scripts/bench/server.sh
         echo
     fi
-    if [[ "$only" != server ]]; then
+    if [[ -z "$only" || "$only" == client ]]; then
         echo "## qload"
         echo
         bash scripts/bench/client.sh
+        echo
+    fi
+    if [[ -z "$only" || "$only" == tls ]]; then
+        echo "## qload over HTTPS"
+        echo
+        bash scripts/bench/tls.sh
         echo
     fi
 } | tee "$report"

@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# qload against its peers over HTTPS, side by side; prints a markdown report on stdout.
+#
+#   scripts/bench/tls.sh
+#
+# - Server: nginx, one worker, TLS 1.3 (and 1.2) with a self-signed certificate made by openssl
+#   for this run, keep-alive, access_log off, an 11-byte static file, pinned to core 0.
+# - Clients, pinned to core 1, 32 connections, one thread, certificate verification off (the
+#   certificate is self-signed): `qload --max --insecure`, `wrk`, `oha --insecure` (if on PATH or
+#   in ~/.cargo/bin), alternated A B C A B C ..., medians of requests/s and of client CPU time
+#   (user + system, from /usr/bin/time) per request; ratios to wrk.
+# - qload trusting the certificate through --cacert instead (the verifying path), for reference.
+# - The handshakes: qload's `tls` phase (median and p99 over the connections it opened) with 32
+#   connections opened at once.
+#
+# Environment: QLOAD_BENCH_SECONDS (per run, default 5), QLOAD_BENCH_ROUNDS (default 3),
+# QLOAD_BENCH_PORT (default 18483). Needs nginx, wrk, openssl, taskset, /usr/bin/time, python3.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+SECS=${QLOAD_BENCH_SECONDS:-5}
+ROUNDS=${QLOAD_BENCH_ROUNDS:-3}
+PORT=${QLOAD_BENCH_PORT:-18483}
+URL="https://127.0.0.1:$PORT/"
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+OHA=$(command -v oha || { [[ -x "$HOME/.cargo/bin/oha" ]] && echo "$HOME/.cargo/bin/oha"; } || true)
+
+for tool in "$NGINX" wrk openssl taskset /usr/bin/time python3; do
+    command -v "$tool" >/dev/null || { echo "tls.sh needs $tool" >&2; exit 2; }
+done
+if (($(nproc) < 2)); then
+    echo "tls.sh needs two cores (server on core 0, client on core 1)" >&2
+    exit 2
+fi
+
+cargo build --release --quiet -p queuelab-client
+QLOAD=$PWD/target/release/qload
+
+tmp=$(mktemp -d)
+nginx_pid=""
+cleanup() {
+    [[ -n "$nginx_pid" ]] && kill "$nginx_pid" 2>/dev/null && wait "$nginx_pid" 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# A self-signed certificate for 127.0.0.1 and localhost (P-256: what most sites serve).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj "/CN=localhost" -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+    -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null
+
+mkdir -p "$tmp/html"
+printf 'hello world' >"$tmp/html/index.html"
+cat >"$tmp/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $tmp/nginx.pid;
+error_log $tmp/error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 100000000;
+    keepalive_timeout 120s;
+    client_body_temp_path $tmp; proxy_temp_path $tmp; fastcgi_temp_path $tmp;
+    uwsgi_temp_path $tmp; scgi_temp_path $tmp;
+    server {
+        listen 127.0.0.1:$PORT ssl;
+        ssl_certificate $tmp/cert.pem;
+        ssl_certificate_key $tmp/key.pem;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        root $tmp/html;
+        location / { }
+    }
+}
+EOF
+taskset -c 0 "$NGINX" -c "$tmp/nginx.conf" -p "$tmp" &
+nginx_pid=$!
+for _ in $(seq 50); do
+    (exec 3<> "/dev/tcp/127.0.0.1/$PORT") 2> /dev/null && break
+    sleep 0.1
+done
+
+# Each run appends "name requests cpu_seconds wall_seconds" to $tmp/runs.
+qload_row() { # name, json, time file
+    python3 - "$@" <<'PY' >>"$tmp/runs"
+import json, sys
+r = json.load(open(sys.argv[2])); u, s = map(float, open(sys.argv[3]).read().split()[-2:])
+assert r["requests"]["errors"] == 0, f"qload over TLS had errors: {r['requests']['errors_by_kind']}"
+print(sys.argv[1], r["requests"]["completed"], u + s, r["duration_s"])
+PY
+}
+run_qload() {
+    taskset -c 1 /usr/bin/time -f "%U %S" -o "$tmp/time" \
+        "$QLOAD" --max -c 32 -t 1 -d "${SECS}s" --insecure --json "$URL" >"$tmp/q.json"
+    qload_row qload "$tmp/q.json" "$tmp/time"
+}
+run_qverify() {
+    taskset -c 1 /usr/bin/time -f "%U %S" -o "$tmp/time" \
+        "$QLOAD" --max -c 32 -t 1 -d "${SECS}s" --cacert "$tmp/cert.pem" --json "$URL" >"$tmp/qv.json"
+    qload_row qverify "$tmp/qv.json" "$tmp/time"
+}
+run_wrk() {
+    taskset -c 1 /usr/bin/time -f "%U %S" -o "$tmp/time" \
+        wrk -t1 -c32 -d"${SECS}s" "$URL" >"$tmp/wrk.txt"
+    python3 - "$tmp/wrk.txt" "$tmp/time" <<'PY' >>"$tmp/runs"
+import re, sys
+t = open(sys.argv[1]).read(); u, s = map(float, open(sys.argv[2]).read().split()[-2:])
+m = re.search(r"(\d+) requests in ([\d.]+)(m?s)", t)
+assert m, f"wrk printed no request count:\n{t}"
+secs = float(m.group(2)) / (1000 if m.group(3) == "ms" else 1)
+print("wrk", m.group(1), u + s, secs)
+PY
+}
+run_oha() {
+    taskset -c 1 /usr/bin/time -f "%U %S" -o "$tmp/time" \
+        "$OHA" -z "${SECS}s" -c 32 --insecure --no-tui --output-format json "$URL" >"$tmp/oha.json"
+    python3 - "$tmp/oha.json" "$tmp/time" <<'PY' >>"$tmp/runs"
+import json, sys
+d = json.load(open(sys.argv[1])); u, s = map(float, open(sys.argv[2]).read().split()[-2:])
+print("oha", sum(d["statusCodeDistribution"].values()), u + s, d["summary"]["total"])
+PY
+}
+
+peers=(qload wrk)
+[[ -n "$OHA" ]] && peers+=(oha)
+peers+=(qverify)
+: >"$tmp/runs"
+for _ in $(seq "$ROUNDS"); do
+    for p in "${peers[@]}"; do "run_$p"; done
+done
+
+python3 - "$tmp" "$SECS" "$ROUNDS" <<'PY'
+import json, statistics, sys
+tmp, secs, rounds = sys.argv[1], sys.argv[2], sys.argv[3]
+runs = {}
+for line in open(f"{tmp}/runs"):
+    name, reqs, cpu, wall = line.split()
+    runs.setdefault(name, []).append((int(reqs) / float(wall), float(cpu) / int(reqs) * 1e6))
+med = {k: (statistics.median(r for r, _ in v), statistics.median(c for _, c in v), len(v))
+       for k, v in runs.items()}
+wrk_rps, wrk_cpu, _ = med["wrk"]
+label = {"qload": "qload --max -c 32 -t 1 --insecure", "wrk": "wrk -t1 -c32",
+         "oha": "oha -c 32 --insecure", "qverify": "qload --max -c 32 -t 1 --cacert (verifying)"}
+print(f"nginx (1 worker, core 0, TLS, self-signed P-256 certificate) serving 11 bytes; clients on "
+      f"core 1; {secs} s runs, {rounds} rounds alternated, medians.\n")
+print("| client | requests/s | vs wrk | CPU µs/request | vs wrk | runs |")
+print("|---|---:|---:|---:|---:|---:|")
+for k in ("qload", "wrk", "oha", "qverify"):
+    if k in med:
+        rps, cpu, n = med[k]
+        print(f"| {label[k]} | {rps:,.0f} | {rps / wrk_rps:.2f}x | {cpu:.2f} | {cpu / wrk_cpu:.2f}x | {n} |")
+r = json.load(open(f"{tmp}/qv.json"))
+phases = r.get("phases") or {}
+tls, conn = phases.get("tls_us"), phases.get("connect_us")
+if tls and conn:
+    print(f"\nqload's handshakes in the last verifying run ({tls['count']} connections): "
+          f"connect p50 {conn['p50']:.0f} µs, p99 {conn['p99']:.0f} µs; "
+          f"tls p50 {tls['p50']:.0f} µs, p99 {tls['p99']:.0f} µs.")
+PY
