@@ -22,16 +22,19 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod batches;
 pub mod cli;
 pub mod config;
 pub mod counts;
 mod engine;
+pub mod hgrm;
 pub mod http;
 pub mod merge;
 pub mod report;
 pub mod result;
 pub mod timing;
 pub mod url;
+pub mod utc;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
