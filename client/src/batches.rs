@@ -28,9 +28,12 @@
 //! Kelton advise 10 to 30); with fewer it is left out. Its bounds are clamped to the range of
 //! the latencies observed: a mean cannot lie below the smallest value nor above the largest, so
 //! a lower bound is never negative.
+use hdrhistogram::Histogram;
 use queuelab_common::stats::{self, MeanCi};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+use crate::result::{self, Interval, Latency};
 
 /// B: a run ends with between B and 2B batches.
 pub const HALF_SLOTS: usize = 16;
@@ -178,9 +181,9 @@ impl BatchAcc {
     }
 }
 
-/// The batches of the interval of the mean latency, by completion time from the start of the
-/// measured window (see the module docs): what `qload merge` needs to compute the interval of
-/// the merged run.
+/// The batches of the 95% interval of the mean latency: the latencies completed in each
+/// `length_s` of the measured window, from its start (answers that came after the window count
+/// in the last batch), so that `qload merge` can compute the interval of the merged run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Batches {
@@ -344,6 +347,28 @@ pub fn merge(parts: &[(&Batches, Option<f64>)], together: bool) -> Option<(Batch
         m.count.extend_from_slice(&b.count);
     }
     Some((m, Combined::Concatenated))
+}
+
+/// The latency summary of the nanosecond histogram `h` with the interval of its mean from
+/// `batches` (`uncorrected`: the latency from the write).
+pub fn latency(h: &Histogram<u64>, batches: &Batches, uncorrected: bool) -> Latency {
+    let l = Latency::from_histogram(h, None);
+    Latency::from_histogram(h, batches.ci(uncorrected, l.min, l.max))
+}
+
+/// The interval of the mean over the intervals of a time series, as results without batches
+/// (of older versions) give it: each interval a batch ([`result::batch_ci`]), with the same
+/// minimum of [`MIN_BATCHES`] and the same clamps as [`Batches::ci`].
+pub fn interval_ci(
+    intervals: &[Interval],
+    uncorrected: bool,
+    min_us: f64,
+    max_us: f64,
+) -> Option<MeanCi> {
+    if result::batch_count(intervals) < MIN_BATCHES {
+        return None;
+    }
+    result::batch_ci(intervals, uncorrected).map(|ci| clamp(ci, min_us, max_us))
 }
 
 #[cfg(test)]
