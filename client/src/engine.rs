@@ -247,7 +247,12 @@ impl Worker {
             timer,
             source,
             pool: Pool::new(cap),
-            account: Account::new(&plan, shared.start_ns, shared.measure_start_ns),
+            account: Account::new(
+                &plan,
+                shared.start_ns,
+                shared.measure_start_ns,
+                shared.issue_end_ns,
+            ),
             open: 0,
             inflight: 0,
             backlog: VecDeque::with_capacity(plan.backlog_cap),

@@ -276,8 +276,8 @@ pub(super) struct Account {
     issue_end_ns: u64,
     /// Start of the measurement: the origin of the batches.
     measure_start_ns: u64,
-    /// Completion times are held at this instant (the end of the schedule, once it stopped),
-    /// so that the answers draining after it count in the last batch.
+    /// Completion times are held at this instant (the planned end of the schedule, or where it
+    /// stopped), so that the answers draining after it count in the last batch.
     batch_time_cap: u64,
     batches: BatchAcc,
     /// The configured rate of the thread in open loop (normalizes the gaps).
@@ -286,9 +286,15 @@ pub(super) struct Account {
 }
 
 impl Account {
-    /// The accounting of the worker of `plan`, whose schedule starts at `start_ns` and whose
-    /// measurement at `measure_start_ns`.
-    pub fn new(plan: &Plan, start_ns: u64, measure_start_ns: u64) -> Self {
+    /// The accounting of the worker of `plan`, whose schedule starts at `start_ns`, whose
+    /// measurement starts at `measure_start_ns` and whose schedule ends at `issue_end_ns` (if
+    /// bounded by a duration).
+    pub fn new(
+        plan: &Plan,
+        start_ns: u64,
+        measure_start_ns: u64,
+        issue_end_ns: Option<u64>,
+    ) -> Self {
         Self {
             totals: Counts::default(),
             iv: IntervalStats::with_hists(IntervalHists::new()),
@@ -309,7 +315,7 @@ impl Account {
             peak_open: 0,
             issue_end_ns: start_ns,
             measure_start_ns,
-            batch_time_cap: u64::MAX,
+            batch_time_cap: issue_end_ns.unwrap_or(u64::MAX),
             batches: BatchAcc::new(),
             open_rate: match plan.source {
                 SourcePlan::Open { rate, .. } => Some(rate),
@@ -408,7 +414,7 @@ impl Account {
     /// The schedule stopped at `at` (not before `measure_start_ns`).
     pub fn issue_end(&mut self, at: u64) {
         self.issue_end_ns = at;
-        self.batch_time_cap = at;
+        self.batch_time_cap = self.batch_time_cap.min(at);
     }
 
     /// The current interval, for its report; its counts join the totals, and the next one
@@ -481,7 +487,7 @@ mod tests {
             rate: 1000.0,
             arrival: ArrivalKind::Constant,
         };
-        let mut a = Account::new(&plan(open, 16), 5, 5);
+        let mut a = Account::new(&plan(open, 16), 5, 5, None);
         // Warmup: only the send of an unmeasured request is counted.
         let w = req(10, false);
         a.issued(&w);
@@ -561,7 +567,7 @@ mod tests {
             rate: 1000.0,
             arrival: ArrivalKind::Constant,
         };
-        let mut a = Account::new(&plan(open, 4), 0, 0);
+        let mut a = Account::new(&plan(open, 4), 0, 0, None);
         let names_cap = a.timing.names.capacity();
         // Latency 2 ms from the intended time (1.5 ms from the write): Σdur = 1.602 ms, path
         // 398 µs (from the intended time, not the write).
@@ -633,14 +639,24 @@ mod tests {
             rate: 1000.0,
             arrival: ArrivalKind::Constant,
         };
-        // The measurement starts at 1 ms; batches of 1 ms from there.
-        let mut a = Account::new(&plan(open, 4), 0, 1_000_000);
+        // The measurement starts at 1 ms (batches of 1 ms from there), planned to end at 9 ms.
         let mut r = req(1_000_000, true);
         r.write_ns = 1_100_000;
-        a.completed(&r, 200, 1_500_000, None);
-        a.completed(&r, 200, 3_200_000, None);
-        a.completed(&req(0, false), 200, 3_300_000, None);
-        // The schedule stops at 4 ms: an answer at 60 ms counts at 4 ms, in slot 3.
+        let account = || {
+            let mut a = Account::new(&plan(open, 4), 0, 1_000_000, Some(9_000_000));
+            a.completed(&r, 200, 1_500_000, None);
+            a.completed(&r, 200, 3_200_000, None);
+            a.completed(&req(0, false), 200, 3_300_000, None);
+            a
+        };
+        // An answer after the planned end counts at the end: 8 ms in, slot 8.
+        let mut a = account();
+        a.completed(&r, 200, 9_500_000, None);
+        let b = a.finish().batches;
+        assert_eq!(b.used(), 9);
+        assert_eq!(b.slot(8), Some((8_500_000, 8_400_000, 1)));
+        // The schedule stops early, at 4 ms: an answer at 60 ms counts at 3 ms in, slot 3.
+        let mut a = account();
         a.issue_end(4_000_000);
         a.completed(&r, 503, 60_000_000, None);
         let b = a.finish().batches;
@@ -658,7 +674,7 @@ mod tests {
             users: 1,
             think_s: 0.0,
         };
-        let mut a = Account::new(&plan(users, 4), 0, 0);
+        let mut a = Account::new(&plan(users, 4), 0, 0, None);
         let cap = a.gaps.sample.capacity();
         // Gaps of 1, 2, 3, ... µs; the mean of 100 gaps is 50.5 µs.
         let mut t = 1_000;
