@@ -592,6 +592,11 @@ pub struct Interval {
 
 /// The batch-means interval of the mean latency over `intervals` (`uncorrected`: from the write).
 ///
+/// A run's own interval comes from batches whose length adapts to the run ([`crate::batches`]);
+/// this one, over the time series, is the lab's (which sizes the intervals to its runs) and what
+/// `qload merge` falls back on for results without batches (with at least
+/// [`MIN_BATCHES`](crate::batches::MIN_BATCHES) of them, [`crate::batches::interval_ci`]).
+///
 /// Each interval is a batch, except that an interval shorter than half the longest one (the
 /// stub after the schedule ends, which holds the last answers of the run) is added to the batch
 /// before it. As a batch of its own, a handful of answers would weigh as much as a full interval
