@@ -45,6 +45,9 @@ pub const FIRST_LENGTH_NS: u64 = 1_000_000;
 pub const MIN_BATCHES: usize = 10;
 /// Most batches a merge lines up by time (more: they are concatenated instead).
 const MAX_MERGED_BATCHES: usize = 1 << 16;
+/// Most answers a batch read from a file may claim (2^53, where f64 stops counting exactly; no
+/// run comes near it).
+const MAX_BATCH_COUNT: u64 = 1 << 53;
 
 /// One worker's batches (or several workers' added): see the module docs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,6 +219,7 @@ impl Batches {
             && self.length_s > 0.0
             && self.sum_us.len() == n
             && self.sum_uncorrected_us.len() == n
+            && self.count.iter().all(|&c| c <= MAX_BATCH_COUNT)
             && self
                 .sum_us
                 .iter()
@@ -240,12 +244,18 @@ impl Batches {
         } else {
             &self.sum_us
         };
+        // The total must fit (merged batches read from files could claim anything).
+        self.count
+            .iter()
+            .try_fold(0u64, |total, &n| total.checked_add(n))?;
         let pairs: Vec<(f64, u64)> = sums
             .iter()
             .copied()
             .zip(self.count.iter().copied())
             .collect();
-        stats::batch_means_ci(&pairs).map(|ci| clamp(ci, min_us, max_us))
+        stats::batch_means_ci(&pairs)
+            .filter(|ci| ci.mean.is_finite() && ci.low.is_finite() && ci.high.is_finite())
+            .map(|ci| clamp(ci, min_us, max_us))
     }
 
     /// Pairwise merges until the length is `length_s` (to a part in a billion); `false` (and
@@ -256,7 +266,11 @@ impl Batches {
             let pair = |v: &[f64]| v.chunks(2).map(|c| c.iter().sum()).collect::<Vec<f64>>();
             b.sum_us = pair(&b.sum_us);
             b.sum_uncorrected_us = pair(&b.sum_uncorrected_us);
-            b.count = b.count.chunks(2).map(|c| c.iter().sum()).collect();
+            b.count = b
+                .count
+                .chunks(2)
+                .map(|c| c.iter().fold(0u64, |a, &n| a.saturating_add(n)))
+                .collect();
             b.length_s *= 2.0;
         }
         if (b.length_s - length_s).abs() > 1e-9 * length_s {
@@ -325,7 +339,7 @@ pub fn merge(parts: &[(&Batches, Option<f64>)], together: bool) -> Option<(Batch
                 for j in 0..b.count.len() {
                     m.sum_us[j + s] += b.sum_us[j];
                     m.sum_uncorrected_us[j + s] += b.sum_uncorrected_us[j];
-                    m.count[j + s] += b.count[j];
+                    m.count[j + s] = m.count[j + s].saturating_add(b.count[j]);
                 }
             }
             return Some((m, Combined::ByTime));
@@ -564,11 +578,33 @@ mod tests {
         nine.count[3] = 0;
         nine.sum_us[3] = 0.0;
         assert_eq!(nine.ci(false, 1.0, 1000.0), None);
-        // Lists of different lengths are refused.
+        // Lists of different lengths are refused, and numbers no run gives.
         let mut bad = b.clone();
         bad.sum_us.pop();
         assert!(!bad.is_valid());
         assert_eq!(bad.ci(false, 1.0, 1000.0), None);
+        let spoilers: [fn(&mut Batches); 4] = [
+            |b| b.sum_us[0] = f64::INFINITY,
+            |b| b.sum_uncorrected_us[0] = -1.0,
+            |b| b.count[0] = u64::MAX,
+            |b| b.length_s = 0.0,
+        ];
+        for spoil in spoilers {
+            let mut bad = b.clone();
+            spoil(&mut bad);
+            assert!(!bad.is_valid(), "{bad:?}");
+            assert_eq!(bad.ci(false, 1.0, 1000.0), None);
+            assert_eq!(merge(&[(&b, Some(0.0)), (&bad, Some(0.0))], true), None);
+        }
+        // Valid batches whose sums overflow when added give no interval (and no panic).
+        let huge = Batches {
+            length_s: 0.1,
+            sum_us: vec![f64::MAX; 10],
+            sum_uncorrected_us: vec![f64::MAX; 10],
+            count: vec![MAX_BATCH_COUNT; 10],
+        };
+        let (m, _) = merge(&[(&huge, Some(0.0)), (&huge, Some(0.0))], true).expect("valid");
+        assert_eq!(m.ci(false, 0.0, f64::MAX), None);
     }
 
     fn batches(length_s: f64, counts: &[u64]) -> Batches {
