@@ -192,7 +192,10 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Engine")]
     pub no_pin: bool,
 
-    /// Length of the intervals of the time series and of the batches of the CI (default 1s).
+    /// Length of the intervals of the time series and the live line (default 1s).
+    ///
+    /// The batches of the 95% interval of the mean do not depend on it: their length adapts to
+    /// the run (16 to 32 batches of equal length, see docs/qload.md).
     #[arg(long, value_name = "DUR", value_parser = parse_duration, help_heading = "Engine")]
     pub interval: Option<Duration>,
 
@@ -231,6 +234,18 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub csv: Option<PathBuf>,
 
+    /// Write the latency distribution to FILE as HdrHistogram percentile text (ms), for
+    /// HdrHistogram's plotter; the uncorrected latency goes beside it.
+    ///
+    /// The format of HdrHistogram's outputPercentileDistribution (as wrk2 -U prints it): value
+    /// in milliseconds (six decimals), percentile, total count and 1/(1-percentile), 5 ticks
+    /// per half distance to 100%, then the mean, deviation, maximum, count and bucket footer.
+    /// FILE holds the latency from the intended send time; FILE with ".uncorrected" before its
+    /// extension (run.hgrm -> run.uncorrected.hgrm; no extension: FILE.uncorrected) the latency
+    /// from the write. Written after the run, beside --json or the text summary.
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub hgrm: Option<PathBuf>,
+
     /// No live line on stderr (it is printed only when stderr is a terminal anyway).
     #[arg(short = 'q', long, help_heading = "Output")]
     pub quiet: bool,
@@ -243,11 +258,16 @@ pub struct Output {
     pub json: bool,
     /// CSV time series file.
     pub csv: Option<PathBuf>,
+    /// HdrHistogram percentile-distribution file (and the uncorrected one beside it).
+    pub hgrm: Option<PathBuf>,
 }
 
 impl Output {
-    /// Writes the result: the CSV file if asked, then JSON or text on stdout.
+    /// Writes the result: the CSV and hgrm files if asked, then JSON or text on stdout.
     pub fn emit(&self, result: &RunResult) -> Result<(), CliError> {
+        if let Some(path) = &self.hgrm {
+            crate::hgrm::write_files(result, path).map_err(CliError::Runtime)?;
+        }
         if let Some(path) = &self.csv {
             let file = std::fs::File::create(path)
                 .map_err(|e| CliError::Runtime(anyhow::anyhow!("{}: {e}", path.display())))?;
@@ -361,6 +381,7 @@ impl RunArgs {
             Output {
                 json: self.json,
                 csv: self.csv,
+                hgrm: self.hgrm,
             },
         ))
     }

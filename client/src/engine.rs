@@ -13,7 +13,8 @@
 //! - [`schedule`]: the arrival source (open loop, or the users of closed loop and `--max`);
 //! - [`pool`]: the connections (slots, idle list, connect pace, each connection's I/O and state);
 //! - [`account`]: the histograms, the [`Counts`](crate::counts::Counts) of the current interval
-//!   and the totals, the gap sample.
+//!   and the totals, the batches of the interval of the mean ([`crate::batches`]), the gap
+//!   sample.
 //!
 //! One loop serves every mode. A [`Source`] yields *due* requests with their intended times:
 //! - open loop: the thread's own arrival process at λ/T, absolute times `t0 + Σ gaps`;
@@ -247,7 +248,12 @@ impl Worker {
             timer,
             source,
             pool: Pool::new(cap),
-            account: Account::new(&plan, shared.start_ns),
+            account: Account::new(
+                &plan,
+                shared.start_ns,
+                shared.measure_start_ns,
+                shared.issue_end_ns,
+            ),
             open: 0,
             inflight: 0,
             backlog: VecDeque::with_capacity(plan.backlog_cap),

@@ -22,16 +22,19 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod batches;
 pub mod cli;
 pub mod config;
 pub mod counts;
 mod engine;
+pub mod hgrm;
 pub mod http;
 pub mod merge;
 pub mod report;
 pub mod result;
 pub mod timing;
 pub mod url;
+pub mod utc;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -88,6 +91,8 @@ pub fn run_with_stop(mut config: Config, stop: Arc<AtomicBool>) -> anyhow::Resul
     config.busy_poll = Some(busy_poll);
 
     let t0 = now_ns();
+    // The only reading of the system clock: every UTC time of the result is mapped from here.
+    let wall = utc::WallClock::at(t0, std::time::SystemTime::now());
     let start_ns = t0 + START_MARGIN_NS;
     let measure_start_ns = start_ns + config.warmup.as_nanos() as u64;
     let shared = Arc::new(Shared {
@@ -161,7 +166,10 @@ pub fn run_with_stop(mut config: Config, stop: Arc<AtomicBool>) -> anyhow::Resul
         threads,
         results,
         series.finish(),
-        measure_start_ns,
+        Window {
+            measure_start_ns,
+            wall,
+        },
         elapsed_s,
     ))
 }
@@ -397,14 +405,22 @@ pub(crate) fn add_histogram(dst: &mut Histogram<u64>, src: &Histogram<u64>) {
     }
 }
 
+/// Where the measured window starts, on both clocks.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    measure_start_ns: u64,
+    wall: utc::WallClock,
+}
+
 fn build_result(
     config: &Config,
     threads: usize,
     results: Vec<ThreadResult>,
     intervals: Vec<Interval>,
-    measure_start_ns: u64,
+    window: Window,
     elapsed_s: f64,
 ) -> RunResult {
+    let measure_start_ns = window.measure_start_ns;
     let mut latency = new_histogram();
     let mut uncorrected = new_histogram();
     let mut lag = new_histogram();
@@ -414,8 +430,10 @@ fn build_result(
     let mut issue_end = measure_start_ns;
     let mut rate_sum = 0.0;
     let mut timing = merge::TimingAcc::default();
+    let mut batch_acc = batches::BatchAcc::new();
     for r in &results {
         timing.add_thread(&r.timing);
+        batch_acc.add(&r.batches);
         add_histogram(&mut latency, &r.latency);
         add_histogram(&mut uncorrected, &r.uncorrected);
         add_histogram(&mut lag, &r.lag);
@@ -452,9 +470,9 @@ fn build_result(
         _ => None,
     };
     let arrivals = arrival_check(&mut gaps, rate_sum);
-    let latency_us = Latency::from_histogram(&latency, result::batch_ci(&intervals, false));
-    let latency_uncorrected_us =
-        Latency::from_histogram(&uncorrected, result::batch_ci(&intervals, true));
+    let batches = batch_acc.finish(issue_end - measure_start_ns);
+    let latency_us = batches::latency(&latency, &batches, false);
+    let latency_uncorrected_us = batches::latency(&uncorrected, &batches, true);
     let send_lag_us = SendLag::from_histogram(&lag);
     let mut warnings = Vec::new();
     let theory = config.theory.and_then(|t| {
@@ -514,6 +532,9 @@ fn build_result(
         path_us: None,
         server_us: None,
         server_timing_headers: Default::default(),
+        start_utc: Some(window.wall.rfc3339(measure_start_ns)),
+        end_utc: Some(window.wall.rfc3339(issue_end)),
+        batches: Some(batches),
     };
     timing.finish_into(&mut result);
     let more = schedule_warnings(&result, config);

@@ -1,14 +1,30 @@
 //! `qload merge`: several results (e.g. of the pods of one Job, each sending λ/N) combined into one.
 //!
-//! - Counts, rates and throughput add up (the pods ran side by side); `duration_s` and `elapsed_s`
-//!   are the longest.
+//! - Counts add up. The rates are over the **union of the parts' measured windows**
+//!   (`start_utc` to `end_utc`): `duration_s` is the time during which at least one part
+//!   measured, `achieved_rate` and `throughput` are the summed counts per second of it, and
+//!   `target_rate` is Σ target·duration over it. Parts that ran together (pods of one Job) have
+//!   a union of about one duration, so their rates add; parts that ran one after the other have
+//!   the sum of their durations, so their rates average; a partial overlap lies between. When
+//!   the windows do not all overlap, a warning names the separate stretches of time (and one
+//!   says when they overlap only in part, the union more than 10% longer than the longest part).
+//!   The merged window runs from the earliest start to the latest end. Results without windows
+//!   (older versions) fall back to adding the rates, as for parts that ran together, with the
+//!   longest duration, and a warning that the windows are unknown. `elapsed_s` is the longest.
 //! - The serialized histograms are decoded and added, so every percentile of the merged result is
 //!   that of the union of all measurements, exactly as if one client had recorded them; the
 //!   latency summaries are recomputed from the merged histograms.
 //! - The time series is merged interval by interval (counts added, means weighted by
 //!   completions); per-interval percentiles cannot be recovered from summaries and become `null`
-//!   where more than one part contributed. The batch-means interval of the mean is recomputed
-//!   from the merged series.
+//!   where more than one part contributed.
+//! - The interval of the mean is recomputed from the parts' batches ([`crate::batches`]): when
+//!   the parts ran together (their windows form one stretch of time), batch by batch at the
+//!   same time, after bringing every part to the longest batch length by pairwise merges (a
+//!   part's batches shifted by its start over the earliest, rounded to a batch); otherwise
+//!   (windows apart or unknown, or lengths that no pairwise merge can match) one part's batches
+//!   after the other's, in order of start. Without batches in every part (older versions), it
+//!   comes from the merged time series as those versions computed it, with the same minimum of
+//!   batches and clamps.
 //! - Arrivals: independent Poisson streams superpose to a Poisson stream at the summed rate, so
 //!   the merged mean gap is `1/Σ(1/gap_i)`; the normalized gaps are pooled (mean and coefficient of
 //!   variation from the parts' moments); `ks_d` is the sample-weighted mean of the parts' (a
@@ -26,17 +42,20 @@
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::path::PathBuf;
+use std::time::SystemTime;
 
 use hdrhistogram::Histogram;
 use queuelab_common::model::Model;
 use queuelab_common::stats::{histogram_from_string, histogram_to_string, new_histogram};
 
+use crate::batches::{self, Batches};
 use crate::cli::CliError;
 use crate::counts::Counts;
 use crate::result::{
-    self, Arrivals, DurationSummary, Interval, Latency, MAX_TIMING_NAMES, RunResult, SendLag,
-    ServerTimingCounts, StatusCounts,
+    self, Arrivals, DurationSummary, Interval, Latency, MAX_TIMING_NAMES, Requests, RunResult,
+    SendLag, ServerTimingCounts, StatusCounts,
 };
+use crate::utc::{self, Window};
 
 /// Why results cannot be merged.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +96,13 @@ pub struct MergeArgs {
     /// Print the merged result as one JSON document instead of the text summary.
     #[arg(long)]
     pub json: bool,
+    /// Write the merged latency distribution to FILE as HdrHistogram percentile text (ms).
+    ///
+    /// As `qload --hgrm`: FILE gets the latency from the intended send time, and FILE with
+    /// `.uncorrected` before its extension (`all.hgrm` → `all.uncorrected.hgrm`) the latency
+    /// from the write.
+    #[arg(long, value_name = "FILE")]
+    pub hgrm: Option<PathBuf>,
 }
 
 /// Reads every result in `text` (one or more JSON documents, concatenated or one per line).
@@ -110,6 +136,9 @@ pub fn merge_files(files: &[PathBuf]) -> anyhow::Result<RunResult> {
 /// The entry point of `qload merge`.
 pub fn main(args: &MergeArgs) -> Result<(), CliError> {
     let merged = merge_files(&args.files).map_err(CliError::Runtime)?;
+    if let Some(path) = &args.hgrm {
+        crate::hgrm::write_files(&merged, path).map_err(CliError::Runtime)?;
+    }
     let out = if args.json {
         let mut s =
             serde_json::to_string_pretty(&merged).map_err(|e| CliError::Runtime(e.into()))?;
@@ -308,10 +337,31 @@ pub fn merge(parts: &[RunResult]) -> Result<RunResult, MergeError> {
     let requests = counts.requests();
     let connections = counts.connections(peak, cap);
 
+    let summed = Span {
+        target_rate,
+        achieved_rate,
+        throughput,
+        duration_s,
+        ..Span::default()
+    };
+    let span = merged_span(parts, &requests, summed, &mut warnings);
+
     let intervals = merge_intervals(parts);
-    let latency_us = Latency::from_histogram(&latency, result::batch_ci(&intervals, false));
-    let latency_uncorrected_us =
-        Latency::from_histogram(&uncorrected, result::batch_ci(&intervals, true));
+    let merged_batches = merge_batches(parts, &span, &mut warnings);
+    let (latency_us, latency_uncorrected_us) = match &merged_batches {
+        Some(b) => (
+            batches::latency(&latency, b, false),
+            batches::latency(&uncorrected, b, true),
+        ),
+        None => {
+            let with_ci = |h: &Histogram<u64>, uncorrected: bool| {
+                let l = Latency::from_histogram(h, None);
+                let ci = batches::interval_ci(&intervals, uncorrected, l.min, l.max);
+                Latency::from_histogram(h, ci)
+            };
+            (with_ci(&latency, false), with_ci(&uncorrected, true))
+        }
+    };
     let theory = merge_theory(parts, &latency_us, &requests.status, &mut warnings);
     let mut merged = RunResult {
         format: result::FORMAT_VERSION,
@@ -321,10 +371,10 @@ pub fn merge(parts: &[RunResult]) -> Result<RunResult, MergeError> {
             "mixed".to_owned()
         },
         url: first.url.clone(),
-        target_rate,
-        achieved_rate,
-        throughput,
-        duration_s,
+        target_rate: span.target_rate,
+        achieved_rate: span.achieved_rate,
+        throughput: span.throughput,
+        duration_s: span.duration_s,
         elapsed_s,
         parts: n_parts,
         requests,
@@ -344,9 +394,194 @@ pub fn merge(parts: &[RunResult]) -> Result<RunResult, MergeError> {
         path_us: None,
         server_us: None,
         server_timing_headers: Default::default(),
+        start_utc: span.start_utc,
+        end_utc: span.end_utc,
+        batches: merged_batches,
     };
     timing.finish_into(&mut merged);
     Ok(merged)
+}
+
+/// The rates of a merge and the window they are over (see the module docs).
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Span {
+    target_rate: Option<f64>,
+    achieved_rate: f64,
+    throughput: f64,
+    duration_s: f64,
+    start_utc: Option<String>,
+    end_utc: Option<String>,
+    /// Each part's start, seconds after the earliest (`None`: unknown).
+    starts: Vec<Option<f64>>,
+    /// Whether the windows are known and form one stretch of time.
+    together: bool,
+}
+
+/// A part's measured window, if it has a readable one.
+fn window_of(p: &RunResult) -> Option<(SystemTime, SystemTime)> {
+    let start = utc::parse_rfc3339(p.start_utc.as_deref()?)?;
+    let end = utc::parse_rfc3339(p.end_utc.as_deref()?)?;
+    (end >= start).then_some((start, end))
+}
+
+/// Seconds from `earlier` to `later` (0 if `later` is not later).
+fn secs(earlier: SystemTime, later: SystemTime) -> f64 {
+    later
+        .duration_since(earlier)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// "part 3" or "parts 0, 2".
+fn part_list(indices: &[usize]) -> String {
+    let list: Vec<String> = indices.iter().map(usize::to_string).collect();
+    match list.len() {
+        1 => format!("part {}", list[0]),
+        _ => format!("parts {}", list.join(", ")),
+    }
+}
+
+/// The rates over the union of the parts' windows; `summed` holds the rates added and the
+/// longest duration, the fallback for parts without windows (see the module docs).
+fn merged_span(
+    parts: &[RunResult],
+    requests: &Requests,
+    summed: Span,
+    warnings: &mut Vec<String>,
+) -> Span {
+    let windows: Vec<Option<(SystemTime, SystemTime)>> = parts.iter().map(window_of).collect();
+    if let ([only], [w]) = (parts, &windows[..]) {
+        // One part is its own window, its rates unchanged.
+        return Span {
+            target_rate: only.target_rate,
+            achieved_rate: only.achieved_rate,
+            throughput: only.throughput,
+            duration_s: only.duration_s,
+            start_utc: w.and(only.start_utc.clone()),
+            end_utc: w.and(only.end_utc.clone()),
+            starts: vec![w.map(|_| 0.0)],
+            together: w.is_some(),
+        };
+    }
+    let known: Option<Vec<(SystemTime, SystemTime)>> = windows.iter().copied().collect();
+    let Some(known) = known else {
+        let missing: Vec<usize> = (0..parts.len()).filter(|&i| windows[i].is_none()).collect();
+        warnings.push(format!(
+            "the measured windows of {} are unknown (no start_utc and end_utc: results of an \
+             older qload): the rates are added as for parts that ran together, over the longest \
+             duration",
+            part_list(&missing)
+        ));
+        let earliest = windows.iter().flatten().map(|w| w.0).min();
+        return Span {
+            starts: windows
+                .iter()
+                .map(|w| Some(secs(earliest?, w.as_ref()?.0)))
+                .collect(),
+            together: false,
+            ..summed
+        };
+    };
+    let (Some(earliest), Some(latest)) = (
+        known.iter().map(|w| w.0).min(),
+        known.iter().map(|w| w.1).max(),
+    ) else {
+        // Not reached: there are parts, and every one has a window.
+        return Span {
+            starts: vec![None; parts.len()],
+            ..summed
+        };
+    };
+    let spans: Vec<Window> = known
+        .iter()
+        .map(|&(s, e)| Window {
+            start: secs(earliest, s),
+            end: secs(earliest, e),
+        })
+        .collect();
+    let union = utc::union(&spans);
+    let u = union.measure;
+    let longest = spans.iter().map(|w| w.end - w.start).fold(0.0, f64::max);
+    if union.stretches.len() > 1 {
+        let described: Vec<String> = union
+            .stretches
+            .iter()
+            .map(|st| {
+                let start = st.iter().map(|&i| known[i].0).min().unwrap_or(earliest);
+                let end = st.iter().map(|&i| known[i].1).max().unwrap_or(latest);
+                format!(
+                    "{} from {} to {}",
+                    part_list(st),
+                    utc::format_rfc3339(start),
+                    utc::format_rfc3339(end)
+                )
+            })
+            .collect();
+        warnings.push(format!(
+            "the parts' measured windows do not overlap: {} separate stretches of time ({}); \
+             the rates are over the union of the windows, {u:.3} s (the stretches' durations \
+             added), so the rates of parts that ran one after the other average where those of \
+             parts that ran together add, and the batches of the interval of the mean follow \
+             one another",
+            union.stretches.len(),
+            described.join("; ")
+        ));
+    } else if u > 1.1 * longest {
+        warnings.push(format!(
+            "the parts' measured windows overlap only in part: the rates are over their union, \
+             {u:.3} s, where the longest part measured {longest:.3} s"
+        ));
+    }
+    if u <= 0.0 {
+        // Windows of no length: nothing to divide by; as a run of no duration, no rates.
+        return Span {
+            target_rate: summed.target_rate,
+            duration_s: 0.0,
+            starts: spans.iter().map(|w| Some(w.start)).collect(),
+            together: union.stretches.len() == 1,
+            start_utc: Some(utc::format_rfc3339(earliest)),
+            end_utc: Some(utc::format_rfc3339(latest)),
+            ..Span::default()
+        };
+    }
+    let offered: Vec<f64> = parts
+        .iter()
+        .filter_map(|p| p.target_rate.map(|t| t * p.duration_s))
+        .collect();
+    Span {
+        target_rate: (!offered.is_empty()).then(|| offered.iter().sum::<f64>() / u),
+        achieved_rate: requests.sent_in_window as f64 / u,
+        throughput: requests.completed as f64 / u,
+        duration_s: u,
+        start_utc: Some(utc::format_rfc3339(earliest)),
+        end_utc: Some(utc::format_rfc3339(latest)),
+        starts: spans.iter().map(|w| Some(w.start)).collect(),
+        together: union.stretches.len() == 1,
+    }
+}
+
+/// The parts' batches as one (see the module docs); `None` when a part has none (or unusable
+/// ones: then with a warning).
+fn merge_batches(parts: &[RunResult], span: &Span, warnings: &mut Vec<String>) -> Option<Batches> {
+    let with: Option<Vec<(&Batches, Option<f64>)>> = parts
+        .iter()
+        .zip(&span.starts)
+        .map(|(p, s)| p.batches.as_ref().map(|b| (b, *s)))
+        .collect();
+    let with = with?;
+    match batches::merge(&with, span.together) {
+        Some((b, _)) => Some(b),
+        None => {
+            let bad: Vec<usize> = (0..parts.len())
+                .filter(|&i| !with[i].0.is_valid())
+                .collect();
+            warnings.push(format!(
+                "the batches of {} are unusable: the interval of the mean comes from the time \
+                 series",
+                part_list(&bad)
+            ));
+            None
+        }
+    }
 }
 
 /// Interval by interval: counts added, means weighted by completions.
@@ -556,6 +791,9 @@ pub(crate) mod tests {
             path_us: None,
             server_us: None,
             server_timing_headers: Default::default(),
+            start_utc: None,
+            end_utc: None,
+            batches: None,
         }
     }
 
@@ -758,6 +996,211 @@ pub(crate) mod tests {
         let mut h = new_histogram();
         record_ns(&mut h, ns);
         h
+    }
+
+    /// `r` as an open-loop run at `rate` measuring from `start_s` (after a fixed instant) for
+    /// `duration_s`, with the counts of a kept schedule.
+    fn windowed(mut r: RunResult, start_s: f64, duration_s: f64, rate: f64) -> RunResult {
+        let base = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_750_000_000);
+        let at = |s: f64| utc::format_rfc3339(base + std::time::Duration::from_secs_f64(s));
+        let n = (rate * duration_s).round() as u64;
+        r.requests.sent_in_window = n;
+        r.requests.sent = n;
+        r.requests.completed = n;
+        r.target_rate = Some(rate);
+        r.achieved_rate = n as f64 / duration_s;
+        r.throughput = n as f64 / duration_s;
+        r.duration_s = duration_s;
+        r.start_utc = Some(at(start_s));
+        r.end_utc = Some(at(start_s + duration_s));
+        r
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-9 * b.abs().max(1.0)
+    }
+
+    #[test]
+    fn parts_that_ran_together_add_their_rates() {
+        let a = windowed(sample_result(), 0.0, 10.0, 100.0);
+        let b = windowed(sample_result(), 0.2, 10.0, 100.0);
+        let m = merge(&[a.clone(), b.clone()]).expect("merge");
+        // The union: 10.2 s; 2000 requests over it.
+        assert!(close(m.duration_s, 10.2), "{}", m.duration_s);
+        assert!(close(m.achieved_rate, 2000.0 / 10.2), "{}", m.achieved_rate);
+        assert!(close(m.throughput, 2000.0 / 10.2));
+        assert!(close(m.target_rate.expect("open loop"), 2000.0 / 10.2));
+        assert!(m.achieved_rate > 190.0, "about the sum of 100/s and 100/s");
+        assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+        assert_eq!(m.start_utc, a.start_utc);
+        assert_eq!(m.end_utc, b.end_utc);
+        // Exactly together: exactly the sum.
+        let m = merge(&[a.clone(), a]).expect("merge");
+        assert!(close(m.achieved_rate, 200.0) && close(m.duration_s, 10.0));
+    }
+
+    #[test]
+    fn parts_one_after_the_other_average_their_rates_and_say_so() {
+        let a = windowed(sample_result(), 0.0, 10.0, 100.0);
+        let b = windowed(sample_result(), 20.0, 10.0, 100.0);
+        let m = merge(&[b.clone(), a.clone()]).expect("merge");
+        assert!(close(m.duration_s, 20.0), "{}", m.duration_s);
+        assert!(close(m.achieved_rate, 100.0), "{}", m.achieved_rate);
+        assert!(close(m.target_rate.expect("open loop"), 100.0));
+        let w = m.warnings.join("\n");
+        assert!(w.contains("do not overlap: 2 separate stretches"), "{w}");
+        // In time order: part 1 (a) first, then part 0 (b), each with its window.
+        let first = format!("part 1 from {}", a.start_utc.as_deref().expect("set"));
+        let second = format!("part 0 from {}", b.start_utc.as_deref().expect("set"));
+        assert!(w.contains(&first) && w.contains(&second), "{w}");
+        assert!(w.find(&first) < w.find(&second), "{w}");
+        assert!(w.contains("20.000 s"), "{w}");
+        assert_eq!(m.start_utc, a.start_utc);
+        assert_eq!(m.end_utc, b.end_utc);
+    }
+
+    #[test]
+    fn parts_that_overlap_in_part_lie_between() {
+        let a = windowed(sample_result(), 0.0, 10.0, 100.0);
+        let b = windowed(sample_result(), 5.0, 10.0, 100.0);
+        let m = merge(&[a, b]).expect("merge");
+        assert!(close(m.duration_s, 15.0), "{}", m.duration_s);
+        assert!(close(m.achieved_rate, 2000.0 / 15.0), "{}", m.achieved_rate);
+        let w = m.warnings.join("\n");
+        assert!(w.contains("overlap only in part"), "{w}");
+        assert!(!w.contains("do not overlap"), "{w}");
+    }
+
+    #[test]
+    fn parts_without_windows_add_their_rates_as_before_and_say_so() {
+        let old = windowed(sample_result(), 0.0, 10.0, 100.0);
+        let old = RunResult {
+            start_utc: None,
+            end_utc: None,
+            ..old
+        };
+        let m = merge(&[old.clone(), old.clone()]).expect("merge");
+        assert!(close(m.achieved_rate, 200.0) && close(m.duration_s, 10.0));
+        assert!(close(m.target_rate.expect("open loop"), 200.0));
+        assert_eq!((m.start_utc.as_deref(), m.end_utc.as_deref()), (None, None));
+        let w = m.warnings.join("\n");
+        assert!(w.contains("windows of parts 0, 1 are unknown"), "{w}");
+        // One part with a window, one without: still the old way, naming the one without.
+        let new = windowed(sample_result(), 50.0, 10.0, 100.0);
+        let m = merge(&[new, old]).expect("merge");
+        assert!(close(m.achieved_rate, 200.0));
+        assert!(
+            m.warnings
+                .join("\n")
+                .contains("windows of part 1 are unknown")
+        );
+        // An unreadable window counts as none.
+        let mut bad = windowed(sample_result(), 0.0, 10.0, 100.0);
+        bad.start_utc = Some("soon".into());
+        let m = merge(&[bad.clone(), bad]).expect("merge");
+        assert!(close(m.achieved_rate, 200.0));
+    }
+
+    /// Batches of `length_s` with `counts[j]` answers of `mean_us[j]` each.
+    fn batches_of(length_s: f64, counts: &[u64], mean_us: &[f64]) -> Batches {
+        Batches {
+            length_s,
+            sum_us: counts
+                .iter()
+                .zip(mean_us)
+                .map(|(&n, m)| n as f64 * m)
+                .collect(),
+            sum_uncorrected_us: counts
+                .iter()
+                .zip(mean_us)
+                .map(|(&n, m)| n as f64 * m / 2.0)
+                .collect(),
+            count: counts.to_vec(),
+        }
+    }
+
+    #[test]
+    fn the_interval_of_a_merge_comes_from_the_parts_batches() {
+        let means: Vec<f64> = (0..20).map(|j| 1000.0 + 10.0 * f64::from(j % 7)).collect();
+        let with = |r: RunResult, counts: &[u64]| RunResult {
+            batches: Some(batches_of(0.5, counts, &means)),
+            ..r
+        };
+        let lat: Vec<u64> = (900_000..1_100_000).step_by(1000).collect();
+        let a = with(windowed(result_from(&lat), 0.0, 10.0, 100.0), &[50; 20]);
+        let b = with(windowed(result_from(&lat), 0.5, 10.0, 100.0), &[30; 20]);
+        // Together: b's batches added one batch later (0.5 s / 0.5 s).
+        let m = merge(&[a.clone(), b.clone()]).expect("merge");
+        let mb = m.batches.as_ref().expect("merged batches");
+        assert_eq!(mb.count.len(), 21);
+        assert_eq!((mb.count[0], mb.count[1], mb.count[20]), (50, 80, 30));
+        let l = m.latency_us;
+        let want = mb.ci(false, l.min, l.max).expect("21 batches");
+        assert_eq!((l.ci95_low, l.ci95_high), (Some(want.low), Some(want.high)));
+        let u = m.latency_uncorrected_us;
+        let want = mb.ci(true, u.min, u.max).expect("21 batches");
+        assert_eq!(u.ci95_low, Some(want.low));
+        // One after the other: concatenated, 40 batches.
+        let late = with(windowed(result_from(&lat), 100.0, 10.0, 100.0), &[30; 20]);
+        let m = merge(&[late, a.clone()]).expect("merge");
+        let mb = m.batches.as_ref().expect("merged batches");
+        assert_eq!(mb.count.len(), 40);
+        assert_eq!((mb.count[0], mb.count[39]), (50, 30), "in order of start");
+        assert!(m.latency_us.ci95_low.is_some());
+        // A part of an older version (no batches): the time series' intervals are the batches,
+        // with at least ten of them.
+        let old = RunResult {
+            batches: None,
+            ..b.clone()
+        };
+        let m = merge(&[a.clone(), old.clone()]).expect("merge");
+        assert_eq!(m.batches, None);
+        assert_eq!(m.latency_us.ci95_low, None, "no intervals: no interval");
+        let iv = |k: u64| Interval {
+            t_s: k as f64,
+            duration_s: 1.0,
+            completed: 10,
+            mean_us: 1000.0 + (k % 3) as f64,
+            mean_uncorrected_us: 500.0,
+            ..Interval::default()
+        };
+        let series = |n: u64| (0..n).map(iv).collect::<Vec<_>>();
+        let m = merge(&[
+            RunResult {
+                intervals: series(9),
+                ..old.clone()
+            },
+            RunResult {
+                intervals: series(9),
+                ..old.clone()
+            },
+        ])
+        .expect("merge");
+        assert_eq!(m.latency_us.ci95_low, None, "nine batches");
+        let m = merge(&[
+            RunResult {
+                intervals: series(12),
+                ..old.clone()
+            },
+            old,
+        ])
+        .expect("merge");
+        let ci = result::batch_ci(&m.intervals, false).expect("twelve batches");
+        assert_eq!(m.latency_us.ci95_high, Some(ci.high));
+        // Unusable batches: a warning, and the time series instead.
+        let mut bad = a.clone();
+        if let Some(b) = bad.batches.as_mut() {
+            b.count.pop();
+        }
+        let m = merge(&[a, bad]).expect("merge");
+        assert!(
+            m.warnings
+                .join("\n")
+                .contains("batches of part 1 are unusable"),
+            "{:?}",
+            m.warnings
+        );
+        assert_eq!(m.batches, None);
     }
 
     #[test]

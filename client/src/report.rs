@@ -54,10 +54,12 @@ pub fn live_line(iv: &Interval) -> String {
     )
 }
 
-fn latency_line(out: &mut String, label: &str, l: &Latency) {
+fn latency_line(out: &mut String, label: &str, l: &Latency, r: &RunResult) {
     let _ = write!(out, "  {label:<11} mean {}", fmt_us(l.mean));
     if let (Some(lo), Some(hi)) = (l.ci95_low, l.ci95_high) {
         let _ = write!(out, " (95% CI {} .. {})", fmt_us(lo), fmt_us(hi));
+    } else if l.count > 0 {
+        let _ = write!(out, " ({})", ci_left_out(r));
     }
     let _ = writeln!(out, "  stdev {}  min {}", fmt_us(l.stdev), fmt_us(l.min));
     let _ = writeln!(
@@ -70,6 +72,20 @@ fn latency_line(out: &mut String, label: &str, l: &Latency) {
         fmt_us(l.p999),
         fmt_us(l.max)
     );
+}
+
+/// Why a result has no interval of the mean: too few non-empty batches (those of its
+/// `batches`, else, in a merge of older results, its non-empty intervals).
+pub fn ci_left_out(r: &RunResult) -> String {
+    let n = match &r.batches {
+        Some(b) => b.nonempty(),
+        None => crate::result::batch_count(&r.intervals),
+    };
+    format!(
+        "CI left out: {n} batch{}, need {}",
+        if n == 1 { "" } else { "es" },
+        crate::batches::MIN_BATCHES
+    )
 }
 
 /// The readable summary printed by default.
@@ -102,6 +118,9 @@ pub fn text(r: &RunResult) -> String {
             String::new()
         }
     );
+    if let (Some(start), Some(end)) = (&r.start_utc, &r.end_utc) {
+        let _ = writeln!(o, "  window      {start} .. {end} (UTC)");
+    }
     let q = &r.requests;
     let _ = writeln!(
         o,
@@ -131,8 +150,8 @@ pub fn text(r: &RunResult) -> String {
             q.retries
         );
     }
-    latency_line(&mut o, "latency", &r.latency_us);
-    latency_line(&mut o, "uncorrected", &r.latency_uncorrected_us);
+    latency_line(&mut o, "latency", &r.latency_us, r);
+    latency_line(&mut o, "uncorrected", &r.latency_uncorrected_us, r);
     let l = &r.send_lag_us;
     let _ = writeln!(
         o,
@@ -380,6 +399,49 @@ mod tests {
             t.contains("net         mean 2.00ms (+0.0% against theory 2.00ms; raw 2.05ms +2.5%)"),
             "{t}"
         );
+    }
+
+    #[test]
+    fn the_text_shows_the_window_and_why_an_interval_is_missing() {
+        let mut r = crate::merge::tests::sample_result();
+        r.latency_us.count = 5;
+        r.latency_us.mean = 107.0;
+        r.batches = Some(crate::batches::Batches {
+            length_s: 0.001,
+            sum_us: vec![100.0, 0.0, 200.0, 110.0, 120.0],
+            sum_uncorrected_us: vec![50.0; 5],
+            count: vec![1, 0, 2, 1, 1],
+        });
+        let t = text(&r);
+        assert!(
+            t.contains("latency     mean 107.0us (CI left out: 4 batches, need 10)"),
+            "{t}"
+        );
+        assert!(!t.contains("window"), "no window without UTC times: {t}");
+        r.start_utc = Some("2025-06-15T14:40:00.000001Z".into());
+        r.end_utc = Some("2025-06-15T14:40:02.000001Z".into());
+        r.latency_us.ci95_low = Some(100.0);
+        r.latency_us.ci95_high = Some(114.0);
+        let t = text(&r);
+        assert!(
+            t.contains(
+                "window      2025-06-15T14:40:00.000001Z .. 2025-06-15T14:40:02.000001Z (UTC)"
+            ),
+            "{t}"
+        );
+        assert!(
+            t.contains("mean 107.0us (95% CI 100.0us .. 114.0us)"),
+            "{t}"
+        );
+        // Without batches (a merge of older results): the non-empty intervals count.
+        r.batches = None;
+        r.latency_uncorrected_us.count = 5;
+        r.intervals = vec![Interval {
+            duration_s: 1.0,
+            completed: 5,
+            ..Interval::default()
+        }];
+        assert!(text(&r).contains("(CI left out: 1 batch, need 10)"));
     }
 
     #[test]

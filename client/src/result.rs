@@ -87,6 +87,21 @@ pub struct RunResult {
     /// How the `Server-Timing` headers of the measured answers read.
     #[serde(default)]
     pub server_timing_headers: ServerTimingCounts,
+    /// Start of the measured window (after the warmup), UTC, RFC 3339 with microseconds: the
+    /// system clock read once when the run started, carried by the monotonic clock. After a
+    /// merge, the earliest start (`null` when a part lacks it). Absent in results of older
+    /// versions.
+    #[serde(default)]
+    pub start_utc: Option<String>,
+    /// End of the measured window (when the schedule stopped; `duration_s` after the start),
+    /// likewise. After a merge, the latest end.
+    #[serde(default)]
+    pub end_utc: Option<String>,
+    /// The batches of the 95% interval of the mean latency, by completion time from the start
+    /// of the window (see [`crate::batches`]), so that merges can recompute the interval.
+    /// `null` after merging results of older versions, absent in them.
+    #[serde(default)]
+    pub batches: Option<crate::batches::Batches>,
 }
 
 /// Most distinct `Server-Timing` metric names a run keeps (the rest are counted as dropped).
@@ -353,7 +368,7 @@ impl AddAssign for StatusCounts {
 }
 
 /// A latency distribution in microseconds, with a 95% confidence interval of the mean by batch
-/// means over the intervals (`null` with fewer than two non-empty intervals).
+/// means (see [`crate::batches`]; `null` with fewer than ten non-empty batches).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Latency {
@@ -375,9 +390,9 @@ pub struct Latency {
     pub p999: f64,
     /// Maximum.
     pub max: f64,
-    /// Lower bound of the 95% CI of the mean.
+    /// Lower bound of the 95% CI of the mean (never below `min`, so never negative).
     pub ci95_low: Option<f64>,
-    /// Upper bound of the 95% CI of the mean.
+    /// Upper bound of the 95% CI of the mean (never above `max`).
     pub ci95_high: Option<f64>,
 }
 
@@ -576,6 +591,11 @@ pub struct Interval {
 }
 
 /// The batch-means interval of the mean latency over `intervals` (`uncorrected`: from the write).
+///
+/// A run's own interval comes from batches whose length adapts to the run ([`crate::batches`]);
+/// this one, over the time series, is the lab's (which sizes the intervals to its runs) and what
+/// `qload merge` falls back on for results without batches (with at least
+/// [`MIN_BATCHES`](crate::batches::MIN_BATCHES) of them, [`crate::batches::interval_ci`]).
 ///
 /// Each interval is a batch, except that an interval shorter than half the longest one (the
 /// stub after the schedule ends, which holds the last answers of the run) is added to the batch

@@ -268,8 +268,19 @@ fn merge_adds_up_split_results() {
             };
             assert_eq!(got, want, "quantile {q}");
         }
-        assert!((m.target_rate.expect("open loop") - 800.0).abs() < 1e-9);
-        assert!((m.achieved_rate - parts[0].achieved_rate - parts[1].achieved_rate).abs() < 1e-6);
+        // The parts ran one after the other: the rates are over the union of their windows,
+        // the sum of their durations (to the microseconds of the UTC times), so they average.
+        let d: f64 = parts.iter().map(|p| p.duration_s).sum();
+        assert!((m.duration_s - d).abs() < 1e-5, "{} vs {d}", m.duration_s);
+        let offered = 400.0 * (parts[0].duration_s + parts[1].duration_s);
+        assert!((m.target_rate.expect("open loop") - offered / m.duration_s).abs() < 1e-9);
+        let sent = parts[0].requests.sent_in_window + parts[1].requests.sent_in_window;
+        assert!((m.achieved_rate - sent as f64 / m.duration_s).abs() < 1e-9);
+        assert!(
+            m.warnings.iter().any(|w| w.contains("do not overlap")),
+            "{:?}",
+            m.warnings
+        );
     }
 
     let o = qload(&[

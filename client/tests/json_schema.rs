@@ -145,8 +145,8 @@ fn design_key<'a>(v: &'a Value, path: &str, kind: Kind) -> &'a Value {
 #[test]
 fn the_design_keys_are_present() {
     let server = TestServer::start(Behavior::Length);
-    // 200 requests at 400/s: 0.5 s, five intervals of 100 ms, so the batch-means interval
-    // (two non-empty intervals needed) and the arrival statistics exist; --mu 1000 gives theory.
+    // 200 requests at 400/s: 0.5 s, 16 to 32 batches, so the batch-means interval (ten
+    // non-empty batches needed) and the arrival statistics exist; --mu 1000 gives theory.
     let json = serde_json::to_value(open_run(server.addr(), 200)).expect("serializes");
     use Kind::{Count, Number, Object, Text};
     for (key, kind) in [

@@ -12,8 +12,12 @@
 //! histogram and an exact sum, the server's total Σdur and the path (latency − Σdur) likewise,
 //! and per interval the path's sum and histogram and the server's sum.
 //!
-//! Nothing here allocates per request: the histograms have fixed bounds and the gap sample is
-//! preallocated at its cap (a reservoir sample beyond it). The `Server-Timing` table allocates
+//! The batches of the interval of the mean latency ([`BatchAcc`], see [`crate::batches`]) are
+//! kept apart from the intervals: sums and counts by completion time in a fixed array of slots
+//! whose length adapts to the run.
+//!
+//! Nothing here allocates per request: the histograms have fixed bounds, the batches are a fixed
+//! array and the gap sample is preallocated at its cap (a reservoir sample beyond it). The `Server-Timing` table allocates
 //! when a metric name is first seen (its name and histogram), at most
 //! [`MAX_TIMING_NAMES`] times a run, and the server's and the path's histograms when the first
 //! answer carries a duration.
@@ -23,6 +27,7 @@ use queuelab_common::stats::{HIST_MAX_NS, new_histogram, record_ns};
 use rand::Rng as _;
 
 use super::{Pending, Plan, SourcePlan};
+use crate::batches::BatchAcc;
 use crate::counts::Counts;
 use crate::result::{ErrorKind, MAX_TIMING_NAMES, ServerTimingCounts};
 use crate::timing::ServerTiming;
@@ -140,6 +145,8 @@ pub(crate) struct ThreadResult {
     pub issue_end_ns: u64,
     /// Its answers' `Server-Timing` durations.
     pub timing: Timing,
+    /// The batches of the interval of the mean latency, from the start of the measurement.
+    pub batches: BatchAcc,
 }
 
 /// Durations in nanoseconds: a histogram and their exact sum.
@@ -267,14 +274,27 @@ pub(super) struct Account {
     gaps: Gaps,
     peak_open: u64,
     issue_end_ns: u64,
+    /// Start of the measurement: the origin of the batches.
+    measure_start_ns: u64,
+    /// Completion times are held at this instant (the planned end of the schedule, or where it
+    /// stopped), so that the answers draining after it count in the last batch.
+    batch_time_cap: u64,
+    batches: BatchAcc,
     /// The configured rate of the thread in open loop (normalizes the gaps).
     open_rate: Option<f64>,
     timing: Timing,
 }
 
 impl Account {
-    /// The accounting of the worker of `plan`, whose schedule starts at `start_ns`.
-    pub fn new(plan: &Plan, start_ns: u64) -> Self {
+    /// The accounting of the worker of `plan`, whose schedule starts at `start_ns`, whose
+    /// measurement starts at `measure_start_ns` and whose schedule ends at `issue_end_ns` (if
+    /// bounded by a duration).
+    pub fn new(
+        plan: &Plan,
+        start_ns: u64,
+        measure_start_ns: u64,
+        issue_end_ns: Option<u64>,
+    ) -> Self {
         Self {
             totals: Counts::default(),
             iv: IntervalStats::with_hists(IntervalHists::new()),
@@ -294,6 +314,9 @@ impl Account {
             },
             peak_open: 0,
             issue_end_ns: start_ns,
+            measure_start_ns,
+            batch_time_cap: issue_end_ns.unwrap_or(u64::MAX),
+            batches: BatchAcc::new(),
             open_rate: match plan.source {
                 SourcePlan::Open { rate, .. } => Some(rate),
                 SourcePlan::Users { .. } => None,
@@ -372,6 +395,10 @@ impl Account {
         self.iv.latency_sum_ns += latency as f64;
         self.iv.uncorrected_sum_ns += uncorrected as f64;
         record_ns(&mut self.iv.hists.latency, latency);
+        let t = now
+            .min(self.batch_time_cap)
+            .saturating_sub(self.measure_start_ns);
+        self.batches.record(t, latency, uncorrected);
         if let Some(t) = timing {
             self.timing.record(t, latency, &mut self.iv);
         }
@@ -387,6 +414,7 @@ impl Account {
     /// The schedule stopped at `at` (not before `measure_start_ns`).
     pub fn issue_end(&mut self, at: u64) {
         self.issue_end_ns = at;
+        self.batch_time_cap = self.batch_time_cap.min(at);
     }
 
     /// The current interval, for its report; its counts join the totals, and the next one
@@ -420,6 +448,7 @@ impl Account {
             gap_count: self.gaps.count,
             issue_end_ns: self.issue_end_ns,
             timing: self.timing,
+            batches: self.batches,
         }
     }
 }
@@ -458,7 +487,7 @@ mod tests {
             rate: 1000.0,
             arrival: ArrivalKind::Constant,
         };
-        let mut a = Account::new(&plan(open, 16), 5);
+        let mut a = Account::new(&plan(open, 16), 5, 5, None);
         // Warmup: only the send of an unmeasured request is counted.
         let w = req(10, false);
         a.issued(&w);
@@ -538,7 +567,7 @@ mod tests {
             rate: 1000.0,
             arrival: ArrivalKind::Constant,
         };
-        let mut a = Account::new(&plan(open, 4), 0);
+        let mut a = Account::new(&plan(open, 4), 0, 0, None);
         let names_cap = a.timing.names.capacity();
         // Latency 2 ms from the intended time (1.5 ms from the write): Σdur = 1.602 ms, path
         // 398 µs (from the intended time, not the write).
@@ -605,12 +634,47 @@ mod tests {
     }
 
     #[test]
+    fn batches_go_by_completion_time_and_the_drain_counts_at_the_end() {
+        let open = SourcePlan::Open {
+            rate: 1000.0,
+            arrival: ArrivalKind::Constant,
+        };
+        // The measurement starts at 1 ms (batches of 1 ms from there), planned to end at 9 ms.
+        let mut r = req(1_000_000, true);
+        r.write_ns = 1_100_000;
+        let account = || {
+            let mut a = Account::new(&plan(open, 4), 0, 1_000_000, Some(9_000_000));
+            a.completed(&r, 200, 1_500_000, None);
+            a.completed(&r, 200, 3_200_000, None);
+            a.completed(&req(0, false), 200, 3_300_000, None);
+            a
+        };
+        // An answer after the planned end counts at the end: 8 ms in, slot 8.
+        let mut a = account();
+        a.completed(&r, 200, 9_500_000, None);
+        let b = a.finish().batches;
+        assert_eq!(b.used(), 9);
+        assert_eq!(b.slot(8), Some((8_500_000, 8_400_000, 1)));
+        // The schedule stops early, at 4 ms: an answer at 60 ms counts at 3 ms in, slot 3.
+        let mut a = account();
+        a.issue_end(4_000_000);
+        a.completed(&r, 503, 60_000_000, None);
+        let b = a.finish().batches;
+        assert_eq!(b.length_ns(), 1_000_000);
+        assert_eq!(b.used(), 4);
+        assert_eq!(b.slot(0), Some((500_000, 400_000, 1)));
+        assert_eq!(b.slot(1), Some((0, 0, 0)));
+        assert_eq!(b.slot(2), Some((2_200_000, 2_100_000, 1)));
+        assert_eq!(b.slot(3), Some((59_000_000, 58_900_000, 1)));
+    }
+
+    #[test]
     fn the_gap_sample_stays_within_its_cap_and_users_normalize_by_the_mean_gap() {
         let users = SourcePlan::Users {
             users: 1,
             think_s: 0.0,
         };
-        let mut a = Account::new(&plan(users, 4), 0);
+        let mut a = Account::new(&plan(users, 4), 0, 0, None);
         let cap = a.gaps.sample.capacity();
         // Gaps of 1, 2, 3, ... µs; the mean of 100 gaps is 50.5 µs.
         let mut t = 1_000;
