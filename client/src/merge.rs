@@ -23,6 +23,9 @@
 //!   completions (exact when every answer of the interval carried the header, as qserve's do);
 //!   the interval path median becomes `null` like the latency one. The workers of one run are
 //!   merged the same way.
+//! - Phases (connect, TLS handshake): the histograms are added and the means weighted by their
+//!   counts, as for `Server-Timing`; the TLS error counts add up like the other errors, and the
+//!   first TLS error's text is the first part's that has one.
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::path::PathBuf;
@@ -34,8 +37,8 @@ use queuelab_common::stats::{histogram_from_string, histogram_to_string, new_his
 use crate::cli::CliError;
 use crate::counts::Counts;
 use crate::result::{
-    self, Arrivals, DurationSummary, Interval, Latency, MAX_TIMING_NAMES, RunResult, SendLag,
-    ServerTimingCounts, StatusCounts,
+    self, Arrivals, DurationSummary, Interval, Latency, MAX_TIMING_NAMES, Phases, RunResult,
+    SendLag, ServerTimingCounts, StatusCounts,
 };
 
 /// Why results cannot be merged.
@@ -225,6 +228,53 @@ impl TimingAcc {
     }
 }
 
+/// The phases of opening connections of several workers or parts, merged exactly (see the
+/// module docs).
+#[derive(Debug, Default)]
+pub(crate) struct PhasesAcc {
+    connect: Option<Summed>,
+    tls: Option<Summed>,
+}
+
+impl PhasesAcc {
+    /// Adds the totals of one worker of a run.
+    pub(crate) fn add_thread(&mut self, p: &crate::engine::PhaseDurations) {
+        for (slot, d) in [(&mut self.connect, &p.connect), (&mut self.tls, &p.tls)] {
+            if let Some(d) = d {
+                add_summed(slot, &d.hist, d.sum_ns as f64);
+            }
+        }
+    }
+
+    /// Adds the phases of part `i` of a merge.
+    fn add_part(&mut self, i: usize, p: &Phases) -> Result<(), MergeError> {
+        let parts = [
+            (
+                &mut self.connect,
+                &p.connect_us,
+                "phases.connect_us histogram",
+            ),
+            (&mut self.tls, &p.tls_us, "phases.tls_us histogram"),
+        ];
+        for (slot, d, what) in parts {
+            if let Some(d) = d {
+                let h = decode(i, what, &d.histogram)?;
+                // The sum back from the mean: weighting the means by their counts.
+                add_summed(slot, &h, d.mean * 1e3 * d.count as f64);
+            }
+        }
+        Ok(())
+    }
+
+    /// The phases of the result.
+    pub(crate) fn finish(&self) -> Phases {
+        Phases {
+            connect_us: self.connect.as_ref().map(summary),
+            tls_us: self.tls.as_ref().map(summary),
+        }
+    }
+}
+
 /// Merges results (see the module docs). One part gives that part back (recomputed).
 pub fn merge(parts: &[RunResult]) -> Result<RunResult, MergeError> {
     let first = parts.first().ok_or(MergeError::Empty)?;
@@ -240,6 +290,8 @@ pub fn merge(parts: &[RunResult]) -> Result<RunResult, MergeError> {
     let (mut duration_s, mut elapsed_s) = (0.0f64, 0.0f64);
     let mut n_parts = 0;
     let mut timing = TimingAcc::default();
+    let mut phases = PhasesAcc::default();
+    let mut tls_first_error = None;
     let mut config = first.config.clone();
     config.threads = 0;
     config.users = None;
@@ -261,6 +313,10 @@ pub fn merge(parts: &[RunResult]) -> Result<RunResult, MergeError> {
             &decode(i, "histogram_send_lag", &p.histogram_send_lag)?,
         );
         timing.add_part(i, p)?;
+        phases.add_part(i, &p.phases)?;
+        if tls_first_error.is_none() {
+            tls_first_error.clone_from(&p.requests.tls_first_error);
+        }
         counts += Counts::of(p);
         peak += p.connections.peak;
         cap += p.connections.cap;
@@ -305,7 +361,8 @@ pub fn merge(parts: &[RunResult]) -> Result<RunResult, MergeError> {
             ));
         }
     }
-    let requests = counts.requests();
+    let mut requests = counts.requests();
+    requests.tls_first_error = tls_first_error;
     let connections = counts.connections(peak, cap);
 
     let intervals = merge_intervals(parts);
@@ -344,6 +401,7 @@ pub fn merge(parts: &[RunResult]) -> Result<RunResult, MergeError> {
         path_us: None,
         server_us: None,
         server_timing_headers: Default::default(),
+        phases: phases.finish(),
     };
     timing.finish_into(&mut merged);
     Ok(merged)
@@ -556,6 +614,7 @@ pub(crate) mod tests {
             path_us: None,
             server_us: None,
             server_timing_headers: Default::default(),
+            phases: Default::default(),
         }
     }
 
