@@ -820,6 +820,74 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn phases_and_tls_errors_merge_exactly() {
+        // Connect and handshake durations of two parts: the merged phases are those of the union.
+        let phases_of = |connect: &[u64], tls: &[u64]| {
+            let summed = |v: &[u64]| {
+                let mut acc = None;
+                for &ns in v {
+                    add_summed(&mut acc, &hist_of(ns), ns as f64);
+                }
+                acc
+            };
+            PhasesAcc {
+                connect: summed(connect),
+                tls: summed(tls),
+            }
+            .finish()
+        };
+        let connect: Vec<u64> = (1..=500u64).map(|i| 20_000 + i * i * 13 % 90_000).collect();
+        let tls: Vec<u64> = (1..=300u64).map(|i| 900_000 + i * 7919 % 400_000).collect();
+        let whole = phases_of(&connect, &tls);
+        let mut a = sample_result();
+        a.phases = phases_of(&connect[..200], &tls[..100]);
+        a.requests.errors_by_kind.tls = 3;
+        a.requests.tls_errors.certificate = 3;
+        let mut b = sample_result();
+        b.phases = phases_of(&connect[200..], &tls[100..]);
+        b.requests.errors_by_kind.tls = 2;
+        b.requests.tls_errors.alert = 2;
+        b.requests.tls_first_error = Some("received fatal alert: HandshakeFailure".into());
+        let m = merge(&[a, b]).expect("merge");
+        for (got, want) in [
+            (&m.phases.connect_us, &whole.connect_us),
+            (&m.phases.tls_us, &whole.tls_us),
+        ] {
+            let (got, want) = (got.as_ref().expect("merged"), want.as_ref().expect("whole"));
+            assert_eq!(
+                histogram_from_string(&got.histogram).expect("decodes"),
+                histogram_from_string(&want.histogram).expect("decodes")
+            );
+            assert_eq!(
+                (got.count, got.p50, got.p99, got.max),
+                (want.count, want.p50, want.p99, want.max)
+            );
+            // Means recombined from mean × count: equal to rounding (values below 1.3e6 ns).
+            assert!(
+                (got.mean - want.mean).abs() <= 1e-9 * want.mean,
+                "{got:?} {want:?}"
+            );
+        }
+        assert_eq!(m.requests.errors_by_kind.tls, 5);
+        assert_eq!(
+            (
+                m.requests.tls_errors.certificate,
+                m.requests.tls_errors.alert
+            ),
+            (3, 2)
+        );
+        assert_eq!(m.requests.errors, 5);
+        // The first part with a text gives it.
+        assert_eq!(
+            m.requests.tls_first_error.as_deref(),
+            Some("received fatal alert: HandshakeFailure")
+        );
+        // Plain results of older versions have no phases: none merged.
+        let m = merge(&[sample_result(), sample_result()]).expect("merge");
+        assert_eq!(m.phases, Phases::default());
+    }
+
+    #[test]
     fn single_part_round_trips() {
         let r = result_from(&[1000, 2000, 3000]);
         let m = merge(std::slice::from_ref(&r)).expect("merge");

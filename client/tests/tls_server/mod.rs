@@ -135,6 +135,8 @@ pub enum Behavior {
     Silent,
     /// Reads the ClientHello, then closes.
     CloseAfterHello,
+    /// No TLS: answers as `Serve` does over plain TCP.
+    Plain,
 }
 
 /// A running server; stopped when dropped.
@@ -235,6 +237,7 @@ fn connection(sock: TcpStream, behavior: Behavior, stop: &AtomicBool, requests: 
     let deadline = Instant::now() + CONN_LIFE;
     let config = match &behavior {
         Behavior::Silent => return hold(sock, stop, deadline),
+        Behavior::Plain => return serve_plain(sock, stop, requests, deadline),
         Behavior::CloseAfterHello => {
             let mut sock = sock;
             let mut buf = [0u8; 64];
@@ -288,7 +291,7 @@ fn connection(sock: TcpStream, behavior: Behavior, stop: &AtomicBool, requests: 
                     let _ = tls.sock.write_all(b"garbage outside any record\r\n\r\n");
                     return hold(tls.sock, stop, deadline);
                 }
-                Behavior::Silent | Behavior::CloseAfterHello => false,
+                Behavior::Silent | Behavior::CloseAfterHello | Behavior::Plain => false,
             };
             if !ok {
                 return;
@@ -298,6 +301,32 @@ fn connection(sock: TcpStream, behavior: Behavior, stop: &AtomicBool, requests: 
             return;
         }
         match tls.read(&mut buf[len..]) {
+            Ok(0) => return,
+            Ok(n) => len += n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// `Behavior::Plain`: answers every request with `GOOD` over plain TCP, keep-alive.
+fn serve_plain(mut s: TcpStream, stop: &AtomicBool, requests: &AtomicUsize, deadline: Instant) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut len = 0;
+    while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+        while let Some(end) = request_end(&buf[..len]) {
+            buf.copy_within(end..len, 0);
+            len -= end;
+            requests.fetch_add(1, Ordering::SeqCst);
+            if s.write_all(GOOD).is_err() {
+                return;
+            }
+        }
+        if len == buf.len() {
+            return;
+        }
+        match s.read(&mut buf[len..]) {
             Ok(0) => return,
             Ok(n) => len += n,
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
