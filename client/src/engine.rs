@@ -62,8 +62,14 @@
 //! this process's memory, plus the kernel's socket, and about 800 more once its answers carry
 //! `Server-Timing` (the parser's fixed-size table, allocated then and reused).
 //!
+//! A TLS connection (an https target) reads into an incoming buffer of its own instead, which
+//! holds one whole record until rustls has decrypted it, and encrypts its requests into an
+//! outgoing one; both are allocated when it opens (see [`tls`]), and the plaintext goes to the
+//! same parser.
+//!
 //! No allocation per request: the backlog, heap, idle links and gap sample are preallocated or
-//! grow only with the number of connection slots. System calls in steady state: one `write`, one
+//! grow only with the number of connection slots (rustls allocates two per request on a TLS
+//! connection, inside its record layer; docs/qload.md says which). System calls in steady state: one `write`, one
 //! `read` (a short read means the socket is drained, so no second read to see `EAGAIN`), and
 //! `epoll_wait` amortized over the events it returns; interest is registered once per connection.
 //!
