@@ -18,6 +18,7 @@ use queuelab_common::units::{parse_count, parse_duration, parse_rate};
 use crate::config::{self, Config, Mode, Target};
 use crate::http::parse_header;
 use crate::result::RunResult;
+use crate::tls::Verify;
 
 /// Default number of connections of `--max`.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 32;
@@ -79,7 +80,7 @@ pub fn print_stdout(s: &str) -> Result<(), CliError> {
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Load")]
 pub struct RunArgs {
-    /// Target URL: http://HOST:PORT/PATH?QUERY (port, path and query optional; no https).
+    /// Target URL: http://HOST:PORT/PATH?QUERY or https://… (port, path and query optional).
     #[arg(value_name = "URL", required = true)]
     pub url: Option<String>,
 
@@ -153,8 +154,9 @@ pub struct RunArgs {
 
     /// Per-request timeout from the write (or from the start of the connect), default 10s.
     ///
-    /// The run ends at most one timeout after the schedule ends; requests still in flight then are
-    /// counted as "unfinished".
+    /// A new connection's connect and TLS handshake (https) share one timeout from the start of
+    /// the connect. The run ends at most one timeout after the schedule ends; requests still in
+    /// flight then are counted as "unfinished".
     #[arg(long, value_name = "DUR", value_parser = parse_duration, help_heading = "Engine")]
     pub timeout: Option<Duration>,
 
@@ -221,6 +223,28 @@ pub struct RunArgs {
     /// Request body (sent with Content-Length); @FILE reads it from FILE.
     #[arg(long, value_name = "BODY", help_heading = "Request")]
     pub body: Option<String>,
+
+    /// Trust the CA certificates of this PEM file instead of the system's roots (https only).
+    ///
+    /// Every CERTIFICATE block of FILE is a root; the server's certificate must chain to one of
+    /// them and name the URL's host (a DNS name, or an IP literal among its IP addresses).
+    /// Without --cacert and --insecure the system's roots are used (SSL_CERT_FILE and
+    /// SSL_CERT_DIR point elsewhere); a run without any is refused.
+    #[arg(
+        long,
+        value_name = "FILE",
+        help_heading = "TLS",
+        conflicts_with = "insecure"
+    )]
+    pub cacert: Option<PathBuf>,
+
+    /// Do not verify the server's certificate (https only): the result warns of it.
+    ///
+    /// Any certificate is taken, for any name, expired or not; the handshake's signatures are
+    /// still checked (the server must hold the key of the certificate it shows). Meant for test
+    /// servers with self-signed certificates; the measurement is the same.
+    #[arg(long, help_heading = "TLS")]
+    pub insecure: bool,
 
     /// The queue behind the URL; with --mu its theory is printed beside the measurement.
     #[command(flatten, next_help_heading = "Theory (with --mu)")]
@@ -320,7 +344,12 @@ impl RunArgs {
             }),
             None => None,
         };
-        let target = Target::new(&url, &self.method, &headers, body.as_deref())
+        let verify = match (self.cacert, self.insecure) {
+            (Some(file), _) => Some(Verify::CaFile(file)),
+            (None, true) => Some(Verify::Insecure),
+            (None, false) => None,
+        };
+        let target = Target::with_verify(&url, &self.method, &headers, body.as_deref(), verify)
             .map_err(|e| usage(e.to_string()))?;
         let mode = if self.max {
             let c = match self.connections {

@@ -11,6 +11,7 @@ use queuelab_common::model::Model;
 use queuelab_common::samplers::ArrivalKind;
 
 use crate::http::{RequestError, render_request};
+use crate::tls::{TlsError, TlsSetup, Verify};
 use crate::url::{HttpUrl, UrlError};
 
 /// How requests are generated.
@@ -64,6 +65,9 @@ pub struct Target {
     pub head_request: bool,
     /// The method (for reports).
     pub method: String,
+    /// For an https URL, the TLS setup every connection shares (made once, when the target is
+    /// built); `None` for plain http.
+    pub tls: Option<TlsSetup>,
 }
 
 /// Why a target or a configuration is not usable.
@@ -75,6 +79,9 @@ pub enum ConfigError {
     /// The request cannot be rendered.
     #[error(transparent)]
     Request(#[from] RequestError),
+    /// The TLS setup cannot be made (no roots, a bad `--cacert` file, …).
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// A value or a combination of values is out of range.
     #[error("{0}")]
     Invalid(String),
@@ -82,13 +89,39 @@ pub enum ConfigError {
 
 impl Target {
     /// Parses and resolves `url` and renders the request (`headers` as `(name, value)` pairs).
+    /// An https URL trusts the system's roots (see [`Target::with_verify`]).
     pub fn new(
         url: &str,
         method: &str,
         headers: &[(String, String)],
         body: Option<&[u8]>,
     ) -> Result<Self, ConfigError> {
+        Self::with_verify(url, method, headers, body, None)
+    }
+
+    /// Like [`Target::new`], and an https URL's server is verified as `verify` says (`None`: the
+    /// system's roots), the roots loaded now. `verify` on an http URL is an error: there is
+    /// nothing to verify.
+    pub fn with_verify(
+        url: &str,
+        method: &str,
+        headers: &[(String, String)],
+        body: Option<&[u8]>,
+        verify: Option<Verify>,
+    ) -> Result<Self, ConfigError> {
         let parsed = HttpUrl::parse(url)?;
+        let tls = match (parsed.tls, verify) {
+            (true, verify) => Some(TlsSetup::new(
+                &parsed.host,
+                verify.unwrap_or(Verify::System),
+            )?),
+            (false, None) => None,
+            (false, Some(_)) => {
+                return Err(ConfigError::Invalid(format!(
+                    "{url}: --cacert and --insecure apply to https:// URLs only"
+                )));
+            }
+        };
         let addr = parsed.resolve()?;
         let request = render_request(method, &parsed.path, &parsed.host_header(), headers, body)?;
         Ok(Self {
@@ -97,6 +130,27 @@ impl Target {
             request,
             head_request: method.eq_ignore_ascii_case("HEAD"),
             method: method.to_owned(),
+            tls,
+        })
+    }
+
+    /// `GET /` over TLS to `addr`, whose certificate is checked against `name` (a DNS name or an
+    /// IP literal, also the SNI and the `Host` header) as `verify` says (convenient in tests).
+    pub fn https(addr: SocketAddr, name: &str, verify: Verify) -> Result<Self, ConfigError> {
+        let tls = TlsSetup::new(name, verify)?;
+        let host = if name.contains(':') {
+            format!("[{name}]:{}", addr.port())
+        } else {
+            format!("{name}:{}", addr.port())
+        };
+        let request = render_request("GET", "/", &host, &[], None)?;
+        Ok(Self {
+            url: format!("https://{host}/"),
+            addr,
+            request,
+            head_request: false,
+            method: "GET".to_owned(),
+            tls: Some(tls),
         })
     }
 
@@ -112,6 +166,7 @@ impl Target {
             request,
             head_request: false,
             method: "GET".to_owned(),
+            tls: None,
         }
     }
 }

@@ -12,7 +12,9 @@
 //! [`Counts::of`] and [`Counts::requests`] convert, here and nowhere else.
 use std::ops::AddAssign;
 
-use crate::result::{Connections, ErrorsByKind, Requests, RunResult, StatusCounts};
+use crate::result::{
+    Connections, ErrorKind, ErrorsByKind, Requests, RunResult, StatusCounts, TlsErrors,
+};
 
 /// Event counts of an interval, a thread, a run or several merged runs (see the module docs).
 ///
@@ -35,6 +37,8 @@ pub struct Counts {
     pub retries: u64,
     /// Failed measured requests by kind.
     pub errors: ErrorsByKind,
+    /// The `tls` ones among them by what went wrong.
+    pub tls: TlsErrors,
     /// Completed measured requests by status class.
     pub status: StatusCounts,
     /// Connections opened (connect attempts that got a socket, reconnects included).
@@ -53,6 +57,7 @@ impl AddAssign for Counts {
             backlog_waits,
             retries,
             errors,
+            tls,
             status,
             opened,
         } = o;
@@ -64,12 +69,21 @@ impl AddAssign for Counts {
         self.backlog_waits += backlog_waits;
         self.retries += retries;
         self.errors += errors;
+        self.tls += tls;
         self.status += status;
         self.opened += opened;
     }
 }
 
 impl Counts {
+    /// Counts one failed request of `kind` (and, for a `tls` one, what went wrong).
+    pub fn failed(&mut self, kind: ErrorKind) {
+        self.errors.add(kind, 1);
+        if let ErrorKind::Tls(what) = kind {
+            self.tls.add(what, 1);
+        }
+    }
+
     /// The counts of a result (its `requests` and `connections.opened`).
     pub fn of(r: &RunResult) -> Self {
         let q = &r.requests;
@@ -82,12 +96,14 @@ impl Counts {
             backlog_waits: q.backlog_waits,
             retries: q.retries,
             errors: q.errors_by_kind,
+            tls: q.tls_errors,
             status: q.status,
             opened: r.connections.opened,
         }
     }
 
-    /// The `requests` object of a result; `errors` is the sum over the kinds.
+    /// The `requests` object of a result; `errors` is the sum over the kinds (and
+    /// `tls_first_error` is left `None`: it is no count).
     pub fn requests(&self) -> Requests {
         Requests {
             issued: self.issued,
@@ -100,6 +116,8 @@ impl Counts {
             backlog_waits: self.backlog_waits,
             retries: self.retries,
             warmup: self.warmup,
+            tls_errors: self.tls,
+            tls_first_error: None,
         }
     }
 
@@ -116,7 +134,7 @@ impl Counts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::result::ErrorKind;
+    use crate::result::TlsErrorKind;
 
     /// Counts with every field distinct and non-zero, derived from `base`.
     fn sample(base: u64) -> Counts {
@@ -136,6 +154,21 @@ mod tests {
         {
             errors.add(kind, base * 100 + i as u64 + 1);
         }
+        let mut tls = TlsErrors::default();
+        for (i, what) in [
+            TlsErrorKind::Certificate,
+            TlsErrorKind::Alert,
+            TlsErrorKind::HandshakeTimeout,
+            TlsErrorKind::NotTls,
+            TlsErrorKind::Closed,
+            TlsErrorKind::Other,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            errors.add(ErrorKind::Tls(what), base * 10 + i as u64 + 1);
+            tls.add(what, base * 10 + i as u64 + 1);
+        }
         let mut status = StatusCounts::default();
         for (code, n) in [(200, 3), (302, 1), (404, 2), (500, 1), (503, 4), (99, 1)] {
             for _ in 0..n * base {
@@ -151,6 +184,7 @@ mod tests {
             backlog_waits: base * 1000 + 6,
             retries: base * 1000 + 7,
             errors,
+            tls,
             status,
             opened: base * 1000 + 8,
         }
@@ -180,7 +214,19 @@ mod tests {
         assert_eq!(e.closed, ea.closed + eb.closed);
         assert_eq!(e.backlog, ea.backlog + eb.backlog);
         assert_eq!(e.unfinished, ea.unfinished + eb.unfinished);
+        assert_eq!(e.tls, ea.tls + eb.tls);
         assert_eq!(e.total(), ea.total() + eb.total());
+        let (t, ta, tb) = (sum.tls, a.tls, b.tls);
+        assert_eq!(t.certificate, ta.certificate + tb.certificate);
+        assert_eq!(t.alert, ta.alert + tb.alert);
+        assert_eq!(
+            t.handshake_timeout,
+            ta.handshake_timeout + tb.handshake_timeout
+        );
+        assert_eq!(t.not_tls, ta.not_tls + tb.not_tls);
+        assert_eq!(t.closed, ta.closed + tb.closed);
+        assert_eq!(t.other, ta.other + tb.other);
+        assert_eq!(t.total(), e.tls, "the breakdown adds up to the tls errors");
         let (s, sa, sb) = (sum.status, a.status, b.status);
         assert_eq!(s.s2xx, sa.s2xx + sb.s2xx);
         assert_eq!(s.s3xx, sa.s3xx + sb.s3xx);
@@ -220,6 +266,7 @@ mod tests {
         r.connections = c.connections(17, 40);
         assert_eq!(r.requests.errors, c.errors.total());
         assert_eq!(r.requests.errors_by_kind, c.errors);
+        assert_eq!(r.requests.tls_errors, c.tls);
         assert_eq!(r.connections.opened, c.opened);
         assert_eq!((r.connections.peak, r.connections.cap), (17, 40));
         assert_eq!(Counts::of(&r), c);

@@ -63,8 +63,14 @@
 //! this process's memory, plus the kernel's socket, and about 800 more once its answers carry
 //! `Server-Timing` (the parser's fixed-size table, allocated then and reused).
 //!
+//! A TLS connection (an https target) reads into an incoming buffer of its own instead, which
+//! holds one whole record until rustls has decrypted it, and encrypts its requests into an
+//! outgoing one; both are allocated when it opens (see [`tls`]), and the plaintext goes to the
+//! same parser.
+//!
 //! No allocation per request: the backlog, heap, idle links and gap sample are preallocated or
-//! grow only with the number of connection slots. System calls in steady state: one `write`, one
+//! grow only with the number of connection slots (rustls allocates two per request on a TLS
+//! connection, inside its record layer; docs/qload.md says which). System calls in steady state: one `write`, one
 //! `read` (a short read means the socket is drained, so no second read to see `EAGAIN`), and
 //! `epoll_wait` amortized over the events it returns; interest is registered once per connection.
 //!
@@ -77,6 +83,7 @@
 mod account;
 mod pool;
 mod schedule;
+mod tls;
 
 use std::collections::VecDeque;
 use std::io;
@@ -90,14 +97,15 @@ use mio::event::Event;
 use mio::{Events, Interest, Poll, Token};
 use queuelab_common::samplers::{ArrivalKind, rng};
 
-use crate::result::ErrorKind;
+use crate::result::{ErrorKind, TlsErrorKind};
+use crate::tls::TlsSetup;
 use queuelab_os::clock::{Clock, now_ns};
 use queuelab_os::timer::Timer;
 use queuelab_os::wait::Wait;
 
 use account::Account;
-pub(crate) use account::{IntervalHists, IntervalStats, ThreadResult, Timing};
-use pool::{Connected, Pool, Read, Start, State, Write};
+pub(crate) use account::{IntervalHists, IntervalStats, PhaseDurations, ThreadResult, Timing};
+use pool::{Connected, Handshake, Pool, Read, Start, State, Write};
 use schedule::{NO_USER, Source};
 
 /// Token of the timerfd (slab keys never get this large).
@@ -109,6 +117,8 @@ const ISSUE_BUDGET: usize = 256;
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub addr: SocketAddr,
+    /// The TLS setup of an https target (shared by every worker's connections).
+    pub tls: Option<TlsSetup>,
     pub request: Box<[u8]>,
     pub head_request: bool,
     /// When every worker starts (absolute ns).
@@ -247,7 +257,7 @@ impl Worker {
             poll,
             timer,
             source,
-            pool: Pool::new(cap),
+            pool: Pool::new(cap, shared.tls.clone()),
             account: Account::new(
                 &plan,
                 shared.start_ns,
@@ -330,7 +340,9 @@ impl Worker {
         }
         let end = now_ns();
         self.flush_last_interval(end);
-        Ok(self.account.finish())
+        let mut result = self.account.finish();
+        result.tls_first_error = self.pool.take_tls_error();
+        Ok(result)
     }
 
     /// Sleeps until the next thing to do: the timerfd while far, a zero-timeout poll when close.
@@ -403,7 +415,18 @@ impl Worker {
                     self.on_readable(key, to_eof);
                 }
             }
+            State::Handshaking => {
+                if readable || ev.is_writable() || ev.is_write_closed() {
+                    self.on_handshake(key);
+                }
+            }
             State::Reading | State::Idle => {
+                if ev.is_writable() && self.pool.has_pending_out(key) {
+                    if let Err(kind) = self.pool.flush_pending(key) {
+                        self.fail_conn(key, kind, now_ns());
+                        return;
+                    }
+                }
                 if readable {
                     self.on_readable(key, to_eof);
                 }
@@ -420,10 +443,15 @@ impl Worker {
         self.pool.expired_into(now, &mut self.scratch);
         for i in 0..self.scratch.len() {
             let key = self.scratch[i];
-            let kind = if self.pool.state(key) == Some(State::Connecting) {
-                ErrorKind::Connect
-            } else {
-                ErrorKind::Timeout
+            let kind = match self.pool.state(key) {
+                Some(State::Connecting) => ErrorKind::Connect,
+                // The handshake shares the connect's timeout.
+                Some(State::Handshaking) => {
+                    self.pool
+                        .note_tls_error("no end of the TLS handshake within the timeout");
+                    ErrorKind::Tls(TlsErrorKind::HandshakeTimeout)
+                }
+                _ => ErrorKind::Timeout,
             };
             self.fail_conn(key, kind, now);
         }
@@ -542,11 +570,11 @@ impl Worker {
     fn connect(&mut self, p: Pending) {
         let now = now_ns();
         let deadline = now.saturating_add(self.shared.timeout_ns);
-        if !self
-            .pool
-            .connect(self.shared.addr, self.poll.registry(), p, deadline)
+        if let Err(kind) =
+            self.pool
+                .connect(self.shared.addr, self.poll.registry(), p, now, deadline)
         {
-            self.fail(p, ErrorKind::Connect, now);
+            self.fail(p, kind, now);
             return;
         }
         self.open += 1;
@@ -555,10 +583,36 @@ impl Worker {
     }
 
     fn on_connecting(&mut self, key: usize) {
-        match self.pool.finish_connect(key) {
+        match self.pool.finish_connect(key, now_ns()) {
             Connected::NotYet => {}
             Connected::Failed(kind) => self.fail_conn(key, kind, now_ns()),
-            Connected::Ready => self.write_request(key),
+            Connected::Ready { connect_ns } => {
+                self.account.connected(connect_ns);
+                self.write_request(key);
+            }
+            Connected::Handshake { connect_ns } => {
+                self.account.connected(connect_ns);
+                self.on_handshake(key);
+            }
+        }
+    }
+
+    /// Runs the TLS handshake of connection `key` as far as it goes; once it ends, the request
+    /// is written.
+    fn on_handshake(&mut self, key: usize) {
+        let now = now_ns();
+        match self.pool.handshake(key, now) {
+            Handshake::Pending => {}
+            Handshake::Done { tls_ns } => {
+                self.account.handshaken(tls_ns);
+                self.write_request(key);
+                // The reads of the handshake may have stopped with bytes left in the socket
+                // (its readiness edge then gone): look once.
+                if self.pool.state(key) == Some(State::Reading) {
+                    self.on_readable(key, false);
+                }
+            }
+            Handshake::Failed(kind) => self.fail_conn(key, kind, now),
         }
     }
 
@@ -579,7 +633,7 @@ impl Worker {
             // gone, so look once.
             Write::Written { resumed: true } => self.on_readable(key, false),
             Write::Written { resumed: false } => {}
-            Write::Failed => self.fail_conn(key, ErrorKind::Write, now_ns()),
+            Write::Failed(kind) => self.fail_conn(key, kind, now_ns()),
         }
     }
 

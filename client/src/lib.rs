@@ -33,6 +33,7 @@ pub mod merge;
 pub mod report;
 pub mod result;
 pub mod timing;
+pub mod tls;
 pub mod url;
 pub mod utc;
 
@@ -97,6 +98,7 @@ pub fn run_with_stop(mut config: Config, stop: Arc<AtomicBool>) -> anyhow::Resul
     let measure_start_ns = start_ns + config.warmup.as_nanos() as u64;
     let shared = Arc::new(Shared {
         addr: config.target.addr,
+        tls: config.target.tls.clone(),
         request: config.target.request.clone().into_boxed_slice(),
         head_request: config.target.head_request,
         start_ns,
@@ -431,9 +433,15 @@ fn build_result(
     let mut rate_sum = 0.0;
     let mut timing = merge::TimingAcc::default();
     let mut batch_acc = batches::BatchAcc::new();
+    let mut phases = merge::PhasesAcc::default();
+    let mut tls_first_error = None;
     for r in &results {
         timing.add_thread(&r.timing);
         batch_acc.add(&r.batches);
+        phases.add_thread(&r.phases);
+        if tls_first_error.is_none() {
+            tls_first_error.clone_from(&r.tls_first_error);
+        }
         add_histogram(&mut latency, &r.latency);
         add_histogram(&mut uncorrected, &r.uncorrected);
         add_histogram(&mut lag, &r.lag);
@@ -446,7 +454,8 @@ fn build_result(
             rate_sum += r.gap_count as f64 / (r.gap_sum_ns / 1e9);
         }
     }
-    let requests = counts.requests();
+    let mut requests = counts.requests();
+    requests.tls_first_error = tls_first_error;
     let cap = match config.mode {
         Mode::Open { .. } => config
             .connections
@@ -475,6 +484,12 @@ fn build_result(
     let latency_uncorrected_us = batches::latency(&uncorrected, &batches, true);
     let send_lag_us = SendLag::from_histogram(&lag);
     let mut warnings = Vec::new();
+    if config.target.tls.as_ref().is_some_and(|t| t.insecure) {
+        warnings.push(
+            "TLS certificate verification was off (--insecure): the server's identity was not checked"
+                .to_owned(),
+        );
+    }
     let theory = config.theory.and_then(|t| {
         let lambda = target_rate.unwrap_or(achieved_rate);
         match theory_result(t, lambda, &latency_us, &requests.status) {
@@ -535,6 +550,7 @@ fn build_result(
         start_utc: Some(window.wall.rfc3339(measure_start_ns)),
         end_utc: Some(window.wall.rfc3339(issue_end)),
         batches: Some(batches),
+        phases: phases.finish(),
     };
     timing.finish_into(&mut result);
     let more = schedule_warnings(&result, config);

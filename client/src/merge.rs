@@ -39,6 +39,9 @@
 //!   completions (exact when every answer of the interval carried the header, as qserve's do);
 //!   the interval path median becomes `null` like the latency one. The workers of one run are
 //!   merged the same way.
+//! - Phases (connect, TLS handshake): the histograms are added and the means weighted by their
+//!   counts, as for `Server-Timing`; the TLS error counts add up like the other errors, and the
+//!   first TLS error's text is the first part's that has one.
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::path::PathBuf;
@@ -52,8 +55,8 @@ use crate::batches::{self, Batches};
 use crate::cli::CliError;
 use crate::counts::Counts;
 use crate::result::{
-    self, Arrivals, DurationSummary, Interval, Latency, MAX_TIMING_NAMES, Requests, RunResult,
-    SendLag, ServerTimingCounts, StatusCounts,
+    self, Arrivals, DurationSummary, Interval, Latency, MAX_TIMING_NAMES, Phases, Requests,
+    RunResult, SendLag, ServerTimingCounts, StatusCounts,
 };
 use crate::utc::{self, Window};
 
@@ -254,6 +257,53 @@ impl TimingAcc {
     }
 }
 
+/// The phases of opening connections of several workers or parts, merged exactly (see the
+/// module docs).
+#[derive(Debug, Default)]
+pub(crate) struct PhasesAcc {
+    connect: Option<Summed>,
+    tls: Option<Summed>,
+}
+
+impl PhasesAcc {
+    /// Adds the totals of one worker of a run.
+    pub(crate) fn add_thread(&mut self, p: &crate::engine::PhaseDurations) {
+        for (slot, d) in [(&mut self.connect, &p.connect), (&mut self.tls, &p.tls)] {
+            if let Some(d) = d {
+                add_summed(slot, &d.hist, d.sum_ns as f64);
+            }
+        }
+    }
+
+    /// Adds the phases of part `i` of a merge.
+    fn add_part(&mut self, i: usize, p: &Phases) -> Result<(), MergeError> {
+        let parts = [
+            (
+                &mut self.connect,
+                &p.connect_us,
+                "phases.connect_us histogram",
+            ),
+            (&mut self.tls, &p.tls_us, "phases.tls_us histogram"),
+        ];
+        for (slot, d, what) in parts {
+            if let Some(d) = d {
+                let h = decode(i, what, &d.histogram)?;
+                // The sum back from the mean: weighting the means by their counts.
+                add_summed(slot, &h, d.mean * 1e3 * d.count as f64);
+            }
+        }
+        Ok(())
+    }
+
+    /// The phases of the result.
+    pub(crate) fn finish(&self) -> Phases {
+        Phases {
+            connect_us: self.connect.as_ref().map(summary),
+            tls_us: self.tls.as_ref().map(summary),
+        }
+    }
+}
+
 /// Merges results (see the module docs). One part gives that part back (recomputed).
 pub fn merge(parts: &[RunResult]) -> Result<RunResult, MergeError> {
     let first = parts.first().ok_or(MergeError::Empty)?;
@@ -269,6 +319,8 @@ pub fn merge(parts: &[RunResult]) -> Result<RunResult, MergeError> {
     let (mut duration_s, mut elapsed_s) = (0.0f64, 0.0f64);
     let mut n_parts = 0;
     let mut timing = TimingAcc::default();
+    let mut phases = PhasesAcc::default();
+    let mut tls_first_error = None;
     let mut config = first.config.clone();
     config.threads = 0;
     config.users = None;
@@ -290,6 +342,10 @@ pub fn merge(parts: &[RunResult]) -> Result<RunResult, MergeError> {
             &decode(i, "histogram_send_lag", &p.histogram_send_lag)?,
         );
         timing.add_part(i, p)?;
+        phases.add_part(i, &p.phases)?;
+        if tls_first_error.is_none() {
+            tls_first_error.clone_from(&p.requests.tls_first_error);
+        }
         counts += Counts::of(p);
         peak += p.connections.peak;
         cap += p.connections.cap;
@@ -334,7 +390,8 @@ pub fn merge(parts: &[RunResult]) -> Result<RunResult, MergeError> {
             ));
         }
     }
-    let requests = counts.requests();
+    let mut requests = counts.requests();
+    requests.tls_first_error = tls_first_error;
     let connections = counts.connections(peak, cap);
 
     let summed = Span {
@@ -397,6 +454,7 @@ pub fn merge(parts: &[RunResult]) -> Result<RunResult, MergeError> {
         start_utc: span.start_utc,
         end_utc: span.end_utc,
         batches: merged_batches,
+        phases: phases.finish(),
     };
     timing.finish_into(&mut merged);
     Ok(merged)
@@ -794,6 +852,7 @@ pub(crate) mod tests {
             start_utc: None,
             end_utc: None,
             batches: None,
+            phases: Default::default(),
         }
     }
 
@@ -1201,6 +1260,74 @@ pub(crate) mod tests {
             m.warnings
         );
         assert_eq!(m.batches, None);
+    }
+
+    #[test]
+    fn phases_and_tls_errors_merge_exactly() {
+        // Connect and handshake durations of two parts: the merged phases are those of the union.
+        let phases_of = |connect: &[u64], tls: &[u64]| {
+            let summed = |v: &[u64]| {
+                let mut acc = None;
+                for &ns in v {
+                    add_summed(&mut acc, &hist_of(ns), ns as f64);
+                }
+                acc
+            };
+            PhasesAcc {
+                connect: summed(connect),
+                tls: summed(tls),
+            }
+            .finish()
+        };
+        let connect: Vec<u64> = (1..=500u64).map(|i| 20_000 + i * i * 13 % 90_000).collect();
+        let tls: Vec<u64> = (1..=300u64).map(|i| 900_000 + i * 7919 % 400_000).collect();
+        let whole = phases_of(&connect, &tls);
+        let mut a = sample_result();
+        a.phases = phases_of(&connect[..200], &tls[..100]);
+        a.requests.errors_by_kind.tls = 3;
+        a.requests.tls_errors.certificate = 3;
+        let mut b = sample_result();
+        b.phases = phases_of(&connect[200..], &tls[100..]);
+        b.requests.errors_by_kind.tls = 2;
+        b.requests.tls_errors.alert = 2;
+        b.requests.tls_first_error = Some("received fatal alert: HandshakeFailure".into());
+        let m = merge(&[a, b]).expect("merge");
+        for (got, want) in [
+            (&m.phases.connect_us, &whole.connect_us),
+            (&m.phases.tls_us, &whole.tls_us),
+        ] {
+            let (got, want) = (got.as_ref().expect("merged"), want.as_ref().expect("whole"));
+            assert_eq!(
+                histogram_from_string(&got.histogram).expect("decodes"),
+                histogram_from_string(&want.histogram).expect("decodes")
+            );
+            assert_eq!(
+                (got.count, got.p50, got.p99, got.max),
+                (want.count, want.p50, want.p99, want.max)
+            );
+            // Means recombined from mean × count: equal to rounding (values below 1.3e6 ns).
+            assert!(
+                (got.mean - want.mean).abs() <= 1e-9 * want.mean,
+                "{got:?} {want:?}"
+            );
+        }
+        assert_eq!(m.requests.errors_by_kind.tls, 5);
+        assert_eq!(
+            (
+                m.requests.tls_errors.certificate,
+                m.requests.tls_errors.alert
+            ),
+            (3, 2)
+        );
+        assert_eq!(m.requests.errors, 5);
+        // The first part with a text gives it.
+        assert_eq!(
+            m.requests.tls_first_error.as_deref(),
+            Some("received fatal alert: HandshakeFailure")
+        );
+        // Plain results of older versions have no phases: none merged.
+        let m = merge(&[sample_result(), sample_result()]).expect("merge");
+        assert_eq!(m.phases, Phases::default());
     }
 
     #[test]

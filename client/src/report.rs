@@ -142,6 +142,9 @@ pub fn text(r: &RunResult) -> String {
             .map(|(k, n)| format!("{k} {n}"))
             .collect();
         let _ = writeln!(o, "  errors      {}", kinds.join("  "));
+        if let Some(line) = tls_errors_line(q) {
+            let _ = writeln!(o, "              {line}");
+        }
     }
     if q.retries > 0 {
         let _ = writeln!(
@@ -176,6 +179,19 @@ pub fn text(r: &RunResult) -> String {
         "  connections opened {}  peak {}  cap {}",
         r.connections.opened, r.connections.peak, r.connections.cap
     );
+    for (label, d) in [("connect", &r.phases.connect_us), ("tls", &r.phases.tls_us)] {
+        if let Some(d) = d {
+            let _ = writeln!(
+                o,
+                "    {label:<11} mean {}  p50 {}  p99 {}  max {}  ({} connections)",
+                fmt_us(d.mean),
+                fmt_us(d.p50),
+                fmt_us(d.p99),
+                fmt_us(d.max),
+                d.count
+            );
+        }
+    }
     if let Some(t) = &r.theory {
         let _ = writeln!(
             o,
@@ -214,6 +230,28 @@ pub fn text(r: &RunResult) -> String {
         let _ = writeln!(o, "  warning: {w}");
     }
     o
+}
+
+/// What the `tls` errors were, e.g. `tls: 12 (certificate 12; first: invalid peer certificate:
+/// UnknownIssuer)`; `None` without any.
+fn tls_errors_line(q: &crate::result::Requests) -> Option<String> {
+    let n = q.errors_by_kind.tls;
+    if n == 0 {
+        return None;
+    }
+    let kinds: Vec<String> = q
+        .tls_errors
+        .pairs()
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    let mut line = format!("tls: {n} ({}", kinds.join(", "));
+    if let Some(first) = &q.tls_first_error {
+        let _ = write!(line, "; first: {first}");
+    }
+    line.push(')');
+    Some(line)
 }
 
 /// The `Server-Timing` block: each metric, the path, and with a theory the net mean (latency
@@ -442,6 +480,46 @@ mod tests {
             ..Interval::default()
         }];
         assert!(text(&r).contains("(CI left out: 1 batch, need 10)"));
+    }
+
+    #[test]
+    fn the_text_says_which_tls_errors_and_the_phases() {
+        let mut r = crate::merge::tests::sample_result();
+        r.requests.issued = 14;
+        r.requests.errors = 14;
+        r.requests.errors_by_kind.tls = 12;
+        r.requests.errors_by_kind.timeout = 2;
+        r.requests.tls_errors.certificate = 10;
+        r.requests.tls_errors.handshake_timeout = 2;
+        r.requests.tls_first_error = Some("invalid peer certificate: UnknownIssuer".to_owned());
+        let t = text(&r);
+        assert!(t.contains("  errors      timeout 2  tls 12\n"), "{t}");
+        assert!(
+            t.contains(
+                "tls: 12 (certificate 10, handshake_timeout 2; first: invalid peer certificate: UnknownIssuer)"
+            ),
+            "{t}"
+        );
+        assert!(!t.contains("    tls "), "no phase without a handshake: {t}");
+        let d = |mean: f64, count: u64| crate::result::DurationSummary {
+            count,
+            mean,
+            p50: mean,
+            p90: mean,
+            p99: mean,
+            max: mean,
+            histogram: String::new(),
+        };
+        r.phases.connect_us = Some(d(80.0, 7));
+        r.phases.tls_us = Some(d(1500.0, 5));
+        let t = text(&r);
+        assert!(
+            t.contains(
+                "    connect     mean 80.0us  p50 80.0us  p99 80.0us  max 80.0us  (7 connections)"
+            ),
+            "{t}"
+        );
+        assert!(t.contains("    tls         mean 1.50ms"), "{t}");
     }
 
     #[test]

@@ -102,6 +102,23 @@ pub struct RunResult {
     /// `null` after merging results of older versions, absent in them.
     #[serde(default)]
     pub batches: Option<crate::batches::Batches>,
+    /// How long opening connections took, phase by phase. Absent in results of older versions.
+    #[serde(default)]
+    pub phases: Phases,
+}
+
+/// The phases of opening a connection, each a distribution over the connections whose phase
+/// ended (connections that failed in a phase are not in it), µs. Every connection of the run
+/// counts, warmup included, as in `connections.opened`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Phases {
+    /// From the start of the connect to the TCP connection established (`null` when no
+    /// connection was established).
+    pub connect_us: Option<DurationSummary>,
+    /// From the TCP connection established to the end of the TLS handshake (https only; `null`
+    /// for plain http or when no handshake ended).
+    pub tls_us: Option<DurationSummary>,
 }
 
 /// Most distinct `Server-Timing` metric names a run keeps (the rest are counted as dropped).
@@ -193,6 +210,15 @@ pub struct Requests {
     pub retries: u64,
     /// Requests sent during the warmup (not measured).
     pub warmup: u64,
+    /// The `tls` errors of `errors_by_kind` by what went wrong (they add up to it). Absent in
+    /// results of older versions.
+    #[serde(default)]
+    pub tls_errors: TlsErrors,
+    /// The text of the first TLS error a worker met (any request, warmup included; the
+    /// first of the first worker that met one), else `null`. Absent in results of older
+    /// versions.
+    #[serde(default)]
+    pub tls_first_error: Option<String>,
 }
 
 /// Failures by kind.
@@ -215,6 +241,10 @@ pub struct ErrorsByKind {
     pub backlog: u64,
     /// Still in flight or waiting when the run ended (after the final timeout).
     pub unfinished: u64,
+    /// The TLS handshake or the TLS records failed (https only; `tls_errors` says how).
+    /// Absent in results of older versions.
+    #[serde(default)]
+    pub tls: u64,
 }
 
 /// One kind of failure.
@@ -236,6 +266,99 @@ pub enum ErrorKind {
     Backlog,
     /// See [`ErrorsByKind::unfinished`].
     Unfinished,
+    /// See [`ErrorsByKind::tls`], with what went wrong.
+    Tls(TlsErrorKind),
+}
+
+/// What went wrong in a `tls` error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsErrorKind {
+    /// See [`TlsErrors::certificate`].
+    Certificate,
+    /// See [`TlsErrors::alert`].
+    Alert,
+    /// See [`TlsErrors::handshake_timeout`].
+    HandshakeTimeout,
+    /// See [`TlsErrors::not_tls`].
+    NotTls,
+    /// See [`TlsErrors::closed`].
+    Closed,
+    /// See [`TlsErrors::other`].
+    Other,
+}
+
+/// The `tls` errors by what went wrong.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct TlsErrors {
+    /// The server's certificate was refused: an unknown issuer, expired or not yet valid, not
+    /// for the host, or malformed.
+    pub certificate: u64,
+    /// The server sent a fatal TLS alert (e.g. `handshake_failure`, `no_application_protocol`,
+    /// `certificate_required`).
+    pub alert: u64,
+    /// The handshake did not end within the timeout (counted from the start of the connect).
+    pub handshake_timeout: u64,
+    /// The server answered with bytes that are not TLS (e.g. a plain-HTTP server's `400`).
+    pub not_tls: u64,
+    /// The server closed or reset the connection during the handshake.
+    pub closed: u64,
+    /// Anything else: a TLS protocol error (a malformed or undecryptable record, an unexpected
+    /// message), a handshake message too large for the connection's buffer.
+    pub other: u64,
+}
+
+impl TlsErrors {
+    /// Counts `n` errors of `kind`.
+    pub fn add(&mut self, kind: TlsErrorKind, n: u64) {
+        let slot = match kind {
+            TlsErrorKind::Certificate => &mut self.certificate,
+            TlsErrorKind::Alert => &mut self.alert,
+            TlsErrorKind::HandshakeTimeout => &mut self.handshake_timeout,
+            TlsErrorKind::NotTls => &mut self.not_tls,
+            TlsErrorKind::Closed => &mut self.closed,
+            TlsErrorKind::Other => &mut self.other,
+        };
+        *slot += n;
+    }
+
+    /// The sum over all kinds.
+    pub fn total(&self) -> u64 {
+        self.pairs().iter().map(|(_, n)| n).sum()
+    }
+
+    /// `(name, count)` pairs in a fixed order (the names are the JSON keys).
+    pub fn pairs(&self) -> [(&'static str, u64); 6] {
+        [
+            ("certificate", self.certificate),
+            ("alert", self.alert),
+            ("handshake_timeout", self.handshake_timeout),
+            ("not_tls", self.not_tls),
+            ("closed", self.closed),
+            ("other", self.other),
+        ]
+    }
+}
+
+/// Adds the counts of another interval, thread or part.
+impl AddAssign for TlsErrors {
+    fn add_assign(&mut self, o: Self) {
+        // Destructured so that a new kind cannot be forgotten here.
+        let Self {
+            certificate,
+            alert,
+            handshake_timeout,
+            not_tls,
+            closed,
+            other,
+        } = o;
+        self.certificate += certificate;
+        self.alert += alert;
+        self.handshake_timeout += handshake_timeout;
+        self.not_tls += not_tls;
+        self.closed += closed;
+        self.other += other;
+    }
 }
 
 impl ErrorsByKind {
@@ -250,6 +373,7 @@ impl ErrorsByKind {
             ErrorKind::Closed => &mut self.closed,
             ErrorKind::Backlog => &mut self.backlog,
             ErrorKind::Unfinished => &mut self.unfinished,
+            ErrorKind::Tls(_) => &mut self.tls,
         };
         *slot += n;
     }
@@ -264,10 +388,11 @@ impl ErrorsByKind {
             + self.closed
             + self.backlog
             + self.unfinished
+            + self.tls
     }
 
     /// `(name, count)` pairs in a fixed order.
-    pub fn pairs(&self) -> [(&'static str, u64); 8] {
+    pub fn pairs(&self) -> [(&'static str, u64); 9] {
         [
             ("connect", self.connect),
             ("timeout", self.timeout),
@@ -277,6 +402,7 @@ impl ErrorsByKind {
             ("closed", self.closed),
             ("backlog", self.backlog),
             ("unfinished", self.unfinished),
+            ("tls", self.tls),
         ]
     }
 }
@@ -294,6 +420,7 @@ impl AddAssign for ErrorsByKind {
             closed,
             backlog,
             unfinished,
+            tls,
         } = o;
         self.connect += connect;
         self.timeout += timeout;
@@ -303,6 +430,7 @@ impl AddAssign for ErrorsByKind {
         self.closed += closed;
         self.backlog += backlog;
         self.unfinished += unfinished;
+        self.tls += tls;
     }
 }
 

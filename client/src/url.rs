@@ -1,8 +1,11 @@
-//! The target URL: `http://host[:port][/path][?query]`, nothing else.
+//! The target URL: `http://host[:port][/path][?query]` or `https://…` (HTTP/1.1 over TLS), nothing
+//! else.
 //!
-//! qload speaks plain HTTP/1.1 only, so `https://` and every other scheme are refused with a message
-//! that says so. The host is resolved once, when the configuration is validated: every connection of
-//! the run goes to that one address, and the `Host` header carries the host as written.
+//! Every other scheme is refused with a message that says so. The port defaults to 80 for http and
+//! 443 for https. The host is resolved once, when the configuration is validated: every connection
+//! of the run goes to that one address, and the `Host` header carries the host as written (with
+//! the port unless it is the scheme's default); for https the host is also the name the server's
+//! certificate is checked against (see [`crate::tls`]).
 //!
 //! Both go into every request verbatim, so both are printable ASCII (`0x21..=0x7e`) by
 //! construction: in the path and query every other byte (spaces, control characters, the UTF-8
@@ -16,13 +19,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 /// A URL that cannot be used; the message says why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UrlError {
-    /// `https://`: qload has no TLS.
-    #[error(
-        "{0:?}: https is not supported (qload speaks plain HTTP/1.1; put a TLS-terminating proxy in front, or use http://)"
-    )]
-    Https(String),
-    /// Any scheme other than `http`.
-    #[error("{url:?}: unsupported scheme {scheme:?} (only http:// is supported)")]
+    /// Any scheme other than `http` and `https`.
+    #[error("{url:?}: unsupported scheme {scheme:?} (only http:// and https:// are supported)")]
     Scheme {
         /// The URL as given.
         url: String,
@@ -30,7 +28,7 @@ pub enum UrlError {
         scheme: String,
     },
     /// No `scheme://` at all.
-    #[error("{0:?}: not a URL (expected http://host[:port][/path])")]
+    #[error("{0:?}: not a URL (expected http[s]://host[:port][/path])")]
     NoScheme(String),
     /// Some part is malformed (empty host, bad port, user info, bad characters).
     #[error("{url:?}: {reason}")]
@@ -50,12 +48,14 @@ pub enum UrlError {
     },
 }
 
-/// A parsed `http://` URL, not yet resolved.
+/// A parsed `http://` or `https://` URL, not yet resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpUrl {
+    /// `https://`: HTTP over TLS.
+    pub tls: bool,
     /// Host as written, without brackets for IPv6 literals.
     pub host: String,
-    /// Port (80 when absent).
+    /// Port (80 when absent, 443 for https).
     pub port: u16,
     /// Whether the host was an IPv6 literal in brackets.
     pub ipv6_literal: bool,
@@ -64,7 +64,7 @@ pub struct HttpUrl {
 }
 
 impl HttpUrl {
-    /// Parses `http://host[:port][/path][?query][#fragment]`.
+    /// Parses `http[s]://host[:port][/path][?query][#fragment]`.
     pub fn parse(url: &str) -> Result<Self, UrlError> {
         let malformed = |reason| UrlError::Malformed {
             url: url.to_owned(),
@@ -73,10 +73,8 @@ impl HttpUrl {
         let Some((scheme, rest)) = url.split_once("://") else {
             return Err(UrlError::NoScheme(url.to_owned()));
         };
-        if scheme.eq_ignore_ascii_case("https") {
-            return Err(UrlError::Https(url.to_owned()));
-        }
-        if !scheme.eq_ignore_ascii_case("http") {
+        let tls = scheme.eq_ignore_ascii_case("https");
+        if !tls && !scheme.eq_ignore_ascii_case("http") {
             return Err(UrlError::Scheme {
                 url: url.to_owned(),
                 scheme: scheme.to_owned(),
@@ -121,7 +119,7 @@ impl HttpUrl {
             return Err(malformed("invalid characters in the host"));
         }
         let port = match port_str {
-            None => 80,
+            None => Self::default_port(tls),
             // Digits only (`parse` alone would take a sign).
             Some(p) if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) => {
                 return Err(malformed("invalid port (expected 1-65535)"));
@@ -132,6 +130,7 @@ impl HttpUrl {
             },
         };
         Ok(Self {
+            tls,
             host: host.to_owned(),
             port,
             ipv6_literal,
@@ -139,14 +138,20 @@ impl HttpUrl {
         })
     }
 
-    /// The `Host` header value: the host as written, with the port unless it is 80.
+    /// The port of the scheme: 443 for https, 80 for http.
+    pub fn default_port(tls: bool) -> u16 {
+        if tls { 443 } else { 80 }
+    }
+
+    /// The `Host` header value: the host as written, with the port unless it is the scheme's
+    /// default.
     pub fn host_header(&self) -> String {
         let host = if self.ipv6_literal {
             format!("[{}]", self.host)
         } else {
             self.host.clone()
         };
-        if self.port == 80 {
+        if self.port == Self::default_port(self.tls) {
             host
         } else {
             format!("{host}:{}", self.port)
@@ -224,14 +229,49 @@ mod tests {
     }
 
     #[test]
+    fn https_urls_default_to_port_443() {
+        let cases: &[(&str, &str, u16, &str, &str)] = &[
+            (
+                "https://example.com/",
+                "example.com",
+                443,
+                "/",
+                "example.com",
+            ),
+            ("HTTPS://h:443/a?b", "h", 443, "/a?b", "h"),
+            ("https://h:80/", "h", 80, "/", "h:80"),
+            (
+                "https://127.0.0.1:8443",
+                "127.0.0.1",
+                8443,
+                "/",
+                "127.0.0.1:8443",
+            ),
+            ("https://[::1]/x", "::1", 443, "/x", "[::1]"),
+        ];
+        for &(url, host, port, path, host_header) in cases {
+            let u = HttpUrl::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert!(u.tls, "{url}");
+            assert_eq!(u.host, host, "{url}");
+            assert_eq!(u.port, port, "{url}");
+            assert_eq!(u.path, path, "{url}");
+            assert_eq!(u.host_header(), host_header, "{url}");
+        }
+        let plain = HttpUrl::parse("http://h:443/").expect("valid");
+        assert!(!plain.tls);
+        assert_eq!(plain.host_header(), "h:443");
+        for url in ["https://", "https://u@h/", "https://h:0/"] {
+            assert!(HttpUrl::parse(url).is_err(), "{url} should be rejected");
+        }
+    }
+
+    #[test]
     fn rejects_table() {
-        let https = HttpUrl::parse("https://example.com/");
-        assert!(matches!(https, Err(UrlError::Https(_))), "{https:?}");
+        let ftp = HttpUrl::parse("ftp://example.com/");
         assert!(
-            https
-                .expect_err("https is refused")
+            ftp.expect_err("ftp is refused")
                 .to_string()
-                .contains("https is not supported")
+                .contains("only http:// and https://")
         );
         for url in [
             "ftp://x/",

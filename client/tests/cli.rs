@@ -26,10 +26,6 @@ fn stdout(o: &Output) -> String {
 #[test]
 fn bad_usage_exits_2_with_a_message() {
     let cases: &[(&[&str], &str)] = &[
-        (
-            &["-R", "10", "https://example.com/"],
-            "https is not supported",
-        ),
         (&["-R", "10", "ftp://example.com/"], "unsupported scheme"),
         (&["-R", "10", "example.com"], "not a URL"),
         (&["http://127.0.0.1:1/"], "--rate"),
@@ -98,6 +94,103 @@ fn bad_usage_exits_2_with_a_message() {
     }
 }
 
+/// `qload ARGS` with the system's roots read from `cert_file` (rustls-native-certs honours
+/// `SSL_CERT_FILE`).
+fn qload_with_system_roots(args: &[&str], cert_file: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_qload"))
+        .args(args)
+        .env("SSL_CERT_FILE", cert_file)
+        .env_remove("SSL_CERT_DIR")
+        .output()
+        .expect("qload runs")
+}
+
+#[test]
+fn tls_flags_are_checked_before_anything_runs() {
+    let dir = std::env::temp_dir().join(format!("qload-cli-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let not_pem = dir.join("not.pem");
+    std::fs::write(&not_pem, "no certificate in here\n").expect("write");
+    let not_pem = not_pem.to_string_lossy().into_owned();
+    let missing = dir.join("missing.pem").to_string_lossy().into_owned();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["-R", "10", "--insecure", "http://127.0.0.1:1/"],
+            "apply to https:// URLs only",
+        ),
+        (
+            &["-R", "10", "--cacert", &not_pem, "http://127.0.0.1:1/"],
+            "apply to https:// URLs only",
+        ),
+        (
+            &["-R", "10", "--cacert", &missing, "https://127.0.0.1:1/"],
+            "missing.pem",
+        ),
+        (
+            &["-R", "10", "--cacert", &not_pem, "https://127.0.0.1:1/"],
+            "no PEM certificate",
+        ),
+        (
+            &[
+                "-R",
+                "10",
+                "--cacert",
+                &not_pem,
+                "--insecure",
+                "https://127.0.0.1:1/",
+            ],
+            "cannot be used with",
+        ),
+        (
+            &["-R", "10", "--insecure", "https://bad_host!/"],
+            "invalid characters",
+        ),
+    ];
+    for &(args, needle) in cases {
+        let o = qload(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(needle),
+            "{args:?}: stderr lacks {needle:?}: {}",
+            stderr(&o)
+        );
+        assert!(stdout(&o).is_empty(), "{args:?} printed on stdout");
+    }
+    // No system roots at all, and neither flag: refused, saying what to do.
+    let o = qload_with_system_roots(&["-R", "10", "https://127.0.0.1:1/"], &missing);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no system root certificates could be loaded")
+            && stderr(&o).contains("--cacert"),
+        "{}",
+        stderr(&o)
+    );
+    // With --insecure (or --cacert) the system's roots are not needed: the run goes ahead (and
+    // fails to connect to a port nobody listens on).
+    let refused = refusing_addr();
+    let url = format!("https://{refused}/");
+    let o = qload_with_system_roots(
+        &[
+            "-R",
+            "50",
+            "-d",
+            "100ms",
+            "--timeout",
+            "1s",
+            "--no-pin",
+            "--insecure",
+            "--json",
+            &url,
+        ],
+        &missing,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r: RunResult = serde_json::from_str(&stdout(&o)).expect("a JSON result");
+    assert_eq!(r.requests.errors_by_kind.connect, r.requests.issued);
+    assert!(r.warnings.iter().any(|w| w.contains("--insecure")));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn help_and_version_exit_0() {
     let o = qload(&["--help"]);
@@ -124,9 +217,12 @@ fn help_and_version_exit_0() {
         "--servers",
         "--json",
         "--csv",
+        "--cacert",
+        "--insecure",
     ] {
         assert!(stdout(&o).contains(flag), "--help lacks {flag}");
     }
+    assert!(stdout(&o).contains("TLS:"), "--help lacks the TLS heading");
     // The model flags are qserve's too, but only qserve reads them from QSERVE_* variables.
     assert!(
         !stdout(&o).contains("QSERVE_"),

@@ -7,6 +7,7 @@
 //! The generated schema keeps every key of format 1 as the hand-written schema had it
 //! (`schema_v1_keys.txt`), required where it was required.
 mod support;
+mod tls_server;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -115,6 +116,42 @@ fn results_of_every_kind_match_the_schema() {
     assert_eq!(merged.parts, 2);
     assert!(merged.theory.is_some());
     assert_valid(&v, &merged, "merged");
+
+    // HTTPS: the TLS phase, and TLS errors with their breakdown and first text.
+    let pki = tls_server::Pki::new(false);
+    let tls = tls_server::TlsServer::start(tls_server::Behavior::Serve(pki.http11()));
+    let https = |verify| {
+        let mut c = config(tls.addr(), Mode::Max { connections: 2 });
+        c.target = queuelab_client::Target::https(tls.addr(), "localhost", verify)
+            .expect("an https target");
+        c.requests = Some(50);
+        c.duration = None;
+        run(c).expect("the run completes")
+    };
+    let ok = https(queuelab_client::tls::Verify::Insecure);
+    assert!(ok.phases.tls_us.is_some() && ok.requests.completed == 50);
+    assert_valid(&v, &ok, "https");
+    let empty =
+        queuelab_client::tls::Verify::Roots(std::sync::Arc::new(rustls::RootCertStore::empty()));
+    let refused = https(empty);
+    assert!(
+        refused.requests.tls_errors.certificate > 0 && refused.requests.tls_first_error.is_some()
+    );
+    assert_valid(&v, &refused, "https, untrusted");
+    let merged = merge::merge(&[ok.clone(), refused.clone(), open.clone()]).expect("merge");
+    assert_eq!(
+        merged.phases.tls_us.as_ref().map(|d| d.count),
+        ok.phases.tls_us.as_ref().map(|d| d.count)
+    );
+    assert_eq!(
+        merged.requests.tls_errors.certificate,
+        refused.requests.tls_errors.certificate
+    );
+    assert_eq!(
+        merged.requests.tls_first_error,
+        refused.requests.tls_first_error
+    );
+    assert_valid(&v, &merged, "merged with https");
 }
 
 /// The JSON type a design key must have in a real run; `null` is never accepted.

@@ -511,7 +511,7 @@ fn sweep_flags_are_validated() {
         "below --servers",
     );
     bad(&["--quick", "--duration", "10s", url], "--duration");
-    bad(&["https://127.0.0.1/"], "https");
+    bad(&["ftp://127.0.0.1/"], "unsupported scheme");
     bad(
         &["--overhead-url", "x", "--no-overhead", url],
         "--no-overhead",

@@ -147,6 +147,20 @@ pub(crate) struct ThreadResult {
     pub timing: Timing,
     /// The batches of the interval of the mean latency, from the start of the measurement.
     pub batches: BatchAcc,
+    /// How long its connections took to open.
+    pub phases: PhaseDurations,
+    /// The text of its first TLS error, if it met one (set by the worker from its pool).
+    pub tls_first_error: Option<String>,
+}
+
+/// The durations of the phases of opening connections (see `Phases` in the result), each
+/// allocated when its first value comes.
+#[derive(Debug, Default)]
+pub(crate) struct PhaseDurations {
+    /// Connect start → TCP established.
+    pub connect: Option<Durations>,
+    /// TCP established → TLS handshake done.
+    pub tls: Option<Durations>,
 }
 
 /// Durations in nanoseconds: a histogram and their exact sum.
@@ -283,6 +297,7 @@ pub(super) struct Account {
     /// The configured rate of the thread in open loop (normalizes the gaps).
     open_rate: Option<f64>,
     timing: Timing,
+    phases: PhaseDurations,
 }
 
 impl Account {
@@ -325,6 +340,7 @@ impl Account {
                 names: Vec::with_capacity(MAX_TIMING_NAMES),
                 ..Timing::default()
             },
+            phases: PhaseDurations::default(),
         }
     }
 
@@ -407,8 +423,24 @@ impl Account {
     /// `req` failed with `kind`.
     pub fn failed(&mut self, req: &Pending, kind: ErrorKind) {
         if req.measured {
-            self.iv.counts.errors.add(kind, 1);
+            self.iv.counts.failed(kind);
         }
+    }
+
+    /// A connection's TCP connect took `ns` (from its start to established).
+    pub fn connected(&mut self, ns: u64) {
+        self.phases
+            .connect
+            .get_or_insert_with(Durations::new)
+            .record(ns);
+    }
+
+    /// A connection's TLS handshake took `ns` (from the TCP connection established to its end).
+    pub fn handshaken(&mut self, ns: u64) {
+        self.phases
+            .tls
+            .get_or_insert_with(Durations::new)
+            .record(ns);
     }
 
     /// The schedule stopped at `at` (not before `measure_start_ns`).
@@ -449,6 +481,8 @@ impl Account {
             issue_end_ns: self.issue_end_ns,
             timing: self.timing,
             batches: self.batches,
+            phases: self.phases,
+            tls_first_error: None,
         }
     }
 }

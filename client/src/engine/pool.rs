@@ -6,6 +6,13 @@
 //! methods do the I/O of one connection and say what came of it ([`Connected`], [`Write`],
 //! [`Read`]); what that means for the request (completion, failure, retry) and for the worker's
 //! tallies of open connections and requests in flight is decided by the worker.
+//!
+//! A connection is plain or TLS (an https target): a TLS one carries a [`TlsConn`] (rustls's
+//! unbuffered client and its two buffers, allocated when it opens) and goes through one more
+//! state, [`State::Handshaking`], between the TCP connect and the first write. Its reads go into
+//! its own incoming buffer instead of the worker's shared one (a record must be whole before it
+//! can be decrypted), and the plaintext of each record goes to the same response parser, the
+//! same way; its writes encrypt the request part by part into its outgoing buffer.
 use std::io::{self, Read as _, Write as _};
 use std::net::SocketAddr;
 
@@ -16,9 +23,11 @@ use slab::Slab;
 
 use super::Pending;
 use super::schedule::NO_USER;
+use super::tls::{Flow, Flush, Step, TlsConn};
 use crate::http::{Progress, ResponseParser};
-use crate::result::ErrorKind;
+use crate::result::{ErrorKind, TlsErrorKind};
 use crate::timing::ServerTiming;
+use crate::tls::{PLAIN_CHUNK, TlsSetup, bounded};
 
 /// Size of a worker's read buffer, shared by all its connections. Body bytes are counted and
 /// dropped as they come, so a larger buffer buys only fewer reads of large bodies.
@@ -40,6 +49,8 @@ pub(super) enum State {
     Closed,
     /// Connecting, with the request that asked for the connection.
     Connecting,
+    /// Connected, in the TLS handshake (https), with the request that asked for the connection.
+    Handshaking,
     /// Connected, no request.
     Idle,
     /// The request is partly written.
@@ -63,6 +74,10 @@ struct Conn {
     reused: bool,
     /// Some byte of the answer to the request in flight has arrived.
     answered: bool,
+    /// The TLS state and buffers of an https connection (boxed: plain connections stay small).
+    tls: Option<Box<TlsConn>>,
+    /// When the connect started, then (TLS) when the TCP connection was established.
+    since: u64,
 }
 
 impl Conn {
@@ -83,85 +98,109 @@ impl Conn {
             deadline: u64::MAX,
             reused: false,
             answered: false,
+            tls: None,
+            since: 0,
         }
     }
 
     /// Forgets the start of a head; a buffer grown past [`HEAD_KEEP`] shrinks back.
     fn clear_head(&mut self) {
-        self.head.clear();
-        if self.head.capacity() > HEAD_KEEP {
-            self.head.shrink_to(HEAD_KEEP);
-        }
+        clear_head(&mut self.head);
     }
 
-    /// Feeds the bytes just read to the parser, after the kept start of a head if there is one.
-    /// Returns the progress and, when the answer is done, whether bytes followed it.
+    /// Feeds the bytes just read to the parser (see [`feed`]).
     fn feed(&mut self, input: &[u8], head_request: bool) -> (Progress, bool) {
-        if self.head.is_empty() {
-            let (used, progress) = self.parser.advance(input, head_request);
-            let rest = &input[used..];
-            match progress {
-                Progress::NeedMore if !rest.is_empty() => {
-                    // Only the start of a head is ever left unconsumed (body bytes are counted as
-                    // they come), and the parser bounds it by MAX_HEAD_BYTES.
-                    debug_assert!(
-                        !self.parser.in_body() && rest.len() < MAX_HEAD_BYTES,
-                        "{} bytes left unconsumed in the body",
-                        rest.len()
-                    );
-                    if self.head.capacity() == 0 {
-                        self.head.reserve_exact(HEAD_KEEP.max(rest.len()));
-                    }
-                    self.head.extend_from_slice(rest);
-                    (progress, false)
-                }
-                Progress::Done { .. } => (progress, !rest.is_empty()),
-                _ => (progress, false),
-            }
-        } else {
-            self.head.extend_from_slice(input);
-            let (used, progress) = self.parser.advance(&self.head, head_request);
-            let extra = used < self.head.len();
-            match progress {
-                Progress::NeedMore => {
-                    self.head.drain(..used);
-                    if self.head.is_empty() {
-                        self.clear_head();
-                    }
-                    (progress, false)
-                }
-                Progress::Done { .. } => {
-                    self.clear_head();
-                    (progress, extra)
-                }
-                Progress::Error(_) => {
-                    self.clear_head();
-                    (progress, false)
-                }
-            }
-        }
+        feed(&mut self.head, &mut self.parser, input, head_request)
     }
 
     /// The peer ended the connection (a read of 0 bytes).
     fn eof(&mut self) -> Read {
-        if self.state != State::Reading {
-            return Read::Stray;
-        }
-        match self.parser.eof() {
-            // A body delimited by the end of the connection is complete.
-            Some(Progress::Done { status, .. }) => Read::Answer {
-                status,
-                close: true,
-            },
-            _ => Read::Failed(ErrorKind::Closed),
-        }
+        eof(self.state, &mut self.parser)
     }
 
     fn busy(&self) -> bool {
         matches!(
             self.state,
-            State::Connecting | State::Writing | State::Reading
+            State::Connecting | State::Handshaking | State::Writing | State::Reading
         )
+    }
+}
+
+/// Forgets the start of a head; a buffer grown past [`HEAD_KEEP`] shrinks back.
+fn clear_head(head: &mut Vec<u8>) {
+    head.clear();
+    if head.capacity() > HEAD_KEEP {
+        head.shrink_to(HEAD_KEEP);
+    }
+}
+
+/// Feeds the bytes just read (or just decrypted) to a connection's `parser`, after the kept start
+/// of a head in `head` if there is one. Returns the progress and, when the answer is done,
+/// whether bytes followed it.
+fn feed(
+    head: &mut Vec<u8>,
+    parser: &mut ResponseParser,
+    input: &[u8],
+    head_request: bool,
+) -> (Progress, bool) {
+    if head.is_empty() {
+        let (used, progress) = parser.advance(input, head_request);
+        let rest = &input[used..];
+        match progress {
+            Progress::NeedMore if !rest.is_empty() => {
+                // Only the start of a head is ever left unconsumed (body bytes are counted as
+                // they come), and the parser bounds it by MAX_HEAD_BYTES.
+                debug_assert!(
+                    !parser.in_body() && rest.len() < MAX_HEAD_BYTES,
+                    "{} bytes left unconsumed in the body",
+                    rest.len()
+                );
+                if head.capacity() == 0 {
+                    head.reserve_exact(HEAD_KEEP.max(rest.len()));
+                }
+                head.extend_from_slice(rest);
+                (progress, false)
+            }
+            Progress::Done { .. } => (progress, !rest.is_empty()),
+            _ => (progress, false),
+        }
+    } else {
+        head.extend_from_slice(input);
+        let (used, progress) = parser.advance(head, head_request);
+        let extra = used < head.len();
+        match progress {
+            Progress::NeedMore => {
+                head.drain(..used);
+                if head.is_empty() {
+                    clear_head(head);
+                }
+                (progress, false)
+            }
+            Progress::Done { .. } => {
+                clear_head(head);
+                (progress, extra)
+            }
+            Progress::Error(_) => {
+                clear_head(head);
+                (progress, false)
+            }
+        }
+    }
+}
+
+/// The peer ended a connection in `state` whose answer `parser` reads (a read of 0 bytes, or a
+/// TLS close_notify).
+fn eof(state: State, parser: &mut ResponseParser) -> Read {
+    if state != State::Reading {
+        return Read::Stray;
+    }
+    match parser.eof() {
+        // A body delimited by the end of the connection is complete.
+        Some(Progress::Done { status, .. }) => Read::Answer {
+            status,
+            close: true,
+        },
+        _ => Read::Failed(ErrorKind::Closed),
     }
 }
 
@@ -259,8 +298,30 @@ pub(super) enum Connected {
     NotYet,
     /// The connect failed, or the peer reset the connection before the request was written.
     Failed(ErrorKind),
-    /// Connected: the request is to be written.
-    Ready,
+    /// Connected after `connect_ns`: the request is to be written.
+    Ready {
+        /// From the start of the connect to the connection established.
+        connect_ns: u64,
+    },
+    /// Connected after `connect_ns`: the TLS handshake is to be run ([`Pool::handshake`]).
+    Handshake {
+        /// From the start of the connect to the connection established.
+        connect_ns: u64,
+    },
+}
+
+/// What came of running the TLS handshake ([`Pool::handshake`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Handshake {
+    /// It waits for the peer or for room in the socket.
+    Pending,
+    /// It ended after `tls_ns`: the request is to be written.
+    Done {
+        /// From the TCP connection established to the end of the handshake.
+        tls_ns: u64,
+    },
+    /// It failed.
+    Failed(ErrorKind),
 }
 
 /// How a write attempt begins ([`Pool::start_write`]).
@@ -282,8 +343,8 @@ pub(super) enum Write {
     /// The whole request is written; `resumed`: it took more than one attempt, so the answer may
     /// have raced the end of the write.
     Written { resumed: bool },
-    /// Writing failed.
-    Failed,
+    /// Writing failed: a write error, the peer's close_notify (`closed`), or a TLS error.
+    Failed(ErrorKind),
 }
 
 /// What came of reading ([`Pool::read`]).
@@ -314,11 +375,16 @@ pub(super) struct Pool {
     rbuf: Box<[u8]>,
     /// Connections opened in this pass of the loop (see [`CONNECTS_PER_PASS`]).
     connects_this_pass: usize,
+    /// The TLS setup of an https target: every connection is a TLS one.
+    tls: Option<TlsSetup>,
+    /// The text of the first TLS error of these connections (kept once, bounded).
+    tls_first_error: Option<String>,
 }
 
 impl Pool {
-    /// An empty pool for at most `cap` connections (slots preallocated up to 4096).
-    pub fn new(cap: usize) -> Self {
+    /// An empty pool for at most `cap` connections (slots preallocated up to 4096), TLS ones
+    /// when `tls` is given.
+    pub fn new(cap: usize, tls: Option<TlsSetup>) -> Self {
         let prealloc = cap.min(4096);
         Self {
             conns: Slab::with_capacity(prealloc),
@@ -326,7 +392,21 @@ impl Pool {
             free: Vec::with_capacity(cap),
             rbuf: vec![0; READ_SCRATCH].into_boxed_slice(),
             connects_this_pass: 0,
+            tls,
+            tls_first_error: None,
         }
+    }
+
+    /// Keeps `text` as the first TLS error if there was none.
+    pub fn note_tls_error(&mut self, text: &str) {
+        if self.tls_first_error.is_none() {
+            self.tls_first_error = Some(bounded(text.to_owned()));
+        }
+    }
+
+    /// The text of the first TLS error, taken.
+    pub fn take_tls_error(&mut self) -> Option<String> {
+        self.tls_first_error.take()
     }
 
     /// A new pass of the loop: the connect pace starts again.
@@ -386,24 +466,36 @@ impl Pool {
         Some(key)
     }
 
-    /// Opens a connection to `addr` for `p` in a free slot, registered with `registry`, which
-    /// times out at `deadline`; it counts against this pass's pace, failed or not. `false` if
-    /// no socket could be opened or registered (the slot stays free).
+    /// Opens a connection to `addr` for `p` at `now` in a free slot, registered with
+    /// `registry`, which times out at `deadline` (its TLS handshake too); it counts against this
+    /// pass's pace, failed or not. An error if no socket could be opened or registered, or no TLS
+    /// connection made (the slot stays free).
     pub fn connect(
         &mut self,
         addr: SocketAddr,
         registry: &Registry,
         p: Pending,
+        now: u64,
         deadline: u64,
-    ) -> bool {
+    ) -> Result<(), ErrorKind> {
         self.connects_this_pass += 1;
+        let tls = match &self.tls {
+            Some(setup) => match TlsConn::new(setup) {
+                Ok(t) => Some(Box::new(t)),
+                Err(e) => {
+                    self.note_tls_error(&e.to_string());
+                    return Err(ErrorKind::Tls(TlsErrorKind::Other));
+                }
+            },
+            None => None,
+        };
         let key = match self.free.pop() {
             Some(k) => k,
             None => self.conns.insert(Conn::new()),
         };
         let Ok(mut sock) = TcpStream::connect(addr) else {
             self.free.push(key);
-            return false;
+            return Err(ErrorKind::Connect);
         };
         if registry
             .register(
@@ -414,10 +506,12 @@ impl Pool {
             .is_err()
         {
             self.free.push(key);
-            return false;
+            return Err(ErrorKind::Connect);
         }
         let c = &mut self.conns[key];
         c.sock = Some(sock);
+        c.tls = tls;
+        c.since = now;
         c.state = State::Connecting;
         c.req = p;
         c.written = 0;
@@ -426,11 +520,11 @@ impl Pool {
         c.clear_head();
         c.parser.reset();
         c.deadline = deadline;
-        true
+        Ok(())
     }
 
-    /// The socket of a connecting `key` became ready: connected, failed, or not yet.
-    pub fn finish_connect(&mut self, key: usize) -> Connected {
+    /// The socket of a connecting `key` became ready at `now`: connected, failed, or not yet.
+    pub fn finish_connect(&mut self, key: usize, now: u64) -> Connected {
         let c = &mut self.conns[key];
         let Some(sock) = c.sock.as_ref() else {
             return Connected::NotYet;
@@ -466,9 +560,112 @@ impl Pool {
         }
         // Small requests and answers: no Nagle delay.
         let _ = sock.set_nodelay(true);
-        c.state = State::Writing;
+        let connect_ns = now.saturating_sub(c.since);
+        c.since = now;
         c.written = 0;
-        Connected::Ready
+        if c.tls.is_some() {
+            c.state = State::Handshaking;
+            Connected::Handshake { connect_ns }
+        } else {
+            c.state = State::Writing;
+            Connected::Ready { connect_ns }
+        }
+    }
+
+    /// Runs the TLS handshake of `key` at `now` as far as it can go without waiting: writes the
+    /// client's flights, reads and gives rustls the server's. Failures are `tls` errors:
+    /// `closed` for an end or a reset of the connection, else what rustls said ([`classify`](
+    /// crate::tls::classify)); a handshake that never ends is failed by the worker's timeout
+    /// sweep.
+    pub fn handshake(&mut self, key: usize, now: u64) -> Handshake {
+        let Pool {
+            conns,
+            tls_first_error: error,
+            ..
+        } = self;
+        let c = &mut conns[key];
+        let (Some(sock), Some(tls)) = (c.sock.as_mut(), c.tls.as_deref_mut()) else {
+            return Handshake::Pending;
+        };
+        let closed = |error: &mut Option<String>, what: &str| {
+            if error.is_none() {
+                *error = Some(bounded(format!(
+                    "the server {what} the connection during the TLS handshake"
+                )));
+            }
+            Handshake::Failed(ErrorKind::Tls(TlsErrorKind::Closed))
+        };
+        let mut drained = false;
+        loop {
+            match tls.flush(sock) {
+                Flush::Done => {}
+                Flush::Blocked => return Handshake::Pending,
+                Flush::Failed => return closed(error, "reset"),
+            }
+            match tls.process(sock, None, &mut |_| Flow::Stop, error) {
+                Step::HandshakeDone => {
+                    c.state = State::Writing;
+                    c.written = 0;
+                    return Handshake::Done {
+                        tls_ns: now.saturating_sub(c.since),
+                    };
+                }
+                Step::Blocked => return Handshake::Pending,
+                Step::NeedRead => {
+                    if drained {
+                        return Handshake::Pending;
+                    }
+                    let space = tls.read_space();
+                    let want = space.len();
+                    if want == 0 {
+                        // rustls reports a full buffer it cannot use before asking for more.
+                        return Handshake::Failed(ErrorKind::Tls(TlsErrorKind::Other));
+                    }
+                    match sock.read(space) {
+                        Ok(0) => return closed(error, "closed"),
+                        Ok(n) => {
+                            tls.filled(n);
+                            // A short read drained the socket: the next arrival raises an edge.
+                            drained = n < want;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            return Handshake::Pending;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(_) => return closed(error, "reset"),
+                    }
+                }
+                Step::PeerClosed => return closed(error, "closed"),
+                Step::Failed(kind) => return Handshake::Failed(kind),
+                Step::Stopped { .. } | Step::Encrypted => {
+                    if error.is_none() {
+                        *error = Some("application data before the end of the handshake".into());
+                    }
+                    return Handshake::Failed(ErrorKind::Tls(TlsErrorKind::Other));
+                }
+            }
+        }
+    }
+
+    /// Writes the encrypted bytes `key` still holds (a TLS connection whose reads made rustls
+    /// answer, e.g. a key update, while the socket was full); an error if writing failed.
+    pub fn flush_pending(&mut self, key: usize) -> Result<(), ErrorKind> {
+        let c = &mut self.conns[key];
+        match (c.sock.as_mut(), c.tls.as_deref_mut()) {
+            (Some(sock), Some(tls)) if tls.pending_out() => match tls.flush(sock) {
+                Flush::Failed => Err(ErrorKind::Write),
+                Flush::Done | Flush::Blocked => Ok(()),
+            },
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether `key` is a TLS connection with encrypted bytes waiting for the socket.
+    pub fn has_pending_out(&self, key: usize) -> bool {
+        self.conns
+            .get(key)
+            .and_then(|c| c.tls.as_deref())
+            .is_some_and(TlsConn::pending_out)
     }
 
     /// Before writing on `key` at `now`: a new attempt's timeout runs from the start of its write
@@ -488,6 +685,9 @@ impl Pool {
 
     /// Writes (the rest of) `request` on `key`.
     pub fn write(&mut self, key: usize, request: &[u8]) -> Write {
+        if self.conns[key].tls.is_some() {
+            return self.write_tls(key, request);
+        }
         let c = &mut self.conns[key];
         let Some(sock) = c.sock.as_mut() else {
             return Write::Blocked;
@@ -495,7 +695,7 @@ impl Pool {
         let resumed = c.written > 0;
         loop {
             match sock.write(&request[c.written..]) {
-                Ok(0) => return Write::Failed,
+                Ok(0) => return Write::Failed(ErrorKind::Write),
                 Ok(n) => {
                     c.written += n;
                     if c.written == request.len() {
@@ -508,7 +708,62 @@ impl Pool {
                     return Write::Blocked;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return Write::Failed,
+                Err(_) => return Write::Failed(ErrorKind::Write),
+            }
+        }
+    }
+
+    /// [`Pool::write`] on a TLS connection: the request is encrypted [`PLAIN_CHUNK`] bytes at a
+    /// time into the connection's outgoing buffer, which is written out before the next part is
+    /// encrypted (`written` counts the plaintext encrypted). A write the socket does not take
+    /// whole resumes with the rest of the buffer.
+    fn write_tls(&mut self, key: usize, request: &[u8]) -> Write {
+        let Pool {
+            conns,
+            tls_first_error: error,
+            ..
+        } = self;
+        let c = &mut conns[key];
+        let (Some(sock), Some(tls)) = (c.sock.as_mut(), c.tls.as_deref_mut()) else {
+            return Write::Blocked;
+        };
+        let resumed = c.written > 0 || tls.pending_out();
+        loop {
+            match tls.flush(sock) {
+                Flush::Done => {}
+                Flush::Blocked => {
+                    c.state = State::Writing;
+                    return Write::Blocked;
+                }
+                Flush::Failed => return Write::Failed(ErrorKind::Write),
+            }
+            if c.written == request.len() {
+                c.state = State::Reading;
+                return Write::Written { resumed };
+            }
+            let end = request.len().min(c.written + PLAIN_CHUNK);
+            match tls.process(
+                sock,
+                Some(&request[c.written..end]),
+                &mut |_| Flow::Stop,
+                error,
+            ) {
+                Step::Encrypted => c.written = end,
+                // rustls had a message of its own to send first; the socket is full.
+                Step::Blocked => {
+                    c.state = State::Writing;
+                    return Write::Blocked;
+                }
+                // The server said goodbye (close_notify) before the request was written: a
+                // kept-alive connection it had closed.
+                Step::PeerClosed => return Write::Failed(ErrorKind::Closed),
+                Step::Failed(kind) => return Write::Failed(kind),
+                Step::NeedRead | Step::HandshakeDone | Step::Stopped { .. } => {
+                    if error.is_none() {
+                        *error = Some("the TLS connection could not take the request".into());
+                    }
+                    return Write::Failed(ErrorKind::Tls(TlsErrorKind::Other));
+                }
             }
         }
     }
@@ -517,6 +772,9 @@ impl Pool {
     /// errored, so read until the end instead of trusting a short read; an answer then closes
     /// the connection. Bytes after a complete answer are out of step: it closes too.
     pub fn read(&mut self, key: usize, to_eof: bool, head_request: bool) -> Read {
+        if self.conns[key].tls.is_some() {
+            return self.read_tls(key, to_eof, head_request);
+        }
         loop {
             let c = &mut self.conns[key];
             let Some(sock) = c.sock.as_mut() else {
@@ -562,6 +820,143 @@ impl Pool {
         }
     }
 
+    /// [`Pool::read`] on a TLS connection: reads go into the connection's incoming buffer,
+    /// rustls takes the records in it, and the plaintext of each goes to the parser as a plain
+    /// read's bytes do. After a complete answer the records already read are still taken (a
+    /// session ticket, the peer's close_notify), so that only a partial record is ever left:
+    /// plaintext after the answer, or the peer's close_notify, closes the connection. The peer's
+    /// close_notify is an end of the connection like a read of 0 bytes.
+    fn read_tls(&mut self, key: usize, to_eof: bool, head_request: bool) -> Read {
+        let Pool {
+            conns,
+            tls_first_error: error,
+            ..
+        } = self;
+        let c = &mut conns[key];
+        let Conn {
+            sock,
+            tls,
+            state,
+            head,
+            parser,
+            answered,
+            ..
+        } = c;
+        let (Some(sock), Some(tls)) = (sock.as_mut(), tls.as_deref_mut()) else {
+            return Read::Wait;
+        };
+        let reading = *state == State::Reading;
+        // The answer once complete: its status and whether it closes the connection.
+        let mut answer: Option<(u16, bool)> = None;
+        let mut parse_error = false;
+        let mut extra = false;
+        // Whether the last read drained the socket (it returned less than it could take).
+        let mut drained = false;
+        loop {
+            let space = tls.read_space();
+            let want = space.len();
+            if want == 0 {
+                // rustls left a full buffer it could take nothing from (it says so first).
+                return match answer {
+                    Some((status, _)) => Read::Answer {
+                        status,
+                        close: true,
+                    },
+                    None if reading => Read::Failed(ErrorKind::Tls(TlsErrorKind::Other)),
+                    None => Read::Stray,
+                };
+            }
+            let mut eof_seen = false;
+            match sock.read(space) {
+                Ok(0) => eof_seen = true,
+                Ok(n) => {
+                    tls.filled(n);
+                    drained = n < want;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return match answer {
+                        Some((status, close)) => Read::Answer {
+                            status,
+                            close: close || to_eof,
+                        },
+                        None => Read::Wait,
+                    };
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) if reading && answer.is_none() => return Read::Failed(ErrorKind::Read),
+                Err(_) => {
+                    return match answer {
+                        Some((status, _)) => Read::Answer {
+                            status,
+                            close: true,
+                        },
+                        None => Read::Stray,
+                    };
+                }
+            }
+            let mut on_data = |plain: &[u8]| {
+                if !reading || answer.is_some() {
+                    extra = true;
+                    return Flow::Stop;
+                }
+                *answered = true;
+                match feed(head, parser, plain, head_request) {
+                    (Progress::NeedMore, _) => Flow::More,
+                    (Progress::Done { status, close }, more) => {
+                        // Go on: records after the answer are out of step.
+                        answer = Some((status, close || more));
+                        Flow::More
+                    }
+                    (Progress::Error(_), _) => {
+                        parse_error = true;
+                        Flow::Stop
+                    }
+                }
+            };
+            let step = tls.process(sock, None, &mut on_data, error);
+            if parse_error {
+                return Read::Failed(ErrorKind::Parse);
+            }
+            if let Some((status, close)) = answer {
+                match step {
+                    // Nothing more in what was read: the answer stands, and the connection with
+                    // it unless the socket may hold more (a full read) which is to be looked at.
+                    Step::NeedRead | Step::Blocked if !eof_seen && !extra => {
+                        if drained || matches!(step, Step::Blocked) {
+                            return Read::Answer {
+                                status,
+                                close: close || to_eof,
+                            };
+                        }
+                        continue;
+                    }
+                    _ => {
+                        return Read::Answer {
+                            status,
+                            close: true,
+                        };
+                    }
+                }
+            }
+            match step {
+                Step::Stopped { .. } => return Read::Stray,
+                Step::PeerClosed => return eof(*state, parser),
+                Step::Failed(kind) if reading => return Read::Failed(kind),
+                Step::Failed(_) | Step::HandshakeDone | Step::Encrypted => return Read::Stray,
+                // A key update or an alert of rustls's own waits for the socket.
+                Step::Blocked => return Read::Wait,
+                Step::NeedRead => {}
+            }
+            if eof_seen {
+                return eof(*state, parser);
+            }
+            if drained && !to_eof {
+                // A short read drained the socket; the next arrival raises a new edge.
+                return Read::Wait;
+            }
+        }
+    }
+
     /// The request on `key` is done and the connection kept: it becomes the most recently used
     /// idle one.
     pub fn make_idle(&mut self, key: usize) {
@@ -582,8 +977,11 @@ impl Pool {
             self.idle.remove(key);
         }
         let c = &mut self.conns[key];
-        // Dropping the socket closes it, which also removes it from the epoll set.
+        // Dropping the socket closes it, which also removes it from the epoll set (a TLS
+        // connection is dropped without a close_notify: the request/answer framing of HTTP/1.1
+        // never needs it).
         c.sock = None;
+        c.tls = None;
         c.state = State::Closed;
         c.clear_head();
         c.written = 0;
