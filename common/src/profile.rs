@@ -723,6 +723,41 @@ mod tests {
         }
     }
 
+    #[test]
+    fn random_profiles_print_back_exactly() {
+        use rand::RngExt;
+        let mut r = crate::samplers::rng(9, 0);
+        for _ in 0..2000 {
+            let n = r.random_range(1..6usize);
+            let segs: Vec<Segment> = (0..n)
+                .map(|_| {
+                    // Rates of every shape: whole, decimal, tiny, large, zero; either a step or
+                    // a ramp; durations to the nanosecond.
+                    let rate = |r: &mut crate::samplers::Rng| match r.random_range(0..5u32) {
+                        0 => 0.0,
+                        1 => f64::from(r.random_range(1..100_000u32)),
+                        2 => r.random::<f64>() * 1e4,
+                        3 => r.random::<f64>() * 1e-3,
+                        _ => f64::from(r.random_range(1..100u32)) * 1e6,
+                    };
+                    let from = rate(&mut r);
+                    let to = if r.random::<bool>() {
+                        from
+                    } else {
+                        rate(&mut r)
+                    };
+                    let duration = Duration::from_nanos(r.random_range(1..10_000_000_000_000u64));
+                    Segment::ramp(from, to, duration)
+                })
+                .collect();
+            let Ok(p) = Profile::new(segs) else {
+                continue;
+            };
+            let text = p.to_string();
+            assert_eq!(Profile::parse(&text).as_ref(), Ok(&p), "{text}");
+        }
+    }
+
     /// A profile exercising every kind of segment: steps, rising ramps (from 0, nearly flat),
     /// falling ramps (to 0), a zero segment between them.
     fn mixed() -> Profile {
