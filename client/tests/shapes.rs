@@ -2,8 +2,9 @@
 //! time: `#[ignore]`d, `cargo test -- --ignored` runs it).
 //!
 //! The run must last the profile, each interval carry the profile's mean rate over it, the sends
-//! per interval follow that rate, and the arrival check (achieved rate against the profile's
-//! mean, KS of the gaps rescaled by Λ against Exp(1)) must not warn.
+//! per interval follow that rate, and the arrival check must pass: the achieved rate against the
+//! profile's mean does not warn, and the KS distance of the gaps rescaled by Λ from Exp(1) stays
+//! within the bound derived below (noise plus the sends' lateness).
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -92,12 +93,44 @@ fn a_profile_run_follows_its_rates() {
         assert_eq!(iv.target_rate, Some(0.0), "{iv:?}");
     }
 
-    // The arrival check measured the gaps in operational time and did not warn.
+    // The arrival check: the achieved rate against the profile's mean does not warn (its
+    // tolerance, 5 sd of the Poisson count plus 1%, holds whatever the lag within the window).
     assert!(r.arrivals.samples > 500, "{:?}", r.arrivals);
-    let warned: Vec<&String> = r
+    let missed: Vec<&String> = r
         .warnings
         .iter()
-        .filter(|w| w.contains("rate missed") || w.contains("not exponential"))
+        .filter(|w| w.contains("rate missed"))
         .collect();
-    assert!(warned.is_empty(), "{warned:?} ({:?})", r.arrivals);
+    assert!(missed.is_empty(), "{missed:?}");
+    // And the gaps rescaled by Λ are Exp(1) within the noise of the sample and of the sends'
+    // timing. For n gaps of the intended times, D₀ > d = √(ln(2/α)/(2n)) with probability at
+    // most α = 10⁻⁶ (DKW). A send late by δ moves its Λ by at most λ_max·δ; with all but a
+    // fraction f = 1% of the lags within [0, p99], all but 2f of the gaps move by at most
+    // λ_max·p99, so D ≤ d + λ_max·p99 + 2f. On an idle machine (p99 of tens of µs) this is
+    // about the warning's own threshold; on a loaded one it widens, where the warning (which
+    // does not allow for lateness, and fires for constant-rate runs as much) may fire.
+    let n = r.arrivals.samples as f64;
+    let d = ((2.0f64 / 1e-6).ln() / (2.0 * n)).sqrt();
+    let bound = d + 800.0 * r.send_lag_us.p99 / 1e6 + 0.02;
+    let ks = r.arrivals.ks_d.expect("enough gaps");
+    assert!(
+        ks <= bound,
+        "KS D {ks} > {bound} ({:?}, lag {:?})",
+        r.arrivals,
+        r.send_lag_us
+    );
+    // (That the check tells a wrong rescaling apart is shown without sockets, on far more gaps,
+    // in common/tests/shaped_schedule.rs.)
+    // The mean operational gap is (Λ(t_N) − Λ(t_1))/(N − 1) for N sends: for the intended times
+    // Λ/(N − 1) less the operational time before the first and after the last, each Exp(1) and
+    // below 14 except with probability e^{−14} < 10⁻⁶. N is Poisson(700), within 700 ± 148
+    // (Bennett, as above, with l = ln(2·10⁶)), so the mean lies in [(700 − 28)/847, 700/551],
+    // within 0.27 of 1. Lateness moves it only through its two ends, by at most
+    // 2·λ_max·lag_max/(N − 1).
+    let mean = r.arrivals.gap_mean_norm.expect("enough gaps");
+    let ends = 2.0 * 800.0 * r.send_lag_us.max / 1e6 / (n - 1.0);
+    assert!(
+        (mean - 1.0).abs() < 0.27 + ends,
+        "mean operational gap {mean}"
+    );
 }
