@@ -12,8 +12,9 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use queuelab_common::model::ModelArgs;
+use queuelab_common::profile::RateSpec;
 use queuelab_common::samplers::ArrivalKind;
-use queuelab_common::units::{parse_count, parse_duration, parse_rate};
+use queuelab_common::units::{parse_count, parse_duration};
 
 use crate::config::{self, Config, Mode, Target};
 use crate::http::parse_header;
@@ -84,17 +85,31 @@ pub struct RunArgs {
     #[arg(value_name = "URL", required = true)]
     pub url: Option<String>,
 
-    /// Open loop: aggregate arrival rate in requests per second (e.g. 500, 10k, 1.5M).
+    /// Open loop: aggregate arrival rate in requests per second (e.g. 500, 10k, 1.5M), or a
+    /// profile of rates over time (e.g. 200:30s,1k:30s or 0..5k:30s,5k:60s).
     ///
     /// The rate is split evenly over the threads; each thread runs its own arrival process at
     /// RATE/threads with absolute intended times, so the total is RATE whatever the answers do.
-    #[arg(short = 'R', long, value_name = "RATE", value_parser = parse_rate,
+    ///
+    /// A profile is a comma-separated list of entries, each a step RATE:DUR (RATE per second for
+    /// DUR) or a linear ramp FROM..TO:DUR (from FROM to TO per second over DUR). Rates take the
+    /// suffixes k, M, G and may be 0 (no requests in that entry); durations are as for
+    /// --duration (a bare number is seconds). Examples: 200:30s,1000:30s (200/s for 30 s, then
+    /// 1000/s for 30 s); 100..5k:60s (from 100/s to 5000/s over 60 s); 0..5k:30s,5k:60s. The
+    /// arrivals are then a non-homogeneous Poisson process of that rate (each thread takes its
+    /// share); the run lasts the profile (--duration can only cut it shorter, --requests still
+    /// caps it); --warmup runs at the profile's first rate before it starts; the result gives
+    /// each interval its target rate and checks the gaps in the profile's operational time.
+    #[arg(short = 'R', long, value_name = "RATE|PROFILE", value_parser = RateSpec::parse,
           conflicts_with_all = ["users", "max"])]
-    pub rate: Option<f64>,
+    pub rate: Option<RateSpec>,
 
     /// Inter-arrival distribution of the open loop: poisson, constant or uniform.
     ///
     /// poisson: exponential gaps (default); constant: exactly 1/rate; uniform: on [0, 2/rate].
+    /// With a rate profile the same three in its operational time (where the rate is 1): poisson
+    /// is the non-homogeneous Poisson process, constant puts the n-th request where n requests
+    /// are expected (evenly spaced at each moment's rate), uniform draws gaps on [0, 2] there.
     #[arg(
         long,
         value_name = "KIND",
@@ -105,7 +120,8 @@ pub struct RunArgs {
 
     /// Measured duration (e.g. 30s, 2m) after the warmup.
     ///
-    /// Default 10s unless --requests is given; with both, whichever ends first.
+    /// Default 10s unless --requests is given; with both, whichever ends first. With a rate
+    /// profile the default is the profile's length, and a longer --duration is cut to it.
     #[arg(short = 'd', long, value_name = "DUR", value_parser = parse_duration)]
     pub duration: Option<Duration>,
 
@@ -363,9 +379,12 @@ impl RunArgs {
                 users,
                 think: self.think.unwrap_or(Duration::ZERO),
             }
-        } else if let Some(rate) = self.rate {
+        } else if let Some(rate) = &self.rate {
             Mode::Open {
-                rate,
+                rate: match rate {
+                    RateSpec::Constant(r) => *r,
+                    RateSpec::Shaped(p) => p.mean(),
+                },
                 arrival: self.arrival,
             }
         } else {
@@ -374,8 +393,14 @@ impl RunArgs {
             ));
         };
         let mut config = Config::new(target, mode);
+        config.profile = match self.rate {
+            Some(RateSpec::Shaped(p)) if !self.max && self.users.is_none() => Some(p),
+            _ => None,
+        };
         config.duration = match (self.duration, self.requests) {
             (Some(d), _) => Some(d),
+            // A profile bounds the run by its own length.
+            (None, _) if config.profile.is_some() => None,
             (None, Some(_)) => None,
             (None, None) => Some(config::DEFAULT_DURATION),
         };

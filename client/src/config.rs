@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use queuelab_common::model::Model;
+use queuelab_common::profile::Profile;
 use queuelab_common::samplers::ArrivalKind;
 
 use crate::http::{RequestError, render_request};
@@ -18,9 +19,11 @@ use crate::url::{HttpUrl, UrlError};
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Mode {
     /// Open loop: arrivals at `rate` per second in total (split evenly over the threads), spaced by
-    /// `arrival`, whatever the answers do.
+    /// `arrival`, whatever the answers do. With a [`Config::profile`] the rate follows the profile
+    /// instead.
     Open {
-        /// Aggregate rate λ in requests per second.
+        /// Aggregate rate λ in requests per second (with a [`Config::profile`], not used: the
+        /// profile's mean, as [`Config::shaped`] sets it).
         rate: f64,
         /// Inter-arrival distribution.
         arrival: ArrivalKind,
@@ -241,6 +244,11 @@ pub struct Config {
     pub live: bool,
     /// Bound on the send gaps kept for the arrival check (all threads).
     pub arrival_samples: usize,
+    /// Open loop only: the aggregate rate follows this profile λ(t) from the start of the
+    /// measurement (a non-homogeneous Poisson process, or evenly spaced or uniform gaps in its
+    /// operational time, as `arrival` says). The run lasts the profile; `duration` can only cut
+    /// it shorter. During the warmup the rate is the profile's first, λ(0).
+    pub profile: Option<Profile>,
 }
 
 impl Config {
@@ -264,13 +272,47 @@ impl Config {
             theory: None,
             live: false,
             arrival_samples: DEFAULT_ARRIVAL_SAMPLES,
+            profile: None,
+        }
+    }
+
+    /// An open-loop configuration whose rate follows `profile`, with `arrival` gaps in its
+    /// operational time, and the defaults for everything else; it lasts the profile (no
+    /// `duration`).
+    pub fn shaped(target: Target, profile: Profile, arrival: ArrivalKind) -> Self {
+        let mut c = Self::new(
+            target,
+            Mode::Open {
+                rate: profile.mean(),
+                arrival,
+            },
+        );
+        c.duration = None;
+        c.profile = Some(profile);
+        c
+    }
+
+    /// How long the schedule runs after the warmup: the `duration`, or with a profile the
+    /// profile's length, cut by the `duration` if that is shorter. `None`: until `requests` have
+    /// been issued.
+    pub fn schedule_duration(&self) -> Option<Duration> {
+        match &self.profile {
+            Some(p) => Some(self.duration.map_or(p.duration(), |d| d.min(p.duration()))),
+            None => self.duration,
         }
     }
 
     /// Checks ranges and combinations.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.profile.is_some() && !matches!(self.mode, Mode::Open { .. }) {
+            return bad(
+                "a rate profile is for the open loop (--rate), not --users or --max".into(),
+            );
+        }
         match self.mode {
+            // The profile was checked when it was made (its rates and length).
+            Mode::Open { .. } if self.profile.is_some() => {}
             Mode::Open { rate, .. } if !(rate.is_finite() && rate > 0.0) => {
                 return bad(format!("rate must be positive and finite, got {rate}"));
             }
@@ -288,7 +330,7 @@ impl Config {
             }
             _ => {}
         }
-        if self.duration.is_none() && self.requests.is_none() {
+        if self.schedule_duration().is_none() && self.requests.is_none() {
             return bad("the run needs a bound: --duration and/or --requests".into());
         }
         if self.duration.is_some_and(|d| d.is_zero()) {
@@ -397,6 +439,16 @@ mod tests {
                 Box::new(|c| c.mode = Mode::Max { connections: 0 }),
             ),
             (
+                "a profile in closed loop",
+                Box::new(|c| {
+                    c.profile = Some(Profile::parse("100:1s").expect("valid"));
+                    c.mode = Mode::Closed {
+                        users: 2,
+                        think: Duration::ZERO,
+                    };
+                }),
+            ),
+            (
                 "no bound",
                 Box::new(|c| {
                     c.duration = None;
@@ -434,5 +486,37 @@ mod tests {
             change(&mut c);
             assert!(c.validate().is_err(), "{name} should be rejected");
         }
+    }
+
+    #[test]
+    fn a_profile_bounds_the_run_and_a_duration_cuts_it() {
+        let addr = "127.0.0.1:9".parse().expect("literal address");
+        let p = Profile::parse("0..100:2s,10:3s").expect("valid");
+        let mut c = Config::shaped(Target::get(addr), p.clone(), ArrivalKind::Poisson);
+        // The mode's rate is the mean: (100 + 30)/5.
+        assert_eq!(
+            c.mode,
+            Mode::Open {
+                rate: 26.0,
+                arrival: ArrivalKind::Poisson
+            }
+        );
+        // No duration, no --requests: the profile is the bound.
+        assert!(c.validate().is_ok());
+        assert_eq!(c.schedule_duration(), Some(Duration::from_secs(5)));
+        c.duration = Some(Duration::from_secs(2));
+        assert_eq!(c.schedule_duration(), Some(Duration::from_secs(2)));
+        // Longer than the profile: the profile's length wins.
+        c.duration = Some(Duration::from_secs(60));
+        assert_eq!(c.schedule_duration(), Some(Duration::from_secs(5)));
+        // The mode's rate is not held to the plain rate's rules with a profile.
+        c.mode = Mode::Open {
+            rate: 0.0,
+            arrival: ArrivalKind::Constant,
+        };
+        assert!(c.validate().is_ok());
+        c.profile = None;
+        assert!(c.validate().is_err());
+        assert_eq!(base().schedule_duration(), Some(DEFAULT_DURATION));
     }
 }

@@ -17,7 +17,8 @@
 //!   sample.
 //!
 //! One loop serves every mode. A [`Source`] yields *due* requests with their intended times:
-//! - open loop: the thread's own arrival process at λ/T, absolute times `t0 + Σ gaps`;
+//! - open loop: the thread's own arrival process at λ/T, absolute times `t0 + Σ gaps` (with a
+//!   rate profile, `t0 + Λ⁻¹(Σ gaps)` of operational gaps at the thread's share of λ(t));
 //! - users (closed loop and `--max`): a heap of users, each due at the end of its think time
 //!   (exponential; zero in `--max`), pushed again when its previous request ends.
 //!
@@ -95,6 +96,7 @@ use std::time::Duration;
 
 use mio::event::Event;
 use mio::{Events, Interest, Poll, Token};
+use queuelab_common::profile::Profile;
 use queuelab_common::samplers::{ArrivalKind, rng};
 
 use crate::result::{ErrorKind, TlsErrorKind};
@@ -152,10 +154,22 @@ pub(crate) struct Plan {
     pub gap_samples: usize,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) enum SourcePlan {
-    Open { rate: f64, arrival: ArrivalKind },
-    Users { users: u32, think_s: f64 },
+    Open {
+        rate: f64,
+        arrival: ArrivalKind,
+    },
+    /// Open loop following a rate profile (the warmup's lead included), at `share` of its rate.
+    Shaped {
+        profile: Arc<Profile>,
+        share: f64,
+        arrival: ArrivalKind,
+    },
+    Users {
+        users: u32,
+        think_s: f64,
+    },
 }
 
 /// One interval of one worker, sent to the coordinator.
@@ -246,7 +260,7 @@ impl Worker {
         poll.registry()
             .register(&mut timer, TIMER, Interest::READABLE)?;
         let source = Source::new(
-            plan.source,
+            plan.source.clone(),
             shared.start_ns,
             rng(plan.seed, plan.index as u64),
             plan.requests,

@@ -45,6 +45,7 @@ use std::sync::mpsc;
 use anyhow::Context as _;
 use hdrhistogram::Histogram;
 use queuelab_common::model::Model;
+use queuelab_common::profile::Profile;
 use queuelab_common::stats::{self, histogram_to_string, ks_pvalue, ks_statistic, new_histogram};
 use queuelab_common::theory::{self, MeasuredSummary};
 use queuelab_os::clock::now_ns;
@@ -104,7 +105,7 @@ pub fn run_with_stop(mut config: Config, stop: Arc<AtomicBool>) -> anyhow::Resul
         start_ns,
         measure_start_ns,
         issue_end_ns: config
-            .duration
+            .schedule_duration()
             .map(|d| measure_start_ns + d.as_nanos() as u64),
         timeout_ns: config.timeout.as_nanos() as u64,
         spin_ns: config.spin.as_nanos() as u64,
@@ -142,11 +143,17 @@ pub fn run_with_stop(mut config: Config, stop: Arc<AtomicBool>) -> anyhow::Resul
     drop(tx);
 
     let mut series = SeriesAcc::new(threads, measure_start_ns, config.interval.as_nanos() as u64);
+    series.intensity = Intensity::of(&config);
+    let shaped = config.profile.is_some();
     while let Ok(report) = rx.recv() {
         let thread = report.thread;
         let hists = series.add(report, |iv| {
             if config.live {
-                eprintln!("{}", report::live_line(iv));
+                if shaped {
+                    eprintln!("{}", report::live_line_with_target(iv));
+                } else {
+                    eprintln!("{}", report::live_line(iv));
+                }
             }
         });
         // The worker may have ended; its histograms are then dropped.
@@ -184,6 +191,8 @@ fn plan(config: &Config, cores: &[usize]) -> Vec<Plan> {
         Mode::Closed { users, .. } => threads = threads.min(users as usize),
         Mode::Max { connections } => threads = threads.min(connections as usize),
         Mode::Open { rate, .. } if config.threads.is_none() => {
+            // A profile needs the threads of its peak.
+            let rate = config.profile.as_ref().map_or(rate, Profile::peak);
             // Saturating float-to-int: any rate gives a count, capped by the cores just below.
             let needed = (rate / config::DEFAULT_RATE_PER_THREAD).ceil() as usize;
             threads = threads.min(needed.max(1));
@@ -205,9 +214,20 @@ fn plan(config: &Config, cores: &[usize]) -> Vec<Plan> {
         Mode::Closed { users, .. } => config.connections.unwrap_or(users as usize),
         Mode::Max { connections } => connections as usize,
     };
+    // The schedules follow the profile from the start of the warmup, which runs at its first
+    // rate; each thread takes 1/T of it.
+    let shaped = config
+        .profile
+        .as_ref()
+        .map(|p| Arc::new(p.with_lead(config.warmup)));
     (0..threads)
         .map(|i| {
             let source = match config.mode {
+                Mode::Open { arrival, .. } if shaped.is_some() => SourcePlan::Shaped {
+                    profile: Arc::clone(shaped.as_ref().expect("checked just above")),
+                    share: 1.0 / threads as f64,
+                    arrival,
+                },
                 Mode::Open { rate, arrival } => SourcePlan::Open {
                     rate: rate / threads as f64,
                     arrival,
@@ -254,6 +274,9 @@ fn is_idempotent(method: &str) -> bool {
 struct SeriesAcc {
     measure_start_ns: u64,
     interval_ns: u64,
+    /// The target intensity, for each interval's `target_rate` (the run's end not known yet:
+    /// [`build_result`] cuts it at the end of the schedule).
+    intensity: Intensity,
     /// For each worker that has finished, the index of its last interval.
     last: Vec<Option<u64>>,
     /// Intervals with some but not all of their reports, by index.
@@ -295,6 +318,7 @@ impl SeriesAcc {
         Self {
             measure_start_ns,
             interval_ns,
+            intensity: Intensity::None,
             last: vec![None; threads],
             open: BTreeMap::new(),
             spare: Vec::new(),
@@ -346,7 +370,8 @@ impl SeriesAcc {
     /// Closes interval `index`: keeps its row of the series, recycles its histograms.
     fn close(&mut self, index: u64) -> Option<Interval> {
         let mut row = self.open.remove(&index)?;
-        let iv = interval_of(self.measure_start_ns, self.interval_ns, index, &row);
+        let mut iv = interval_of(self.measure_start_ns, self.interval_ns, index, &row);
+        iv.target_rate = self.intensity.mean(iv.t_s, iv.t_s + iv.duration_s, None);
         self.done.push((index, iv));
         row.stats.hists.reset();
         self.spare.push(row.stats.hists);
@@ -394,6 +419,53 @@ fn interval_of(measure_start_ns: u64, interval_ns: u64, index: u64, row: &Row) -
         path_mean_us: timed_mean(s.path_sum_ns),
         path_p50_us: q(&s.hists.path, 0.5),
         server_mean_us: timed_mean(s.server_sum_ns),
+        target_rate: None,
+    }
+}
+
+/// The target intensity of a run, over time since the start of the measurement.
+#[derive(Debug, Clone, Default)]
+enum Intensity {
+    /// No target: closed loop, `--max`.
+    #[default]
+    None,
+    /// A constant rate.
+    Constant(f64),
+    /// A rate profile.
+    Shaped(Profile),
+}
+
+impl Intensity {
+    fn of(config: &Config) -> Self {
+        match (&config.mode, &config.profile) {
+            (Mode::Open { .. }, Some(p)) => Intensity::Shaped(p.clone()),
+            (Mode::Open { rate, .. }, None) => Intensity::Constant(*rate),
+            _ => Intensity::None,
+        }
+    }
+
+    /// The expected arrivals from the start of the measurement to `t` seconds.
+    fn cumulative(&self, t: f64) -> f64 {
+        match self {
+            Intensity::None => 0.0,
+            Intensity::Constant(r) => r * t.max(0.0),
+            Intensity::Shaped(p) => p.cumulative(t),
+        }
+    }
+
+    /// The mean intensity over `[a, b]` (seconds since the start of the measurement), 0 from
+    /// `end` on (the schedule had stopped; `None`: not known, taken as running); for an empty
+    /// window the intensity at `a`. `None` without a target.
+    fn mean(&self, a: f64, b: f64, end: Option<f64>) -> Option<f64> {
+        let cut = |t: f64| end.map_or(t, |e| t.min(e));
+        let rate = match self {
+            Intensity::None => return None,
+            _ if b > a => (self.cumulative(cut(b)) - self.cumulative(cut(a))) / (b - a),
+            _ if end.is_some_and(|e| a >= e) => 0.0,
+            Intensity::Constant(r) => *r,
+            Intensity::Shaped(p) => p.rate_at(a),
+        };
+        Some(rate)
     }
 }
 
@@ -474,10 +546,17 @@ fn build_result(
     };
     let achieved_rate = per_s(requests.sent_in_window);
     let throughput = per_s(requests.completed);
-    let target_rate = match config.mode {
-        Mode::Open { rate, .. } => Some(rate),
+    let intensity = Intensity::of(config);
+    let target_rate = match (&intensity, config.mode) {
+        // The mean of the profile over the measurement.
+        (Intensity::Shaped(_), _) => intensity.mean(0.0, duration_s, Some(duration_s)),
+        (_, Mode::Open { rate, .. }) => Some(rate),
         _ => None,
     };
+    let mut intervals = intervals;
+    for iv in &mut intervals {
+        iv.target_rate = intensity.mean(iv.t_s, iv.t_s + iv.duration_s, Some(duration_s));
+    }
     let arrivals = arrival_check(&mut gaps, rate_sum);
     let batches = batch_acc.finish(issue_end - measure_start_ns);
     let latency_us = batches::latency(&latency, &batches, false);
@@ -489,6 +568,12 @@ fn build_result(
             "TLS certificate verification was off (--insecure): the server's identity was not checked"
                 .to_owned(),
         );
+    }
+    if config.theory.is_some() && config.profile.is_some() {
+        warnings.push(format!(
+            "the theory is of a steady load at the profile's mean rate {:.1}/s; this load followed a profile",
+            target_rate.unwrap_or(0.0)
+        ));
     }
     let theory = config.theory.and_then(|t| {
         let lambda = target_rate.unwrap_or(achieved_rate);
@@ -528,7 +613,7 @@ fn build_result(
             threads: threads as u64,
             users,
             think_s,
-            duration_s: config.duration.map(|d| d.as_secs_f64()),
+            duration_s: config.schedule_duration().map(|d| d.as_secs_f64()),
             requests: config.requests,
             warmup_s: config.warmup.as_secs_f64(),
             timeout_s: config.timeout.as_secs_f64(),
@@ -537,6 +622,7 @@ fn build_result(
             busy_poll: config.busy_poll.unwrap_or(false),
             pin: config.pin,
             interval_s: config.interval.as_secs_f64(),
+            profile: config.profile.as_ref().map(Profile::to_string),
         },
         warnings,
         intervals,
@@ -633,8 +719,13 @@ fn schedule_warnings(r: &RunResult, config: &Config) -> Vec<String> {
             let tolerance = 5.0 * expected.sqrt() + 0.01 * expected;
             let sent = req.sent_in_window as f64;
             if (sent - expected).abs() > tolerance {
+                let of = if config.profile.is_some() {
+                    "the profile's mean"
+                } else {
+                    "a target"
+                };
                 w.push(format!(
-                    "rate missed: sent {:.0} requests/s against a target of {target:.0} (the schedule could not be kept)",
+                    "rate missed: sent {:.0} requests/s against {of} of {target:.0} (the schedule could not be kept)",
                     r.achieved_rate
                 ));
             }
@@ -731,6 +822,53 @@ mod tests {
         assert_eq!(per_thread, vec![40_000.0; 3]);
     }
 
+    /// A profile takes the threads of its peak rate, each with an equal share of it, from the
+    /// start of the warmup at its first rate.
+    #[test]
+    fn a_profile_is_shared_over_the_threads_of_its_peak() {
+        let cores = [0, 1, 2, 3];
+        let target = config::Target::get("127.0.0.1:1".parse().expect("literal address"));
+        let profile = Profile::parse("10:1s,10..120k:1s").expect("valid");
+        let mut c = Config::shaped(
+            target,
+            profile,
+            queuelab_common::samplers::ArrivalKind::Poisson,
+        );
+        c.warmup = std::time::Duration::from_secs(2);
+        let plans = plan(&c, &cores);
+        // Mean 30 007.5/s, but a peak of 120 000/s: three threads.
+        assert_eq!(plans.len(), 3);
+        for p in &plans {
+            match &p.source {
+                SourcePlan::Shaped { profile, share, .. } => {
+                    assert_eq!(*share, 1.0 / 3.0);
+                    assert_eq!(profile.to_string(), "10:2s,10:1s,10..120k:1s");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_target_intensity_is_cut_where_the_schedule_stopped() {
+        let shaped = Intensity::Shaped(Profile::parse("100:1s,400..800:1s").expect("valid"));
+        let near =
+            |x: Option<f64>, want: f64| x.is_some_and(|x| (x - want).abs() < 1e-9 * want.max(1.0));
+        assert!(near(shaped.mean(0.0, 1.0, None), 100.0));
+        assert!(near(shaped.mean(1.0, 1.5, None), 500.0));
+        assert!(near(shaped.mean(1.5, 2.0, Some(2.0)), 700.0));
+        // A drain stub after the end: nothing was due.
+        assert!(near(shaped.mean(2.0, 2.004, Some(2.0)), 0.0));
+        // Stopped at 1.5 s (--requests): half of [1, 2] at the ramp's first half.
+        assert!(near(shaped.mean(1.0, 2.0, Some(1.5)), 250.0));
+        assert!(near(shaped.mean(1.5, 1.5, None), 600.0));
+        assert!(near(shaped.mean(1.5, 1.5, Some(1.5)), 0.0));
+        let flat = Intensity::Constant(300.0);
+        assert!(near(flat.mean(3.0, 4.0, Some(10.0)), 300.0));
+        assert!(near(flat.mean(9.5, 10.5, Some(10.0)), 150.0));
+        assert_eq!(Intensity::None.mean(0.0, 1.0, None), None);
+    }
+
     /// Busy-polling by default needs pinned threads and a core left over.
     #[test]
     fn busy_poll_by_default_leaves_a_core() {
@@ -808,11 +946,11 @@ mod tests {
             );
         }
         assert_eq!(closed, N);
-        // What is retained per interval: one `Interval` (plain numbers, no heap): 14 numbers of
-        // 8 bytes, six of them optional (16 bytes each), and the index: 168 bytes, 0.6 MB for an
-        // hour of one-second intervals.
+        // What is retained per interval: one `Interval` (plain numbers, no heap): 15 numbers of
+        // 8 bytes, seven of them optional (16 bytes each), and the index: 184 bytes, 0.7 MB for
+        // an hour of one-second intervals.
         let per_interval = std::mem::size_of::<(u64, Interval)>();
-        assert!(per_interval <= 176, "{per_interval} bytes per interval");
+        assert!(per_interval <= 184, "{per_interval} bytes per interval");
         let rows = series.finish();
         assert_eq!(rows.len() as u64, N);
         assert!(rows.windows(2).all(|w| w[0].t_s < w[1].t_s));

@@ -14,8 +14,8 @@
 //! - The serialized histograms are decoded and added, so every percentile of the merged result is
 //!   that of the union of all measurements, exactly as if one client had recorded them; the
 //!   latency summaries are recomputed from the merged histograms.
-//! - The time series is merged interval by interval (counts added, means weighted by
-//!   completions); per-interval percentiles cannot be recovered from summaries and become `null`
+//! - The time series is merged interval by interval (counts added, target rates
+//!   added, means weighted by completions); per-interval percentiles cannot be recovered from summaries and become `null`
 //!   where more than one part contributed.
 //! - The interval of the mean is recomputed from the parts' batches ([`crate::batches`]): when
 //!   the parts ran together (their windows form one stretch of time), batch by batch at the
@@ -383,6 +383,13 @@ pub fn merge(parts: &[RunResult]) -> Result<RunResult, MergeError> {
                 p.mode, first.mode
             ));
         }
+        if p.config.profile != first.config.profile {
+            warnings.push(format!(
+                "part {i} followed the rate profile {}, part 0 {}",
+                p.config.profile.as_deref().unwrap_or("(none)"),
+                first.config.profile.as_deref().unwrap_or("(none)")
+            ));
+        }
         if (p.config.interval_s - first.config.interval_s).abs() > 1e-9 {
             warnings.push(format!(
                 "part {i} has {}s intervals, part 0 {}s: the merged series mixes them",
@@ -674,6 +681,10 @@ fn merge_intervals(parts: &[RunResult]) -> Vec<Interval> {
                 lat += r.mean_us * r.completed as f64;
                 unc += r.mean_uncorrected_us * r.completed as f64;
                 m.send_lag_max_us = m.send_lag_max_us.max(r.send_lag_max_us);
+                // The parts ran side by side: their target rates add up, as their rates do.
+                if let Some(t) = r.target_rate {
+                    m.target_rate = Some(m.target_rate.unwrap_or(0.0) + t);
+                }
             }
             if m.completed > 0 {
                 m.mean_us = lat / m.completed as f64;
@@ -839,6 +850,7 @@ pub(crate) mod tests {
                 busy_poll: false,
                 pin: true,
                 interval_s: 1.0,
+                profile: None,
             },
             warnings: vec![],
             intervals: vec![],
@@ -1328,6 +1340,47 @@ pub(crate) mod tests {
         // Plain results of older versions have no phases: none merged.
         let m = merge(&[sample_result(), sample_result()]).expect("merge");
         assert_eq!(m.phases, Phases::default());
+    }
+
+    #[test]
+    fn interval_target_rates_add_up_over_the_parts() {
+        let iv = |target: Option<f64>| Interval {
+            duration_s: 1.0,
+            sent: 10,
+            target_rate: target,
+            ..Interval::default()
+        };
+        let mut a = sample_result();
+        a.config.profile = Some("100:1s,300:1s".into());
+        a.intervals = vec![iv(Some(100.0)), iv(Some(300.0))];
+        let mut b = a.clone();
+        b.intervals = vec![iv(Some(50.0)), iv(Some(150.0)), iv(Some(0.0))];
+        let m = merge(&[a.clone(), b.clone()]).expect("merge");
+        let targets: Vec<Option<f64>> = m.intervals.iter().map(|i| i.target_rate).collect();
+        assert_eq!(targets, [Some(150.0), Some(450.0), Some(0.0)]);
+        assert_eq!(m.config.profile.as_deref(), Some("100:1s,300:1s"));
+        // The same profile: no warning about it (the sample results have no UTC windows, which
+        // is warned of apart).
+        assert!(
+            !m.warnings.iter().any(|w| w.contains("profile")),
+            "{:?}",
+            m.warnings
+        );
+        // Closed-loop rows have none, and add nothing.
+        b.intervals = vec![iv(None)];
+        let m = merge(&[a.clone(), b.clone()]).expect("merge");
+        assert_eq!(m.intervals[0].target_rate, Some(100.0));
+        let mut c = b.clone();
+        c.config.profile = None;
+        let m = merge(&[b.clone(), c]).expect("merge");
+        assert_eq!(m.intervals[0].target_rate, None);
+        assert!(
+            m.warnings
+                .iter()
+                .any(|w| w.contains("followed the rate profile")),
+            "{:?}",
+            m.warnings
+        );
     }
 
     #[test]

@@ -35,6 +35,16 @@ fn pct(x: f64) -> String {
 
 /// The line printed on stderr for each interval while running (when stderr is a terminal).
 pub fn live_line(iv: &Interval) -> String {
+    live(iv, false)
+}
+
+/// The live line of a run that follows a rate profile: the interval's target rate after its
+/// sent rate (`sent 412/s of 400/s`).
+pub fn live_line_with_target(iv: &Interval) -> String {
+    live(iv, true)
+}
+
+fn live(iv: &Interval, with_target: bool) -> String {
     let per_s = |n: u64| {
         if iv.duration_s > 0.0 {
             n as f64 / iv.duration_s
@@ -42,8 +52,12 @@ pub fn live_line(iv: &Interval) -> String {
             0.0
         }
     };
+    let target = match iv.target_rate {
+        Some(t) if with_target => format!(" of {t:>9.0}/s"),
+        _ => String::new(),
+    };
     format!(
-        "[{:>6.1}s] sent {:>9.0}/s  done {:>9.0}/s  errors {:>6}  p50 {:>9}  p99 {:>9}  lag p99 {:>9}",
+        "[{:>6.1}s] sent {:>9.0}/s{target}  done {:>9.0}/s  errors {:>6}  p50 {:>9}  p99 {:>9}  lag p99 {:>9}",
         iv.t_s + iv.duration_s,
         per_s(iv.sent),
         per_s(iv.completed),
@@ -93,6 +107,12 @@ pub fn text(r: &RunResult) -> String {
     let mut o = String::new();
     let c = &r.config;
     let what = match r.mode.as_str() {
+        "open" if c.profile.is_some() => format!(
+            "open loop, {} arrivals on the profile {} (mean {:.0} req/s)",
+            c.arrival.as_deref().unwrap_or("poisson"),
+            c.profile.as_deref().unwrap_or(""),
+            r.target_rate.unwrap_or(0.0)
+        ),
         "open" => format!(
             "open loop, {} arrivals at {:.0} req/s",
             c.arrival.as_deref().unwrap_or("poisson"),
@@ -153,6 +173,7 @@ pub fn text(r: &RunResult) -> String {
             q.retries
         );
     }
+    shape_block(&mut o, r);
     latency_line(&mut o, "latency", &r.latency_us, r);
     latency_line(&mut o, "uncorrected", &r.latency_uncorrected_us, r);
     let l = &r.send_lag_us;
@@ -254,6 +275,61 @@ fn tls_errors_line(q: &crate::result::Requests) -> Option<String> {
     Some(line)
 }
 
+/// Most entries of a profile the text summary lists one by one.
+const SHAPE_LINES: usize = 12;
+
+/// The profile entry by entry: its target rate against the rate sent, over the intervals whose
+/// middle falls in the entry (both over the same intervals, so they compare even where an
+/// interval straddles two entries). Nothing without a profile.
+fn shape_block(o: &mut String, r: &RunResult) {
+    let Some(profile) = r
+        .config
+        .profile
+        .as_deref()
+        .and_then(|p| queuelab_common::profile::Profile::parse(p).ok())
+    else {
+        return;
+    };
+    let n = profile.segments().len();
+    for (i, seg) in profile.segments().enumerate().take(SHAPE_LINES) {
+        let start = profile.segment_start(i).unwrap_or_default().as_secs_f64();
+        let end = start + seg.duration.as_secs_f64();
+        let (mut target, mut sent, mut span) = (0.0, 0u64, 0.0);
+        for iv in &r.intervals {
+            let mid = iv.t_s + 0.5 * iv.duration_s;
+            if (start..end).contains(&mid) {
+                target += iv.target_rate.unwrap_or(0.0) * iv.duration_s;
+                sent += iv.sent;
+                span += iv.duration_s;
+            }
+        }
+        let entry = if seg.is_ramp() {
+            format!("{:.0}..{:.0}/s", seg.from, seg.to)
+        } else {
+            format!("{:.0}/s", seg.from)
+        };
+        let rates = if span > 0.0 {
+            format!(
+                "target {:.1} req/s  sent {:.1} req/s",
+                target / span,
+                sent as f64 / span
+            )
+        } else {
+            "not reached".to_owned()
+        };
+        let _ = writeln!(
+            o,
+            "  {:<11} {:>8.2}s +{:<8} {entry:<18} {rates}",
+            if i == 0 { "profile" } else { "" },
+            start,
+            queuelab_common::units::format_duration(seg.duration),
+        );
+    }
+    if n > SHAPE_LINES {
+        let _ = writeln!(o, "  {:<11} … {} more entries", "", n - SHAPE_LINES);
+    }
+}
+
 /// The `Server-Timing` block: each metric, the path, and with a theory the net mean (latency
 /// minus the mean path) against the theory's mean beside the raw one. Nothing when no answer
 /// carried a duration.
@@ -316,7 +392,7 @@ fn server_timing_block(o: &mut String, r: &RunResult) {
 }
 
 /// The columns of `--csv`, in order.
-pub const CSV_COLUMNS: [&str; 16] = [
+pub const CSV_COLUMNS: [&str; 17] = [
     "t_s",
     "duration_s",
     "sent",
@@ -333,6 +409,7 @@ pub const CSV_COLUMNS: [&str; 16] = [
     "path_mean_us",
     "path_p50_us",
     "server_mean_us",
+    "target_rate",
 ];
 
 /// Writes the time series as CSV (a header, then a row per interval; empty cells for unknown).
@@ -365,6 +442,7 @@ pub fn write_csv(r: &RunResult, w: impl Write) -> io::Result<()> {
             opt(iv.path_mean_us),
             opt(iv.path_p50_us),
             opt(iv.server_mean_us),
+            opt(iv.target_rate),
         ])?;
     }
     out.flush()
@@ -523,6 +601,48 @@ mod tests {
     }
 
     #[test]
+    fn a_profile_shows_its_target_rates() {
+        let iv = |t_s: f64, sent: u64, target: f64| Interval {
+            t_s,
+            duration_s: 1.0,
+            sent,
+            target_rate: Some(target),
+            ..Interval::default()
+        };
+        // The live line names the target only with a profile.
+        let line = live_line_with_target(&iv(0.0, 98, 100.0));
+        assert!(line.contains("sent        98/s of       100/s"), "{line}");
+        assert!(!live_line(&iv(0.0, 98, 100.0)).contains(" of "));
+        let mut r = crate::merge::tests::sample_result();
+        r.config.profile = Some("100:2s,200..400:2s".into());
+        r.target_rate = Some(200.0);
+        r.intervals = vec![
+            iv(0.0, 98, 100.0),
+            iv(1.0, 104, 100.0),
+            iv(2.0, 251, 250.0),
+            iv(3.0, 349, 350.0),
+        ];
+        let t = text(&r);
+        assert!(
+            t.contains("poisson arrivals on the profile 100:2s,200..400:2s (mean 200 req/s)"),
+            "{t}"
+        );
+        assert!(
+            t.contains("profile         0.00s +2s       100/s              target 100.0 req/s  sent 101.0 req/s"),
+            "{t}"
+        );
+        assert!(
+            t.contains("2.00s +2s       200..400/s         target 300.0 req/s  sent 300.0 req/s"),
+            "{t}"
+        );
+        // An entry the run did not reach.
+        r.intervals.truncate(2);
+        assert!(text(&r).contains("200..400/s         not reached"));
+        r.config.profile = None;
+        assert!(!text(&r).contains("profile"));
+    }
+
+    #[test]
     fn csv_has_a_row_per_interval() {
         let iv = Interval {
             t_s: 1.0,
@@ -539,6 +659,7 @@ mod tests {
             path_mean_us: None,
             path_p50_us: None,
             server_mean_us: None,
+            target_rate: None,
         };
         let mut r = crate::merge::tests::sample_result();
         r.intervals = vec![iv, iv];
@@ -550,12 +671,13 @@ mod tests {
         assert_eq!(lines[0].split(',').count(), CSV_COLUMNS.len());
         assert_eq!(
             lines[1],
-            "1.000,1.000000,10,9,1,10.000,9.000,100.000,95.000,,90.000,3.000,4.000,,,"
+            "1.000,1.000000,10,9,1,10.000,9.000,100.000,95.000,,90.000,3.000,4.000,,,,"
         );
         // With Server-Timing, the three path columns are filled.
         r.intervals[1].path_mean_us = Some(20.5);
         r.intervals[1].path_p50_us = Some(19.0);
         r.intervals[1].server_mean_us = Some(79.5);
+        r.intervals[1].target_rate = Some(12.5);
         let mut out = Vec::new();
         write_csv(&r, &mut out).expect("writing to memory");
         let timed = String::from_utf8(out).expect("utf-8");
@@ -563,13 +685,13 @@ mod tests {
             timed
                 .lines()
                 .nth(2)
-                .is_some_and(|l| l.ends_with(",4.000,20.500,19.000,79.500")),
+                .is_some_and(|l| l.ends_with(",4.000,20.500,19.000,79.500,12.500")),
             "{timed}"
         );
         // Rows end in a bare newline, as before the csv crate wrote them.
         assert_eq!(lines[0], CSV_COLUMNS.join(","));
         assert!(
-            text.ends_with(",4.000,,,\n") && !text.contains('\r'),
+            text.ends_with(",4.000,,,,\n") && !text.contains('\r'),
             "{text:?}"
         );
     }

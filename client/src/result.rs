@@ -31,7 +31,8 @@ pub struct RunResult {
     pub mode: String,
     /// The URL requested.
     pub url: String,
-    /// Configured aggregate arrival rate (open loop), else `null`.
+    /// Configured aggregate arrival rate (open loop), else `null`; with a rate profile, its mean
+    /// over the measurement (`duration_s`).
     pub target_rate: Option<f64>,
     /// Measured requests sent while the schedule ran, per second of `duration_s`.
     pub achieved_rate: f64,
@@ -678,6 +679,10 @@ pub struct ConfigEcho {
     pub pin: bool,
     /// Interval of the time series, seconds.
     pub interval_s: f64,
+    /// The rate profile the open loop followed (`--rate 200:30s,100..5k:60s`), in the form that
+    /// parses back to it; `null` for a constant rate (and in results of older versions).
+    #[serde(default)]
+    pub profile: Option<String>,
 }
 
 /// One interval of the time series (by completion time for latency, by write time for sends).
@@ -716,6 +721,12 @@ pub struct Interval {
     /// Mean of the summed `Server-Timing` durations, µs (`null` when none carried the header).
     #[serde(default)]
     pub server_mean_us: Option<f64>,
+    /// The target rate of the interval: the mean intensity over it (the constant rate, or the
+    /// mean of the rate profile over the interval), 0 where the schedule had stopped; summed
+    /// over the parts of a merge. `null` in closed loop and `--max` (and in results of older
+    /// versions).
+    #[serde(default)]
+    pub target_rate: Option<f64>,
 }
 
 /// The batch-means interval of the mean latency over `intervals` (`uncorrected`: from the write).

@@ -81,6 +81,30 @@ fn bad_usage_exits_2_with_a_message() {
         ),
         (&["-R", "10"], "URL"),
         (&["merge"], "FILES"),
+        (
+            &["-R", "100..5k", "http://127.0.0.1:1/"],
+            "a ramp without a duration",
+        ),
+        (
+            &["-R", "200:1s,300", "http://127.0.0.1:1/"],
+            "entry 2 (300): no duration",
+        ),
+        (
+            &["-R", "200:1s,,300:1s", "http://127.0.0.1:1/"],
+            "entry 2 is empty",
+        ),
+        (&["--rate=-5:1s", "http://127.0.0.1:1/"], "negative"),
+        (&["-R", "NaN..5:1s", "http://127.0.0.1:1/"], "not a number"),
+        (&["-R", "200:0s", "http://127.0.0.1:1/"], "lasts 0s"),
+        (&["-R", "0:10s", "http://127.0.0.1:1/"], "send nothing"),
+        (
+            &["-R", "1:9000h", "http://127.0.0.1:1/"],
+            "more than a year",
+        ),
+        (
+            &["-R", "100:1s", "--users", "3", "http://127.0.0.1:1/"],
+            "cannot be used",
+        ),
     ];
     for &(args, needle) in cases {
         let o = qload(args);
@@ -293,6 +317,50 @@ fn json_csv_and_text_outputs() {
         assert!(text.contains(needle), "text lacks {needle:?}:\n{text}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A rate profile sets the length of the run; a shorter --duration cuts it, a longer one does
+/// not lengthen it. (The length is where the schedule stopped, exact whatever the machine.)
+#[test]
+fn a_profile_lasts_its_length_unless_cut() {
+    let server = TestServer::start(Behavior::Length);
+    let url = format!("http://{}/", server.addr());
+    let base = [
+        "-R",
+        "300:300ms,0..300:200ms",
+        "--no-pin",
+        "-t",
+        "1",
+        "--interval",
+        "100ms",
+        "--json",
+    ];
+    for (extra, want_s) in [
+        (&[][..], 0.5),
+        (&["-d", "10s"][..], 0.5),
+        (&["-d", "200ms"][..], 0.2),
+    ] {
+        let o = qload(&[&base[..], extra, &[url.as_str()]].concat());
+        assert_eq!(o.status.code(), Some(0), "{extra:?}: {}", stderr(&o));
+        let r: RunResult = serde_json::from_str(&stdout(&o)).expect("one JSON document");
+        assert!(
+            (r.duration_s - want_s).abs() < 1e-9,
+            "{extra:?}: {}",
+            r.duration_s
+        );
+        assert_eq!(r.config.duration_s, Some(want_s), "{extra:?}");
+        assert_eq!(r.config.profile.as_deref(), Some("300:300ms,0..300:200ms"));
+        // The first interval's target is the first step's rate.
+        assert_eq!(r.intervals[0].target_rate, Some(300.0), "{extra:?}");
+    }
+    // The text names the profile.
+    let o = qload(&[&base[..7], &[url.as_str()]].concat());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("arrivals on the profile 300:300ms,0..300:200ms"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]

@@ -81,6 +81,26 @@ fn results_of_every_kind_match_the_schema() {
     c.duration = None;
     assert_valid(&v, &run(c).expect("max run"), "max");
 
+    // A rate profile: the profile echoed, a target rate per interval.
+    let mut c = config(
+        server.addr(),
+        Mode::Open {
+            rate: 1.0,
+            arrival: ArrivalKind::Poisson,
+        },
+    );
+    c.profile =
+        Some(queuelab_common::profile::Profile::parse("200:200ms,0..400:200ms").expect("valid"));
+    c.duration = None;
+    c.interval = Duration::from_millis(100);
+    let shaped = run(c).expect("shaped run");
+    assert_eq!(
+        shaped.config.profile.as_deref(),
+        Some("200:200ms,0..400:200ms")
+    );
+    assert!(shaped.intervals.iter().all(|i| i.target_rate.is_some()));
+    assert_valid(&v, &shaped, "rate profile");
+
     // Nothing completes: empty histograms, null statistics, warnings.
     let mut c = config(
         refusing_addr(),

@@ -209,3 +209,89 @@ fn intended_times_do_not_drift_over_a_long_horizon() {
         "t_n = {t}, expected {expected}"
     );
 }
+
+#[test]
+#[ignore = "end to end and timing-dependent: scripts/test.sh runs it (cargo test -- --ignored)"]
+fn shaped_arrivals_at_the_server_follow_the_seeded_profile() {
+    // A ramp and a step over two threads: thread t sends at Λ⁻¹ of its own Exp(1) sums over
+    // 1/T, from `rng(seed, t)`, so every intended time is known, and the run sends all of them
+    // (it lasts the profile; none falls exactly on its end).
+    use queuelab_common::profile::Profile;
+    use std::sync::Arc;
+    let (seed, threads) = (43u64, 2usize);
+    let profile = Arc::new(Profile::parse("100..1k:2s,1k:500ms").expect("valid"));
+    let server = TestServer::start(Behavior::Length);
+    let mut c = config(
+        server.addr(),
+        Mode::Open {
+            rate: profile.mean(),
+            arrival: ArrivalKind::Poisson,
+        },
+    );
+    c.profile = Some((*profile).clone());
+    c.duration = None;
+    c.threads = Some(threads);
+    c.seed = seed;
+    let r = run(c).expect("the run completes");
+    let mut want = Vec::new();
+    for t in 0..threads {
+        let mut g = rng(seed, t as u64);
+        let mut s =
+            Schedule::shaped(ArrivalKind::Poisson, Arc::clone(&profile), 0.5).expect("valid share");
+        want.extend(std::iter::from_fn(|| {
+            Some(s.next_ns(&mut g)).filter(|&t| t != Schedule::END)
+        }));
+    }
+    want.sort_unstable();
+    let n = want.len();
+    assert!((r.duration_s - 2.5).abs() < 1e-9, "{}", r.duration_s);
+    assert_eq!(r.requests.completed, n as u64, "{:?}", r.requests);
+    let arrivals = server.arrivals();
+    assert_eq!(arrivals.len(), n, "every scheduled request, and no other");
+
+    // Delays up to a constant, as in the Poisson test: arrival − intended, sorted both.
+    let t0 = arrivals[0];
+    let mut delay: Vec<f64> = arrivals
+        .iter()
+        .zip(&want)
+        .map(|(&a, &o)| ns_since(t0, a) - o as f64)
+        .collect();
+    delay.sort_by(f64::total_cmp);
+    let spread_ns = quantile(&delay, 0.995) - quantile(&delay, 0.005);
+    assert!(spread_ns < 200e6, "delay spread {spread_ns} ns");
+
+    // The observed times on the profile's clock (the first arrival taken as on time): their
+    // gaps rescaled by Λ are Exp(1) for the superposition (rate λ(t)). A delay moves a time by
+    // its spread at most, which moves Λ by λ_max = 1000/s times that; so the bound of the module
+    // docs holds with λ replaced by λ_max.
+    let offset = want[0] as f64;
+    let mut cursor = 0;
+    let mut prev = None;
+    let mut gaps = Vec::with_capacity(n);
+    for &a in &arrivals {
+        let t = (ns_since(t0, a) + offset).max(0.0) as u64;
+        let u = profile.cumulative_at_ns(t, &mut cursor);
+        if let Some(p) = prev {
+            gaps.push(u - p);
+        }
+        prev = Some(u);
+    }
+    let d = ks_statistic(&mut gaps, |x| 1.0 - (-x).exp());
+    let slack = [0.01, 0.02, 0.05, 0.1, 0.2]
+        .iter()
+        .map(|&f| {
+            let spread = quantile(&delay, 1.0 - f / 2.0) - quantile(&delay, f / 2.0);
+            1000.0 * spread / 1e9 + 2.0 * f
+        })
+        .fold(f64::INFINITY, f64::min);
+    let tolerance = ks_critical(gaps.len()) + slack;
+    eprintln!("rescaled KS D = {d:.4}, tolerance {tolerance:.4}, delay spread {spread_ns:.0} ns");
+    assert!(d <= tolerance, "KS D = {d:.4} > {tolerance:.4}");
+
+    // The client's own check: gaps per thread in operational time, the rate against the mean.
+    assert_eq!(r.arrivals.samples, (n - threads) as u64);
+    assert!(
+        r.target_rate
+            .is_some_and(|t| (t - profile.mean()).abs() < 1e-9)
+    );
+}

@@ -3,6 +3,8 @@
 //! - [`model`]: the queue model (μ, servers, capacity, service), its Kendall name and its flags.
 //! - [`units`]: parsing of rates (`10k`), counts and durations (`30s`, `250us`).
 //! - [`samplers`]: seeded random service times and inter-arrival gaps.
+//! - [`profile`]: load shapes, a rate that changes over time (`200:30s,100..5k:60s`): λ(t), Λ(t)
+//!   and its inverse.
 //! - [`theory`]: closed forms for M/M/1, M/M/c, M/M/c/K, M/D/1, M/G/1 and M/M/∞.
 //! - [`stats`]: HDR histogram helpers, confidence intervals and goodness of fit.
 //! - [`http`]: limits and canned bytes both programs agree on.
@@ -29,6 +31,7 @@
 
 pub mod http;
 pub mod model;
+pub mod profile;
 pub mod samplers;
 pub mod sim;
 pub mod stats;

@@ -45,10 +45,24 @@
 //! in an integer and the fraction of a nanosecond is carried, so the rounding error of the n-th
 //! time stays below one nanosecond however long the run (a running `f64` sum of seconds would lose
 //! resolution as it grows). A constant schedule computes the n-th time directly as `n/λ`.
+//!
+//! A *shaped* schedule ([`Schedule::shaped`]) follows a [`Profile`] λ(t) instead of a constant
+//! rate: a non-homogeneous Poisson process, drawn exactly by a change of time. The gaps are drawn
+//! in *operational time*, where the process has unit rate (Exp(1) for Poisson; exactly 1 for
+//! constant, so that the arrivals are evenly spaced in Λ; U[0, 2] for uniform), and each arrival
+//! time is Λ⁻¹ of their running sum (scaled to the thread's share of λ). Since Λ is increasing, the
+//! times come in order; a cursor keeps the segment of the profile reached, so a draw costs O(1)
+//! and allocates nothing. The operational time is kept relative to the start of the current
+//! segment, so it loses no precision over a long profile, and the n-th time of a constant one is
+//! computed from n directly.
+use std::sync::Arc;
+
 use rand::RngExt;
 use rand_distr::{Distribution, Exp1, Gamma, StandardNormal};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rand_xoshiro::rand_core::SeedableRng;
+
+use crate::profile::Profile;
 
 /// The generator every sampler draws from.
 pub type Rng = Xoshiro256PlusPlus;
@@ -693,6 +707,59 @@ pub struct Schedule {
     whole_ns: u64,
     /// The fraction of a nanosecond carried, in `[0, 1)`.
     frac_ns: f64,
+    /// The profile of a shaped schedule (`None`: the constant rate above).
+    shape: Option<Box<Shape>>,
+}
+
+/// Where a shaped schedule is in its profile (see the module docs).
+#[derive(Debug, Clone)]
+struct Shape {
+    profile: Arc<Profile>,
+    /// Operational time of the whole profile per unit of this schedule's: 1/share.
+    scale: f64,
+    /// The segment reached.
+    piece: usize,
+    /// Operational time (of the whole profile) since the start of that segment.
+    local: f64,
+    /// The latest time produced (the times never go back, whatever the rounding).
+    last_ns: u64,
+    /// The profile has been run through.
+    done: bool,
+}
+
+impl Shape {
+    /// The `n`-th time of `kind`, or [`Schedule::END`].
+    #[inline]
+    fn next_ns(&mut self, kind: ArrivalKind, n: u64, rng: &mut Rng) -> u64 {
+        if self.done {
+            return Schedule::END;
+        }
+        let p = &*self.profile;
+        let inside = match kind {
+            ArrivalKind::Poisson => {
+                self.local += exp1(rng) * self.scale;
+                p.settle(&mut self.piece, &mut self.local)
+            }
+            ArrivalKind::Uniform => {
+                self.local += 2.0 * unit(rng) * self.scale;
+                p.settle(&mut self.piece, &mut self.local)
+            }
+            ArrivalKind::Constant => match p.seek(n as f64 * self.scale, &mut self.piece) {
+                Some(local) => {
+                    self.local = local;
+                    true
+                }
+                None => false,
+            },
+        };
+        if !inside {
+            self.done = true;
+            return Schedule::END;
+        }
+        let t = p.time_ns(self.piece, self.local).max(self.last_ns);
+        self.last_ns = t;
+        t
+    }
 }
 
 impl Schedule {
@@ -720,16 +787,52 @@ impl Schedule {
             n: 0,
             whole_ns: 0,
             frac_ns: 0.0,
+            shape: None,
         })
+    }
+
+    /// What [`Schedule::next_ns`] returns once a shaped schedule has run past the end of its
+    /// profile: no arrival is ever due.
+    pub const END: u64 = u64::MAX;
+
+    /// A schedule that follows `profile`, at `share` (> 0, finite) of its rate: λ(t)·share, a
+    /// thread's part of a rate split over several (see the module docs). `None` for a `share`
+    /// out of range.
+    ///
+    /// Its [`Schedule::rate`] is the mean over the profile, λ̄·share.
+    pub fn shaped(kind: ArrivalKind, profile: Arc<Profile>, share: f64) -> Option<Self> {
+        if !(share.is_finite() && share > 0.0) {
+            return None;
+        }
+        let mut s = Schedule::try_new(kind, profile.mean() * share)?;
+        s.shape = Some(Box::new(Shape {
+            profile,
+            scale: 1.0 / share,
+            piece: 0,
+            local: 0.0,
+            last_ns: 0,
+            done: false,
+        }));
+        Some(s)
+    }
+
+    /// The profile of a shaped schedule.
+    pub fn profile(&self) -> Option<&Profile> {
+        self.shape.as_deref().map(|s| &*s.profile)
     }
 
     /// The next intended time, in nanoseconds since the start; strictly non-decreasing.
     ///
     /// It is the exact running sum of the gaps drawn so far, rounded down to a nanosecond
-    /// (for a constant schedule, `n/λ` rounded to the nearest nanosecond).
+    /// (for a constant schedule, `n/λ` rounded to the nearest nanosecond). A shaped schedule
+    /// gives Λ⁻¹ of the running sum of its operational gaps, rounded to the nearest nanosecond,
+    /// and [`Schedule::END`] from the end of its profile on.
     #[inline]
     pub fn next_ns(&mut self, rng: &mut Rng) -> u64 {
         self.n += 1;
+        if let Some(shape) = self.shape.as_deref_mut() {
+            return shape.next_ns(self.kind, self.n, rng);
+        }
         let gap = match self.kind {
             ArrivalKind::Constant => {
                 // Direct from the count: no accumulated error at all.

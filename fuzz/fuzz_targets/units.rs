@@ -32,4 +32,12 @@ fuzz_target!(|data: &[u8]| {
         let _ = s.parse::<queuelab_common::samplers::ServiceKind>();
     }
     let _ = s.parse::<queuelab_common::samplers::ArrivalKind>();
+    // A rate profile: accepted only with a positive total, and it prints back to itself.
+    if let Ok(p) = queuelab_common::profile::Profile::parse(s) {
+        assert!(p.total() > 0.0 && p.mean().is_finite(), "{p} from {s:?}");
+        let shown = p.to_string();
+        assert_eq!(shown.parse().as_ref(), Ok(&p), "{shown:?} (from {s:?}) does not parse back");
+        let t = p.inverse(0.5 * p.total());
+        assert!(t.is_some_and(|t| (0.0..=p.duration().as_secs_f64()).contains(&t)), "{t:?}");
+    }
 });

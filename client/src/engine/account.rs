@@ -17,11 +17,16 @@
 //! whose length adapts to the run.
 //!
 //! Nothing here allocates per request: the histograms have fixed bounds, the batches are a fixed
-//! array and the gap sample is preallocated at its cap (a reservoir sample beyond it). The `Server-Timing` table allocates
+//! array and the gap sample is preallocated at its cap (a reservoir sample beyond it; with a rate
+//! profile each send reads Λ at a cursor, O(1), to measure its gap in operational time). The
+//! `Server-Timing` table allocates
 //! when a metric name is first seen (its name and histogram), at most
 //! [`MAX_TIMING_NAMES`] times a run, and the server's and the path's histograms when the first
 //! answer carries a duration.
+use std::sync::Arc;
+
 use hdrhistogram::Histogram;
+use queuelab_common::profile::Profile;
 use queuelab_common::samplers::Rng;
 use queuelab_common::stats::{HIST_MAX_NS, new_histogram, record_ns};
 use rand::Rng as _;
@@ -242,6 +247,10 @@ impl Timing {
 }
 
 /// The gaps between consecutive measured sends: their sum and count, and a bounded sample.
+///
+/// With a rate profile the sample holds operational gaps instead, `share·(Λ(t_i) − Λ(t_{i−1}))`
+/// of consecutive send times (Exp(1) for a kept Poisson schedule: the time-rescaling theorem);
+/// Λ is read at a cursor that follows the send times, so no search and no allocation.
 #[derive(Debug)]
 struct Gaps {
     /// Reservoir sample (algorithm R), preallocated at `cap`.
@@ -253,13 +262,38 @@ struct Gaps {
     last_send: u64,
     /// A stream of its own, so that sampling does not change the schedule.
     rng: Rng,
+    /// The profile the schedule follows, if any.
+    shape: Option<GapShape>,
+}
+
+/// What [`Gaps`] needs to measure gaps in operational time.
+#[derive(Debug)]
+struct GapShape {
+    profile: Arc<Profile>,
+    /// The thread's share of the profile's rate.
+    share: f64,
+    /// The start of the schedule (absolute ns): the profile's time 0.
+    start_ns: u64,
+    cursor: usize,
+    /// Λ·share at the latest measured send.
+    last: f64,
 }
 
 impl Gaps {
     fn record(&mut self, now: u64) {
+        // In operational time when shaped (and kept current from the first send on).
+        let operational = self.shape.as_mut().map(|s| {
+            let u = s.share
+                * s.profile
+                    .cumulative_at_ns(now.saturating_sub(s.start_ns), &mut s.cursor);
+            let gap = u - s.last;
+            s.last = u;
+            gap
+        });
         if self.last_send != 0 {
-            let gap = now.saturating_sub(self.last_send) as f64;
-            self.sum_ns += gap;
+            let ns = now.saturating_sub(self.last_send) as f64;
+            let gap = operational.unwrap_or(ns);
+            self.sum_ns += ns;
             self.count += 1;
             let cap = self.cap;
             if self.sample.len() < cap {
@@ -294,7 +328,8 @@ pub(super) struct Account {
     /// stopped), so that the answers draining after it count in the last batch.
     batch_time_cap: u64,
     batches: BatchAcc,
-    /// The configured rate of the thread in open loop (normalizes the gaps).
+    /// The configured rate of the thread in open loop (normalizes the gaps; with a profile they
+    /// are operational gaps already).
     open_rate: Option<f64>,
     timing: Timing,
     phases: PhaseDurations,
@@ -326,6 +361,16 @@ impl Account {
                     plan.seed ^ 0x5eed_5a3f_1e00_0000,
                     plan.index as u64,
                 ),
+                shape: match &plan.source {
+                    SourcePlan::Shaped { profile, share, .. } => Some(GapShape {
+                        profile: Arc::clone(profile),
+                        share: *share,
+                        start_ns,
+                        cursor: 0,
+                        last: 0.0,
+                    }),
+                    _ => None,
+                },
             },
             peak_open: 0,
             issue_end_ns: start_ns,
@@ -334,7 +379,7 @@ impl Account {
             batches: BatchAcc::new(),
             open_rate: match plan.source {
                 SourcePlan::Open { rate, .. } => Some(rate),
-                SourcePlan::Users { .. } => None,
+                SourcePlan::Shaped { .. } | SourcePlan::Users { .. } => None,
             },
             timing: Timing {
                 names: Vec::with_capacity(MAX_TIMING_NAMES),
@@ -458,10 +503,12 @@ impl Account {
 
     /// The totals, with what the last interval counted if it was not taken (a run that ended
     /// in its warmup reports no interval), and the gap sample normalized to mean 1: by the
-    /// configured rate in open loop, else by the measured mean gap.
+    /// configured rate in open loop, in operational time with a profile, else by the measured
+    /// mean gap.
     pub fn finish(mut self) -> ThreadResult {
         self.totals += self.iv.counts;
         let scale = match self.open_rate {
+            _ if self.gaps.shape.is_some() => 1.0,
             Some(rate) => rate / 1e9,
             None if self.gaps.count > 0 => self.gaps.count as f64 / self.gaps.sum_ns,
             None => 0.0,
@@ -677,7 +724,7 @@ mod tests {
         let mut r = req(1_000_000, true);
         r.write_ns = 1_100_000;
         let account = || {
-            let mut a = Account::new(&plan(open, 4), 0, 1_000_000, Some(9_000_000));
+            let mut a = Account::new(&plan(open.clone(), 4), 0, 1_000_000, Some(9_000_000));
             a.completed(&r, 200, 1_500_000, None);
             a.completed(&r, 200, 3_200_000, None);
             a.completed(&req(0, false), 200, 3_300_000, None);
@@ -700,6 +747,39 @@ mod tests {
         assert_eq!(b.slot(1), Some((0, 0, 0)));
         assert_eq!(b.slot(2), Some((2_200_000, 2_100_000, 1)));
         assert_eq!(b.slot(3), Some((59_000_000, 58_900_000, 1)));
+    }
+
+    #[test]
+    fn with_a_profile_the_gaps_are_measured_in_operational_time() {
+        // λ = 1000/s for 1 s, then a ramp 1000 → 3000 over 1 s; half of it for this thread.
+        let profile = Arc::new(Profile::parse("1k:1s,1k..3k:1s").expect("valid"));
+        let shaped = SourcePlan::Shaped {
+            profile: Arc::clone(&profile),
+            share: 0.5,
+            arrival: ArrivalKind::Poisson,
+        };
+        let start = 10_000;
+        let mut a = Account::new(&plan(shaped, 8), start, start, None);
+        let cap = a.gaps.sample.capacity();
+        // Sends at 0.5 s, 1 s, 1.5 s, 2 s since the start.
+        for k in 1..=4u64 {
+            let t = start + k * 500_000_000;
+            a.sent(&req(t, true), t, true);
+        }
+        let r = a.finish();
+        // Λ·share at the sends: 250, 500, (1000 + 500 + 2000·0.5²/2)/2 = 875, 1500; the first
+        // send starts the count, so the gaps are 250, 375, 625.
+        assert_eq!(r.gap_count, 3);
+        assert_eq!(
+            r.gap_sum_ns, 1.5e9,
+            "the real-time sum is kept for the mean gap"
+        );
+        let want = [250.0, 375.0, 625.0];
+        assert_eq!(r.gaps.len(), 3);
+        for (g, w) in r.gaps.iter().zip(want) {
+            assert!((g - w).abs() < 1e-9, "{:?}", r.gaps);
+        }
+        assert_eq!(r.gaps.capacity(), cap, "the sample never grew");
     }
 
     #[test]

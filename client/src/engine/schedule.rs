@@ -1,7 +1,9 @@
 //! Where a worker's due requests come from: its open-loop arrival process, or its users.
 //!
 //! - Open loop: the thread's own arrival process (Poisson, constant or uniform gaps) at its
-//!   share of λ, due at absolute times `start + Σ gaps`.
+//!   share of λ, due at absolute times `start + Σ gaps`; with a rate profile, the gaps are drawn
+//!   in operational time and mapped through Λ⁻¹ (see `queuelab_common::samplers::Schedule`), and
+//!   nothing is due once the profile has run out.
 //! - Users (closed loop and `--max`): a heap of users, each due at the end of its think time
 //!   (exponential with the configured mean; zero in `--max`), pushed again when its previous
 //!   request ends.
@@ -54,6 +56,16 @@ impl Source {
                 let next = start + schedule.next_ns(&mut rng);
                 Kind::Open { schedule, next }
             }
+            SourcePlan::Shaped {
+                profile,
+                share,
+                arrival,
+            } => {
+                let mut schedule = Schedule::shaped(arrival, profile, share)
+                    .expect("the plan gives each thread a positive share of the profile");
+                let next = at(start, schedule.next_ns(&mut rng));
+                Kind::Open { schedule, next }
+            }
             SourcePlan::Users { users, think_s } => {
                 let mut heap = BinaryHeap::with_capacity(users as usize);
                 for u in 0..users {
@@ -74,7 +86,7 @@ impl Source {
     /// When the next request is due (absolute ns), if one is.
     pub fn peek(&self) -> Option<u64> {
         match &self.kind {
-            Kind::Open { next, .. } => Some(*next),
+            Kind::Open { next, .. } => (*next != Schedule::END).then_some(*next),
             Kind::Users { heap, .. } => heap.peek().map(|r| r.0.0),
         }
     }
@@ -85,7 +97,10 @@ impl Source {
         match &mut self.kind {
             Kind::Open { schedule, next } => {
                 let due = *next;
-                *next = self.start + schedule.next_ns(&mut self.rng);
+                if due == Schedule::END {
+                    return None;
+                }
+                *next = at(self.start, schedule.next_ns(&mut self.rng));
                 Some((due, NO_USER))
             }
             Kind::Users { heap, .. } => heap.pop().map(|r| r.0),
@@ -115,6 +130,15 @@ impl Source {
     /// Whether the thread's share of `--requests` has been issued.
     pub fn share_done(&self) -> bool {
         self.limit.is_some_and(|limit| self.issued >= limit)
+    }
+}
+
+/// `start + offset`, or [`Schedule::END`] for a schedule that has run out.
+fn at(start: u64, offset: u64) -> u64 {
+    if offset == Schedule::END {
+        Schedule::END
+    } else {
+        start.saturating_add(offset)
     }
 }
 
@@ -153,6 +177,53 @@ mod tests {
         // Stopping leaves an open-loop schedule as it is (the loop stops asking).
         s.stop();
         assert!(s.peek().is_some());
+    }
+
+    #[test]
+    fn a_shaped_source_follows_its_profile_and_runs_out() {
+        use queuelab_common::profile::Profile;
+        use std::sync::Arc;
+        // Constant gaps in operational time at half the rate: the n-th arrival where Λ = 2n.
+        // Λ: 1000/s for 1 s, nothing for 1 s, then a ramp 1000 → 0 over 1 s (500 more).
+        let profile = Arc::new(Profile::parse("1k:1s,0:1s,1k..0:1s").expect("valid"));
+        let plan = SourcePlan::Shaped {
+            profile: Arc::clone(&profile),
+            share: 0.5,
+            arrival: ArrivalKind::Constant,
+        };
+        let start = 7_000;
+        let mut s = Source::new(plan, start, rng(1, 0), None);
+        let mut n = 0u64;
+        while let Some(due) = s.peek() {
+            n += 1;
+            assert_eq!(s.pop(), Some((due, NO_USER)));
+            let want = profile.inverse(2.0 * n as f64).expect("within") * 1e9;
+            assert!(((due - start) as f64 - want).abs() <= 1.0, "{n}: {due}");
+            // Nothing is due in the zero segment.
+            assert!(!(start + 1_000_000_000 + 1..start + 2_000_000_000).contains(&due));
+        }
+        // Λ = 1500 at share 1/2: 750 arrivals, the 500th at the end of the first second.
+        assert_eq!(n, 750);
+        assert_eq!(s.pop(), None, "ran out");
+        assert_eq!(s.peek(), None);
+
+        // Poisson: the same times as the sampler's from the same stream, offset by the start.
+        let poisson = SourcePlan::Shaped {
+            profile: Arc::clone(&profile),
+            share: 1.0,
+            arrival: ArrivalKind::Poisson,
+        };
+        let mut s = Source::new(poisson, start, rng(4, 2), None);
+        let mut sched = Schedule::shaped(ArrivalKind::Poisson, profile, 1.0).expect("valid");
+        let mut r = rng(4, 2);
+        loop {
+            let t = sched.next_ns(&mut r);
+            if t == Schedule::END {
+                assert_eq!(s.pop(), None);
+                break;
+            }
+            assert_eq!(s.pop(), Some((start + t, NO_USER)));
+        }
     }
 
     #[test]
