@@ -8,6 +8,7 @@
 //!
 //! - [`Config`] describes a run, [`run`] performs it and returns a [`RunResult`] (the JSON result).
 //! - [`merge`] combines results of several runs (e.g. several pods) exactly.
+//! - [`search`] finds the highest rate whose run meets a latency and error objective.
 //! - [`report`] renders results as text, CSV and the live line.
 //! - [`cli`] holds the command-line flags of `qload` and their validation into a `Config`.
 //!
@@ -30,6 +31,7 @@ pub mod http;
 pub mod merge;
 pub mod report;
 pub mod result;
+pub mod search;
 pub mod timing;
 pub mod url;
 
