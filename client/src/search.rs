@@ -25,8 +25,8 @@
 //! of a run's time series are the batches below: unless `--interval` is given (it must leave at
 //! least [`MIN_BATCHES`]), a run is cut into [`PROBE_BATCHES`] (20) of them, or fewer, down to
 //! [`MIN_BATCHES`] (10), where 20 would hold fewer than `1/(1−q)` expected answers each for the
-//! highest quantile q of the objective (see [`probe_interval`]): at 100 answers per batch a batch
-//! p99 is still more than its batch's maximum.
+//! highest quantile q of the objective (see [`probe_interval`]): with 100 answers a batch's p99
+//! is not yet its maximum.
 //!
 //! # Estimates and their 95% intervals
 //!
@@ -52,9 +52,10 @@
 //! (m(1−q) ≈ 1: the second largest of 135 answers, p99, has a standard deviation within 7% of
 //! it), but a batch quantile that is the batch's maximum understates the spread (by 2.5× at
 //! m(1−q) = 0.1). Hence the batch count above, and a probe whose batches still hold fewer than
-//! `1/(1−q)` answers (too low a rate for its duration) says so in its warnings. Wilson's interval treats requests as independent trials; failures of a real
-//! server come in bursts, so it is optimistic when failures are many. The pooled estimate is
-//! that of a run that started with a warmup (default 1 s) from an empty queue.
+//! `1/(1−q)` answers (too low a rate for its duration) says so in its warnings. Wilson's
+//! interval treats requests as independent trials; failures of a real server come in bursts,
+//! so it is optimistic when failures are many. The pooled estimate is that of a run that
+//! started with a warmup (default 1 s) from an empty queue.
 //!
 //! # Decision and search
 //!
@@ -1185,6 +1186,13 @@ impl SearchResult {
         let mut o = String::new();
         let bracket = |b: Option<f64>| b.map_or_else(|| "-".to_owned(), fmt_rate);
         match (self.status, self.rate) {
+            (Status::Interrupted, None) => {
+                let _ = writeln!(
+                    o,
+                    "knee: none yet (interrupted before a probe met {})",
+                    self.objective
+                );
+            }
             (Status::BelowLo, _) | (_, None) => {
                 let _ = writeln!(
                     o,
@@ -2321,6 +2329,12 @@ mod tests {
         assert!(
             r.text()
                 .starts_with("knee: none, even 100.0/s fails p99<10ms"),
+            "{}",
+            r.text()
+        );
+        r.status = Status::Interrupted;
+        assert!(
+            r.text().starts_with("knee: none yet (interrupted"),
             "{}",
             r.text()
         );

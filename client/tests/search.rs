@@ -229,7 +229,7 @@ fn qserve_mm1(mu: f64) -> queuelab_server::Handle {
 /// estimate is off by more than 5.6 SE with probability 2·10⁻⁸, under 10⁻⁶ over the at most 16
 /// probes. So h = 5.6/2.093 · (largest relative half-width) (2.093 = t_{0.975, 19}, the
 /// smallest t a pooled probe has, makes the SE the largest). With the intervals qload gives
-/// here (±10–20%) h is 0.3–0.5: a wide range, but derived: it catches a search that bisects
+/// here (±10–25%) h is 0.3–0.7: a wide range, but derived: it catches a search that bisects
 /// the wrong way, mistakes units or understates its intervals; precision is for the benchmark.
 ///
 /// On a machine too loaded to keep the schedule (or with a path near 10 ms) only the upper
