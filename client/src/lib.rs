@@ -8,6 +8,7 @@
 //!
 //! - [`Config`] describes a run, [`run`] performs it and returns a [`RunResult`] (the JSON result).
 //! - [`merge`] combines results of several runs (e.g. several pods) exactly.
+//! - [`search`] finds the highest rate whose run meets a latency and error objective.
 //! - [`report`] renders results as text, CSV and the live line.
 //! - [`cli`] holds the command-line flags of `qload` and their validation into a `Config`.
 //!
@@ -32,6 +33,7 @@ pub mod http;
 pub mod merge;
 pub mod report;
 pub mod result;
+pub mod search;
 pub mod timing;
 pub mod tls;
 pub mod url;
@@ -414,6 +416,8 @@ fn interval_of(measure_start_ns: u64, interval_ns: u64, index: u64, row: &Row) -
         mean_uncorrected_us: per(s.uncorrected_sum_ns),
         p50_us: q(&s.hists.latency, 0.5),
         p99_us: q(&s.hists.latency, 0.99),
+        p90_us: q(&s.hists.latency, 0.9),
+        p999_us: q(&s.hists.latency, 0.999),
         send_lag_p99_us: q(&s.hists.lag, 0.99),
         send_lag_max_us: s.lag_max_ns as f64 / 1e3,
         path_mean_us: timed_mean(s.path_sum_ns),
@@ -931,6 +935,8 @@ mod tests {
                         |v: Option<f64>, x: f64| v.is_some_and(|v| (v - x).abs() <= 0.01 * x);
                     assert!(near(iv.p50_us, 10.0), "{iv:?}");
                     assert!(near(iv.p99_us, 30.0), "{iv:?}");
+                    assert!(near(iv.p90_us, 30.0), "{iv:?}");
+                    assert!(near(iv.p999_us, 30.0), "{iv:?}");
                 });
                 assert!(
                     back.latency.is_empty() && back.lag.is_empty() && back.path.is_empty(),
@@ -946,11 +952,11 @@ mod tests {
             );
         }
         assert_eq!(closed, N);
-        // What is retained per interval: one `Interval` (plain numbers, no heap): 15 numbers of
-        // 8 bytes, seven of them optional (16 bytes each), and the index: 184 bytes, 0.7 MB for
+        // What is retained per interval: one `Interval` (plain numbers, no heap): 8 numbers of
+        // 8 bytes, nine optional ones (16 bytes each), and the index: 216 bytes, 0.8 MB for
         // an hour of one-second intervals.
         let per_interval = std::mem::size_of::<(u64, Interval)>();
-        assert!(per_interval <= 184, "{per_interval} bytes per interval");
+        assert!(per_interval <= 216, "{per_interval} bytes per interval");
         let rows = series.finish();
         assert_eq!(rows.len() as u64, N);
         assert!(rows.windows(2).all(|w| w[0].t_s < w[1].t_s));

@@ -654,6 +654,8 @@ mod tests {
             mean_uncorrected_us: 90.0,
             p50_us: Some(95.0),
             p99_us: None,
+            p90_us: None,
+            p999_us: None,
             send_lag_p99_us: Some(3.0),
             send_lag_max_us: 4.0,
             path_mean_us: None,

@@ -707,6 +707,14 @@ pub struct Interval {
     pub p50_us: Option<f64>,
     /// 99th percentile latency, µs (`null` when none, or after a merge).
     pub p99_us: Option<f64>,
+    /// 90th percentile latency, µs (`null` when none, or after a merge). Absent in results of
+    /// older versions.
+    #[serde(default)]
+    pub p90_us: Option<f64>,
+    /// 99.9th percentile latency, µs (`null` when none, or after a merge). Absent in results of
+    /// older versions.
+    #[serde(default)]
+    pub p999_us: Option<f64>,
     /// 99th percentile send lag, µs (`null` when no sends, or after a merge).
     pub send_lag_p99_us: Option<f64>,
     /// Largest send lag, µs.
