@@ -434,3 +434,83 @@ fn assert_all_tls_after_handshake(r: &RunResult) {
     assert_eq!(q.tls_errors.other, q.issued, "{q:?}");
     assert_eq!(r.phases.tls_us.as_ref().map(|d| d.count), Some(q.issued));
 }
+
+/// The TLS 1.3 cipher suites of rustls's *ring* provider.
+fn tls13_suites() -> [rustls::SupportedCipherSuite; 3] {
+    use rustls::crypto::ring::cipher_suite as s;
+    [
+        s::TLS13_AES_128_GCM_SHA256,
+        s::TLS13_AES_256_GCM_SHA384,
+        s::TLS13_CHACHA20_POLY1305_SHA256,
+    ]
+}
+
+/// Waits (up to a few seconds, for a loaded machine) until `read` reaches `want`; returns the
+/// last value read.
+fn wait_for(want: usize, read: impl Fn() -> usize) -> usize {
+    let deadline = Instant::now() + MARGIN;
+    loop {
+        let got = read();
+        if got >= want || Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn key_updates_of_the_server_are_followed_and_answered_on_one_connection() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let pki = Pki::new(false);
+    for suite in tls13_suites() {
+        // After every third answer the server moves to new keys and asks qload to do the same:
+        // qload must open what follows with the server's next key, send a KeyUpdate of its own
+        // and seal what follows with its next key, or the connection fails.
+        let server = TlsServer::start(Behavior::KeyUpdates {
+            config: pki.tls13_suite(suite),
+            every: 3,
+        });
+        let r = max_run(target(server.addr(), roots(&pki)), 1, 100);
+        assert_all_complete(&r, &server);
+        assert_eq!(r.connections.opened, 1, "{suite:?}: {:?}", r.connections);
+        assert_eq!(server.accepted(), 1, "{suite:?}");
+        let counts = server.counts();
+        assert_eq!(counts.refreshes.load(SeqCst), 33, "{suite:?}");
+        // Each request of the server's got one KeyUpdate of qload's (the last may still be on
+        // its way to the server when the run ends).
+        let ours = wait_for(33, || counts.key_update_records.load(SeqCst));
+        assert_eq!(ours, 33, "{suite:?}: qload's KeyUpdates");
+    }
+}
+
+#[test]
+fn later_connections_resume_with_a_session_ticket() {
+    let pki = Pki::new(false);
+    // One connection per request, one after the other: every connection after the first has
+    // the tickets of the one before (rustls's server sends two after each handshake) and
+    // resumes.
+    let server = TlsServer::start(Behavior::CloseAfterAnswer(
+        pki.server_config(&[b"http/1.1"], &[&rustls::version::TLS13]),
+    ));
+    let r = max_run(target(server.addr(), roots(&pki)), 1, 20);
+    assert_eq!(r.requests.errors, 0, "{:?}", r.requests);
+    assert_eq!(r.requests.completed, 20);
+    assert_eq!(server.accepted(), 20);
+    assert_eq!(r.connections.opened, 20);
+    assert_eq!(server.resumed(), 19, "resumed handshakes");
+}
+
+#[test]
+fn large_answers_span_records_over_tls13_and_tls12() {
+    let pki = Pki::new(false);
+    for versions in [&[&rustls::version::TLS13], &[&rustls::version::TLS12]] {
+        // 200 kB: thirteen records of at most 16 KiB, more than the incoming buffer holds.
+        let server = TlsServer::start(Behavior::Big {
+            config: pki.server_config(&[b"http/1.1"], versions),
+            bytes: 200_000,
+        });
+        let r = max_run(target(server.addr(), roots(&pki)), 2, 30);
+        assert_all_complete(&r, &server);
+        assert_eq!(r.connections.opened, 2, "{versions:?}: {:?}", r.connections);
+    }
+}

@@ -143,7 +143,10 @@ fn requests_on_a_kept_alive_connection_allocate_nothing_of_qload_s_own() {
     // A run's own bookkeeping may differ by an allocation or two between the short and the long
     // run (a time-series vector that grows with the run's length, not with its requests); one
     // allocation per request would show as 1.0.
-    assert!(plain_per_request < 0.01, "a plain request allocates ({plain_per_request})");
+    assert!(
+        plain_per_request < 0.01,
+        "a plain request allocates ({plain_per_request})"
+    );
     assert!(
         tls_per_request < RUSTLS_PER_REQUEST + 0.01,
         "a TLS request allocates {tls_per_request} times, rustls alone {RUSTLS_PER_REQUEST}"
