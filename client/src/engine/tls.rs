@@ -470,7 +470,7 @@ fn process_in_place(
         Received::Closed => Step::PeerClosed,
         Received::Failed(e) => return failed(e),
     };
-    if records.owes_update() {
+    if records.owes_update() && step != Step::PeerClosed {
         match records.seal_owed(&mut out.buf[*out.end..]) {
             Ok(n) => *out.end += n,
             Err(e) => return failed(e),
@@ -497,4 +497,18 @@ fn flush(sock: &mut TcpStream, out: &[u8], start: &mut usize, end: &mut usize) -
     *start = 0;
     *end = 0;
     Flush::Done
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tls_connection_is_its_buffers_and_under_2_kib_more() {
+        // Boxed per connection beside its two buffers (docs/qload.md "HTTPS" gives the sum):
+        // the rustls handshake state or our record layer (two ring keys and rustls's kernel
+        // connection) inline, whichever is larger.
+        let size = std::mem::size_of::<TlsConn>();
+        assert!(size <= 2048, "TlsConn is {size} bytes");
+    }
 }
