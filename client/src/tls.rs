@@ -163,8 +163,8 @@ impl TlsSetup {
             }
         };
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        // After a TLS 1.3 handshake the connection takes the traffic secrets from rustls and
-        // protects its records itself, in place (see `record`): no allocation per request.
+        // After the handshake the connection takes the traffic secrets from rustls and protects
+        // its records itself, in place (see `record`): no allocation per request.
         config.enable_secret_extraction = true;
         Ok(Self {
             config: Arc::new(config),

@@ -1,5 +1,5 @@
-//! One TLS connection's records: rustls's unbuffered client for the handshake, then (TLS 1.3)
-//! our own record layer, in place, over the pool's socket.
+//! One TLS connection's records: rustls's unbuffered client for the handshake, then our own
+//! record layer, in place, over the pool's socket.
 //!
 //! A [`TlsConn`] owns two buffers, allocated when the connection opens and never grown: the
 //! incoming one ([`INCOMING_TLS_BYTES`], one whole record of the largest size, an [`Inbox`])
@@ -13,13 +13,14 @@
 //! state it returns asks for (encode a handshake message into the outgoing buffer, write it out,
 //! hand over plaintext, encrypt the next part of a request) until it needs something only the
 //! event loop can give (more bytes from the peer, room in the socket) or the caller's part is
-//! done ([`Step`]). rustls 0.23 allocates for every record it seals or opens, so once a TLS 1.3
+//! done ([`Step`]). rustls 0.23 allocates for every record it seals or opens, so once the
 //! handshake is done (rustls reaches `WriteTraffic`, nothing left to send, nothing unread) the
 //! connection becomes rustls's *kernel* connection: the traffic secrets go to a
 //! [`Records`](crate::tls::record::Records), which seals requests into the outgoing buffer and
-//! opens answers where they were read, with *ring*; rustls keeps the key schedule (key updates)
-//! and takes the session tickets. A TLS 1.2 connection stays on rustls's record path (two
-//! allocations per request inside rustls).
+//! opens answers where they were read, with *ring*, in TLS 1.3 and in TLS 1.2; rustls keeps the
+//! key schedule (TLS 1.3's key updates) and takes the session tickets. Every suite of rustls's
+//! *ring* provider has an AEAD the record layer has; a connection of another would stay on
+//! rustls's record path.
 use std::io::{self, Write as _};
 
 use mio::net::TcpStream;
@@ -30,7 +31,7 @@ use rustls::{ProtocolVersion, SupportedCipherSuite};
 
 use crate::result::{ErrorKind, TlsErrorKind};
 pub(super) use crate::tls::record::Flow;
-use crate::tls::record::{Aead, Inbox, Key, KeySchedule, Received, RecordError, Records};
+use crate::tls::record::{Aead, Inbox, Key, KeySchedule, Received, RecordError, Records, Version};
 use crate::tls::{INCOMING_TLS_BYTES, OUTGOING_TLS_BYTES, TlsSetup, bounded, classify};
 
 /// Where [`TlsConn::process`] stopped.
@@ -71,9 +72,9 @@ pub(super) enum Flush {
 // variant on its own too would only add an allocation per connection.
 #[allow(clippy::large_enum_variant)]
 enum Layer {
-    /// rustls's own: the handshake, and a TLS 1.2 connection throughout.
+    /// rustls's own: the handshake (and a suite the record layer does not have).
     Rustls(UnbufferedClientConnection),
-    /// Ours, in place: a TLS 1.3 connection after its handshake.
+    /// Ours, in place: the connection after its handshake.
     Kernel(Records<Schedule>),
     /// Neither: a conversion failed (the connection is closed).
     Gone,
@@ -82,6 +83,8 @@ enum Layer {
 /// rustls's kernel connection as the key schedule of our record layer.
 struct Schedule {
     conn: KernelConnection<ClientConnectionData>,
+    /// The connection's version (TLS 1.2 has no key updates: rustls refuses them).
+    version: Version,
     /// The suite's confidentiality limit (records per key).
     limit: u64,
 }
@@ -101,12 +104,12 @@ fn schedule_error(e: rustls::Error) -> RecordError {
 impl KeySchedule for Schedule {
     fn next_tx(&mut self) -> Result<Key, RecordError> {
         let secrets = self.conn.update_tx_secret().map_err(schedule_error)?;
-        Key::from_secrets(secrets, self.limit)
+        Key::from_secrets(self.version, secrets, self.limit)
     }
 
     fn next_rx(&mut self) -> Result<Key, RecordError> {
         let secrets = self.conn.update_rx_secret().map_err(schedule_error)?;
-        Key::from_secrets(secrets, self.limit)
+        Key::from_secrets(self.version, secrets, self.limit)
     }
 
     fn ticket(&mut self, body: &[u8]) -> Result<(), RecordError> {
@@ -243,8 +246,8 @@ impl TlsConn {
         }
     }
 
-    /// [`TlsConn::process`] on rustls's record layer. At a clean point after a TLS 1.3
-    /// handshake (rustls at `WriteTraffic`, nothing unread) it moves the connection to ours.
+    /// [`TlsConn::process`] on rustls's record layer. At a clean point after the handshake
+    /// (rustls at `WriteTraffic`, nothing unread) it moves the connection to ours.
     fn process_rustls(
         &mut self,
         sock: &mut TcpStream,
@@ -394,38 +397,45 @@ impl TlsConn {
         }
     }
 
-    /// Moves a connection whose handshake is done to our record layer, if it is TLS 1.3 of a
-    /// suite ours has; a TLS 1.2 one stays on rustls's for good. An error (rustls refused to
-    /// hand over, which its state at `WriteTraffic` rules out) leaves no layer at all.
+    /// Moves a connection whose handshake is done to our record layer, if its suite is one
+    /// ours has (every suite of rustls's *ring* provider is); another stays on rustls's for
+    /// good. An error (rustls refused to hand over, which its state at `WriteTraffic` rules
+    /// out) leaves no layer at all.
     fn convert(&mut self) -> Result<(), RecordError> {
         let Layer::Rustls(conn) = &self.layer else {
             return Ok(());
         };
-        let suite = match conn.negotiated_cipher_suite() {
-            Some(SupportedCipherSuite::Tls13(suite))
-                if conn.protocol_version() == Some(ProtocolVersion::TLSv1_3) =>
-            {
-                suite
+        let (common, version) = match (conn.negotiated_cipher_suite(), conn.protocol_version()) {
+            (Some(SupportedCipherSuite::Tls13(s)), Some(ProtocolVersion::TLSv1_3)) => {
+                (&s.common, Version::Tls13)
+            }
+            (Some(SupportedCipherSuite::Tls12(s)), Some(ProtocolVersion::TLSv1_2)) => {
+                (&s.common, Version::Tls12)
             }
             _ => {
                 self.may_convert = false;
                 return Ok(());
             }
         };
-        if Aead::of_suite(suite.common.suite).is_none() {
+        if Aead::of_suite(common.suite).map(|(v, _)| v) != Some(version) {
             self.may_convert = false;
             return Ok(());
         }
-        let limit = suite.common.confidentiality_limit;
+        let limit = common.confidentiality_limit;
         let Layer::Rustls(conn) = std::mem::replace(&mut self.layer, Layer::Gone) else {
             unreachable!("matched above");
         };
         let (secrets, conn) = conn
             .dangerous_into_kernel_connection()
             .map_err(schedule_error)?;
-        let tx = Key::from_secrets(secrets.tx, limit)?;
-        let rx = Key::from_secrets(secrets.rx, limit)?;
-        self.layer = Layer::Kernel(Records::new(Schedule { conn, limit }, tx, rx));
+        let tx = Key::from_secrets(version, secrets.tx, limit)?;
+        let rx = Key::from_secrets(version, secrets.rx, limit)?;
+        let schedule = Schedule {
+            conn,
+            version,
+            limit,
+        };
+        self.layer = Layer::Kernel(Records::new(schedule, tx, rx));
         Ok(())
     }
 }

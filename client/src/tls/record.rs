@@ -1,4 +1,5 @@
-//! TLS 1.3 records after the handshake, sealed and opened in place (RFC 8446 §5.2, §5.3).
+//! TLS records after the handshake, sealed and opened in place: TLS 1.3 (RFC 8446 §5.2, §5.3)
+//! and TLS 1.2's AEAD suites (RFC 5246 §6.2.3.3, RFC 5288, RFC 7905).
 //!
 //! Why this exists: the hot path must not allocate per request, and rustls 0.23 has no in-place
 //! path for application data (its unbuffered API seals each record through a fresh `Vec` and
@@ -7,7 +8,7 @@
 //! secrets and a [`KernelConnection`](rustls::kernel::KernelConnection) that derives the next
 //! secrets on a key update and stores session tickets. The cryptography is *ring*'s AEADs
 //! ([`ring::aead::LessSafeKey`]); the handshake and the key schedule are rustls's; only the record
-//! framing of RFC 8446 §5 is ours, in this module:
+//! framing is ours, in this module. TLS 1.3:
 //!
 //! - a record is a 5-byte header (type 23, legacy version 0x0303, the length of what follows)
 //!   and the AEAD's output over the inner plaintext `content || content type || zero padding`,
@@ -16,6 +17,14 @@
 //!   12 bytes; the sequence number counts the records of one key in one direction from 0;
 //! - at most 2^14 bytes of content per record (the inner plaintext at most 2^14 + 1, the
 //!   ciphertext at most 2^14 + 256).
+//!
+//! TLS 1.2 (AES-GCM and ChaCha20-Poly1305 only): the header carries the real content type and
+//! the AEAD's output is over the content alone; the additional data is the sequence number, the
+//! type, the version and the content's length (13 bytes). AES-GCM's nonce is the key's 4-byte
+//! salt and an 8-byte explicit part sent before the ciphertext (ours: the IV XOR the sequence
+//! number, as rustls does; the peer's: whatever its record says); ChaCha20-Poly1305's is the IV
+//! XOR the sequence number, as in TLS 1.3, with nothing sent. At most 2^14 bytes of content, at
+//! most 2^14 + 2048 of ciphertext. TLS 1.2 has no key updates.
 //!
 //! [`Key`] seals into and opens in the caller's buffers. [`Inbox`] is a connection's incoming
 //! buffer: records are opened where they were read, a handshake message split across records is
@@ -33,32 +42,42 @@ use crate::result::TlsErrorKind;
 
 /// Bytes of a record's header.
 pub const HEADER: usize = 5;
-/// Bytes of an AEAD tag (all three suites).
+/// Bytes of an AEAD tag (all three AEADs).
 pub const TAG: usize = 16;
 /// Bytes of an IV (and of a nonce).
 pub const IV: usize = 12;
+/// Bytes of TLS 1.2 AES-GCM's explicit nonce, sent before each record's ciphertext.
+pub const EXPLICIT_NONCE: usize = 8;
 /// Most content bytes in one record (2^14).
 pub const MAX_CONTENT: usize = 1 << 14;
-/// Most bytes of an inner plaintext: the content and its type byte (padding included).
+/// Most bytes of a TLS 1.3 inner plaintext: the content and its type byte (padding included).
 pub const MAX_INNER: usize = MAX_CONTENT + 1;
-/// Most bytes of a record's ciphertext, the tag included (2^14 + 256).
+/// Most bytes of a TLS 1.3 record's ciphertext, the tag included (2^14 + 256).
 pub const MAX_CIPHERTEXT: usize = MAX_CONTENT + 256;
-/// Fewest bytes of a record's ciphertext: a content type and the tag.
+/// Most bytes of a TLS 1.2 record's ciphertext (2^14 + 2048).
+pub const MAX_CIPHERTEXT_TLS12: usize = MAX_CONTENT + 2048;
+/// Fewest bytes of a TLS 1.3 record's ciphertext: a content type and the tag.
 pub const MIN_CIPHERTEXT: usize = 1 + TAG;
-/// Bytes of a whole record of [`MAX_CONTENT`] bytes sealed without padding.
-pub const MAX_SEALED: usize = HEADER + MAX_INNER + TAG;
+/// Most bytes of a whole record of [`MAX_CONTENT`] bytes as this module seals it (TLS 1.2
+/// AES-GCM: its explicit nonce; TLS 1.3: the type byte, no padding).
+pub const MAX_SEALED: usize = HEADER + EXPLICIT_NONCE + MAX_CONTENT + TAG;
 /// Bytes of a sealed KeyUpdate message (a 4-byte handshake header and its 1-byte body).
 pub const KEY_UPDATE_RECORD: usize = HEADER + 4 + 1 + 1 + TAG;
-/// Most key updates accepted from the peer without application data between them (as rustls
-/// and BoringSSL allow): a peer cannot keep the connection busy deriving keys.
-pub const MAX_KEY_UPDATES: u32 = 32;
+/// Most records without application data accepted in a row from the peer (key updates,
+/// session tickets, ignored alerts, TLS 1.2 HelloRequests; rustls and BoringSSL bound key updates
+/// the same way): a peer cannot keep the connection busy deriving keys or storing tickets.
+pub const MAX_QUIET: u32 = 32;
 
+/// Content type `change_cipher_spec`.
+pub const CHANGE_CIPHER_SPEC: u8 = 20;
 /// Content type `alert`.
 pub const ALERT: u8 = 21;
 /// Content type `handshake`.
 pub const HANDSHAKE: u8 = 22;
 /// Content type `application_data`.
 pub const APPLICATION_DATA: u8 = 23;
+/// Handshake type `hello_request` (TLS 1.2: the server asks for a renegotiation).
+pub const HELLO_REQUEST: u8 = 0;
 /// Handshake type `new_session_ticket`.
 pub const NEW_SESSION_TICKET: u8 = 4;
 /// Handshake type `key_update`.
@@ -78,21 +97,19 @@ pub enum RecordError {
         /// Its legacy version's minor byte.
         minor: u8,
     },
-    /// A ciphertext shorter than a type byte and a tag, or longer than 2^14 + 256 bytes.
-    #[error(
-        "a TLS record of {0} bytes of ciphertext ({MIN_CIPHERTEXT} to {MAX_CIPHERTEXT} allowed)"
-    )]
+    /// A ciphertext too short for the AEAD's overhead, or longer than the version allows.
+    #[error("a TLS record of {0} bytes of ciphertext (too short or too long)")]
     Length(usize),
     /// The record does not decrypt under the key (a wrong tag: tampered, or out of step).
     #[error("a TLS record that does not decrypt (bad tag)")]
     Open,
-    /// An inner plaintext of zeros only: no content type.
+    /// A TLS 1.3 inner plaintext of zeros only: no content type.
     #[error("a TLS record of padding only (no content type)")]
     NoType,
-    /// An inner plaintext longer than 2^14 + 1 bytes.
-    #[error("a TLS record of {0} bytes of plaintext (at most {MAX_INNER})")]
+    /// A plaintext longer than the version allows (TLS 1.3: 2^14 + 1 with the type; 1.2: 2^14).
+    #[error("a TLS record of {0} bytes of plaintext (too long)")]
     Overflow(usize),
-    /// An inner content type other than application data, handshake or alert.
+    /// A content type other than application data, handshake or alert.
     #[error("a TLS record of content type {0} after the handshake")]
     ContentType(u8),
     /// A record, or a handshake message joined from records, that cannot fit the buffer.
@@ -107,27 +124,33 @@ pub enum RecordError {
     /// An alert whose content is not 2 bytes.
     #[error("an alert of {0} bytes")]
     BadAlert(usize),
-    /// The peer sent an alert (other than close_notify and user_canceled).
+    /// The peer sent an alert (other than close_notify and those ignored).
     #[error("received fatal alert: {0:?}")]
     Alert(AlertDescription),
     /// The peer sent an alert outside the records' protection.
     #[error("received an unprotected alert after the handshake: {0:?}")]
     PlainAlert(AlertDescription),
-    /// A handshake message of a type a client never gets after the handshake.
+    /// A handshake message of a type a client never gets after the handshake (in its version).
     #[error("a handshake message of type {0} after the handshake")]
     Handshake(u8),
     /// A KeyUpdate that is malformed or does not end its record.
     #[error("a malformed KeyUpdate")]
     KeyUpdate,
-    /// More than [`MAX_KEY_UPDATES`] key updates without application data between them.
-    #[error("more than {MAX_KEY_UPDATES} key updates without application data")]
-    TooManyKeyUpdates,
-    /// A key's sequence numbers ran out (2^64 records: never in practice).
-    #[error("the sequence numbers of a TLS key are exhausted")]
+    /// More than [`MAX_QUIET`] records without application data between them.
+    #[error(
+        "more than {MAX_QUIET} records without application data (key updates, tickets, ignored alerts)"
+    )]
+    TooQuiet,
+    /// A key's sequence numbers ran out, or (TLS 1.2, which cannot update its keys) its
+    /// confidentiality limit was reached.
+    #[error("a TLS key has protected all the records it may")]
     Exhausted,
-    /// A record to seal longer than 2^14 + 1 bytes of inner plaintext.
-    #[error("{0} bytes of inner plaintext to seal (at most {MAX_INNER})")]
+    /// Content to seal longer than 2^14 bytes (TLS 1.3: with its padding).
+    #[error("{0} bytes to seal in one record (too long)")]
     SealTooLong(usize),
+    /// Padding asked of a TLS 1.2 record (1.2 has none).
+    #[error("padding asked of a TLS 1.2 record")]
+    Padding,
     /// No room in the outgoing buffer for the sealed record.
     #[error("no room for a {0}-byte record in the outgoing buffer")]
     NoRoom(usize),
@@ -152,14 +175,23 @@ impl RecordError {
     }
 }
 
-/// The AEAD of a TLS 1.3 cipher suite.
+/// The protocol version of a connection's records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// TLS 1.2.
+    Tls12,
+    /// TLS 1.3.
+    Tls13,
+}
+
+/// The AEAD of a cipher suite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Aead {
-    /// TLS_AES_128_GCM_SHA256.
+    /// AES-128-GCM.
     Aes128Gcm,
-    /// TLS_AES_256_GCM_SHA384.
+    /// AES-256-GCM.
     Aes256Gcm,
-    /// TLS_CHACHA20_POLY1305_SHA256.
+    /// ChaCha20-Poly1305.
     Chacha20Poly1305,
 }
 
@@ -175,15 +207,24 @@ impl Aead {
         }
     }
 
-    /// The AEAD of TLS 1.3 cipher suite `suite`, if it is one of the three.
-    pub fn of_suite(suite: rustls::CipherSuite) -> Option<Self> {
+    /// The version and AEAD of cipher suite `suite`, if it is one of those this module has
+    /// (TLS 1.3's three, TLS 1.2's ECDHE suites with AES-GCM or ChaCha20-Poly1305).
+    pub fn of_suite(suite: rustls::CipherSuite) -> Option<(Version, Self)> {
         use rustls::CipherSuite as C;
-        match suite {
-            C::TLS13_AES_128_GCM_SHA256 => Some(Self::Aes128Gcm),
-            C::TLS13_AES_256_GCM_SHA384 => Some(Self::Aes256Gcm),
-            C::TLS13_CHACHA20_POLY1305_SHA256 => Some(Self::Chacha20Poly1305),
-            _ => None,
-        }
+        Some(match suite {
+            C::TLS13_AES_128_GCM_SHA256 => (Version::Tls13, Self::Aes128Gcm),
+            C::TLS13_AES_256_GCM_SHA384 => (Version::Tls13, Self::Aes256Gcm),
+            C::TLS13_CHACHA20_POLY1305_SHA256 => (Version::Tls13, Self::Chacha20Poly1305),
+            C::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+            | C::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 => (Version::Tls12, Self::Aes128Gcm),
+            C::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+            | C::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 => (Version::Tls12, Self::Aes256Gcm),
+            C::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+            | C::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 => {
+                (Version::Tls12, Self::Chacha20Poly1305)
+            }
+            _ => return None,
+        })
     }
 
     fn ring(self) -> &'static ring::aead::Algorithm {
@@ -193,12 +234,22 @@ impl Aead {
             Self::Chacha20Poly1305 => &CHACHA20_POLY1305,
         }
     }
+
+    /// Whether TLS 1.2 sends an explicit nonce before each ciphertext with it (AES-GCM).
+    fn explicit_nonce(self) -> usize {
+        match self {
+            Self::Aes128Gcm | Self::Aes256Gcm => EXPLICIT_NONCE,
+            Self::Chacha20Poly1305 => 0,
+        }
+    }
 }
 
 /// One direction's traffic key: the AEAD key, its IV, the sequence number of its next record
-/// and the confidentiality limit of its suite.
+/// and the confidentiality limit of its suite, for records of one version.
 pub struct Key {
     key: LessSafeKey,
+    version: Version,
+    aead: Aead,
     iv: [u8; IV],
     seq: u64,
     limit: u64,
@@ -208,7 +259,8 @@ impl std::fmt::Debug for Key {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // No key material in debug output.
         f.debug_struct("Key")
-            .field("aead", self.key.algorithm())
+            .field("version", &self.version)
+            .field("aead", &self.aead)
             .field("seq", &self.seq)
             .field("limit", &self.limit)
             .finish_non_exhaustive()
@@ -216,9 +268,12 @@ impl std::fmt::Debug for Key {
 }
 
 impl Key {
-    /// A key of `aead` from its bytes and IV, whose next record has sequence number `seq`;
-    /// `limit`: the records one key may protect (the suite's confidentiality limit).
+    /// A key of `aead` for records of `version` from its bytes and IV (TLS 1.2 AES-GCM: the
+    /// 4-byte salt and the 8 bytes the explicit nonces start from), whose next record has
+    /// sequence number `seq`; `limit`: the records one key may protect (the suite's
+    /// confidentiality limit).
     pub fn new(
+        version: Version,
         aead: Aead,
         key: &[u8],
         iv: &[u8],
@@ -232,14 +287,17 @@ impl Key {
         let key = UnboundKey::new(aead.ring(), key).map_err(|_| RecordError::KeyLength)?;
         Ok(Self {
             key: LessSafeKey::new(key),
+            version,
+            aead,
             iv,
             seq,
             limit,
         })
     }
 
-    /// The key of rustls's extracted `(seq, secrets)` with `limit`.
+    /// The key of rustls's extracted `(seq, secrets)` for records of `version` with `limit`.
     pub fn from_secrets(
+        version: Version,
         (seq, secrets): (u64, ConnectionTrafficSecrets),
         limit: u64,
     ) -> Result<Self, RecordError> {
@@ -251,7 +309,12 @@ impl Key {
             }
             _ => return Err(RecordError::UnsupportedAead),
         };
-        Self::new(aead, key.as_ref(), iv.as_ref(), seq, limit)
+        Self::new(version, aead, key.as_ref(), iv.as_ref(), seq, limit)
+    }
+
+    /// The version of its records.
+    pub fn version(&self) -> Version {
+        self.version
     }
 
     /// The sequence number of the next record: the records this key has protected so far.
@@ -270,22 +333,47 @@ impl Key {
         self.seq >= self.limit - self.limit / 16
     }
 
-    /// The nonce of the next record (RFC 8446 §5.3), or an error when the sequence numbers are
-    /// used up.
-    fn nonce(&self) -> Result<Nonce, RecordError> {
+    /// Bytes a record's ciphertext may have (the AEAD's overhead at least, the version's most).
+    fn ciphertext_range(&self) -> std::ops::RangeInclusive<usize> {
+        match self.version {
+            Version::Tls13 => MIN_CIPHERTEXT..=MAX_CIPHERTEXT,
+            Version::Tls12 => self.aead.explicit_nonce() + TAG..=MAX_CIPHERTEXT_TLS12,
+        }
+    }
+
+    /// The sequence number of the next record, or an error when they are used up.
+    fn next_seq(&self) -> Result<u64, RecordError> {
         if self.seq == u64::MAX {
             return Err(RecordError::Exhausted);
         }
-        let mut nonce = self.iv;
-        for (n, s) in nonce[IV - 8..].iter_mut().zip(self.seq.to_be_bytes()) {
-            *n ^= s;
-        }
-        Ok(Nonce::assume_unique_for_key(nonce))
+        Ok(self.seq)
     }
 
-    /// Seals `content` of content type `typ`, followed by `padding` zeros, as one record at the
-    /// start of `out`; returns the record's length (`HEADER + content + 1 + padding + TAG`).
-    /// The content is copied into `out` and encrypted there; nothing is allocated.
+    /// The IV XOR the sequence number `seq`, big-endian in the last 8 bytes (RFC 8446 §5.3;
+    /// RFC 7905 for TLS 1.2 ChaCha20-Poly1305; rustls's explicit nonces for TLS 1.2 AES-GCM).
+    fn xor_nonce(&self, seq: u64) -> [u8; IV] {
+        let mut nonce = self.iv;
+        for (n, s) in nonce[IV - 8..].iter_mut().zip(seq.to_be_bytes()) {
+            *n ^= s;
+        }
+        nonce
+    }
+
+    /// TLS 1.2's additional data: sequence number, type, version, content length.
+    fn tls12_aad(seq: u64, typ: u8, version: [u8; 2], len: usize) -> [u8; 13] {
+        let mut aad = [0; 13];
+        aad[..8].copy_from_slice(&seq.to_be_bytes());
+        aad[8] = typ;
+        aad[9..11].copy_from_slice(&version);
+        // At most 2^14 + 2048: the callers check the length first.
+        aad[11..].copy_from_slice(&(len as u16).to_be_bytes());
+        aad
+    }
+
+    /// Seals `content` of content type `typ`, followed by `padding` zeros (TLS 1.3 only), as
+    /// one record at the start of `out`; returns the record's length (TLS 1.3: `HEADER + content
+    /// + 1 + padding + TAG`; TLS 1.2: `HEADER + explicit nonce + content + TAG`). The content is
+    /// copied into `out` and encrypted there; nothing is allocated.
     pub fn seal(
         &mut self,
         typ: u8,
@@ -293,42 +381,114 @@ impl Key {
         padding: usize,
         out: &mut [u8],
     ) -> Result<usize, RecordError> {
-        let inner = content.len() + 1 + padding;
-        if inner > MAX_INNER {
+        let (prefix, inner) = match self.version {
+            Version::Tls13 => (0, content.len() + 1 + padding),
+            Version::Tls12 if padding > 0 => return Err(RecordError::Padding),
+            Version::Tls12 => (self.aead.explicit_nonce(), content.len()),
+        };
+        let limit = match self.version {
+            Version::Tls13 => MAX_INNER,
+            Version::Tls12 => MAX_CONTENT,
+        };
+        if inner > limit {
             return Err(RecordError::SealTooLong(inner));
         }
-        let total = HEADER + inner + TAG;
+        let total = HEADER + prefix + inner + TAG;
         if out.len() < total {
             return Err(RecordError::NoRoom(total));
         }
-        let nonce = self.nonce()?;
+        let seq = self.next_seq()?;
+        let nonce = self.xor_nonce(seq);
         let (header, body) = out[..total].split_at_mut(HEADER);
-        let length = u16::try_from(inner + TAG).expect("at most 2^14 + 17 by the check above");
+        let length =
+            u16::try_from(prefix + inner + TAG).expect("at most 2^14 + 25 by the check above");
         let [hi, lo] = length.to_be_bytes();
-        header.copy_from_slice(&[APPLICATION_DATA, 3, 3, hi, lo]);
-        let (plain, tag_out) = body.split_at_mut(inner);
+        let outer = match self.version {
+            Version::Tls13 => APPLICATION_DATA,
+            Version::Tls12 => typ,
+        };
+        header.copy_from_slice(&[outer, 3, 3, hi, lo]);
+        let (explicit, rest) = body.split_at_mut(prefix);
+        explicit.copy_from_slice(&nonce[IV - prefix..]);
+        let (plain, tag_out) = rest.split_at_mut(inner);
         plain[..content.len()].copy_from_slice(content);
-        plain[content.len()] = typ;
-        plain[content.len() + 1..].fill(0);
-        let tag = self
-            .key
-            .seal_in_place_separate_tag(nonce, Aad::from(&header[..]), plain)
-            .map_err(|_| RecordError::SealTooLong(inner))?;
+        let sealed = match self.version {
+            Version::Tls13 => {
+                plain[content.len()] = typ;
+                plain[content.len() + 1..].fill(0);
+                self.key.seal_in_place_separate_tag(
+                    Nonce::assume_unique_for_key(nonce),
+                    Aad::from(&header[..]),
+                    plain,
+                )
+            }
+            Version::Tls12 => self.key.seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(Self::tls12_aad(seq, typ, [3, 3], inner)),
+                plain,
+            ),
+        };
+        let tag = sealed.map_err(|_| RecordError::SealTooLong(inner))?;
         tag_out.copy_from_slice(tag.as_ref());
         self.seq += 1;
         Ok(total)
     }
 
-    /// Opens `body` (a record's ciphertext and tag) in place under `header` (its 5 bytes, the
-    /// additional data); returns the length of the inner plaintext now at the start of `body`.
-    fn open(&mut self, header: &[u8], body: &mut [u8]) -> Result<usize, RecordError> {
-        let nonce = self.nonce()?;
-        let plain = self
-            .key
-            .open_in_place(nonce, Aad::from(header), body)
-            .map_err(|_| RecordError::Open)?;
-        self.seq += 1;
-        Ok(plain.len())
+    /// Opens `body` (a record's ciphertext and tag, and TLS 1.2 AES-GCM's explicit nonce before
+    /// them) in place under `header` (its 5 bytes); returns the content type and where the
+    /// content now lies in `body` (TLS 1.3: the padding stripped).
+    fn open(
+        &mut self,
+        header: &[u8],
+        body: &mut [u8],
+    ) -> Result<(u8, std::ops::Range<usize>), RecordError> {
+        let seq = self.next_seq()?;
+        match self.version {
+            Version::Tls13 => {
+                let nonce = Nonce::assume_unique_for_key(self.xor_nonce(seq));
+                let inner = self
+                    .key
+                    .open_in_place(nonce, Aad::from(header), body)
+                    .map_err(|_| RecordError::Open)?
+                    .len();
+                self.seq += 1;
+                if inner > MAX_INNER {
+                    return Err(RecordError::Overflow(inner));
+                }
+                // The content type is the last byte that is not padding.
+                let Some(type_at) = body[..inner].iter().rposition(|&b| b != 0) else {
+                    return Err(RecordError::NoType);
+                };
+                Ok((body[type_at], 0..type_at))
+            }
+            Version::Tls12 => {
+                let prefix = self.aead.explicit_nonce();
+                let len = body.len() - prefix - TAG;
+                let nonce = if prefix == 0 {
+                    self.xor_nonce(seq)
+                } else {
+                    let mut nonce = [0; IV];
+                    nonce[..IV - prefix].copy_from_slice(&self.iv[..IV - prefix]);
+                    nonce[IV - prefix..].copy_from_slice(&body[..prefix]);
+                    nonce
+                };
+                let aad = Self::tls12_aad(seq, header[0], [header[1], header[2]], len);
+                let n = self
+                    .key
+                    .open_in_place(
+                        Nonce::assume_unique_for_key(nonce),
+                        Aad::from(aad),
+                        &mut body[prefix..],
+                    )
+                    .map_err(|_| RecordError::Open)?
+                    .len();
+                self.seq += 1;
+                if n > MAX_CONTENT {
+                    return Err(RecordError::Overflow(n));
+                }
+                Ok((header[0], prefix..prefix + n))
+            }
+        }
     }
 }
 
@@ -445,6 +605,8 @@ impl Inbox {
     pub fn next(&mut self, rx: &mut Key) -> Result<Inbound<'_>, RecordError> {
         self.settle();
         let size = self.buf.len();
+        let lengths = rx.ciphertext_range();
+        let shortest = HEADER + *lengths.start();
         loop {
             if self.hs >= 4 {
                 let n = u32::from_be_bytes([0, self.buf[1], self.buf[2], self.buf[3]]) as usize;
@@ -458,13 +620,13 @@ impl Inbox {
                     });
                 }
                 // The record that completes it starts at `hs` or later and carries the rest of
-                // the message, a type byte and a tag: it must fit.
-                if end + HEADER + MIN_CIPHERTEXT > size {
+                // the message and the AEAD's overhead: it must fit.
+                if end + shortest > size {
                     return Err(RecordError::TooLong(size));
                 }
             }
             let at = self.hs;
-            if at + HEADER + MIN_CIPHERTEXT > size {
+            if at + shortest > size {
                 return Err(RecordError::TooLong(size));
             }
             if self.len < at + HEADER {
@@ -487,12 +649,17 @@ impl Inbox {
                     self.buf[at + HEADER + 1],
                 )));
             }
-            // The legacy version is ignored past its major byte (RFC 8446 §5.1); the outer type
-            // of every protected record is application_data.
-            if typ != APPLICATION_DATA || major != 3 {
+            // The legacy version is ignored past its major byte (RFC 8446 §5.1; in TLS 1.2 it
+            // is authenticated). The outer type of every TLS 1.3 record is application_data; a
+            // TLS 1.2 record's is its own.
+            let outer_ok = match rx.version {
+                Version::Tls13 => typ == APPLICATION_DATA,
+                Version::Tls12 => matches!(typ, APPLICATION_DATA | ALERT | HANDSHAKE),
+            };
+            if !outer_ok || major != 3 {
                 return Err(RecordError::Header { typ, major, minor });
             }
-            if !(MIN_CIPHERTEXT..=MAX_CIPHERTEXT).contains(&length) {
+            if !lengths.contains(&length) {
                 return Err(RecordError::Length(length));
             }
             let end = at + HEADER + length;
@@ -503,42 +670,36 @@ impl Inbox {
                 return Ok(Inbound::NeedMore);
             }
             let (header, body) = self.buf[at..end].split_at_mut(HEADER);
-            let inner_len = rx.open(header, body)?;
-            if inner_len > MAX_INNER {
-                return Err(RecordError::Overflow(inner_len));
-            }
-            // The content type is the last byte that is not padding.
-            let Some(type_at) = body[..inner_len].iter().rposition(|&b| b != 0) else {
-                return Err(RecordError::NoType);
-            };
-            let content = type_at;
-            match body[type_at] {
+            let (typ, content) = rx.open(header, body)?;
+            // Where the content lies in the buffer.
+            let (from, len) = (at + HEADER + content.start, content.len());
+            match typ {
                 APPLICATION_DATA | ALERT if at > 0 => return Err(RecordError::Interleaved),
-                APPLICATION_DATA if content == 0 => {
+                APPLICATION_DATA if len == 0 => {
                     // Empty application data: allowed, and nothing to hand over.
                     self.taken = end;
                     self.settle();
                 }
                 APPLICATION_DATA => {
                     self.taken = end;
-                    return Ok(Inbound::Data(&self.buf[HEADER..HEADER + content]));
+                    return Ok(Inbound::Data(&self.buf[from..from + len]));
                 }
-                ALERT if content != 2 => return Err(RecordError::BadAlert(content)),
+                ALERT if len != 2 => return Err(RecordError::BadAlert(len)),
                 ALERT => {
                     self.taken = end;
                     return Ok(Inbound::Alert {
-                        level: self.buf[HEADER],
-                        description: self.buf[HEADER + 1],
+                        level: self.buf[from],
+                        description: self.buf[from + 1],
                     });
                 }
-                HANDSHAKE if content == 0 => return Err(RecordError::EmptyHandshake),
+                HANDSHAKE if len == 0 => return Err(RecordError::EmptyHandshake),
                 HANDSHAKE => {
                     // Join: the content moves to the end of the message so far, the rest of the
-                    // record (its header's room, type, padding, tag) is squeezed out.
-                    self.buf.copy_within(at + HEADER..at + HEADER + content, at);
-                    self.buf.copy_within(end..self.len, at + content);
-                    self.len -= end - (at + content);
-                    self.hs = at + content;
+                    // record (its header's room, nonce, type, padding, tag) is squeezed out.
+                    self.buf.copy_within(from..from + len, at);
+                    self.buf.copy_within(end..self.len, at + len);
+                    self.len -= end - (at + len);
+                    self.hs = at + len;
                 }
                 other => return Err(RecordError::ContentType(other)),
             }
@@ -589,21 +750,22 @@ pub struct Records<S> {
     rx: Key,
     /// The peer asked for a key update: ours is sent before our next record.
     owe_update: bool,
-    /// Key updates received since the last application data.
-    updates_in_a_row: u32,
+    /// Records without application data received since the last with (see [`MAX_QUIET`]).
+    quiet_in_a_row: u32,
     /// The peer's close_notify came.
     closed: bool,
 }
 
 impl<S: KeySchedule> Records<S> {
-    /// The record layer of keys `tx` and `rx`, later ones from `schedule`.
+    /// The record layer of keys `tx` and `rx` (of one version), later ones from `schedule`.
     pub fn new(schedule: S, tx: Key, rx: Key) -> Self {
+        debug_assert_eq!(tx.version, rx.version, "the keys of one connection");
         Self {
             schedule,
             tx,
             rx,
             owe_update: false,
-            updates_in_a_row: 0,
+            quiet_in_a_row: 0,
             closed: false,
         }
     }
@@ -633,10 +795,21 @@ impl<S: KeySchedule> Records<S> {
         self.tx.worn() || self.rx.worn()
     }
 
+    /// One more record without application data; an error past [`MAX_QUIET`] in a row.
+    fn quiet(&mut self) -> Result<(), RecordError> {
+        self.quiet_in_a_row += 1;
+        if self.quiet_in_a_row > MAX_QUIET {
+            return Err(RecordError::TooQuiet);
+        }
+        Ok(())
+    }
+
     /// Opens the records `inbox` holds, hands each one's application data to `on_data`, and
-    /// deals with the rest itself: a NewSessionTicket goes to the schedule, a KeyUpdate changes
-    /// the key records are opened with (and, if the peer asks, makes ours owed), close_notify
-    /// ends the connection, user_canceled is ignored, any other alert fails it.
+    /// deals with the rest itself. TLS 1.3: a NewSessionTicket goes to the schedule, a
+    /// KeyUpdate changes the key records are opened with (and, if the peer asks, makes ours
+    /// owed), user_canceled is ignored. TLS 1.2: a HelloRequest is ignored (no renegotiation),
+    /// and so is an alert of level warning. close_notify ends the connection; any other alert
+    /// or handshake message fails it.
     pub fn receive(
         &mut self,
         inbox: &mut Inbox,
@@ -645,65 +818,68 @@ impl<S: KeySchedule> Records<S> {
         if self.closed {
             return Received::Closed;
         }
+        let tls13 = self.rx.version == Version::Tls13;
         loop {
             let what = match inbox.next(&mut self.rx) {
                 Ok(what) => what,
                 Err(e) => return Received::Failed(e),
             };
-            match what {
+            let done = match what {
                 Inbound::NeedMore => return Received::NeedMore,
                 Inbound::Data(plain) => {
-                    self.updates_in_a_row = 0;
+                    self.quiet_in_a_row = 0;
                     if on_data(plain) == Flow::Stop {
                         return Received::Stopped {
                             more: inbox.held() > 0,
                         };
                     }
+                    Ok(())
                 }
                 Inbound::Handshake {
                     typ: NEW_SESSION_TICKET,
                     body,
                     ..
-                } => {
-                    if let Err(e) = self.schedule.ticket(body) {
-                        return Received::Failed(e);
-                    }
-                }
+                } if tls13 => self.quiet().and_then(|()| self.schedule.ticket(body)),
                 Inbound::Handshake {
                     typ: KEY_UPDATE,
                     body,
                     ends_record,
-                } => {
-                    let request = match body {
-                        [0] => false,
-                        [1] => true,
-                        _ => return Received::Failed(RecordError::KeyUpdate),
+                } if tls13 => {
+                    let request = match (body, ends_record) {
+                        ([0], true) => Ok(false),
+                        ([1], true) => Ok(true),
+                        _ => Err(RecordError::KeyUpdate),
                     };
-                    if !ends_record {
-                        return Received::Failed(RecordError::KeyUpdate);
-                    }
-                    self.updates_in_a_row += 1;
-                    if self.updates_in_a_row > MAX_KEY_UPDATES {
-                        return Received::Failed(RecordError::TooManyKeyUpdates);
-                    }
-                    match self.schedule.next_rx() {
-                        Ok(key) => self.rx = key,
-                        Err(e) => return Received::Failed(e),
-                    }
-                    // Several requests before ours is sent are answered by one (RFC 8446 §4.6.3).
-                    self.owe_update |= request;
+                    request.and_then(|request| {
+                        self.quiet()?;
+                        self.rx = self.schedule.next_rx()?;
+                        // Several requests before ours is sent are answered by one (RFC 8446
+                        // §4.6.3).
+                        self.owe_update |= request;
+                        Ok(())
+                    })
                 }
-                Inbound::Handshake { typ, .. } => {
-                    return Received::Failed(RecordError::Handshake(typ));
-                }
-                Inbound::Alert { description, .. } => match AlertDescription::from(description) {
-                    AlertDescription::CloseNotify => {
-                        self.closed = true;
-                        return Received::Closed;
+                Inbound::Handshake {
+                    typ: HELLO_REQUEST,
+                    body: [],
+                    ..
+                } if !tls13 => self.quiet(),
+                Inbound::Handshake { typ, .. } => Err(RecordError::Handshake(typ)),
+                Inbound::Alert { level, description } => {
+                    match AlertDescription::from(description) {
+                        AlertDescription::CloseNotify => {
+                            self.closed = true;
+                            return Received::Closed;
+                        }
+                        AlertDescription::UserCanceled => self.quiet(),
+                        // TLS 1.2's warnings (e.g. no_renegotiation) end nothing.
+                        _ if !tls13 && level == 1 => self.quiet(),
+                        other => Err(RecordError::Alert(other)),
                     }
-                    AlertDescription::UserCanceled => {}
-                    other => return Received::Failed(RecordError::Alert(other)),
-                },
+                }
+            };
+            if let Err(e) = done {
+                return Received::Failed(e);
             }
         }
     }
@@ -727,13 +903,20 @@ impl<S: KeySchedule> Records<S> {
     }
 
     /// Seals `content` (at most 2^14 bytes) as application data at the start of `out`, after
-    /// the KeyUpdate owed to the peer if there is one; returns the bytes written. A key about to
-    /// reach its confidentiality limit is replaced first (by a KeyUpdate of ours), so no key
-    /// ever protects more records than its limit.
+    /// the KeyUpdate owed to the peer if there is one; returns the bytes written. A TLS 1.3 key
+    /// about to reach its confidentiality limit is replaced first (by a KeyUpdate of ours), so
+    /// no key ever protects more records than its limit; a TLS 1.2 one, which cannot be
+    /// replaced, refuses to seal more ([`RecordError::Exhausted`]; the connection closes long
+    /// before, see [`Key::worn`]).
     pub fn seal(&mut self, content: &[u8], out: &mut [u8]) -> Result<usize, RecordError> {
         let mut n = 0;
-        if self.owe_update || self.tx.seq.saturating_add(1) >= self.tx.limit {
-            n = self.update_tx(out)?;
+        let at_limit = self.tx.seq.saturating_add(1) >= self.tx.limit;
+        match self.tx.version {
+            Version::Tls13 if self.owe_update || at_limit => n = self.update_tx(out)?,
+            Version::Tls12 if self.tx.seq >= self.tx.limit => {
+                return Err(RecordError::Exhausted);
+            }
+            _ => {}
         }
         Ok(n + self.tx.seal(APPLICATION_DATA, content, 0, &mut out[n..])?)
     }
@@ -747,6 +930,7 @@ mod tests {
     /// what it was asked for.
     #[derive(Debug)]
     struct Fixed {
+        version: Version,
         aead: Aead,
         limit: u64,
         tx_updates: u8,
@@ -754,16 +938,30 @@ mod tests {
         tickets: Vec<Vec<u8>>,
     }
 
-    fn key(aead: Aead, fill: u8, limit: u64) -> Key {
+    /// A key of `version` whose bytes are all `fill`.
+    fn key_of(version: Version, aead: Aead, fill: u8, limit: u64) -> Key {
         let bytes = [fill; 32];
-        Key::new(aead, &bytes[..aead.key_len()], &[fill ^ 0x5a; IV], 0, limit)
-            .expect("a key of the AEAD's length")
+        Key::new(
+            version,
+            aead,
+            &bytes[..aead.key_len()],
+            &[fill ^ 0x5a; IV],
+            0,
+            limit,
+        )
+        .expect("a key of the AEAD's length")
+    }
+
+    /// A TLS 1.3 key whose bytes are all `fill`.
+    fn key(aead: Aead, fill: u8, limit: u64) -> Key {
+        key_of(Version::Tls13, aead, fill, limit)
     }
 
     impl KeySchedule for Fixed {
         fn next_tx(&mut self) -> Result<Key, RecordError> {
             self.tx_updates = self.tx_updates.wrapping_add(1);
-            Ok(key(
+            Ok(key_of(
+                self.version,
                 self.aead,
                 100u8.wrapping_add(self.tx_updates),
                 self.limit,
@@ -771,7 +969,8 @@ mod tests {
         }
         fn next_rx(&mut self) -> Result<Key, RecordError> {
             self.rx_updates = self.rx_updates.wrapping_add(1);
-            Ok(key(
+            Ok(key_of(
+                self.version,
                 self.aead,
                 200u8.wrapping_add(self.rx_updates),
                 self.limit,
@@ -788,6 +987,7 @@ mod tests {
 
     /// The peer's side: its tx is our rx (fill 200 + n), its rx our tx (fill 100 + n).
     struct Peer {
+        version: Version,
         aead: Aead,
         tx: Key,
         rx: Key,
@@ -796,20 +996,26 @@ mod tests {
     }
 
     impl Peer {
+        /// A TLS 1.3 peer.
         fn new(aead: Aead) -> Self {
+            Self::of(Version::Tls13, aead)
+        }
+
+        fn of(version: Version, aead: Aead) -> Self {
             Self {
+                version,
                 aead,
-                tx: key(aead, 200, u64::MAX),
-                rx: key(aead, 100, u64::MAX),
+                tx: key_of(version, aead, 200, u64::MAX),
+                rx: key_of(version, aead, 100, u64::MAX),
                 tx_updates: 0,
                 rx_updates: 0,
             }
         }
 
         fn seal(&mut self, typ: u8, content: &[u8], padding: usize) -> Vec<u8> {
-            let mut out = vec![0; HEADER + content.len() + 1 + padding + TAG];
+            let mut out = vec![0; HEADER + EXPLICIT_NONCE + content.len() + 1 + padding + TAG];
             let n = self.tx.seal(typ, content, padding, &mut out).expect("seal");
-            assert_eq!(n, out.len());
+            out.truncate(n);
             out
         }
 
@@ -817,7 +1023,12 @@ mod tests {
         fn key_update(&mut self, request: bool) -> Vec<u8> {
             let r = self.seal(HANDSHAKE, &[KEY_UPDATE, 0, 0, 1, u8::from(request)], 0);
             self.tx_updates = self.tx_updates.wrapping_add(1);
-            self.tx = key(self.aead, 200u8.wrapping_add(self.tx_updates), u64::MAX);
+            self.tx = key_of(
+                self.version,
+                self.aead,
+                200u8.wrapping_add(self.tx_updates),
+                u64::MAX,
+            );
             r
         }
 
@@ -835,7 +1046,12 @@ mod tests {
                         got.push((HANDSHAKE, [&[typ][..], body].concat()));
                         if typ == KEY_UPDATE {
                             self.rx_updates = self.rx_updates.wrapping_add(1);
-                            self.rx = key(self.aead, 100u8.wrapping_add(self.rx_updates), u64::MAX);
+                            self.rx = key_of(
+                                self.version,
+                                self.aead,
+                                100u8.wrapping_add(self.rx_updates),
+                                u64::MAX,
+                            );
                         }
                     }
                     Inbound::Alert { description, .. } => got.push((ALERT, vec![description])),
@@ -846,15 +1062,25 @@ mod tests {
         }
     }
 
+    /// A TLS 1.3 record layer.
     fn records(aead: Aead, limit: u64) -> Records<Fixed> {
+        records_of(Version::Tls13, aead, limit)
+    }
+
+    fn records_of(version: Version, aead: Aead, limit: u64) -> Records<Fixed> {
         let schedule = Fixed {
+            version,
             aead,
             limit,
             tx_updates: 0,
             rx_updates: 0,
             tickets: Vec::new(),
         };
-        Records::new(schedule, key(aead, 100, limit), key(aead, 200, limit))
+        Records::new(
+            schedule,
+            key_of(version, aead, 100, limit),
+            key_of(version, aead, 200, limit),
+        )
     }
 
     /// Feeds `stream` to `r` in reads of at most `step` bytes (and no more than the inbox has
@@ -1022,7 +1248,7 @@ mod tests {
         rec[HEADER + inner - 1] = APPLICATION_DATA;
         let (h, body) = rec.split_at_mut(HEADER);
         let (plain, tag_out) = body.split_at_mut(inner);
-        let nonce = peer.tx.nonce().expect("a nonce");
+        let nonce = Nonce::assume_unique_for_key(peer.tx.xor_nonce(peer.tx.seq));
         let tag = peer
             .tx
             .key
@@ -1037,7 +1263,7 @@ mod tests {
         let (h, body) = rec.split_at_mut(HEADER);
         let (plain, tag_out) = body.split_at_mut(1);
         plain[0] = 0;
-        let nonce = peer2.tx.nonce().expect("a nonce");
+        let nonce = Nonce::assume_unique_for_key(peer2.tx.xor_nonce(peer2.tx.seq));
         let tag = peer2
             .tx
             .key
@@ -1083,11 +1309,31 @@ mod tests {
         assert_eq!(k.seq(), 0, "nothing sealed, no sequence number used");
         assert_eq!(
             k.seal(APPLICATION_DATA, &[0; MAX_CONTENT], 0, &mut out),
-            Ok(MAX_SEALED)
+            Ok(HEADER + MAX_INNER + TAG)
         );
         assert_eq!(k.seq(), 1);
-        assert!(Key::new(Aead::Aes128Gcm, &[0; 32], &[0; IV], 0, 1).is_err());
-        assert!(Key::new(Aead::Aes256Gcm, &[0; 32], &[0; 8], 0, 1).is_err());
+        // TLS 1.2: no padding, no type byte; AES-GCM's explicit nonce makes the largest record.
+        let mut k = key_of(Version::Tls12, Aead::Aes256Gcm, 1, u64::MAX);
+        assert_eq!(
+            k.seal(APPLICATION_DATA, &[0; MAX_CONTENT + 1], 0, &mut out),
+            Err(RecordError::SealTooLong(MAX_CONTENT + 1))
+        );
+        assert_eq!(
+            k.seal(APPLICATION_DATA, b"x", 1, &mut out),
+            Err(RecordError::Padding)
+        );
+        assert_eq!(
+            k.seal(APPLICATION_DATA, &[0; MAX_CONTENT], 0, &mut out),
+            Ok(MAX_SEALED)
+        );
+        let mut k = key_of(Version::Tls12, Aead::Chacha20Poly1305, 1, u64::MAX);
+        assert_eq!(
+            k.seal(APPLICATION_DATA, &[0; MAX_CONTENT], 0, &mut out),
+            Ok(HEADER + MAX_CONTENT + TAG)
+        );
+        let v = Version::Tls13;
+        assert!(Key::new(v, Aead::Aes128Gcm, &[0; 32], &[0; IV], 0, 1).is_err());
+        assert!(Key::new(v, Aead::Aes256Gcm, &[0; 32], &[0; 8], 0, 1).is_err());
     }
 
     /// A NewSessionTicket message (type 4) with a body of `n` bytes, the first `first`.
@@ -1259,9 +1505,9 @@ mod tests {
         // 32 updates in a row are taken, the 33rd is not; data between them resets the count.
         let mut peer = Peer::new(aead);
         let mut ok = Vec::new();
-        for i in 0..3 * MAX_KEY_UPDATES {
+        for i in 0..3 * MAX_QUIET {
             ok.extend(peer.key_update(false));
-            if i % MAX_KEY_UPDATES == MAX_KEY_UPDATES - 1 {
+            if i % MAX_QUIET == MAX_QUIET - 1 {
                 ok.extend(peer.seal(APPLICATION_DATA, b"x", 0));
             }
         }
@@ -1271,10 +1517,10 @@ mod tests {
         assert_eq!((data.len(), end), (3, Received::NeedMore));
         let mut peer = Peer::new(aead);
         let mut s = Vec::new();
-        for _ in 0..=MAX_KEY_UPDATES {
+        for _ in 0..=MAX_QUIET {
             s.extend(peer.key_update(false));
         }
-        assert_eq!(fail(&s), RecordError::TooManyKeyUpdates);
+        assert_eq!(fail(&s), RecordError::TooQuiet);
     }
 
     #[test]
@@ -1376,21 +1622,204 @@ mod tests {
         let iv: [u8; IV] = [
             0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8, 0xa9, 0xaa, 0xab,
         ];
-        let mut k =
-            Key::new(Aead::Aes128Gcm, &[0; 16], &iv, 0x0102_0304_0506_0708, 10).expect("key");
-        let n = k.nonce().expect("nonce");
+        let mut k = Key::new(
+            Version::Tls13,
+            Aead::Aes128Gcm,
+            &[0; 16],
+            &iv,
+            0x0102_0304_0506_0708,
+            10,
+        )
+        .expect("key");
         assert_eq!(
-            n.as_ref(),
-            &[
+            k.xor_nonce(k.seq),
+            [
                 0xa0, 0xa1, 0xa2, 0xa3, 0xa5, 0xa7, 0xa5, 0xa3, 0xad, 0xaf, 0xad, 0xa3
             ]
         );
         k.seq = u64::MAX;
-        assert_eq!(k.nonce().err(), Some(RecordError::Exhausted));
+        assert_eq!(k.next_seq(), Err(RecordError::Exhausted));
+        let mut out = [0; 64];
+        assert_eq!(
+            k.seal(APPLICATION_DATA, b"x", 0, &mut out),
+            Err(RecordError::Exhausted)
+        );
     }
 
-    /// A rustls client and server of TLS 1.3 with `suite` only, their handshake done in memory
-    /// (the server's two NewSessionTickets taken by the client).
+    #[test]
+    fn tls12_round_trips_split_reads_and_the_largest_record_in_every_aead() {
+        let v = Version::Tls12;
+        for aead in Aead::ALL {
+            let mut peer = Peer::of(v, aead);
+            let contents: Vec<Vec<u8>> = vec![
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+                vec![7; 1],
+                (0..MAX_CONTENT).map(|i| (i % 251) as u8).collect(),
+                vec![0; 300], // no padding in TLS 1.2: zeros are content
+                b"last".to_vec(),
+            ];
+            let mut stream = Vec::new();
+            for (seq, c) in contents.iter().enumerate() {
+                let rec = peer.seal(APPLICATION_DATA, c, 0);
+                let explicit = aead.explicit_nonce();
+                assert_eq!(rec.len(), HEADER + explicit + c.len() + TAG, "{aead:?}");
+                assert_eq!(rec[..3], [APPLICATION_DATA, 3, 3], "the real type outside");
+                if explicit > 0 {
+                    // AES-GCM's explicit nonce: the IV's last 8 bytes XOR the sequence number.
+                    let want = peer.tx.xor_nonce(seq as u64);
+                    assert_eq!(rec[HEADER..HEADER + 8], want[4..], "record {seq}");
+                }
+                stream.extend_from_slice(&rec);
+            }
+            for step in [1, 5, 13, 1000, crate::tls::INCOMING_TLS_BYTES] {
+                let mut r = records_of(v, aead, u64::MAX);
+                let mut inbox = Inbox::new(crate::tls::INCOMING_TLS_BYTES);
+                let (data, end) = receive_in_reads(&mut r, &mut inbox, &stream, step);
+                assert_eq!(end, Received::NeedMore, "{aead:?} step {step}");
+                assert_eq!(data, contents, "{aead:?} step {step}");
+            }
+            let mut r = records_of(v, aead, u64::MAX);
+            let mut out = vec![0; crate::tls::OUTGOING_TLS_BYTES];
+            let mut sent = Vec::new();
+            for c in &contents {
+                let n = r.seal(c, &mut out).expect("seal");
+                sent.extend_from_slice(&out[..n]);
+            }
+            let want: Vec<(u8, Vec<u8>)> = contents
+                .iter()
+                .map(|c| (APPLICATION_DATA, c.clone()))
+                .collect();
+            assert_eq!(peer.open_all(&sent), want, "{aead:?}");
+        }
+    }
+
+    /// `content` as a TLS 1.2 record of type `typ` under `k`, built here without the sealer's
+    /// checks (to make records it refuses to).
+    fn seal_tls12_by_hand(k: &mut Key, typ: u8, content: &[u8]) -> Vec<u8> {
+        let prefix = k.aead.explicit_nonce();
+        let len = prefix + content.len() + TAG;
+        let mut rec = vec![typ, 3, 3, (len >> 8) as u8, len as u8];
+        let nonce = k.xor_nonce(k.seq);
+        rec.extend_from_slice(&nonce[IV - prefix..]);
+        let mut body = content.to_vec();
+        let aad = Key::tls12_aad(k.seq, typ, [3, 3], content.len());
+        let tag = k
+            .key
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                &mut body,
+            )
+            .expect("ring seals");
+        k.seq += 1;
+        rec.extend_from_slice(&body);
+        rec.extend_from_slice(tag.as_ref());
+        rec
+    }
+
+    #[test]
+    fn tls12_refuses_tampering_and_what_a_client_never_gets_after_the_handshake() {
+        let v = Version::Tls12;
+        let run = |aead: Aead, bytes: &[u8]| {
+            let mut r = records_of(v, aead, u64::MAX);
+            let mut inbox = Inbox::new(crate::tls::INCOMING_TLS_BYTES);
+            receive_in_reads(&mut r, &mut inbox, bytes, bytes.len().max(1))
+        };
+        let fail = |aead: Aead, bytes: &[u8]| match run(aead, bytes) {
+            (data, Received::Failed(e)) if data.is_empty() => e,
+            other => panic!("{other:?} for {bytes:?}"),
+        };
+        for aead in [Aead::Aes128Gcm, Aead::Chacha20Poly1305] {
+            let good = Peer::of(v, aead).seal(APPLICATION_DATA, b"hello", 0);
+            for i in 0..good.len() {
+                let mut bad = good.clone();
+                bad[i] ^= 0x01;
+                match i {
+                    // The type (now handshake, a valid outer type) and the version are in the
+                    // additional data.
+                    1 => assert_eq!(
+                        fail(aead, &bad),
+                        RecordError::Header {
+                            typ: 23,
+                            major: 2,
+                            minor: 3
+                        }
+                    ),
+                    3 | 4 => {}
+                    // The explicit nonce too: a wrong nonce does not open.
+                    _ => assert_eq!(fail(aead, &bad), RecordError::Open, "{aead:?} byte {i}"),
+                }
+            }
+            // A replay: the sequence number in the additional data moved on.
+            let mut peer = Peer::of(v, aead);
+            let once = peer.seal(APPLICATION_DATA, b"once", 0);
+            let (data, end) = run(aead, &[once.clone(), once].concat());
+            assert_eq!(data, [b"once".to_vec()]);
+            assert_eq!(end, Received::Failed(RecordError::Open), "{aead:?}");
+            // Lengths: under the AEAD's overhead, over 2^14 + 2048; a plaintext over 2^14.
+            let short = aead.explicit_nonce() + TAG - 1;
+            assert_eq!(
+                fail(aead, &[23, 3, 3, 0, short as u8]),
+                RecordError::Length(short)
+            );
+            let [hi, lo] = ((MAX_CIPHERTEXT_TLS12 + 1) as u16).to_be_bytes();
+            assert_eq!(
+                fail(aead, &[23, 3, 3, hi, lo]),
+                RecordError::Length(MAX_CIPHERTEXT_TLS12 + 1)
+            );
+            let mut peer = Peer::of(v, aead);
+            let over = seal_tls12_by_hand(&mut peer.tx, APPLICATION_DATA, &[1; MAX_CONTENT + 1]);
+            assert_eq!(fail(aead, &over), RecordError::Overflow(MAX_CONTENT + 1));
+        }
+        let aead = Aead::Aes256Gcm;
+        // change_cipher_spec after the handshake; messages of TLS 1.3 only.
+        let mut peer = Peer::of(v, aead);
+        let ccs = seal_tls12_by_hand(&mut peer.tx, CHANGE_CIPHER_SPEC, &[1]);
+        assert!(matches!(
+            fail(aead, &ccs),
+            RecordError::Header { typ: 20, .. }
+        ));
+        let ku = Peer::of(v, aead).seal(HANDSHAKE, &[KEY_UPDATE, 0, 0, 1, 0], 0);
+        assert_eq!(fail(aead, &ku), RecordError::Handshake(KEY_UPDATE));
+        let nst = Peer::of(v, aead).seal(HANDSHAKE, &ticket(20, 1), 0);
+        assert_eq!(fail(aead, &nst), RecordError::Handshake(NEW_SESSION_TICKET));
+        // A HelloRequest and warnings are ignored; close_notify ends; a fatal alert fails.
+        let mut peer = Peer::of(v, aead);
+        let mut s = peer.seal(HANDSHAKE, &[HELLO_REQUEST, 0, 0, 0], 0);
+        s.extend(peer.seal(ALERT, &[1, 100], 0)); // no_renegotiation, a warning
+        s.extend(peer.seal(APPLICATION_DATA, b"body", 0));
+        s.extend(peer.seal(ALERT, &[1, 0], 0));
+        s.extend(peer.seal(APPLICATION_DATA, b"after the end", 0));
+        assert_eq!(run(aead, &s), (vec![b"body".to_vec()], Received::Closed));
+        let fatal = Peer::of(v, aead).seal(ALERT, &[2, 40], 0);
+        assert_eq!(
+            fail(aead, &fatal),
+            RecordError::Alert(AlertDescription::HandshakeFailure)
+        );
+        // Endless HelloRequests.
+        let mut peer = Peer::of(v, aead);
+        let mut s = Vec::new();
+        for _ in 0..=MAX_QUIET {
+            s.extend(peer.seal(HANDSHAKE, &[HELLO_REQUEST, 0, 0, 0], 0));
+        }
+        assert_eq!(fail(aead, &s), RecordError::TooQuiet);
+    }
+
+    #[test]
+    fn tls12_keys_are_never_updated_and_refuse_to_seal_past_their_limit() {
+        let mut r = records_of(Version::Tls12, Aead::Aes128Gcm, 64);
+        let mut out = vec![0; 4096];
+        for i in 0..64u64 {
+            assert_eq!(r.worn(), i >= 60, "record {i}");
+            r.seal(b"x", &mut out).expect("within the limit");
+        }
+        assert_eq!(r.seal(b"x", &mut out), Err(RecordError::Exhausted));
+        assert_eq!(r.tx().seq(), 64);
+        assert_eq!(r.schedule().tx_updates, 0, "no KeyUpdate in TLS 1.2");
+    }
+
+    /// A rustls client (qload's configuration) and server with `suite` only, their handshake
+    /// done in memory (TLS 1.3: the server's NewSessionTickets taken by the client).
     fn rustls_pair(
         suite: rustls::SupportedCipherSuite,
     ) -> (rustls::Connection, rustls::Connection) {
@@ -1403,8 +1832,8 @@ mod tests {
         let mut provider = rustls::crypto::ring::default_provider();
         provider.cipher_suites = vec![suite];
         let server = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .expect("TLS 1.3")
+            .with_protocol_versions(&[suite.version()])
+            .expect("the suite's version")
             .with_no_client_auth()
             .with_single_cert(vec![cert.cert.der().clone()], key)
             .expect("the cert and its key");
@@ -1449,44 +1878,61 @@ mod tests {
 
     #[test]
     fn rustls_opens_what_we_seal_and_we_open_what_it_seals_in_every_suite() {
+        use rustls::crypto::ring::cipher_suite as cs;
         use std::io::{Read as _, Write as _};
+        let (v12, v13) = (Version::Tls12, Version::Tls13);
+        // The test certificate is ECDSA: the ECDHE_ECDSA suites of TLS 1.2 (the RSA ones
+        // differ only in the handshake's signature).
         let suites = [
+            (cs::TLS13_AES_128_GCM_SHA256, v13, Aead::Aes128Gcm),
+            (cs::TLS13_AES_256_GCM_SHA384, v13, Aead::Aes256Gcm),
             (
-                rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256,
+                cs::TLS13_CHACHA20_POLY1305_SHA256,
+                v13,
+                Aead::Chacha20Poly1305,
+            ),
+            (
+                cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+                v12,
                 Aead::Aes128Gcm,
             ),
             (
-                rustls::crypto::ring::cipher_suite::TLS13_AES_256_GCM_SHA384,
+                cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+                v12,
                 Aead::Aes256Gcm,
             ),
             (
-                rustls::crypto::ring::cipher_suite::TLS13_CHACHA20_POLY1305_SHA256,
+                cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+                v12,
                 Aead::Chacha20Poly1305,
             ),
         ];
-        for (suite, aead) in suites {
-            assert_eq!(Aead::of_suite(suite.suite()), Some(aead));
+        for (suite, version, aead) in suites {
+            assert_eq!(Aead::of_suite(suite.suite()), Some((version, aead)));
             let (client, mut server) = rustls_pair(suite);
             let secrets = client
                 .dangerous_extract_secrets()
                 .expect("extraction is on");
+            if version == v13 {
+                // rustls opened the server's tickets under this key already: ours goes on from
+                // the sequence number it reached.
+                assert!(
+                    secrets.rx.0 > 0,
+                    "{suite:?}: the tickets were opened by rustls"
+                );
+            }
             let secrets_tx_seq = secrets.tx.0;
-            // rustls opened the server's tickets under this key already: ours goes on from
-            // the sequence number it reached.
-            assert!(
-                secrets.rx.0 > 0,
-                "{aead:?}: the tickets were opened by rustls"
-            );
             let mut r = Records::new(
                 Fixed {
+                    version,
                     aead,
                     limit: u64::MAX,
                     tx_updates: 0,
                     rx_updates: 0,
                     tickets: Vec::new(),
                 },
-                Key::from_secrets(secrets.tx, u64::MAX).expect("tx"),
-                Key::from_secrets(secrets.rx, u64::MAX).expect("rx"),
+                Key::from_secrets(version, secrets.tx, u64::MAX).expect("tx"),
+                Key::from_secrets(version, secrets.rx, u64::MAX).expect("rx"),
             );
             // rustls's records (a long answer is several) open here.
             let answer: Vec<u8> = (0..40_000u32).map(|i| (i % 253) as u8).collect();
@@ -1498,16 +1944,17 @@ mod tests {
             let mut inbox = Inbox::new(crate::tls::INCOMING_TLS_BYTES);
             let (data, end) = receive_in_reads(&mut r, &mut inbox, &bytes, 3000);
             assert_eq!(end, Received::NeedMore);
-            assert_eq!(data.concat(), answer, "{aead:?}");
+            assert_eq!(data.concat(), answer, "{suite:?}");
             assert!(data.len() >= 3, "{} records", data.len());
-            // Ours open in rustls, padded or not. (Our KeyUpdates are for rustls's kernel
-            // connection to derive: tests/tls.rs has them.)
+            // Ours open in rustls, padded (TLS 1.3) or not. (Our KeyUpdates are for rustls's
+            // kernel connection to derive: tests/tls.rs has them.)
             let mut out = vec![0; crate::tls::OUTGOING_TLS_BYTES];
             let mut sent = Vec::new();
             let n = r.seal(b"GET / HTTP/1.1\r\n\r\n", &mut out).expect("seal");
             sent.extend_from_slice(&out[..n]);
+            let padding = if version == v13 { 700 } else { 0 };
             let n =
-                r.tx.seal(APPLICATION_DATA, b"padded", 700, &mut out)
+                r.tx.seal(APPLICATION_DATA, b"padded", padding, &mut out)
                     .expect("seal");
             sent.extend_from_slice(&out[..n]);
             let n = r.seal(b"and the next", &mut out).expect("seal");
@@ -1522,7 +1969,7 @@ mod tests {
                     Ok(0) => break,
                     Ok(n) => got.extend_from_slice(&buf[..n]),
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(e) => panic!("{aead:?}: {e}"),
+                    Err(e) => panic!("{suite:?}: {e}"),
                 }
             }
             let want = [
@@ -1530,8 +1977,16 @@ mod tests {
                 &[b'q'; MAX_CONTENT][..],
             ]
             .concat();
-            assert_eq!(got, want, "{aead:?}");
+            assert_eq!(got, want, "{suite:?}");
             assert_eq!(r.tx().seq(), secrets_tx_seq + 4);
+            // rustls's close_notify ends the connection (TLS 1.3 and 1.2 alike).
+            server.send_close_notify();
+            let mut bytes = Vec::new();
+            while server.wants_write() {
+                server.write_tls(&mut bytes).expect("write to a Vec");
+            }
+            let (_, end) = receive_in_reads(&mut r, &mut inbox, &bytes, 3000);
+            assert_eq!(end, Received::Closed, "{suite:?}: rustls's close_notify");
         }
     }
 }
