@@ -467,7 +467,7 @@ fn key_updates_of_the_server_are_followed_and_answered_on_one_connection() {
         // qload must open what follows with the server's next key, send a KeyUpdate of its own
         // and seal what follows with its next key, or the connection fails.
         let server = TlsServer::start(Behavior::KeyUpdates {
-            config: pki.tls13_suite(suite),
+            config: pki.with_suite(suite),
             every: 3,
         });
         let r = max_run(target(server.addr(), roots(&pki)), 1, 100);
@@ -484,20 +484,47 @@ fn key_updates_of_the_server_are_followed_and_answered_on_one_connection() {
 }
 
 #[test]
+fn every_tls12_aead_carries_requests_and_answers_larger_than_a_record() {
+    use rustls::crypto::ring::cipher_suite as s;
+    let pki = Pki::new(false);
+    // The test certificate is ECDSA: the ECDHE_ECDSA suites.
+    for suite in [
+        s::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        s::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        s::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    ] {
+        let server = TlsServer::start(Behavior::Big {
+            config: pki.with_suite(suite),
+            bytes: 50_000,
+        });
+        let body = vec![b'x'; 40_000];
+        let url = format!("https://127.0.0.1:{}/upload", server.addr().port());
+        let t = Target::with_verify(&url, "PUT", &[], Some(&body), Some(roots(&pki)))
+            .expect("an https target");
+        let r = max_run(t, 1, 30);
+        assert_all_complete(&r, &server);
+        assert_eq!(r.connections.opened, 1, "{suite:?}: {:?}", r.connections);
+    }
+}
+
+#[test]
 fn later_connections_resume_with_a_session_ticket() {
     let pki = Pki::new(false);
-    // One connection per request, one after the other: every connection after the first has
-    // the tickets of the one before (rustls's server sends two after each handshake) and
-    // resumes.
-    let server = TlsServer::start(Behavior::CloseAfterAnswer(
-        pki.server_config(&[b"http/1.1"], &[&rustls::version::TLS13]),
-    ));
-    let r = max_run(target(server.addr(), roots(&pki)), 1, 20);
-    assert_eq!(r.requests.errors, 0, "{:?}", r.requests);
-    assert_eq!(r.requests.completed, 20);
-    assert_eq!(server.accepted(), 20);
-    assert_eq!(r.connections.opened, 20);
-    assert_eq!(server.resumed(), 19, "resumed handshakes");
+    for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+        // One connection per request, one after the other: every connection after the first
+        // resumes the session of the one before (TLS 1.3: with one of the two tickets rustls's
+        // server sends after each handshake, taken on qload's record layer; TLS 1.2: with the
+        // session the handshake stored).
+        let server = TlsServer::start(Behavior::CloseAfterAnswer(
+            pki.server_config(&[b"http/1.1"], &[version]),
+        ));
+        let r = max_run(target(server.addr(), roots(&pki)), 1, 20);
+        assert_eq!(r.requests.errors, 0, "{version:?}: {:?}", r.requests);
+        assert_eq!(r.requests.completed, 20);
+        assert_eq!(server.accepted(), 20);
+        assert_eq!(r.connections.opened, 20);
+        assert_eq!(server.resumed(), 19, "{version:?}: resumed handshakes");
+    }
 }
 
 #[test]

@@ -94,14 +94,14 @@ impl Pki {
         self.server_config(&[b"http/1.1"], rustls::ALL_VERSIONS)
     }
 
-    /// ALPN `http/1.1`, TLS 1.3 only, with cipher suite `suite` only.
-    pub fn tls13_suite(&self, suite: rustls::SupportedCipherSuite) -> Arc<ServerConfig> {
+    /// ALPN `http/1.1`, with cipher suite `suite` only (and its version).
+    pub fn with_suite(&self, suite: rustls::SupportedCipherSuite) -> Arc<ServerConfig> {
         let mut provider = rustls::crypto::ring::default_provider();
         provider.cipher_suites = vec![suite];
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key.clone()));
         let mut config = ServerConfig::builder_with_provider(Arc::new(provider))
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .expect("TLS 1.3")
+            .with_protocol_versions(&[suite.version()])
+            .expect("the suite's version")
             .with_no_client_auth()
             .with_single_cert(self.chain.clone(), key)
             .expect("the leaf and its key");
