@@ -8,7 +8,7 @@
 # Targets: server_stream (the server's request path, reads cut at arbitrary points),
 # client_response (qload's response parser: Content-Length, chunked, close-delimited),
 # units (rates, counts, durations, model names), url (qload's URL parser), tls_records (qload's
-# TLS 1.3 record layer after the handshake: raw bytes and sealed records from a hostile server).
+# TLS record layer after the handshake: raw bytes and sealed records from a hostile server).
 # Runs start from the committed seed corpus in fuzz/corpus/TARGET; a long run keeps what it finds in
 # fuzz/corpus/TARGET (commit what is worth keeping), a smoke run works on a temporary copy.
 # Crashes land in fuzz/artifacts/TARGET with the command to reproduce them.
