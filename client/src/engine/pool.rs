@@ -8,9 +8,9 @@
 //! tallies of open connections and requests in flight is decided by the worker.
 //!
 //! A connection is plain or TLS (an https target): a TLS one carries a [`TlsConn`] (its record
-//! layer: rustls's unbuffered client, then ours in place for TLS 1.3; and its two buffers,
-//! allocated when it opens) and goes through one more
-//! state, [`State::Handshaking`], between the TCP connect and the first write. Its reads go into
+//! layer: rustls's unbuffered client, then ours in place once the handshake is done; and its two
+//! buffers, allocated when it opens) and goes through one more state, [`State::Handshaking`],
+//! between the TCP connect and the first write. Its reads go into
 //! its own incoming buffer instead of the worker's shared one (a record must be whole before it
 //! can be decrypted), and the plaintext of each record goes to the same response parser, the
 //! same way; its writes encrypt the request part by part into its outgoing buffer.

@@ -132,7 +132,8 @@ pub(super) struct TlsConn {
     first: [u8; 5],
     first_len: u8,
     handshake_done: bool,
-    /// The connection may still move to our record layer (rustls's, not TLS 1.2).
+    /// The connection may still move to our record layer (it is rustls's, and its suite is
+    /// not known to be one ours lacks).
     may_convert: bool,
 }
 

@@ -742,7 +742,7 @@ pub enum Received {
     Failed(RecordError),
 }
 
-/// A TLS 1.3 connection's record layer after the handshake (see the module docs).
+/// A connection's record layer after the handshake (see the module docs).
 #[derive(Debug)]
 pub struct Records<S> {
     schedule: S,
