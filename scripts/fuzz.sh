@@ -7,7 +7,8 @@
 #
 # Targets: server_stream (the server's request path, reads cut at arbitrary points),
 # client_response (qload's response parser: Content-Length, chunked, close-delimited),
-# units (rates, counts, durations, model names), url (qload's URL parser).
+# units (rates, counts, durations, model names), url (qload's URL parser), tls_records (qload's
+# TLS record layer after the handshake: raw bytes and sealed records from a hostile server).
 # Runs start from the committed seed corpus in fuzz/corpus/TARGET; a long run keeps what it finds in
 # fuzz/corpus/TARGET (commit what is worth keeping), a smoke run works on a temporary copy.
 # Crashes land in fuzz/artifacts/TARGET with the command to reproduce them.
@@ -23,7 +24,7 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked --quiet
 fi
 
-targets=(server_stream client_response units url)
+targets=(server_stream client_response units url tls_records)
 # Each run is bounded: -max_total_time stops libFuzzer, `timeout` guards the build-and-run as a whole.
 run() {
     local target=$1 seconds=$2 corpus=$3
@@ -51,7 +52,7 @@ case "${1:-}" in
             rm -rf "$tmp" "$tmp.log"
         done
         ;;
-    "" | -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' ;;
+    "" | -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' ;;
     *)
         t=$1
         [[ " ${targets[*]} " == *" $t "* ]] || { echo "unknown target $t (see --list)" >&2; exit 2; }

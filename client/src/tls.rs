@@ -26,6 +26,8 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 
 use crate::result::TlsErrorKind;
 
+pub mod record;
+
 /// Size of a TLS connection's incoming buffer: the largest TLS record, its 5-byte header and
 /// 2^14 bytes of plaintext with the largest expansion any version allows (2048 bytes, TLS 1.2;
 /// TLS 1.3 allows 256). A handshake message that spans records (a long certificate chain) must
@@ -161,6 +163,9 @@ impl TlsSetup {
             }
         };
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // After the handshake the connection takes the traffic secrets from rustls and protects
+        // its records itself, in place (see `record`): no allocation per request.
+        config.enable_secret_extraction = true;
         Ok(Self {
             config: Arc::new(config),
             server_name,

@@ -434,3 +434,110 @@ fn assert_all_tls_after_handshake(r: &RunResult) {
     assert_eq!(q.tls_errors.other, q.issued, "{q:?}");
     assert_eq!(r.phases.tls_us.as_ref().map(|d| d.count), Some(q.issued));
 }
+
+/// The TLS 1.3 cipher suites of rustls's *ring* provider.
+fn tls13_suites() -> [rustls::SupportedCipherSuite; 3] {
+    use rustls::crypto::ring::cipher_suite as s;
+    [
+        s::TLS13_AES_128_GCM_SHA256,
+        s::TLS13_AES_256_GCM_SHA384,
+        s::TLS13_CHACHA20_POLY1305_SHA256,
+    ]
+}
+
+/// Waits (up to a few seconds, for a loaded machine) until `read` reaches `want`; returns the
+/// last value read.
+fn wait_for(want: usize, read: impl Fn() -> usize) -> usize {
+    let deadline = Instant::now() + MARGIN;
+    loop {
+        let got = read();
+        if got >= want || Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn key_updates_of_the_server_are_followed_and_answered_on_one_connection() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let pki = Pki::new(false);
+    for suite in tls13_suites() {
+        // After every third answer the server moves to new keys and asks qload to do the same:
+        // qload must open what follows with the server's next key, send a KeyUpdate of its own
+        // and seal what follows with its next key, or the connection fails.
+        let server = TlsServer::start(Behavior::KeyUpdates {
+            config: pki.with_suite(suite),
+            every: 3,
+        });
+        let r = max_run(target(server.addr(), roots(&pki)), 1, 100);
+        assert_all_complete(&r, &server);
+        assert_eq!(r.connections.opened, 1, "{suite:?}: {:?}", r.connections);
+        assert_eq!(server.accepted(), 1, "{suite:?}");
+        let counts = server.counts();
+        assert_eq!(counts.refreshes.load(SeqCst), 33, "{suite:?}");
+        // Each request of the server's got one KeyUpdate of qload's (the last may still be on
+        // its way to the server when the run ends).
+        let ours = wait_for(33, || counts.key_update_records.load(SeqCst));
+        assert_eq!(ours, 33, "{suite:?}: qload's KeyUpdates");
+    }
+}
+
+#[test]
+fn every_tls12_aead_carries_requests_and_answers_larger_than_a_record() {
+    use rustls::crypto::ring::cipher_suite as s;
+    let pki = Pki::new(false);
+    // The test certificate is ECDSA: the ECDHE_ECDSA suites.
+    for suite in [
+        s::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        s::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        s::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    ] {
+        let server = TlsServer::start(Behavior::Big {
+            config: pki.with_suite(suite),
+            bytes: 50_000,
+        });
+        let body = vec![b'x'; 40_000];
+        let url = format!("https://127.0.0.1:{}/upload", server.addr().port());
+        let t = Target::with_verify(&url, "PUT", &[], Some(&body), Some(roots(&pki)))
+            .expect("an https target");
+        let r = max_run(t, 1, 30);
+        assert_all_complete(&r, &server);
+        assert_eq!(r.connections.opened, 1, "{suite:?}: {:?}", r.connections);
+    }
+}
+
+#[test]
+fn later_connections_resume_with_a_session_ticket() {
+    let pki = Pki::new(false);
+    for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+        // One connection per request, one after the other: every connection after the first
+        // resumes the session of the one before (TLS 1.3: with one of the two tickets rustls's
+        // server sends after each handshake, taken on qload's record layer; TLS 1.2: with the
+        // session the handshake stored).
+        let server = TlsServer::start(Behavior::CloseAfterAnswer(
+            pki.server_config(&[b"http/1.1"], &[version]),
+        ));
+        let r = max_run(target(server.addr(), roots(&pki)), 1, 20);
+        assert_eq!(r.requests.errors, 0, "{version:?}: {:?}", r.requests);
+        assert_eq!(r.requests.completed, 20);
+        assert_eq!(server.accepted(), 20);
+        assert_eq!(r.connections.opened, 20);
+        assert_eq!(server.resumed(), 19, "{version:?}: resumed handshakes");
+    }
+}
+
+#[test]
+fn large_answers_span_records_over_tls13_and_tls12() {
+    let pki = Pki::new(false);
+    for versions in [&[&rustls::version::TLS13], &[&rustls::version::TLS12]] {
+        // 200 kB: thirteen records of at most 16 KiB, more than the incoming buffer holds.
+        let server = TlsServer::start(Behavior::Big {
+            config: pki.server_config(&[b"http/1.1"], versions),
+            bytes: 200_000,
+        });
+        let r = max_run(target(server.addr(), roots(&pki)), 2, 30);
+        assert_all_complete(&r, &server);
+        assert_eq!(r.connections.opened, 2, "{versions:?}: {:?}", r.connections);
+    }
+}

@@ -7,9 +7,10 @@
 //! [`Read`]); what that means for the request (completion, failure, retry) and for the worker's
 //! tallies of open connections and requests in flight is decided by the worker.
 //!
-//! A connection is plain or TLS (an https target): a TLS one carries a [`TlsConn`] (rustls's
-//! unbuffered client and its two buffers, allocated when it opens) and goes through one more
-//! state, [`State::Handshaking`], between the TCP connect and the first write. Its reads go into
+//! A connection is plain or TLS (an https target): a TLS one carries a [`TlsConn`] (its record
+//! layer: rustls's unbuffered client, then ours in place once the handshake is done; and its two
+//! buffers, allocated when it opens) and goes through one more state, [`State::Handshaking`],
+//! between the TCP connect and the first write. Its reads go into
 //! its own incoming buffer instead of the worker's shared one (a record must be whole before it
 //! can be decrypted), and the plaintext of each record goes to the same response parser, the
 //! same way; its writes encrypt the request part by part into its outgoing buffer.
@@ -820,13 +821,26 @@ impl Pool {
         }
     }
 
-    /// [`Pool::read`] on a TLS connection: reads go into the connection's incoming buffer,
-    /// rustls takes the records in it, and the plaintext of each goes to the parser as a plain
-    /// read's bytes do. After a complete answer the records already read are still taken (a
-    /// session ticket, the peer's close_notify), so that only a partial record is ever left:
-    /// plaintext after the answer, or the peer's close_notify, closes the connection. The peer's
-    /// close_notify is an end of the connection like a read of 0 bytes.
+    /// [`Pool::read`] on a TLS connection (see [`Pool::read_tls_records`]). A connection whose
+    /// key nears its confidentiality limit closes after the answer (a new one opens for the
+    /// next request), as if the answer said `Connection: close`.
     fn read_tls(&mut self, key: usize, to_eof: bool, head_request: bool) -> Read {
+        match self.read_tls_records(key, to_eof, head_request) {
+            Read::Answer { status, close } => Read::Answer {
+                status,
+                close: close || self.conns[key].tls.as_deref().is_some_and(TlsConn::worn),
+            },
+            other => other,
+        }
+    }
+
+    /// [`Pool::read`] on a TLS connection: reads go into the connection's incoming buffer,
+    /// its record layer takes the records in it, and the plaintext of each goes to the parser
+    /// as a plain read's bytes do. After a complete answer the records already read are still
+    /// taken (a session ticket, a key update, the peer's close_notify), so that only a partial
+    /// record is ever left: plaintext after the answer, or the peer's close_notify, closes the
+    /// connection. The peer's close_notify is an end of the connection like a read of 0 bytes.
+    fn read_tls_records(&mut self, key: usize, to_eof: bool, head_request: bool) -> Read {
         let Pool {
             conns,
             tls_first_error: error,
@@ -856,7 +870,7 @@ impl Pool {
             let space = tls.read_space();
             let want = space.len();
             if want == 0 {
-                // rustls left a full buffer it could take nothing from (it says so first).
+                // A full buffer nothing could be taken from (the record layer says so first).
                 return match answer {
                     Some((status, _)) => Read::Answer {
                         status,

@@ -93,6 +93,21 @@ impl Pki {
     pub fn http11(&self) -> Arc<ServerConfig> {
         self.server_config(&[b"http/1.1"], rustls::ALL_VERSIONS)
     }
+
+    /// ALPN `http/1.1`, with cipher suite `suite` only (and its version).
+    pub fn with_suite(&self, suite: rustls::SupportedCipherSuite) -> Arc<ServerConfig> {
+        let mut provider = rustls::crypto::ring::default_provider();
+        provider.cipher_suites = vec![suite];
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key.clone()));
+        let mut config = ServerConfig::builder_with_provider(Arc::new(provider))
+            .with_protocol_versions(&[suite.version()])
+            .expect("the suite's version")
+            .with_no_client_auth()
+            .with_single_cert(self.chain.clone(), key)
+            .expect("the leaf and its key");
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Arc::new(config)
+    }
 }
 
 /// A temporary directory, removed when dropped.
@@ -137,6 +152,21 @@ pub enum Behavior {
     CloseAfterHello,
     /// No TLS: answers as `Serve` does over plain TCP.
     Plain,
+    /// As `Serve`, and after every `every`-th answer on a connection the server updates its
+    /// traffic keys (a KeyUpdate that requests the client's too: rustls's server asks for one).
+    KeyUpdates {
+        /// The configuration.
+        config: Arc<ServerConfig>,
+        /// Answers per key update.
+        every: usize,
+    },
+    /// As `Serve`, with a body of `bytes` bytes (a multiple of 10) to every request.
+    Big {
+        /// The configuration.
+        config: Arc<ServerConfig>,
+        /// Length of the body.
+        bytes: usize,
+    },
 }
 
 /// A running server; stopped when dropped.
@@ -145,7 +175,20 @@ pub struct TlsServer {
     stop: Arc<AtomicBool>,
     accepted: Arc<AtomicUsize>,
     requests: Arc<AtomicUsize>,
+    resumed: Arc<AtomicUsize>,
+    counts: Arc<Counts>,
     accept: Option<JoinHandle<()>>,
+}
+
+/// What the server counts of the TLS 1.3 records it reads and of the key updates it makes.
+#[derive(Default)]
+pub struct Counts {
+    /// Records read of outer type application_data and 22 bytes of ciphertext: a protected
+    /// KeyUpdate (a 5-byte message, its content type, a 16-byte tag; qload's requests are far
+    /// longer).
+    pub key_update_records: AtomicUsize,
+    /// Key updates the server made (`Behavior::KeyUpdates`).
+    pub refreshes: AtomicUsize,
 }
 
 impl TlsServer {
@@ -157,10 +200,14 @@ impl TlsServer {
         let stop = Arc::new(AtomicBool::new(false));
         let accepted = Arc::new(AtomicUsize::new(0));
         let requests = Arc::new(AtomicUsize::new(0));
-        let (s, a, r) = (
+        let resumed = Arc::new(AtomicUsize::new(0));
+        let counts = Arc::new(Counts::default());
+        let (s, a, r, re, co) = (
             Arc::clone(&stop),
             Arc::clone(&accepted),
             Arc::clone(&requests),
+            Arc::clone(&resumed),
+            Arc::clone(&counts),
         );
         let accept = std::thread::spawn(move || {
             on_thread();
@@ -170,10 +217,16 @@ impl TlsServer {
                 }
                 let Ok(stream) = stream else { continue };
                 a.fetch_add(1, Ordering::SeqCst);
-                let (s, r, b) = (Arc::clone(&s), Arc::clone(&r), behavior.clone());
+                let (s, r, re, co, b) = (
+                    Arc::clone(&s),
+                    Arc::clone(&r),
+                    Arc::clone(&re),
+                    Arc::clone(&co),
+                    behavior.clone(),
+                );
                 std::thread::spawn(move || {
                     on_thread();
-                    connection(stream, b, &s, &r);
+                    connection(stream, b, &s, &r, &re, co);
                 });
             }
         });
@@ -182,6 +235,8 @@ impl TlsServer {
             stop,
             accepted,
             requests,
+            resumed,
+            counts,
             accept: Some(accept),
         }
     }
@@ -202,6 +257,16 @@ impl TlsServer {
     /// Requests answered so far.
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
+    }
+
+    /// Connections whose handshake resumed an earlier session (of those that got a request).
+    pub fn resumed(&self) -> usize {
+        self.resumed.load(Ordering::SeqCst)
+    }
+
+    /// What the server counted of records and key updates.
+    pub fn counts(&self) -> &Counts {
+        &self.counts
     }
 }
 
@@ -231,7 +296,14 @@ fn request_end(buf: &[u8]) -> Option<usize> {
 
 pub const GOOD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
 
-fn connection(sock: TcpStream, behavior: Behavior, stop: &AtomicBool, requests: &AtomicUsize) {
+fn connection(
+    sock: TcpStream,
+    behavior: Behavior,
+    stop: &AtomicBool,
+    requests: &AtomicUsize,
+    resumed: &AtomicUsize,
+    counts: Arc<Counts>,
+) {
     let _ = sock.set_nodelay(true);
     let _ = sock.set_read_timeout(Some(Duration::from_millis(20)));
     let deadline = Instant::now() + CONN_LIFE;
@@ -254,22 +326,43 @@ fn connection(sock: TcpStream, behavior: Behavior, stop: &AtomicBool, requests: 
         | Behavior::CloseAfterAnswer(c)
         | Behavior::EofBody(c)
         | Behavior::Garbage(c)
-        | Behavior::RawGarbage(c) => Arc::clone(c),
+        | Behavior::RawGarbage(c)
+        | Behavior::KeyUpdates { config: c, .. }
+        | Behavior::Big { config: c, .. } => Arc::clone(c),
     };
     let Ok(conn) = ServerConnection::new(config) else {
         return;
     };
-    let mut tls = StreamOwned::new(conn, sock);
+    let mut tls = StreamOwned::new(conn, Scanned::new(sock, counts));
     // Large enough for the tests' largest request (a 100 kB body).
     let mut buf = vec![0u8; 256 * 1024];
     let mut len = 0;
+    let mut answered = 0;
     while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
         while let Some(end) = request_end(&buf[..len]) {
             buf.copy_within(end..len, 0);
             len -= end;
+            if answered == 0 && tls.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
+                resumed.fetch_add(1, Ordering::SeqCst);
+            }
+            answered += 1;
             requests.fetch_add(1, Ordering::SeqCst);
             let ok = match &behavior {
                 Behavior::Serve(_) => tls.write_all(GOOD).is_ok(),
+                Behavior::KeyUpdates { every, .. } => {
+                    let mut ok = tls.write_all(GOOD).is_ok();
+                    if answered % every == 0 {
+                        ok &= tls.conn.refresh_traffic_keys().is_ok() && tls.flush().is_ok();
+                        tls.sock.counts.refreshes.fetch_add(1, Ordering::SeqCst);
+                    }
+                    ok
+                }
+                Behavior::Big { bytes, .. } => {
+                    let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {bytes}\r\n\r\n");
+                    tls.write_all(head.as_bytes()).is_ok()
+                        && tls.write_all(&b"0123456789".repeat(bytes / 10)).is_ok()
+                        && tls.flush().is_ok()
+                }
                 Behavior::CloseAfterAnswer(_) => {
                     let _ = tls.write_all(GOOD);
                     tls.conn.send_close_notify();
@@ -285,11 +378,14 @@ fn connection(sock: TcpStream, behavior: Behavior, stop: &AtomicBool, requests: 
                 Behavior::Garbage(_) => {
                     let _ = tls.write_all(b"\x00\x01 this is not HTTP at all\r\n\r\n");
                     let _ = tls.flush();
-                    return hold(tls.sock, stop, deadline);
+                    return hold(tls.sock.sock, stop, deadline);
                 }
                 Behavior::RawGarbage(_) => {
-                    let _ = tls.sock.write_all(b"garbage outside any record\r\n\r\n");
-                    return hold(tls.sock, stop, deadline);
+                    let _ = tls
+                        .sock
+                        .sock
+                        .write_all(b"garbage outside any record\r\n\r\n");
+                    return hold(tls.sock.sock, stop, deadline);
                 }
                 Behavior::Silent | Behavior::CloseAfterHello | Behavior::Plain => false,
             };
@@ -307,6 +403,76 @@ fn connection(sock: TcpStream, behavior: Behavior, stop: &AtomicBool, requests: 
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(_) => return,
         }
+    }
+}
+
+/// The server's socket, its incoming bytes scanned for record headers (see [`Counts`]).
+struct Scanned {
+    sock: TcpStream,
+    counts: Arc<Counts>,
+    header: [u8; 5],
+    header_len: usize,
+    /// Bytes of the current record's body still to come.
+    body_left: usize,
+}
+
+impl Scanned {
+    fn new(sock: TcpStream, counts: Arc<Counts>) -> Self {
+        Self {
+            sock,
+            counts,
+            header: [0; 5],
+            header_len: 0,
+            body_left: 0,
+        }
+    }
+
+    fn scan(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.body_left > 0 {
+                let skip = self.body_left.min(bytes.len());
+                self.body_left -= skip;
+                bytes = &bytes[skip..];
+                continue;
+            }
+            self.header[self.header_len] = bytes[0];
+            self.header_len += 1;
+            bytes = &bytes[1..];
+            if self.header_len == 5 {
+                let len = usize::from(u16::from_be_bytes([self.header[3], self.header[4]]));
+                if self.header[0] == 23 && len == 22 {
+                    self.counts
+                        .key_update_records
+                        .fetch_add(1, Ordering::SeqCst);
+                }
+                self.body_left = len;
+                self.header_len = 0;
+            }
+        }
+    }
+}
+
+impl Read for Scanned {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.sock.read(buf)?;
+        self.scan(&buf[..n]);
+        Ok(n)
+    }
+}
+
+impl Write for Scanned {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.sock.write(buf)
+    }
+
+    // rustls writes its queued records in one vectored write (its last gasp after an error,
+    // an alert, is that one call): the socket's own, not the default's first buffer only.
+    fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+        self.sock.write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.sock.flush()
     }
 }
 
