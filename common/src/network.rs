@@ -1044,4 +1044,164 @@ db = { web = 0.3, exit = 0.7 }
         assert_eq!(net.hop(Some(1), 0.3), Hop::Exit);
         assert_eq!(net.hop(Some(1), 1.0), Hop::Exit);
     }
+
+    fn close(x: f64, want: f64) -> bool {
+        (x - want).abs() <= 1e-9 * want.abs().max(1e-300)
+    }
+
+    /// Jackson's theorem (Harchol-Balter, "Performance Modeling and Design of Computer
+    /// Systems", 2013, ch. 17 "Networks of Queues and Jackson Product Form"; Bolch et al.,
+    /// "Queueing Networks and Markov Chains", 2nd ed., 2006, §7.3.4): an open network with
+    /// feedback, worked by hand here (the numbers are this test's, not the books').
+    ///
+    /// Three stations, λ = 10/s into A; A → B 0.6, A → C 0.4; B → A 0.2 (feedback), B → exit
+    /// 0.8; C → exit. μ_A = 20, μ_B = 10, C has 2 servers of μ_C = 4.
+    /// Traffic: λ_A = 10 + 0.2 λ_B, λ_B = 0.6 λ_A ⇒ λ_A = 10/0.88 = 125/11 = 11.3636…,
+    /// λ_B = 75/11 = 6.8181…, λ_C = 50/11 = 4.5454…; v = (25/22, 15/22, 10/22).
+    /// ρ_A = (125/11)/20 = 25/44, ρ_B = (75/11)/10 = 15/22, ρ_C = (50/11)/8 = 25/44.
+    /// L_A = ρ/(1−ρ) = 25/19; L_B = 15/7; L_C (M/M/2: 2ρ/(1−ρ²)) = (50/44)/(1311/1936) =
+    /// 2200/1311. L = 25/19 + 15/7 + 2200/1311 = 5.1367549…, T = L/λ = 0.51367549… s.
+    /// W_A = 1/(μ−λ_A) = 1/(20 − 125/11) = 11/95. P(wait at C) = Erlang C(2, 25/22) =
+    /// 2ρ²/(1+ρ) = (1250/1936)/(69/44) = 1250/3036.
+    /// λ_max = min(20/(25/22), 10/(15/22), 8/(10/22)) = min(17.6, 44/3, 17.6) = 44/3 (B).
+    #[test]
+    fn a_jackson_network_with_feedback_by_hand() {
+        let text = "\
+[[station]]
+name = \"A\"
+mu = 20
+[[station]]
+name = \"B\"
+mu = 10
+[[station]]
+name = \"C\"
+mu = 4
+servers = 2
+[routing]
+entry = { A = 1 }
+A = { B = 0.6, C = 0.4 }
+B = { A = 0.2, exit = 0.8 }
+C = { exit = 1 }
+";
+        let net = Network::parse(text).unwrap();
+        let t = theory(&net, 10.0).unwrap();
+        assert!(t.product_form);
+        let want_lambda = [125.0 / 11.0, 75.0 / 11.0, 50.0 / 11.0];
+        let want_rho = [25.0 / 44.0, 15.0 / 22.0, 25.0 / 44.0];
+        let want_l = [25.0 / 19.0, 15.0 / 7.0, 2200.0 / 1311.0];
+        for (j, s) in t.stations.iter().enumerate() {
+            assert!(close(s.lambda, want_lambda[j]), "{s:?}");
+            assert!(close(s.visits, want_lambda[j] / 10.0), "{s:?}");
+            assert!(close(s.rho, want_rho[j]), "{s:?}");
+            assert!(close(s.l.unwrap(), want_l[j]), "{s:?}");
+            // Little at each station.
+            assert!(close(s.w_s.unwrap() * s.lambda, want_l[j]), "{s:?}");
+            assert!(s.stable);
+        }
+        assert!(close(t.stations[0].w_s.unwrap(), 11.0 / 95.0));
+        assert!(close(t.stations[2].wait_prob.unwrap(), 1250.0 / 3036.0));
+        let l: f64 = want_l.iter().sum();
+        assert!(close(t.in_system.unwrap(), l));
+        assert!(close(t.mean_s.unwrap(), l / 10.0));
+        assert!((t.mean_s.unwrap() - 0.513_675_49).abs() < 1e-8);
+        assert!(close(t.lambda_max, 44.0 / 3.0));
+        // Just above λ_max, B saturates first.
+        match theory(&net, 44.0 / 3.0 + 1e-9) {
+            Err(NetworkTheoryError::Unstable { station, rho, .. }) => {
+                assert_eq!(station, "B");
+                assert!(rho >= 1.0);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(theory(&net, 14.6).is_ok());
+    }
+
+    /// The example of the issue: web (μ 1000) → db 0.5, db (μ 2000) → web 0.3.
+    /// λ_web = λ + 0.3 λ_db, λ_db = 0.5 λ_web ⇒ v_web = 1/0.85, v_db = 0.5/0.85; ρ_web =
+    /// λ/850, ρ_db = λ/3400, λ_max = 850; T = Σ v_j/(μ_j − λ_j) = Σ L_j / λ.
+    #[test]
+    fn web_db_from_100_to_700_per_second() {
+        let net = Network::parse(WEB_DB).unwrap();
+        let v = visit_ratios(&net).unwrap();
+        assert!(close(v[0], 1.0 / 0.85) && close(v[1], 0.5 / 0.85), "{v:?}");
+        assert!(close(lambda_max(&net).unwrap(), 850.0));
+        for lambda in [100.0, 200.0, 300.0, 400.0, 500.0, 600.0, 700.0] {
+            let t = theory(&net, lambda).unwrap();
+            let (lw, ld) = (lambda / 0.85, lambda * 0.5 / 0.85);
+            assert!(close(t.stations[0].rho, lambda / 850.0));
+            assert!(close(t.stations[1].rho, lambda / 3400.0));
+            let by_visits = v[0] / (1000.0 - lw) + v[1] / (2000.0 - ld);
+            let (rw, rd) = (lw / 1000.0, ld / 2000.0);
+            let by_little = (rw / (1.0 - rw) + rd / (1.0 - rd)) / lambda;
+            assert!(close(t.mean_s.unwrap(), by_visits), "{lambda}: {t:?}");
+            assert!(close(t.mean_s.unwrap(), by_little), "{lambda}: {t:?}");
+        }
+        let e = theory(&net, 850.0).unwrap_err();
+        assert!(e.to_string().contains("\"web\""), "{e}");
+        assert!(matches!(
+            theory(&net, 0.0),
+            Err(NetworkTheoryError::Rate(_))
+        ));
+        assert!(matches!(
+            theory(&net, f64::NAN),
+            Err(NetworkTheoryError::Rate(_))
+        ));
+    }
+
+    /// A tandem of two M/M/1: T = 1/(μ1 − λ) + 1/(μ2 − λ); with an M/D/1 second station there
+    /// is no product form, and the visits and loads are still given.
+    #[test]
+    fn tandem() {
+        let text = "[[station]]\nname = \"one\"\nmu = 300\n[[station]]\nname = \"two\"\n\
+                    mu = 500\n[routing]\nentry = { one = 1 }\none = { two = 1 }\n\
+                    two = { exit = 1 }\n";
+        let net = Network::parse(text).unwrap();
+        for lambda in [50.0, 150.0, 299.0] {
+            let t = theory(&net, lambda).unwrap();
+            let want = 1.0 / (300.0 - lambda) + 1.0 / (500.0 - lambda);
+            assert!(close(t.mean_s.unwrap(), want), "{t:?}");
+            assert_eq!(t.stations[1].visits, 1.0);
+        }
+        assert!(close(lambda_max(&net).unwrap(), 300.0));
+        let net =
+            Network::parse(&text.replace("mu = 500", "mu = 500\nservice = \"const\"")).unwrap();
+        let t = theory(&net, 100.0).unwrap();
+        assert!(!t.product_form && t.mean_s.is_none() && t.stations[0].l.is_none());
+        assert!(close(t.stations[1].rho, 0.2));
+        // Infinite servers and zero service never saturate.
+        let net = Network::parse(&text.replace("mu = 500", "mu = 500\nservers = \"inf\"")).unwrap();
+        assert!(close(lambda_max(&net).unwrap(), 300.0));
+        let t = theory(&net, 100.0).unwrap();
+        assert!(t.product_form);
+        assert!(close(t.stations[1].l.unwrap(), 0.2) && close(t.stations[1].w_s.unwrap(), 0.002));
+        let net =
+            Network::parse(&text.replace("mu = 300", "mu = 300\nservice = \"zero\"")).unwrap();
+        assert!(close(lambda_max(&net).unwrap(), 500.0));
+    }
+
+    /// The traffic equations of a three-cycle a → b → c → a, each hop with probability 0.9
+    /// (exit 0.1): v_a = 1/(1 − 0.9³), v_b = 0.9 v_a, v_c = 0.81 v_a.
+    #[test]
+    fn visit_ratios_of_a_cycle() {
+        let text = "[[station]]\nname = \"a\"\nmu = 1\n[[station]]\nname = \"b\"\nmu = 1\n\
+                    [[station]]\nname = \"c\"\nmu = 1\n[routing]\nentry = { a = 1 }\n\
+                    a = { b = 0.9, exit = 0.1 }\nb = { c = 0.9, exit = 0.1 }\n\
+                    c = { a = 0.9, exit = 0.1 }\n";
+        let net = Network::parse(text).unwrap();
+        let v = visit_ratios(&net).unwrap();
+        let va = 1.0 / (1.0 - 0.729);
+        assert!(
+            close(v[0], va) && close(v[1], 0.9 * va) && close(v[2], 0.81 * va),
+            "{v:?}"
+        );
+        // A hand-made singular routing (no exit anywhere) is refused, not divided by 0.
+        let mut bad = net.clone();
+        bad.routing = vec![
+            vec![0.0, 1.0, 0.0],
+            vec![0.0, 0.0, 1.0],
+            vec![1.0, 0.0, 0.0],
+        ];
+        bad.exit = vec![0.0; 3];
+        assert_eq!(visit_ratios(&bad), Err(NetworkTheoryError::Singular));
+    }
 }
