@@ -150,8 +150,8 @@ impl Network {
         let mut seen: Vec<bool> = self.entry.iter().map(|&p| p > 0.0).collect();
         let mut stack: Vec<usize> = (0..n).filter(|&j| seen[j]).collect();
         while let Some(i) = stack.pop() {
-            for j in 0..n {
-                if !seen[j] && self.routing[i][j] > 0.0 {
+            for (j, &p) in self.routing[i].iter().enumerate() {
+                if !seen[j] && p > 0.0 {
                     seen[j] = true;
                     stack.push(j);
                 }
@@ -278,15 +278,18 @@ pub fn visit_ratios(net: &Network) -> Result<Vec<f64>, NetworkTheoryError> {
         let pivot = (col..n)
             .max_by(|&x, &y| a[x][col].abs().total_cmp(&a[y][col].abs()))
             .ok_or(NetworkTheoryError::Singular)?;
-        if !(a[pivot][col].abs() > 1e-12) {
+        // Also refuses a NaN pivot.
+        if a[pivot][col].abs().partial_cmp(&1e-12) != Some(std::cmp::Ordering::Greater) {
             return Err(NetworkTheoryError::Singular);
         }
         a.swap(col, pivot);
-        for r in col + 1..n {
-            let f = a[r][col] / a[col][col];
+        let (top, rest) = a.split_at_mut(col + 1);
+        let pivot_row = &top[col];
+        for row in rest.iter_mut() {
+            let f = row[col] / pivot_row[col];
             if f != 0.0 {
-                for k in col..=n {
-                    a[r][k] -= f * a[col][k];
+                for (x, &p) in row[col..].iter_mut().zip(&pivot_row[col..]) {
+                    *x -= f * p;
                 }
             }
         }
@@ -769,7 +772,7 @@ db = { web = 0.3, exit = 0.7 }
 
     #[test]
     fn parses_good_files() {
-        let net = Network::parse(WEB_DB).unwrap();
+        let net = Network::parse(WEB_DB).expect("valid in this test");
         assert_eq!(net.stations.len(), 2);
         assert_eq!(net.entry, vec![1.0, 0.0]);
         assert_eq!(net.routing, vec![vec![0.0, 0.5], vec![0.3, 0.0]]);
@@ -780,8 +783,8 @@ db = { web = 0.3, exit = 0.7 }
             Model::new(1000.0, Servers::Finite(1))
         );
 
-        let net =
-            Network::parse(&two("servers = \"inf\"\nservice = \"erlang:4\"\n", ROUTES)).unwrap();
+        let net = Network::parse(&two("servers = \"inf\"\nservice = \"erlang:4\"\n", ROUTES))
+            .expect("valid in this test");
         assert_eq!(net.stations[0].model.servers, Servers::Infinite);
         assert_eq!(net.stations[0].model.service, ServiceKind::Erlang(4));
 
@@ -789,7 +792,7 @@ db = { web = 0.3, exit = 0.7 }
             "servers = 3\ncapacity = 10\ndiscipline = \"ps\"\nservice = \"const\"\n",
             ROUTES,
         ))
-        .unwrap();
+        .expect("valid in this test");
         let m = net.stations[0].model;
         assert_eq!((m.servers, m.capacity), (Servers::Finite(3), Some(10)));
         assert_eq!(
@@ -800,10 +803,10 @@ db = { web = 0.3, exit = 0.7 }
         // μ as a rate text, a self-loop, probabilities summing to 1 only within rounding.
         let text = "[[station]]\nname = \"x-1_A\"\nmu = \"2.5k\"\n[routing]\n\
                     entry = { x-1_A = 1 }\nx-1_A = { x-1_A = 0.1, exit = 0.2 }\n";
-        let e = Network::parse(text).unwrap_err();
+        let e = Network::parse(text).expect_err("invalid in this test");
         assert_eq!(e.line, Some(6), "{e}"); // 0.3: not 1
         let text = text.replace("exit = 0.2", "exit = 0.7, x-1_A = 0.2");
-        let e = Network::parse(&text).unwrap_err(); // a key twice is a TOML error
+        let e = Network::parse(&text).expect_err("invalid in this test"); // a key twice is a TOML error
         assert_eq!(e.line, Some(6), "{e}");
         let text = "[[station]]\nname = \"x-1_A\"\nmu = \"2.5k\"\n[routing]\n\
                     entry = { x-1_A = 1 }\nx-1_A = { x-1_A = 0.1, exit = 0.7 , \"x-1_A\" = 0.2 }\n";
@@ -813,7 +816,7 @@ db = { web = 0.3, exit = 0.7 }
         assert!(Network::parse(text).is_err()); // 0.8
         let text = "[[station]]\nname = \"s\"\nmu = \"2.5k\"\n[routing]\n\
                     entry = { s = 1 }\ns = { s = 0.1, exit = 0.9000000000000001 }\n";
-        let net = Network::parse(text).unwrap();
+        let net = Network::parse(text).expect("valid in this test");
         assert_eq!(net.stations[0].model.mu, 2500.0);
         assert_eq!((net.routing[0][0], net.exit[0]), (0.1, 0.9000000000000001));
     }
@@ -1005,9 +1008,9 @@ db = { web = 0.3, exit = 0.7 }
             }
             t
         };
-        let net = Network::parse(&many(MAX_STATIONS)).unwrap();
+        let net = Network::parse(&many(MAX_STATIONS)).expect("valid in this test");
         assert_eq!(net.stations.len(), MAX_STATIONS);
-        let e = Network::parse(&many(MAX_STATIONS + 1)).unwrap_err();
+        let e = Network::parse(&many(MAX_STATIONS + 1)).expect_err("invalid in this test");
         // The name of station 65 is on line 3·64 + 2.
         assert_eq!(e.line, Some(3 * MAX_STATIONS + 2), "{e}");
         assert!(e.reason.contains("too many stations"), "{e}");
@@ -1016,25 +1019,25 @@ db = { web = 0.3, exit = 0.7 }
     #[test]
     fn load_names_the_file() {
         let dir = std::env::temp_dir().join(format!("queuelab-net-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&dir).expect("valid in this test");
         let path = dir.join("net.toml");
-        std::fs::write(&path, WEB_DB).unwrap();
+        std::fs::write(&path, WEB_DB).expect("valid in this test");
         assert_eq!(
-            Network::load(&path).unwrap(),
-            Network::parse(WEB_DB).unwrap()
+            Network::load(&path).expect("valid in this test"),
+            Network::parse(WEB_DB).expect("valid in this test")
         );
-        std::fs::write(&path, WEB_DB.replace("mu = 2000", "mu = 0")).unwrap();
-        let e = Network::load(&path).unwrap_err();
+        std::fs::write(&path, WEB_DB.replace("mu = 2000", "mu = 0")).expect("valid in this test");
+        let e = Network::load(&path).expect_err("invalid in this test");
         assert_eq!(e.line, Some(6));
         assert!(e.reason.contains("net.toml"), "{e}");
-        let e = Network::load(&dir.join("absent.toml")).unwrap_err();
+        let e = Network::load(&dir.join("absent.toml")).expect_err("invalid in this test");
         assert!(e.line.is_none() && e.reason.contains("absent.toml"), "{e}");
-        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).expect("valid in this test");
     }
 
     #[test]
     fn hop_inverts_the_cumulative_probabilities() {
-        let net = Network::parse(WEB_DB).unwrap();
+        let net = Network::parse(WEB_DB).expect("valid in this test");
         assert_eq!(net.hop(None, 0.0), Hop::Station(0));
         assert_eq!(net.hop(None, 0.999_999), Hop::Station(0));
         assert_eq!(net.hop(Some(0), 0.0), Hop::Station(1));
@@ -1083,8 +1086,8 @@ A = { B = 0.6, C = 0.4 }
 B = { A = 0.2, exit = 0.8 }
 C = { exit = 1 }
 ";
-        let net = Network::parse(text).unwrap();
-        let t = theory(&net, 10.0).unwrap();
+        let net = Network::parse(text).expect("valid in this test");
+        let t = theory(&net, 10.0).expect("valid in this test");
         assert!(t.product_form);
         let want_lambda = [125.0 / 11.0, 75.0 / 11.0, 50.0 / 11.0];
         let want_rho = [25.0 / 44.0, 15.0 / 22.0, 25.0 / 44.0];
@@ -1093,17 +1096,26 @@ C = { exit = 1 }
             assert!(close(s.lambda, want_lambda[j]), "{s:?}");
             assert!(close(s.visits, want_lambda[j] / 10.0), "{s:?}");
             assert!(close(s.rho, want_rho[j]), "{s:?}");
-            assert!(close(s.l.unwrap(), want_l[j]), "{s:?}");
+            assert!(close(s.l.expect("valid in this test"), want_l[j]), "{s:?}");
             // Little at each station.
-            assert!(close(s.w_s.unwrap() * s.lambda, want_l[j]), "{s:?}");
+            assert!(
+                close(s.w_s.expect("valid in this test") * s.lambda, want_l[j]),
+                "{s:?}"
+            );
             assert!(s.stable);
         }
-        assert!(close(t.stations[0].w_s.unwrap(), 11.0 / 95.0));
-        assert!(close(t.stations[2].wait_prob.unwrap(), 1250.0 / 3036.0));
+        assert!(close(
+            t.stations[0].w_s.expect("valid in this test"),
+            11.0 / 95.0
+        ));
+        assert!(close(
+            t.stations[2].wait_prob.expect("valid in this test"),
+            1250.0 / 3036.0
+        ));
         let l: f64 = want_l.iter().sum();
-        assert!(close(t.in_system.unwrap(), l));
-        assert!(close(t.mean_s.unwrap(), l / 10.0));
-        assert!((t.mean_s.unwrap() - 0.513_675_49).abs() < 1e-8);
+        assert!(close(t.in_system.expect("valid in this test"), l));
+        assert!(close(t.mean_s.expect("valid in this test"), l / 10.0));
+        assert!((t.mean_s.expect("valid in this test") - 0.513_675_49).abs() < 1e-8);
         assert!(close(t.lambda_max, 44.0 / 3.0));
         // Just above λ_max, B saturates first.
         match theory(&net, 44.0 / 3.0 + 1e-9) {
@@ -1121,22 +1133,28 @@ C = { exit = 1 }
     /// λ/850, ρ_db = λ/3400, λ_max = 850; T = Σ v_j/(μ_j − λ_j) = Σ L_j / λ.
     #[test]
     fn web_db_from_100_to_700_per_second() {
-        let net = Network::parse(WEB_DB).unwrap();
-        let v = visit_ratios(&net).unwrap();
+        let net = Network::parse(WEB_DB).expect("valid in this test");
+        let v = visit_ratios(&net).expect("valid in this test");
         assert!(close(v[0], 1.0 / 0.85) && close(v[1], 0.5 / 0.85), "{v:?}");
-        assert!(close(lambda_max(&net).unwrap(), 850.0));
+        assert!(close(lambda_max(&net).expect("valid in this test"), 850.0));
         for lambda in [100.0, 200.0, 300.0, 400.0, 500.0, 600.0, 700.0] {
-            let t = theory(&net, lambda).unwrap();
+            let t = theory(&net, lambda).expect("valid in this test");
             let (lw, ld) = (lambda / 0.85, lambda * 0.5 / 0.85);
             assert!(close(t.stations[0].rho, lambda / 850.0));
             assert!(close(t.stations[1].rho, lambda / 3400.0));
             let by_visits = v[0] / (1000.0 - lw) + v[1] / (2000.0 - ld);
             let (rw, rd) = (lw / 1000.0, ld / 2000.0);
             let by_little = (rw / (1.0 - rw) + rd / (1.0 - rd)) / lambda;
-            assert!(close(t.mean_s.unwrap(), by_visits), "{lambda}: {t:?}");
-            assert!(close(t.mean_s.unwrap(), by_little), "{lambda}: {t:?}");
+            assert!(
+                close(t.mean_s.expect("valid in this test"), by_visits),
+                "{lambda}: {t:?}"
+            );
+            assert!(
+                close(t.mean_s.expect("valid in this test"), by_little),
+                "{lambda}: {t:?}"
+            );
         }
-        let e = theory(&net, 850.0).unwrap_err();
+        let e = theory(&net, 850.0).expect_err("invalid in this test");
         assert!(e.to_string().contains("\"web\""), "{e}");
         assert!(matches!(
             theory(&net, 0.0),
@@ -1155,28 +1173,32 @@ C = { exit = 1 }
         let text = "[[station]]\nname = \"one\"\nmu = 300\n[[station]]\nname = \"two\"\n\
                     mu = 500\n[routing]\nentry = { one = 1 }\none = { two = 1 }\n\
                     two = { exit = 1 }\n";
-        let net = Network::parse(text).unwrap();
+        let net = Network::parse(text).expect("valid in this test");
         for lambda in [50.0, 150.0, 299.0] {
-            let t = theory(&net, lambda).unwrap();
+            let t = theory(&net, lambda).expect("valid in this test");
             let want = 1.0 / (300.0 - lambda) + 1.0 / (500.0 - lambda);
-            assert!(close(t.mean_s.unwrap(), want), "{t:?}");
+            assert!(close(t.mean_s.expect("valid in this test"), want), "{t:?}");
             assert_eq!(t.stations[1].visits, 1.0);
         }
-        assert!(close(lambda_max(&net).unwrap(), 300.0));
-        let net =
-            Network::parse(&text.replace("mu = 500", "mu = 500\nservice = \"const\"")).unwrap();
-        let t = theory(&net, 100.0).unwrap();
+        assert!(close(lambda_max(&net).expect("valid in this test"), 300.0));
+        let net = Network::parse(&text.replace("mu = 500", "mu = 500\nservice = \"const\""))
+            .expect("valid in this test");
+        let t = theory(&net, 100.0).expect("valid in this test");
         assert!(!t.product_form && t.mean_s.is_none() && t.stations[0].l.is_none());
         assert!(close(t.stations[1].rho, 0.2));
         // Infinite servers and zero service never saturate.
-        let net = Network::parse(&text.replace("mu = 500", "mu = 500\nservers = \"inf\"")).unwrap();
-        assert!(close(lambda_max(&net).unwrap(), 300.0));
-        let t = theory(&net, 100.0).unwrap();
+        let net = Network::parse(&text.replace("mu = 500", "mu = 500\nservers = \"inf\""))
+            .expect("valid in this test");
+        assert!(close(lambda_max(&net).expect("valid in this test"), 300.0));
+        let t = theory(&net, 100.0).expect("valid in this test");
         assert!(t.product_form);
-        assert!(close(t.stations[1].l.unwrap(), 0.2) && close(t.stations[1].w_s.unwrap(), 0.002));
-        let net =
-            Network::parse(&text.replace("mu = 300", "mu = 300\nservice = \"zero\"")).unwrap();
-        assert!(close(lambda_max(&net).unwrap(), 500.0));
+        assert!(
+            close(t.stations[1].l.expect("valid in this test"), 0.2)
+                && close(t.stations[1].w_s.expect("valid in this test"), 0.002)
+        );
+        let net = Network::parse(&text.replace("mu = 300", "mu = 300\nservice = \"zero\""))
+            .expect("valid in this test");
+        assert!(close(lambda_max(&net).expect("valid in this test"), 500.0));
     }
 
     /// The traffic equations of a three-cycle a → b → c → a, each hop with probability 0.9
@@ -1187,8 +1209,8 @@ C = { exit = 1 }
                     [[station]]\nname = \"c\"\nmu = 1\n[routing]\nentry = { a = 1 }\n\
                     a = { b = 0.9, exit = 0.1 }\nb = { c = 0.9, exit = 0.1 }\n\
                     c = { a = 0.9, exit = 0.1 }\n";
-        let net = Network::parse(text).unwrap();
-        let v = visit_ratios(&net).unwrap();
+        let net = Network::parse(text).expect("valid in this test");
+        let v = visit_ratios(&net).expect("valid in this test");
         let va = 1.0 / (1.0 - 0.729);
         assert!(
             close(v[0], va) && close(v[1], 0.9 * va) && close(v[2], 0.81 * va),

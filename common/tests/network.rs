@@ -36,7 +36,7 @@ fn tandem(first: &str, second: &str) -> Network {
         "[[station]]\nname = \"one\"\n{first}\n[[station]]\nname = \"two\"\n{second}\n\
          [routing]\nentry = {{ one = 1 }}\none = {{ two = 1 }}\ntwo = {{ exit = 1 }}\n"
     ))
-    .unwrap()
+    .expect("valid in this test")
 }
 
 fn v(station: usize, arrive_ns: u64, start_ns: u64, depart_ns: u64) -> Visit {
@@ -140,14 +140,14 @@ fn transfers_come_before_external_arrivals() {
     let text = "[[station]]\nname = \"a\"\nmu = 10_000_000\nservice = \"const\"\n\
                 [[station]]\nname = \"b\"\nmu = 10_000_000\nservice = \"const\"\n\
                 [routing]\nentry = { a = 1 }\na = { b = 1 }\nb = { a = 0.5, exit = 0.5 }\n";
-    let net = Network::parse(text).unwrap();
+    let net = Network::parse(text).expect("valid in this test");
     let seed = (0..1000u64)
         .find(|&s| {
             let mut r = rng(s, route_stream(1));
             let u: [f64; 3] = [r.random(), r.random(), r.random()];
             u[0] < 0.5 && u[1] >= 0.5 && u[2] >= 0.5
         })
-        .unwrap();
+        .expect("valid in this test");
     let fates = replay_network(&net, seed, &[0, 200], usize::MAX);
     assert_eq!(
         fates,
@@ -171,7 +171,7 @@ fn transfers_come_before_external_arrivals() {
         "service = \"const\"\n[[",
         "service = \"const\"\ncapacity = 1\n[[",
     ))
-    .unwrap();
+    .expect("valid in this test");
     let fates = replay_network(&net, seed, &[0, 200], usize::MAX);
     assert_eq!(
         fates[1],
@@ -238,7 +238,7 @@ front = { cache = 0.3, db = 0.3, exit = 0.4 }
 cache = { front = 0.5, exit = 0.5 }
 db = { front = 0.2, db = 0.1, exit = 0.7 }
 ";
-    let net = Network::parse(text).unwrap();
+    let net = Network::parse(text).expect("valid in this test");
     let seed = 11;
     let mut gaps = rng(99, 0);
     let mut t = 0u64;
@@ -308,7 +308,7 @@ db = { front = 0.2, db = 0.1, exit = 0.7 }
         let lim = st
             .model
             .capacity
-            .map_or(limit, |k| usize::try_from(k).unwrap());
+            .map_or(limit, |k| usize::try_from(k).expect("valid in this test"));
         let reference = replay(&st.model, &customers, lim);
         for (&(_, i, k), fate) in at.iter().zip(&reference) {
             match (k, fate) {
@@ -329,7 +329,7 @@ db = { front = 0.2, db = 0.1, exit = 0.7 }
 #[test]
 #[should_panic(expected = "before the one ahead")]
 fn replay_rejects_arrivals_out_of_order() {
-    let net = Network::parse(WEB_DB).unwrap();
+    let net = Network::parse(WEB_DB).expect("valid in this test");
     replay_network(&net, 1, &[5, 4], usize::MAX);
 }
 
@@ -361,8 +361,8 @@ a = { b = 0.25, c = 0.25, exit = 0.5 }
 b = { a = 0.1, c = 0.2, b = 0.1, exit = 0.6 }
 c = { a = 0.3, exit = 0.7 }
 ";
-    let net = Network::parse(text).unwrap();
-    let v = queuelab_common::network::visit_ratios(&net).unwrap();
+    let net = Network::parse(text).expect("valid in this test");
+    let v = queuelab_common::network::visit_ratios(&net).expect("valid in this test");
     let n = 100_000usize;
     // Arrivals 1 ms apart: far below saturation (λ = 1000/s), no blocking.
     let arrivals: Vec<u64> = (0..n as u64).map(|i| i * 1_000_000).collect();
@@ -378,7 +378,7 @@ c = { a = 0.3, exit = 0.7 }
         let at = arrivals_at(&fates, j);
         assert!(at.len() >= mj, "station {j}: {} visits", at.len());
         for &(_, i, k) in at.iter().take(mj) {
-            let k = k.unwrap();
+            let k = k.expect("valid in this test");
             let next = fates[i].visits().get(k + 1).map_or(3, |n| n.station);
             hops[j][next] += 1;
         }
@@ -428,7 +428,7 @@ c = { a = 0.3, exit = 0.7 }
             chi2 += (ok as f64 - e).powi(2) / e;
         }
         let threshold = ChiSquared::new(f64::from(categories - 1))
-            .unwrap()
+            .expect("valid in this test")
             .inverse_cdf(1.0 - 1e-6 / rows.len() as f64);
         assert!(
             chi2 <= threshold,
@@ -439,7 +439,7 @@ c = { a = 0.3, exit = 0.7 }
 
 /// K_m of the module docs.
 fn k_for(m: usize) -> f64 {
-    let t = StudentsT::new(0.0, 1.0, 19.0).unwrap();
+    let t = StudentsT::new(0.0, 1.0, 19.0).expect("valid in this test");
     t.inverse_cdf(1.0 - 1e-6 / (2.0 * m as f64)) / stats::student_t_975(19)
 }
 
@@ -477,17 +477,27 @@ fn close(what: &str, est: Estimate, truth: f64, k: f64) {
 /// estimates.
 #[test]
 fn web_db_against_the_product_form() {
-    let net = Network::parse(WEB_DB).unwrap();
+    let net = Network::parse(WEB_DB).expect("valid in this test");
     let lambda = 500.0;
-    let t = theory(&net, lambda).unwrap();
+    let t = theory(&net, lambda).expect("valid in this test");
     let sim = simulate_network(&net, lambda, &opts());
     let k = k_for(9);
-    close("T", sim.mean_s, t.mean_s.unwrap(), k);
+    close("T", sim.mean_s, t.mean_s.expect("valid in this test"), k);
     for (s, th) in sim.stations.iter().zip(&t.stations) {
         close(&format!("{} visits", s.name), s.visits, th.visits, k);
         close(&format!("{} utilisation", s.name), s.utilisation, th.rho, k);
-        close(&format!("{} L", s.name), s.in_system, th.l.unwrap(), k);
-        close(&format!("{} W", s.name), s.mean_s, th.w_s.unwrap(), k);
+        close(
+            &format!("{} L", s.name),
+            s.in_system,
+            th.l.expect("valid in this test"),
+            k,
+        );
+        close(
+            &format!("{} W", s.name),
+            s.mean_s,
+            th.w_s.expect("valid in this test"),
+            k,
+        );
         assert_eq!(s.blocking.value, 0.0);
     }
     assert_eq!(sim.blocking.value, 0.0);
@@ -534,7 +544,7 @@ fn md1_tandem_first_station_against_pollaczek_khinchine() {
         "mu = 400\nservice = \"const\"",
         "mu = 500\nservice = \"const\"",
     );
-    let t = theory(&net, 300.0).unwrap();
+    let t = theory(&net, 300.0).expect("valid in this test");
     assert!(t.mean_s.is_none());
     let sim = simulate_network(&net, 300.0, &opts());
     let k = k_for(3);
