@@ -23,6 +23,22 @@
 //! db = { web = 0.3, exit = 0.7 }
 //! ```
 //!
+//! Each `[[station]]` has a `name` (unique, letters, digits, `_` and `-`, not `exit` or
+//! `entry`), `mu` (a number or a rate text such as `"2.5k"`) and optionally `servers` (an
+//! integer or `"inf"`, default 1), `capacity` (K, counting the requests waiting and in service),
+//! `service` (the text of `--service`: `exp`, `const`, `erlang:4`, `h2:4`, …, default `exp`)
+//! and `discipline` (the text of `--discipline`, default `fcfs`). `[routing]` has `entry`, the
+//! probabilities of the first station, and one row per station, its probabilities of going to
+//! each station or to `exit` (absent keys are 0). Every station must have a row; every row and
+//! the entry sum to 1 within 10⁻⁹; the exit must be reachable from every station (else requests
+//! would circulate for ever); and every station must be reachable from the entry (a station no
+//! request visits is an error, not a warning: it is most likely a misspelt name). Unknown keys
+//! are errors. At most [`MAX_STATIONS`] stations.
+//!
+//! The theory of a network ([`theory`]): the traffic equations, visit ratios, utilisations, the
+//! largest stable rate, and Jackson's product form where every station is M/M/c (or M/M/∞)
+//! without a capacity. The simulator is [`crate::sim::network`].
+//!
 //! # The draws (a contract: `qserve --network` and the simulator's network replay both follow it,
 //! so that the same seed and arrival times give the same routes and service times)
 //!
@@ -38,8 +54,12 @@
 //!   n-th draws).
 //! - Events happen in time order; at the same nanosecond, transfers from one station to the next
 //!   come before external arrivals, and among transfers at the same instant the one created first
-//!   goes first. A transfer has no delay: the departure from `i` at `d` is the arrival at `j` at
-//!   `d`.
+//!   goes first, a transfer being created when its request is admitted at the station it leaves
+//!   (under FCFS its departure time is known then). A transfer has no delay: the departure from
+//!   `i` at `d` is the arrival at `j` at `d`. At a station, a departure at the instant of an
+//!   arrival happens first (the requests present at an arrival at `a` are those admitted with a
+//!   departure `d > a`), as in the single queue.
+//! - The uniforms are `rand`'s `rng.random::<f64>()` (53 random bits, in [0, 1)).
 
 use crate::model::{Discipline, Model, Servers, ServiceKind};
 
