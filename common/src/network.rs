@@ -1174,6 +1174,15 @@ C = { exit = 1 }
                 "{lambda}: {t:?}"
             );
         }
+        // The values docs/models.md quotes.
+        for (lambda, ms) in [
+            (100.0, 1.636_363_6),
+            (400.0, 2.555_555_6),
+            (700.0, 7.037_037_0),
+        ] {
+            let t = theory(&net, lambda).expect("valid in this test");
+            assert!((t.mean_s.expect("product form") * 1e3 - ms).abs() < 1e-6);
+        }
         let e = theory(&net, 850.0).expect_err("invalid in this test");
         assert!(e.to_string().contains("\"web\""), "{e}");
         assert!(matches!(
