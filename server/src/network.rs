@@ -157,6 +157,8 @@ pub enum NetOutcome {
 }
 
 /// The answer of [`NetworkModel::poll`].
+// Returned by value once per request; boxing the route would allocate on the hot path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NetPoll {
     /// It has left the network by the time polled; its slot is freed.
