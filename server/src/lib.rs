@@ -11,6 +11,8 @@
 //!
 //! - [`queue`]: the queue model, pure arithmetic on arrival times (Lindley's recursion, `c`
 //!   servers, capacity), shared by all I/O threads behind one mutex;
+//! - [`network`]: `--network`, an open network of FCFS stations computed the same way, exact
+//!   for a seed (transfers between stations in time order);
 //! - [`wheel`]: a hierarchical timer wheel with 250 ns ticks whose earliest deadline is armed on a
 //!   `timerfd` (the clock, the timer and the spin-then-poll wait are [`queuelab_os`]'s), with an
 //!   optional busy-wait (`--spin`) before each deadline;
