@@ -11,6 +11,8 @@
 //!
 //! - [`queue`]: the queue model, pure arithmetic on arrival times (Lindley's recursion, `c`
 //!   servers, capacity), shared by all I/O threads behind one mutex;
+//! - [`network`]: `--network`, an open network of FCFS stations computed the same way, exact
+//!   for a seed (transfers between stations in time order);
 //! - [`wheel`]: a hierarchical timer wheel with 250 ns ticks whose earliest deadline is armed on a
 //!   `timerfd` (the clock, the timer and the spin-then-poll wait are [`queuelab_os`]'s), with an
 //!   optional busy-wait (`--spin`) before each deadline;
@@ -25,6 +27,7 @@
 
 pub mod http;
 pub mod metrics;
+pub mod network;
 pub mod queue;
 pub mod wheel;
 mod worker;
@@ -39,12 +42,14 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use mio::{Events, Interest, Poll, Token, Waker};
 use queuelab_common::model::{Model, Servers};
+use queuelab_common::network::{MAX_STATIONS, Network};
 use queuelab_common::samplers::{ServiceKind, ServiceSampler};
 use queuelab_common::stats;
 use queuelab_common::units::format_duration;
 use queuelab_os::clock::Clock;
 
 use crate::metrics::{Counters, ThreadMetrics};
+use crate::network::NetworkModel;
 use crate::queue::{DEFAULT_OVERFLOW_LIMIT, QueueModel};
 use crate::worker::{Shared, WAKER, Worker, lock};
 
@@ -93,6 +98,9 @@ pub struct Config {
     pub busy_poll: bool,
     /// In-system limit without a capacity (503 and counted as overflow beyond it).
     pub overflow_limit: usize,
+    /// `--network`: emulate this open network of stations instead of `model` (see
+    /// [`network`]).
+    pub network: Option<Network>,
 }
 
 impl Default for Config {
@@ -112,6 +120,7 @@ impl Default for Config {
             spin: DEFAULT_SPIN,
             busy_poll: false,
             overflow_limit: DEFAULT_OVERFLOW_LIMIT,
+            network: None,
         }
     }
 }
@@ -125,6 +134,9 @@ impl Config {
     /// Checks every field; the message names the flag at fault.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |m: String| Err(ConfigError(m));
+        if let Some(net) = &self.network {
+            validate_network(net)?;
+        }
         // Whether it is a queue at all (μ, c ≥ 1, K ≥ 1, K ≥ c); then what one server can hold.
         self.model
             .validate()
@@ -172,6 +184,57 @@ impl Config {
         Ok(())
     }
 
+    /// The start-up description of the network (`None` without `--network`): its stations and
+    /// routing.
+    pub fn describe_network(&self) -> Option<String> {
+        let net = self.network.as_ref()?;
+        let stations: Vec<String> = net
+            .stations
+            .iter()
+            .map(|s| {
+                let c = match s.model.servers {
+                    Servers::Finite(c) => c.to_string(),
+                    Servers::Infinite => "inf".to_owned(),
+                };
+                let k = s
+                    .model
+                    .capacity
+                    .map_or(String::new(), |k| format!(" K={k}"));
+                format!(
+                    "{} ({} mu {}/s c={c}{k})",
+                    s.name, s.model.service, s.model.mu
+                )
+            })
+            .collect();
+        let row = |probs: &[f64], exit: Option<f64>| -> String {
+            let mut parts: Vec<String> = probs
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| **p > 0.0)
+                .map(|(j, p)| format!("{} {p}", net.stations[j].name))
+                .collect();
+            if let Some(e) = exit.filter(|e| *e > 0.0) {
+                parts.push(format!("exit {e}"));
+            }
+            parts.join(", ")
+        };
+        let mut routing = vec![format!("entry -> {}", row(&net.entry, None))];
+        for (i, s) in net.stations.iter().enumerate() {
+            routing.push(format!(
+                "{} -> {}",
+                s.name,
+                row(&net.routing[i], Some(net.exit[i]))
+            ));
+        }
+        Some(format!(
+            "network of {} station{}: {}; routing: {}",
+            net.stations.len(),
+            if net.stations.len() == 1 { "" } else { "s" },
+            stations.join(", "),
+            routing.join("; ")
+        ))
+    }
+
     /// The service sampler of this configuration.
     pub fn sampler(&self) -> ServiceSampler {
         self.model.sampler()
@@ -192,6 +255,13 @@ impl Config {
             1 => "1 I/O thread".to_owned(),
             n => format!("{n} I/O threads"),
         };
+        if let Some(net) = self.describe_network() {
+            return format!(
+                "qserve: listening on {addr} with {threads}; {net}; fcfs at every station; \
+                 503 when a station is full; seed {}",
+                self.seed
+            );
+        }
         let model = self.model_name();
         let Model { mu, service, .. } = self.model;
         let theory = if service == ServiceKind::Zero {
@@ -241,6 +311,63 @@ impl Config {
             self.seed
         )
     }
+}
+
+/// Longest station name in a network: `NAME.service` must fit a `Server-Timing` metric name
+/// of 32 bytes, what qload accepts.
+pub const MAX_STATION_NAME: usize = 24;
+
+/// Whether `b` is an HTTP token byte (RFC 9110 `tchar`).
+fn tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn validate_network(net: &Network) -> Result<(), ConfigError> {
+    let err = |m: String| Err(ConfigError(format!("--network: {m}")));
+    if net.stations.is_empty() || net.stations.len() > MAX_STATIONS {
+        return err(format!(
+            "a network has 1..={MAX_STATIONS} stations, got {}",
+            net.stations.len()
+        ));
+    }
+    let n = net.stations.len();
+    if net.entry.len() != n || net.routing.len() != n || net.exit.len() != n {
+        return err("the routing does not match the stations".into());
+    }
+    for s in &net.stations {
+        if s.name.is_empty()
+            || s.name.len() > MAX_STATION_NAME
+            || !s.name.bytes().all(tchar)
+            || s.name == "rest"
+            || s.name == "late"
+        {
+            return err(format!(
+                "station {:?}: a name is 1..={MAX_STATION_NAME} token characters (letters, \
+                 digits, -_.!#$%&'*+^`|~), not rest or late",
+                s.name
+            ));
+        }
+        if let Err(e) = s.model.validate() {
+            return err(format!("station {}: {e}", s.name));
+        }
+        if let Servers::Finite(c) = s.model.servers {
+            if c > MAX_SERVERS {
+                return err(format!(
+                    "station {}: servers must be 1..={MAX_SERVERS} or inf, got {c}",
+                    s.name
+                ));
+            }
+        }
+        if let Some(k) = s.model.capacity {
+            if k > MAX_CAPACITY {
+                return err(format!(
+                    "station {}: capacity must be 1..={MAX_CAPACITY}, got {k}",
+                    s.name
+                ));
+            }
+        }
+    }
+    NetworkModel::check(net).map_err(|e| ConfigError(format!("--network: {e}")))
 }
 
 /// Totals of a finished run.
@@ -358,9 +485,10 @@ impl Handle {
         for m in &self.shared.metrics {
             totals.merge(&lock(m));
         }
-        let arrivals = match &self.shared.queue {
-            Some(q) => lock(q).stats().arrivals,
-            None => totals.counters.served,
+        let arrivals = match (&self.shared.queue, &self.shared.network) {
+            (Some(q), _) => lock(q).stats().arrivals,
+            (None, Some(n)) => lock(n).arrivals(),
+            (None, None) => totals.counters.served,
         };
         Summary {
             uptime: Duration::from_nanos(self.shared.clock.now_ns()),
@@ -436,7 +564,11 @@ fn start_with(config: Config, exit_waker: Option<Arc<Waker>>) -> anyhow::Result<
     let local_addr = listeners[0]
         .local_addr()
         .context("reading the listening address")?;
-    let queue = (config.model.service != ServiceKind::Zero).then(|| {
+    let network = config
+        .network
+        .as_ref()
+        .map(|n| Mutex::new(NetworkModel::new(n, config.seed, config.overflow_limit)));
+    let queue = (network.is_none() && config.model.service != ServiceKind::Zero).then(|| {
         Mutex::new(QueueModel::new(
             &config.model,
             config.seed,
@@ -447,6 +579,7 @@ fn start_with(config: Config, exit_waker: Option<Arc<Waker>>) -> anyhow::Result<
         model_name: config.model_name(),
         clock: Clock::new(),
         queue,
+        network,
         shutdown: AtomicBool::new(false),
         shutdown_at_ns: AtomicU64::new(0),
         abort: AtomicBool::new(false),

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Arg, CommandFactory, FromArgMatches, Parser};
 use queuelab_common::model::{DEFAULT_MU, ModelArgs};
+use queuelab_common::network::Network;
 use queuelab_common::units::{parse_count, parse_duration};
 use queuelab_server::{Config, run};
 
@@ -55,6 +56,24 @@ struct Args {
     /// The queue: --mu, --servers, --capacity, --service, or --model for the last three.
     #[command(flatten)]
     model: ModelArgs,
+
+    /// Emulate an open network of stations from a TOML file instead of one queue.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["mu", "servers", "capacity", "service", "discipline", "classes", "model"],
+        long_help = "Emulate an open network of queues described in a TOML file (stations with \
+                     mu, servers, capacity and service as for one queue, and a routing: where an \
+                     arrival enters and where a request goes after each station, or exit). Each \
+                     request visits stations until it exits and is answered then (200), or 503 \
+                     when a station on its way is full. Exact and deterministic for a seed like \
+                     one queue; every station serves FCFS for now. /metrics adds the series of \
+                     each station (label station), and Server-Timing lists every visit as \
+                     NAME.wait and NAME.service. Cannot be combined with --mu, --servers, \
+                     --capacity, --service, --discipline, --classes or --model (see \
+                     docs/qserve.md, Networks)."
+    )]
+    network: Option<std::path::PathBuf>,
 
     /// I/O threads (event loops).
     #[arg(
@@ -260,7 +279,18 @@ fn main() -> ExitCode {
             };
         }
     };
-    let config = args.into_config();
+    let network = match &args.network {
+        Some(path) => match Network::load(path) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                eprintln!("qserve: invalid --network {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    let mut config = args.into_config();
+    config.network = network;
     if let Err(e) = config.validate() {
         eprintln!("qserve: {e:#}");
         return ExitCode::from(2);

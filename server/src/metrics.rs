@@ -327,6 +327,30 @@ pub struct Snapshot<'a> {
     pub model: &'a str,
     /// Service distribution (flag spelling).
     pub service: &'a str,
+    /// `--network`: each station's series (empty for one queue; at most 64).
+    pub stations: &'a [StationSnapshot<'a>],
+}
+
+/// The series of one station of a network, labelled `station="NAME"`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StationSnapshot<'a> {
+    /// The station's name.
+    pub name: &'a str,
+    /// Visits accepted (`qserve_station_visits_total`).
+    pub visits: u64,
+    /// Arrivals blocked at its capacity (`qserve_station_blocked_total`).
+    pub blocked: u64,
+    /// Arrivals over its overflow limit (`qserve_station_overflow_total`).
+    pub overflow: u64,
+    /// Server-seconds of service admitted (`qserve_busy_seconds_total{station}`).
+    pub busy_s: f64,
+    /// Σ wait + service of its visits, seconds (`qserve_sojourn_seconds_sum{station}`; the
+    /// count is `visits`).
+    pub sojourn_s: f64,
+    /// ∫ N_j dt, request-seconds (`qserve_in_system_seconds_total{station}`).
+    pub in_system_s: f64,
+    /// In the station now (`qserve_in_system{station}`).
+    pub in_system: usize,
 }
 
 fn reject_outcome(r: Reject) -> &'static str {
@@ -425,6 +449,13 @@ fn render_inner(out: &mut Vec<u8>, s: &Snapshot<'_>) -> std::io::Result<()> {
     )?;
     writeln!(out, "# TYPE qserve_in_system gauge")?;
     writeln!(out, "qserve_in_system {}", s.in_system)?;
+    for st in s.stations {
+        writeln!(
+            out,
+            "qserve_in_system{{station=\"{}\"}} {}",
+            st.name, st.in_system
+        )?;
+    }
     writeln!(out, "# HELP qserve_busy_servers Servers busy now.")?;
     writeln!(out, "# TYPE qserve_busy_servers gauge")?;
     writeln!(out, "qserve_busy_servers {}", s.busy_servers)?;
@@ -434,6 +465,13 @@ fn render_inner(out: &mut Vec<u8>, s: &Snapshot<'_>) -> std::io::Result<()> {
     )?;
     writeln!(out, "# TYPE qserve_busy_seconds_total counter")?;
     writeln!(out, "qserve_busy_seconds_total {}", s.busy_s)?;
+    for st in s.stations {
+        writeln!(
+            out,
+            "qserve_busy_seconds_total{{station=\"{}\"}} {}",
+            st.name, st.busy_s
+        )?;
+    }
     if let Some(area) = s.in_system_s {
         writeln!(
             out,
@@ -442,6 +480,13 @@ fn render_inner(out: &mut Vec<u8>, s: &Snapshot<'_>) -> std::io::Result<()> {
         )?;
         writeln!(out, "# TYPE qserve_in_system_seconds_total counter")?;
         writeln!(out, "qserve_in_system_seconds_total {area}")?;
+        for st in s.stations {
+            writeln!(
+                out,
+                "qserve_in_system_seconds_total{{station=\"{}\"}} {}",
+                st.name, st.in_system_s
+            )?;
+        }
     }
     summary(
         out,
@@ -467,6 +512,46 @@ fn render_inner(out: &mut Vec<u8>, s: &Snapshot<'_>) -> std::io::Result<()> {
             "qserve_sojourn_seconds_count{{class=\"{class}\"}} {}",
             by_class.count[class]
         )?;
+    }
+    // Per station: one visit's wait + service there (the unlabelled series are end to end).
+    for st in s.stations {
+        writeln!(
+            out,
+            "qserve_sojourn_seconds_sum{{station=\"{}\"}} {}",
+            st.name, st.sojourn_s
+        )?;
+    }
+    for st in s.stations {
+        writeln!(
+            out,
+            "qserve_sojourn_seconds_count{{station=\"{}\"}} {}",
+            st.name, st.visits
+        )?;
+    }
+    if !s.stations.is_empty() {
+        for (family, help, get) in [
+            (
+                "qserve_station_visits_total",
+                "Visits accepted at each station of the network.",
+                (|st: &StationSnapshot<'_>| st.visits) as fn(&StationSnapshot<'_>) -> u64,
+            ),
+            (
+                "qserve_station_blocked_total",
+                "Arrivals blocked at each station's capacity (the request is answered 503).",
+                |st| st.blocked,
+            ),
+            (
+                "qserve_station_overflow_total",
+                "Arrivals over each station's overflow limit (the request is answered 503).",
+                |st| st.overflow,
+            ),
+        ] {
+            writeln!(out, "# HELP {family} {help}")?;
+            writeln!(out, "# TYPE {family} counter")?;
+            for st in s.stations {
+                writeln!(out, "{family}{{station=\"{}\"}} {}", st.name, get(st))?;
+            }
+        }
     }
     summary(
         out,
@@ -625,6 +710,7 @@ mod tests {
             uptime_s: 1.5,
             model: "M/M/2",
             service: "exp",
+            stations: &[],
         };
         let mut out = Vec::new();
         render(&mut out, &snap);
@@ -680,6 +766,7 @@ mod tests {
                 uptime_s: 1.0,
                 model: "M/M/1-NP",
                 service: "exp",
+                stations: &[],
             };
             let mut out = Vec::new();
             render(&mut out, &snap);

@@ -65,6 +65,7 @@ use crate::http::{
     self, ConnHeader, Head, Parsed, Reject, RequestReader, Route, Unavailable, write_reject,
 };
 use crate::metrics::{self, LocalMetrics, Snapshot, ThreadMetrics};
+use crate::network::{End, NetOutcome, NetPoll, NetTicket, NetworkModel, Route as NetRoute};
 use crate::queue::{Outcome, Poll as Departure, QueueModel, Ticket};
 use crate::wheel::{Expired, TICK_NS, Wheel, tick_ceil, tick_floor};
 
@@ -118,6 +119,8 @@ pub(crate) struct Shared {
     pub clock: Clock,
     /// The one logical queue (`None` with `--service zero`: no queue at all).
     pub queue: Option<Mutex<QueueModel>>,
+    /// `--network`: the network of stations (then `queue` is `None`).
+    pub network: Option<Mutex<NetworkModel>>,
     pub model_name: String,
     pub shutdown: AtomicBool,
     pub shutdown_at_ns: AtomicU64,
@@ -155,6 +158,11 @@ enum Reply {
     /// `due_ns` is the earliest the departure can be, and the model says at that time whether it
     /// has come ([`QueueModel::poll`]).
     Queued(Ticket),
+    /// Accepted into the network (`--network`): the slot's `due_ns` is a lower bound of its
+    /// exit, and the model says at that time whether it has left ([`NetworkModel::poll`]).
+    NetQueued(NetTicket),
+    /// Exited the network: the visits are in [`Io`]'s `net_route` while it is rendered.
+    NetServed,
     /// 500: the model did not know a queued request's ticket (never expected).
     Internal,
     Unavailable(Unavailable),
@@ -297,6 +305,8 @@ struct Io {
     /// Whether `Server-Timing` names the class: the model has several classes or serves by
     /// class.
     name_class: bool,
+    /// The route of the network answer being rendered (see [`Reply::NetServed`]).
+    net_route: Option<NetRoute>,
     /// While a departure timer is being handled: the time it was armed for (see
     /// [`Worker::on_departure`]).
     fired_for: Option<u64>,
@@ -382,6 +392,7 @@ impl Worker {
                 zero: config.model.service == ServiceKind::Zero,
                 name_class: config.model.classes.len() > 1 || config.model.discipline.by_class(),
                 fired_for: None,
+                net_route: None,
                 shared: Arc::clone(&shared),
                 index,
                 clock,
@@ -586,7 +597,10 @@ impl Worker {
                 // A queued request's timer was armed for the earliest its departure could be,
                 // which is not its departure: the lateness is recorded when the model confirms
                 // the departure (in `render_due`), against that departure.
-                Some(s) if s.due_ns == due && matches!(s.reply, Reply::Queued(_)) => {
+                Some(s)
+                    if s.due_ns == due
+                        && matches!(s.reply, Reply::Queued(_) | Reply::NetQueued(_)) =>
+                {
                     fired_for = Some(due);
                 }
                 Some(s) if s.due_ns == due => self.io.local.lateness(now.saturating_sub(due)),
@@ -727,6 +741,20 @@ impl Worker {
             .fetch_sub(1, Ordering::AcqRel);
         // Queued requests no one will read: the model keeps them in the system until they depart
         // (as under FCFS) and forgets their tickets.
+        if let Some(n) = &self.io.shared.network {
+            if conn
+                .slots
+                .iter()
+                .any(|s| matches!(s.reply, Reply::NetQueued(_)))
+            {
+                let mut n = lock(n);
+                for s in &conn.slots {
+                    if let Reply::NetQueued(ticket) = s.reply {
+                        n.release(ticket);
+                    }
+                }
+            }
+        }
         if let Some(q) = &self.io.shared.queue {
             if conn
                 .slots
@@ -1052,6 +1080,19 @@ impl Io {
                     },
                     named.unwrap_or(0),
                 ),
+                Route::Queue if self.shared.network.is_some() => {
+                    let outcome = match &self.shared.network {
+                        Some(n) => lock(n).arrive(now),
+                        None => NetOutcome::Refused(End::Overflow { station: 0 }),
+                    };
+                    match outcome {
+                        NetOutcome::Accepted(t) => (t.tentative_ns, Reply::NetQueued(t), 0),
+                        NetOutcome::Refused(End::Overflow { .. }) => {
+                            (0, Reply::Unavailable(Unavailable::Overflow), 0)
+                        }
+                        NetOutcome::Refused(_) => (0, Reply::Unavailable(Unavailable::Capacity), 0),
+                    }
+                }
                 Route::Queue => {
                     let outcome = match &self.shared.queue {
                         Some(q) => lock(q).arrive(now, named),
@@ -1164,6 +1205,41 @@ impl Io {
                     Departure::Unknown => slot.reply = Reply::Internal,
                 }
             }
+            if let Reply::NetQueued(ticket) = slot.reply {
+                if !fresh {
+                    self.now = self.clock.now_ns();
+                    fresh = true;
+                }
+                let polled = match &self.shared.network {
+                    Some(n) => lock(n).poll(ticket, self.now),
+                    None => NetPoll::Unknown,
+                };
+                match polled {
+                    NetPoll::Done(route) => {
+                        if self.fired_for == Some(slot.due_ns) {
+                            self.local.lateness(self.now.saturating_sub(route.end_ns));
+                        }
+                        self.fired_for = None;
+                        slot.due_ns = route.end_ns;
+                        slot.reply = match route.end {
+                            End::Exited => {
+                                self.net_route = Some(route);
+                                Reply::NetServed
+                            }
+                            End::Blocked { .. } => Reply::Unavailable(Unavailable::Capacity),
+                            End::Overflow { .. } => Reply::Unavailable(Unavailable::Overflow),
+                        };
+                    }
+                    NetPoll::Pending(t) => {
+                        if let Some(front) = conn.slots.front_mut() {
+                            front.due_ns = t.max(self.now + 1);
+                        }
+                        self.fired_for = None;
+                        break;
+                    }
+                    NetPoll::Unknown => slot.reply = Reply::Internal,
+                }
+            }
             conn.slots.pop_front();
             if self.draining && conn.slots.is_empty() {
                 // The last answer of a draining server tells the client the connection ends.
@@ -1173,7 +1249,7 @@ impl Io {
             // A queued answer reports its lateness against the clock now, not against a cached
             // reading that may be a whole batch of events old (a vDSO read costs tens of ns).
             let late_ns = match slot.reply {
-                Reply::Served { .. } if !self.zero => {
+                Reply::Served { .. } | Reply::NetServed if !self.zero => {
                     if !fresh {
                         self.now = self.clock.now_ns();
                     }
@@ -1204,8 +1280,27 @@ impl Io {
                 c.served += 1;
                 self.local.sojourn(wait_ns + service_ns, slot.class);
             }
+            Reply::NetServed => match (self.net_route.take(), &self.shared.config.network) {
+                (Some(route), Some(net)) => {
+                    http::write_network_served(
+                        out,
+                        date,
+                        &route,
+                        &net.stations,
+                        late_ns,
+                        slot.conn,
+                        slot.head_only,
+                    );
+                    c.served += 1;
+                    self.local.sojourn(route.sojourn_ns(), 0);
+                }
+                _ => {
+                    http::write_internal_error(out, date, slot.conn, slot.head_only);
+                    c.internal_error += 1;
+                }
+            },
             // `render_due` turns every queued slot into one of the others before rendering it.
-            Reply::Queued(_) | Reply::Internal => {
+            Reply::Queued(_) | Reply::NetQueued(_) | Reply::Internal => {
                 http::write_internal_error(out, date, slot.conn, slot.head_only);
                 c.internal_error += 1;
             }
@@ -1267,6 +1362,41 @@ impl Io {
             }
             None => (totals.counters.served, 0, 0, 0.0, None),
         };
+        // A network: each station's series; the unlabelled ones are the whole network's (a
+        // request is at exactly one station while in the network, so ∫N dt is the sum).
+        let mut stations = Vec::new();
+        let (arrivals, in_system, busy_servers, busy_s, in_system_s) =
+            match (&shared.network, &shared.config.network) {
+                (Some(n), Some(net)) => {
+                    let mut n = lock(n);
+                    let (mut present, mut busy, mut busy_ns, mut area) = (0, 0, 0u128, 0u128);
+                    for (j, station) in net.stations.iter().enumerate() {
+                        let (st, here, serving, integral) = n.station_at(j, now);
+                        present += here;
+                        busy += serving;
+                        busy_ns += st.busy_ns;
+                        area += integral;
+                        stations.push(metrics::StationSnapshot {
+                            name: &station.name,
+                            visits: st.visits,
+                            blocked: st.blocked,
+                            overflow: st.overflow,
+                            busy_s: st.busy_ns as f64 * 1e-9,
+                            sojourn_s: st.sojourn_ns as f64 * 1e-9,
+                            in_system_s: integral as f64 * 1e-9,
+                            in_system: here,
+                        });
+                    }
+                    (
+                        n.arrivals(),
+                        present,
+                        busy,
+                        busy_ns as f64 * 1e-9,
+                        Some(area as f64 * 1e-9),
+                    )
+                }
+                _ => (arrivals, in_system, busy_servers, busy_s, in_system_s),
+            };
         let config = &shared.config;
         let service = config.model.service.to_string();
         self.metrics_body.clear();
@@ -1293,6 +1423,7 @@ impl Io {
                 uptime_s: now as f64 * 1e-9,
                 model: &shared.model_name,
                 service: &service,
+                stations: &stations,
             },
         );
     }
