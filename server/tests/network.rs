@@ -1,4 +1,4 @@
-//! `qserve --network`: the network model against a reference replay customer by customer, polls
+//! `qserve --network`: the network model against the simulator's replay customer by customer, polls
 //! that change nothing, Little's law per station, and a server with a network through sockets.
 mod support;
 
@@ -12,153 +12,9 @@ use queuelab_server::network::{End, MAX_VISITS, NetOutcome, NetPoll, NetTicket, 
 use queuelab_server::{Config, http};
 use rand::RngExt;
 
-use support::{connect, get, metric, read_response, scrape, server};
+use support::{connect, get, metric, read_response, server, wait_for_metrics};
 
-/// The reference: a plain replay of the contract in `queuelab_common::network`'s module docs,
-/// with linear scans instead of heaps. It has the signature of
-/// `queuelab_common::sim::network::replay_network`, which replaces it at the merge.
-mod reference {
-    use queuelab_common::model::Servers;
-    use queuelab_common::network::{ENTRY_STREAM, Hop, Network, route_stream, service_stream};
-    use queuelab_common::samplers::rng;
-    use rand::RngExt;
-
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub struct Visit {
-        pub station: usize,
-        pub arrive_ns: u64,
-        pub start_ns: u64,
-        pub depart_ns: u64,
-        pub service_ns: u64,
-    }
-
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub enum NetFate {
-        Exited {
-            at_ns: u64,
-            visits: Vec<Visit>,
-        },
-        Blocked {
-            at_ns: u64,
-            station: usize,
-            visits: Vec<Visit>,
-        },
-    }
-
-    /// `limit`: requests present at a station without a capacity beyond which an arrival is
-    /// blocked (the tests pass more than there are arrivals).
-    pub fn replay_network(
-        net: &Network,
-        seed: u64,
-        arrivals_ns: &[u64],
-        limit: usize,
-    ) -> Vec<NetFate> {
-        let n = net.stations.len();
-        let mut svc: Vec<_> = (0..n).map(|j| rng(seed, service_stream(j))).collect();
-        let mut hop: Vec<_> = (0..n).map(|j| rng(seed, route_stream(j))).collect();
-        let samplers: Vec<_> = net.stations.iter().map(|s| s.model.sampler()).collect();
-        let mut entry = rng(seed, ENTRY_STREAM);
-        // Free time of each server (finite stations), departures of accepted visits.
-        let mut free: Vec<Vec<u64>> = net
-            .stations
-            .iter()
-            .map(|s| match s.model.servers {
-                Servers::Finite(c) => vec![0; c as usize],
-                Servers::Infinite => Vec::new(),
-            })
-            .collect();
-        let mut deps: Vec<Vec<u64>> = vec![Vec::new(); n];
-        let mut visits: Vec<Vec<Visit>> = vec![Vec::new(); arrivals_ns.len()];
-        let mut fate: Vec<Option<NetFate>> = vec![None; arrivals_ns.len()];
-        // (time, creation, customer, station)
-        let mut pending: Vec<(u64, u64, usize, usize)> = Vec::new();
-        let mut created = 0u64;
-        let mut arrive = |who: usize,
-                          j: usize,
-                          t: u64,
-                          pending: &mut Vec<(u64, u64, usize, usize)>,
-                          visits: &mut Vec<Vec<Visit>>,
-                          fate: &mut Vec<Option<NetFate>>| {
-            let s = samplers[j].sample_ns(&mut svc[j]);
-            let u = hop[j].random::<f64>();
-            // Arrivals at a station come in time order, so the departures at or before t can go.
-            deps[j].retain(|&d| d > t);
-            let present = deps[j].len();
-            let cap = net.stations[j].model.capacity.map_or(limit, |k| k as usize);
-            if present >= cap {
-                fate[who] = Some(NetFate::Blocked {
-                    at_ns: t,
-                    station: j,
-                    visits: std::mem::take(&mut visits[who]),
-                });
-                return;
-            }
-            let start = match net.stations[j].model.servers {
-                Servers::Infinite => t,
-                Servers::Finite(_) => {
-                    let (k, _) = free[j]
-                        .iter()
-                        .enumerate()
-                        .min_by_key(|(_, f)| **f)
-                        .expect("a server");
-                    let start = t.max(free[j][k]);
-                    free[j][k] = start + s;
-                    start
-                }
-            };
-            let d = start + s;
-            deps[j].push(d);
-            visits[who].push(Visit {
-                station: j,
-                arrive_ns: t,
-                start_ns: start,
-                depart_ns: d,
-                service_ns: s,
-            });
-            match net.hop(Some(j), u) {
-                Hop::Station(k) => {
-                    pending.push((d, created, who, k));
-                    created += 1;
-                }
-                Hop::Exit => {
-                    fate[who] = Some(NetFate::Exited {
-                        at_ns: d,
-                        visits: std::mem::take(&mut visits[who]),
-                    })
-                }
-            }
-        };
-        let mut last = 0;
-        for (who, &a) in arrivals_ns.iter().chain([&u64::MAX]).enumerate() {
-            loop {
-                let next = pending
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, p)| p.0 <= a)
-                    .min_by_key(|(_, p)| (p.0, p.1))
-                    .map(|(i, _)| i);
-                let Some(i) = next else { break };
-                let (t, _, c, k) = pending.swap_remove(i);
-                arrive(c, k, t, &mut pending, &mut visits, &mut fate);
-            }
-            if who == arrivals_ns.len() {
-                break;
-            }
-            let a = a.max(last);
-            last = a;
-            let j = match net.hop(None, entry.random::<f64>()) {
-                Hop::Station(j) => j,
-                Hop::Exit => 0,
-            };
-            arrive(who, j, a, &mut pending, &mut visits, &mut fate);
-        }
-        fate.into_iter()
-            .map(|f| f.expect("every customer left"))
-            .collect()
-    }
-}
-
-use reference::{NetFate, replay_network};
+use queuelab_common::sim::network::{NetFate, replay_network};
 
 const END: u64 = u64::MAX / 4;
 
@@ -694,7 +550,18 @@ fn a_server_with_a_network_answers_and_counts_per_station() {
         }
     }
     assert_eq!(ok + refused, 240);
-    let text = scrape(&h);
+    // Each I/O thread publishes its counts between its passes: wait until both have published
+    // every answer (an answer can reach the client just before its thread's next flush).
+    let counted = |t: &str, outcome: &str| {
+        let name = format!("qserve_requests_total{{outcome=\"{outcome}\"}} ");
+        t.lines()
+            .find_map(|l| l.strip_prefix(name.as_str()))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let text = wait_for_metrics(&h, "every answer counted", |t| {
+        counted(t, "served") + counted(t, "blocked") >= 240.0
+    });
     for (j, n) in names.iter().enumerate() {
         let label = format!("{{station=\"{n}\"}}");
         let v = metric(&text, &format!("qserve_station_visits_total{label}"));
