@@ -463,7 +463,7 @@ fn start_head(
 }
 
 /// Ends the last header field of a head and the head itself.
-fn end_head(out: &mut Vec<u8>, conn: ConnHeader) {
+pub(crate) fn end_head(out: &mut Vec<u8>, conn: ConnHeader) {
     out.extend_from_slice(match conn {
         ConnHeader::Default => b"\r\n\r\n".as_slice(),
         ConnHeader::KeepAlive => b"\r\nConnection: keep-alive\r\n\r\n",
@@ -495,7 +495,7 @@ pub struct ServerTiming {
 /// Appends `value` ns as milliseconds with exactly three decimals, rounded to the nearest
 /// microsecond: 999 ns is `0.001`, 1 s is `1000.000`. Integer arithmetic and `itoa` only, so it
 /// neither allocates (beyond `out`'s growth) nor depends on float formatting.
-fn put_ms(out: &mut Vec<u8>, ns: u64) {
+pub(crate) fn put_ms(out: &mut Vec<u8>, ns: u64) {
     let us = us(ns);
     let frac = us % 1000;
     let mut int = itoa::Buffer::new();

@@ -25,6 +25,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod forward;
 pub mod http;
 pub mod metrics;
 pub mod network;
@@ -59,6 +60,10 @@ pub use crate::worker::{LINGER_NS, OUT_HIGH, PIPELINE_MAX, READ_BUF};
 pub const MAX_THREADS: usize = 256;
 /// Most connections (`--max-connections`).
 pub const MAX_CONNECTIONS: usize = 1 << 24;
+/// Most downstream connections per I/O thread (`--forward-connections`).
+pub const MAX_FORWARD_CONNECTIONS: usize = 4096;
+/// Longest wait queue for a downstream connection per I/O thread (`--forward-queue`).
+pub const MAX_FORWARD_QUEUE: usize = 1 << 20;
 /// Most servers (`--servers`).
 pub const MAX_SERVERS: u32 = 1_000_000;
 /// Largest capacity (`--capacity`).
@@ -101,6 +106,77 @@ pub struct Config {
     /// `--network`: emulate this open network of stations instead of `model` (see
     /// [`network`]).
     pub network: Option<Network>,
+    /// `--forward`: send each served request on to this downstream (see [`forward`]).
+    pub forward: Option<Forward>,
+}
+
+/// Where and how `--forward` sends served requests on (see [`forward`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forward {
+    /// `http://host:port/` (the path must be `/` or empty; the port defaults to 80).
+    pub url: String,
+    /// Connections to the downstream per I/O thread, at most.
+    pub connections: usize,
+    /// Requests waiting for a free connection per I/O thread, at most (then 502 `forward_busy`).
+    pub queue: usize,
+    /// Longest time from dispatch to the downstream's answer (then 504).
+    pub timeout: Duration,
+}
+
+impl Forward {
+    /// `url` with the defaults: 64 connections and a queue of 1024 per thread, a 10 s timeout.
+    pub fn new(url: &str) -> Self {
+        Forward {
+            url: url.to_owned(),
+            connections: 64,
+            queue: 1024,
+            timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// The `host:port` of the URL (what `Host` says downstream).
+    pub fn authority(&self) -> Result<String, ConfigError> {
+        let bad = |why: &str| ConfigError(format!("--forward {:?}: {why}", self.url));
+        let rest = self
+            .url
+            .strip_prefix("http://")
+            .ok_or_else(|| bad("expected http://host:port/"))?;
+        let (auth, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        if !(path.is_empty() || path == "/") {
+            return Err(bad(
+                "the path must be / (requests keep their own path and query)",
+            ));
+        }
+        if auth.is_empty() || auth.contains('@') || auth.bytes().any(|b| b <= b' ' || b >= 0x7f) {
+            return Err(bad("expected a host and port"));
+        }
+        let has_port = match auth.strip_prefix('[') {
+            Some(v6) => v6.contains("]:"),
+            None => auth.contains(':'),
+        };
+        Ok(if has_port {
+            auth.to_owned()
+        } else {
+            format!("{auth}:80")
+        })
+    }
+
+    /// Resolves the URL's host once (the first address).
+    pub fn resolve(&self) -> Result<(SocketAddr, String), ConfigError> {
+        use std::net::ToSocketAddrs;
+        let auth = self.authority()?;
+        let addr = auth
+            .to_socket_addrs()
+            .map_err(|e| ConfigError(format!("--forward {:?}: cannot resolve: {e}", self.url)))?
+            .next()
+            .ok_or_else(|| {
+                ConfigError(format!("--forward {:?}: no address for the host", self.url))
+            })?;
+        Ok((addr, auth))
+    }
 }
 
 impl Default for Config {
@@ -121,6 +197,7 @@ impl Default for Config {
             busy_poll: false,
             overflow_limit: DEFAULT_OVERFLOW_LIMIT,
             network: None,
+            forward: None,
         }
     }
 }
@@ -134,6 +211,15 @@ impl Config {
     /// Checks every field; the message names the flag at fault.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |m: String| Err(ConfigError(m));
+        if self.network.is_some() && self.forward.is_some() {
+            // A network in one process routes between its own stations; forwarding is the
+            // network across processes, one station each.
+            return Err(ConfigError(
+                "--network and --forward cannot be used together (one process emulates the \
+                 whole network, or one station of it that forwards)"
+                    .to_owned(),
+            ));
+        }
         if let Some(net) = &self.network {
             validate_network(net)?;
         }
@@ -180,6 +266,24 @@ impl Config {
         }
         if self.overflow_limit == 0 {
             return err("the overflow limit must be positive".into());
+        }
+        if let Some(f) = &self.forward {
+            f.authority()?;
+            if f.connections == 0 || f.connections > MAX_FORWARD_CONNECTIONS {
+                return err(format!(
+                    "--forward-connections must be 1..={MAX_FORWARD_CONNECTIONS}, got {}",
+                    f.connections
+                ));
+            }
+            if f.queue == 0 || f.queue > MAX_FORWARD_QUEUE {
+                return err(format!(
+                    "--forward-queue must be 1..={MAX_FORWARD_QUEUE}, got {}",
+                    f.queue
+                ));
+            }
+            if f.timeout.is_zero() {
+                return err("--forward-timeout must be positive".into());
+            }
         }
         Ok(())
     }
@@ -305,9 +409,18 @@ impl Config {
                 self.model.discipline
             ),
         };
+        let forward = match &self.forward {
+            Some(f) => format!(
+                "; forwarding to {} ({} connections per thread, timeout {})",
+                f.url,
+                f.connections,
+                format_duration(f.timeout)
+            ),
+            None => String::new(),
+        };
         format!(
             "qserve: listening on {addr} with {threads}; model {model}: {theory}; {limit}; \
-             {order}; seed {}; timers: {wait}",
+             {order}; seed {}; timers: {wait}{forward}",
             self.seed
         )
     }
@@ -558,6 +671,7 @@ pub fn start(config: Config) -> anyhow::Result<Handle> {
 
 fn start_with(config: Config, exit_waker: Option<Arc<Waker>>) -> anyhow::Result<Handle> {
     config.validate()?;
+    let forward = config.forward.as_ref().map(Forward::resolve).transpose()?;
     ensure_fd_limit(config.max_connections);
     let listeners = bind_listeners(config.listen, config.threads)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -588,6 +702,7 @@ fn start_with(config: Config, exit_waker: Option<Arc<Waker>>) -> anyhow::Result<
             .map(|_| Mutex::new(ThreadMetrics::default()))
             .collect(),
         exit_waker,
+        forward,
         config,
     });
     let mut handle = Handle {

@@ -49,6 +49,7 @@ use queuelab_common::stats::{merge_histogram, new_histogram, record_n_ns, record
 
 use queuelab_common::model::MAX_CLASSES;
 
+use crate::forward::Fault;
 use crate::http::Reject;
 
 /// Event counts of one thread (or, summed, of the server).
@@ -86,6 +87,16 @@ pub struct Counters {
     pub accept_errors: u64,
     /// Times an I/O thread returned freed memory to the system after a peak of connections.
     pub memory_trims: u64,
+    /// `--forward`: answers relayed from the downstream (any status).
+    pub forwarded: u64,
+    /// `--forward`: requests sent downstream.
+    pub forward_requests: u64,
+    /// `--forward`: 502/504 answers, indexed by [`Fault::index`].
+    pub forward_errors: [u64; Fault::COUNT],
+    /// `--forward`: total hop time of relayed answers (dispatch to answer), ns.
+    pub forward_ns: u64,
+    /// `--forward`: answers whose downstream `Server-Timing` entries were cut.
+    pub forward_timing_truncated: u64,
 }
 
 impl Counters {
@@ -109,6 +120,18 @@ impl Counters {
         self.conn_errors += o.conn_errors;
         self.accept_errors += o.accept_errors;
         self.memory_trims += o.memory_trims;
+        self.forwarded += o.forwarded;
+        self.forward_requests += o.forward_requests;
+        for (a, b) in self.forward_errors.iter_mut().zip(o.forward_errors.iter()) {
+            *a += b;
+        }
+        self.forward_ns += o.forward_ns;
+        self.forward_timing_truncated += o.forward_timing_truncated;
+    }
+
+    /// All 502/504 answers of `--forward`.
+    pub fn forward_failed(&self) -> u64 {
+        self.forward_errors.iter().sum()
     }
 
     /// All canned error answers.
@@ -417,6 +440,8 @@ fn render_inner(out: &mut Vec<u8>, s: &Snapshot<'_>) -> std::io::Result<()> {
         outcomes.push((reject_outcome(r), c.rejects[r.index()]));
     }
     outcomes.push(("internal_error", c.internal_error));
+    outcomes.push(("forwarded", c.forwarded));
+    outcomes.push(("forward_error", c.forward_failed()));
     outcomes.push(("metrics", c.metrics));
     outcomes.push(("healthz", c.healthz));
     for (outcome, n) in outcomes {
@@ -436,6 +461,46 @@ fn render_inner(out: &mut Vec<u8>, s: &Snapshot<'_>) -> std::io::Result<()> {
         out,
         "qserve_requests_unanswered_total{{reason=\"grace_expired\"}} {}",
         c.grace_expired
+    )?;
+    writeln!(
+        out,
+        "# HELP qserve_forward_requests_total Requests sent on to the --forward downstream."
+    )?;
+    writeln!(out, "# TYPE qserve_forward_requests_total counter")?;
+    writeln!(out, "qserve_forward_requests_total {}", c.forward_requests)?;
+    writeln!(
+        out,
+        "# HELP qserve_forward_errors_total Forwarded requests answered 502 or 504 (timeout), by kind."
+    )?;
+    writeln!(out, "# TYPE qserve_forward_errors_total counter")?;
+    for f in Fault::ALL {
+        writeln!(
+            out,
+            "qserve_forward_errors_total{{kind=\"{}\"}} {}",
+            f.label(),
+            c.forward_errors[f.index()]
+        )?;
+    }
+    writeln!(
+        out,
+        "# HELP qserve_forward_seconds Hop time of relayed answers: dispatch to the downstream's answer (its own time included)."
+    )?;
+    writeln!(out, "# TYPE qserve_forward_seconds summary")?;
+    writeln!(
+        out,
+        "qserve_forward_seconds_sum {}",
+        c.forward_ns as f64 * 1e-9
+    )?;
+    writeln!(out, "qserve_forward_seconds_count {}", c.forwarded)?;
+    writeln!(
+        out,
+        "# HELP qserve_forward_timing_truncated_total Relayed answers whose downstream Server-Timing entries were cut at the length bound."
+    )?;
+    writeln!(out, "# TYPE qserve_forward_timing_truncated_total counter")?;
+    writeln!(
+        out,
+        "qserve_forward_timing_truncated_total {}",
+        c.forward_timing_truncated
     )?;
     writeln!(
         out,
