@@ -325,3 +325,129 @@ fn shutdown_with_requests_in_flight_ends_within_grace() {
         assert!(closed_by_server(s));
     }
 }
+
+/// One downstream connection and a wait queue of one, downstream silent: of three concurrent
+/// requests (zero service, so all three depart at once), the first holds the connection, the
+/// second waits for it, and the third finds both taken: 502 forward_busy at once. The other two
+/// end in 504 at --forward-timeout (1 s; the wait for a connection counts). Counted by kind.
+#[test]
+fn a_full_pool_and_queue_give_502_busy() {
+    let fake = Fake::new(never_answers);
+    let a = forwarding_to(&fake.url(), |c| {
+        c.model.service = queuelab_common::samplers::ServiceKind::Zero;
+        if let Some(f) = c.forward.as_mut() {
+            f.connections = 1;
+            f.queue = 1;
+            // Long enough that the first request cannot time out (and free the connection)
+            // before the third has departed, on a loaded machine too.
+            f.timeout = Duration::from_secs(1);
+        }
+    });
+    let mut conns: Vec<TcpStream> = (0..3).map(|_| connect(&a)).collect();
+    for s in &mut conns {
+        s.write_all(&get("/")).expect("send");
+    }
+    let mut statuses = Vec::new();
+    for s in &mut conns {
+        let mut pending = Vec::new();
+        let r = read_response(s, &mut pending)
+            .expect("read an answer")
+            .expect("an answer");
+        let kind = if r.text().contains("forward_busy") {
+            "busy"
+        } else if r.text().contains("forward_timeout") {
+            "timeout"
+        } else {
+            "other"
+        };
+        statuses.push((r.status, kind));
+    }
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [(502, "busy"), (504, "timeout"), (504, "timeout")],
+        "{statuses:?}"
+    );
+    let m = scrape(&a);
+    assert_eq!(
+        metric(&m, "qserve_forward_errors_total{kind=\"busy\"}"),
+        1.0
+    );
+    assert_eq!(
+        metric(&m, "qserve_forward_errors_total{kind=\"timeout\"}"),
+        2.0
+    );
+    assert_eq!(
+        metric(&m, "qserve_requests_total{outcome=\"forward_error\"}"),
+        3.0
+    );
+    a.shutdown();
+    a.join().expect("A ends");
+}
+
+/// Answers over the bounds (a declared body over 64 KiB, a chunked body that grows past it, a
+/// head over 8 KiB) each give 502 forward_too_large, counted, and A keeps serving.
+#[test]
+fn a_downstream_answer_too_large_gives_502_too_large() {
+    fn declares_too_much(mut c: TcpStream) {
+        if read_head(&mut c) {
+            let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 70000\r\n\r\nxx");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    fn chunks_too_much(mut c: TcpStream) {
+        if read_head(&mut c) {
+            let _ = c.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+            let chunk = [b'x'; 4096];
+            // 17 chunks of 4 KiB: 68 KiB > 64 KiB.
+            for _ in 0..17 {
+                if c.write_all(b"1000\r\n").is_err()
+                    || c.write_all(&chunk).is_err()
+                    || c.write_all(b"\r\n").is_err()
+                {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    fn head_too_long(mut c: TcpStream) {
+        if read_head(&mut c) {
+            let _ = c.write_all(b"HTTP/1.1 200 OK\r\n");
+            let line = format!("X-Filler: {}\r\n", "y".repeat(1000));
+            for _ in 0..10 {
+                if c.write_all(line.as_bytes()).is_err() {
+                    return;
+                }
+            }
+            let _ = c.write_all(b"Content-Length: 0\r\n\r\n");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    for (serve, what) in [
+        (declares_too_much as fn(TcpStream), "declared length"),
+        (chunks_too_much, "chunked body"),
+        (head_too_long, "head"),
+    ] {
+        let fake = Fake::new(serve);
+        let a = forwarding_to(&fake.url(), |_| {});
+        let mut s = connect(&a);
+        for _ in 0..2 {
+            let r = roundtrip(&mut s, &get("/"));
+            assert_eq!(r.status, 502, "{what}: {}", r.text());
+            assert!(
+                r.text().contains("forward_too_large"),
+                "{what}: {}",
+                r.text()
+            );
+        }
+        let m = scrape(&a);
+        assert_eq!(
+            metric(&m, "qserve_forward_errors_total{kind=\"too_large\"}"),
+            2.0,
+            "{what}"
+        );
+        a.shutdown();
+        a.join().expect("A ends");
+    }
+}
