@@ -617,7 +617,8 @@ fn network_and_forward_exit_2_together() {
     .expect("write the file");
     let file = path.to_str().expect("a UTF-8 temp path");
     let url = "http://127.0.0.1:9/";
-    let cases: [(&[&str], &[(&str, &str)]); 3] = [
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)]);
+    let cases: [Case<'_>; 3] = [
         (&["--network", file, "--forward", url], &[]),
         (&["--network", file], &[("QSERVE_FORWARD", url)]),
         (&["--forward", url], &[("QSERVE_NETWORK", file)]),
