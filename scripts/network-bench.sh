@@ -99,7 +99,8 @@ sweep tandem-md1 --network "$out/tandem-md1.toml" --rhos 0.5,0.8
 # 3. Two processes, A --forward B.
 start() { # LOGFILE ARGS...: starts qserve on core 0, prints its address
     local log="$1"; shift
-    taskset -c 0 "$bin/qserve" --listen 127.0.0.1:0 --grace 2s --spin 50us "$@" 2>"$log" &
+    # Its stdout elsewhere: inherited, it would keep the caller's $(start …) open.
+    taskset -c 0 "$bin/qserve" --listen 127.0.0.1:0 --grace 2s --spin 50us "$@" >/dev/null 2>"$log" &
     echo $! >>"$out/pids"
     for _ in $(seq 100); do
         addr=$(grep -o '127\.0\.0\.1:[0-9]*' "$log" | head -1 || true)
