@@ -374,6 +374,10 @@ pub struct StationSnapshot<'a> {
     pub in_system_s: f64,
     /// In the station now (`qserve_in_system{station}`).
     pub in_system: usize,
+    /// Gaps between its successive departures in virtual time
+    /// (`qserve_station_departure_gap_seconds`, a histogram); `None` for a station with
+    /// several servers, whose departures are not computed in time order.
+    pub gaps: Option<crate::network::DepartureGaps>,
 }
 
 fn reject_outcome(r: Reject) -> &'static str {
@@ -616,6 +620,39 @@ fn render_inner(out: &mut Vec<u8>, s: &Snapshot<'_>) -> std::io::Result<()> {
             for st in s.stations {
                 writeln!(out, "{family}{{station=\"{}\"}} {}", st.name, get(st))?;
             }
+        }
+    }
+    if s.stations.iter().any(|st| st.gaps.is_some()) {
+        let family = "qserve_station_departure_gap_seconds";
+        writeln!(
+            out,
+            "# HELP {family} Gaps between successive departures from each single-server \
+             station in virtual time (Burke's check: Exp(lambda) for an M/M/1 station fed by \
+             external arrivals)."
+        )?;
+        writeln!(out, "# TYPE {family} histogram")?;
+        for st in s.stations {
+            let Some(g) = &st.gaps else { continue };
+            for (edge, count) in crate::network::GAP_EDGES_NS.iter().zip(&g.le) {
+                writeln!(
+                    out,
+                    "{family}_bucket{{station=\"{}\",le=\"{}\"}} {count}",
+                    st.name,
+                    *edge as f64 * 1e-9
+                )?;
+            }
+            writeln!(
+                out,
+                "{family}_bucket{{station=\"{}\",le=\"+Inf\"}} {}",
+                st.name, g.count
+            )?;
+            writeln!(
+                out,
+                "{family}_sum{{station=\"{}\"}} {}",
+                st.name,
+                g.sum_ns as f64 * 1e-9
+            )?;
+            writeln!(out, "{family}_count{{station=\"{}\"}} {}", st.name, g.count)?;
         }
     }
     summary(

@@ -33,6 +33,20 @@
 //! plus the finished ones not yet polled (bounded by the connections' pipelines); each keeps its
 //! first [`MAX_VISITS`] visits in a fixed array and only the count and the sums of the others, so
 //! nothing is allocated per request once the slab and the heap have grown to the load.
+//!
+//! # Departure gaps (Burke's check)
+//!
+//! Each single-server station keeps a histogram of the gaps between its successive departures
+//! in virtual time ([`DepartureGaps`]), with the fixed log-spaced edges [`GAP_EDGES_NS`]: counts
+//! per edge (a gap of `g` ns is counted at every edge `≥ g`, as a Prometheus histogram's
+//! cumulative `le` buckets), their sum and count, preallocated and updated under the model's
+//! mutex. With one server FCFS departs in the order of admission, and the admissions at a
+//! station are processed in time order, so each departure is computed after the one before it
+//! and the gaps are exact. With several servers (or infinitely many) departures are computed
+//! out of their time order, and no gaps are kept (the histogram stays empty). By Burke's
+//! theorem the departures of an M/M/1 queue in its steady state are a Poisson process: the gaps
+//! of a station fed only by external (Poisson) arrivals are then Exp(λ_j); an M/D/1 station's
+//! are not.
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
@@ -42,6 +56,105 @@ use queuelab_common::samplers::{Rng, ServiceSampler, rng};
 use rand::RngExt;
 
 use crate::queue::{Outcome, QueueModel};
+
+/// Buckets of a [`DepartureGaps`] histogram: log-spaced edges from 1 µs to 10 s.
+pub const GAP_BUCKETS: usize = 48;
+
+/// The upper edges (ns) of the departure-gap buckets: `round(1000 · 10^(7k/47))` for
+/// k = 0‥47, 1 µs to 10 s, a factor 10^(7/47) ≈ 1.41 apart (the `le` of
+/// `qserve_station_departure_gap_seconds_bucket` is the edge in seconds; `+Inf` holds the rest).
+pub const GAP_EDGES_NS: [u64; GAP_BUCKETS] = [
+    1_000,
+    1_409,
+    1_986,
+    2_798,
+    3_942,
+    5_555,
+    7_827,
+    11_029,
+    15_541,
+    21_899,
+    30_858,
+    43_481,
+    61_268,
+    86_332,
+    121_648,
+    171_413,
+    241_534,
+    340_341,
+    479_569,
+    675_752,
+    952_190,
+    1_341_713,
+    1_890_583,
+    2_663_986,
+    3_753_774,
+    5_289_374,
+    7_453_160,
+    10_502_111,
+    14_798_332,
+    20_852_059,
+    29_382_254,
+    41_401_996,
+    58_338_794,
+    82_204_126,
+    115_832_329,
+    163_217_213,
+    229_986_385,
+    324_069_604,
+    456_640_543,
+    643_443_826,
+    906_664_911,
+    1_277_564_921,
+    1_800_193_333,
+    2_536_619_456,
+    3_574_304_018,
+    5_036_486_331,
+    7_096_820_648,
+    10_000_000_000,
+];
+
+/// The departure gaps of one station (see the module docs): cumulative counts at each of
+/// [`GAP_EDGES_NS`], their count (the `+Inf` bucket) and sum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DepartureGaps {
+    /// Gaps `≤ GAP_EDGES_NS[k]`.
+    pub le: [u64; GAP_BUCKETS],
+    /// Gaps recorded.
+    pub count: u64,
+    /// Their sum (ns).
+    pub sum_ns: u128,
+    /// The last departure (none yet: no gap for the first).
+    last_ns: Option<u64>,
+}
+
+impl Default for DepartureGaps {
+    fn default() -> Self {
+        DepartureGaps {
+            le: [0; GAP_BUCKETS],
+            count: 0,
+            sum_ns: 0,
+            last_ns: None,
+        }
+    }
+}
+
+impl DepartureGaps {
+    /// Records a departure at `d_ns` (the gap since the one before, if any).
+    pub fn depart(&mut self, d_ns: u64) {
+        if let Some(last) = self.last_ns {
+            let g = d_ns.saturating_sub(last);
+            // The first edge at or above g; every edge from there up counts it.
+            let k = GAP_EDGES_NS.partition_point(|&e| e < g);
+            for c in &mut self.le[k..] {
+                *c += 1;
+            }
+            self.count += 1;
+            self.sum_ns += u128::from(g);
+        }
+        self.last_ns = Some(self.last_ns.map_or(d_ns, |l| l.max(d_ns)));
+    }
+}
 
 /// Visits of a request kept one by one for its `Server-Timing` (the later ones are summed): with
 /// two durations each plus `rest` and `late`, an answer has at most 16 durations, what a client
@@ -184,6 +297,8 @@ pub struct StationStats {
     pub busy_ns: u128,
     /// Σ (departure − arrival) of its visits.
     pub sojourn_ns: u128,
+    /// Gaps between successive departures (single-server stations only; see the module docs).
+    pub gaps: DepartureGaps,
 }
 
 #[derive(Debug)]
@@ -193,6 +308,8 @@ struct StationState {
     service_rng: Rng,
     route_rng: Rng,
     stats: StationStats,
+    /// One server: departures are computed in time order, so their gaps are kept.
+    keeps_gaps: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -281,6 +398,7 @@ impl NetworkModel {
                     service_rng: rng(seed, service_stream(j)),
                     route_rng: rng(seed, route_stream(j)),
                     stats: StationStats::default(),
+                    keeps_gaps: model.servers == queuelab_common::model::Servers::Finite(1),
                 }
             })
             .collect();
@@ -406,6 +524,9 @@ impl NetworkModel {
         st.stats.visits += 1;
         st.stats.busy_ns += u128::from(sv.service_ns);
         st.stats.sojourn_ns += u128::from(sv.departure_ns - sv.arrival_ns);
+        if st.keeps_gaps {
+            st.stats.gaps.depart(sv.departure_ns);
+        }
         let d = sv.departure_ns;
         slot.route.push(Visit {
             station: j as u16,

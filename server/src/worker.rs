@@ -1777,6 +1777,9 @@ impl Io {
                             sojourn_s: st.sojourn_ns as f64 * 1e-9,
                             in_system_s: integral as f64 * 1e-9,
                             in_system: here,
+                            gaps: (station.model.servers
+                                == queuelab_common::model::Servers::Finite(1))
+                            .then_some(st.gaps),
                         });
                     }
                     (
