@@ -7,7 +7,8 @@
 #   1. `kubectl kustomize kube/` renders, and every object passes `kubernetes-validate --strict`
 #      for the oldest Kubernetes the manifests support (1.30: the preStop sleep action) and for
 #      the newest the validator knows; a copy with an unknown field must fail, so the validation
-#      cannot pass vacuously.
+#      cannot pass vacuously. The same for the tandem overlay, kube/overlays/tandem/ (three
+#      stations, each forwarding to the next).
 #   2. `cargo test --test manifests` (server/tests/manifests.rs, client/tests/manifests.rs): the
 #      policy the schema cannot see, qserve started with exactly the Deployment's environment,
 #      qload run with the Job's arguments as the kubelet expands them, kube-collect.sh.
@@ -90,6 +91,27 @@ elif kubernetes-validate --strict --quiet -k "${newest:-1.37.0}" "$tmp/invalid.y
 else
     ok "kubernetes-validate --strict rejects an unknown field (control)"
 fi
+
+# The overlays: each renders and validates like kube/ itself (its policy and its stations started
+# with its environment are server/tests/manifests.rs's).
+for overlay in kube/overlays/*/; do
+    overlay="${overlay%/}"
+    out="$tmp/${overlay##*/}.yaml"
+    if ! kubectl kustomize "$overlay" > "$out" 2> "$tmp/kustomize.err"; then
+        fail "kubectl kustomize $overlay does not render"
+        show "$tmp/kustomize.err"
+        continue
+    fi
+    ok "kubectl kustomize $overlay renders ($(grep -c '^kind:' "$out") objects)"
+    for version in 1.30.0 "${newest:-1.37.0}"; do
+        if kubernetes-validate --strict --quiet -k "$version" "$out" > "$tmp/validate.out" 2>&1; then
+            ok "kubernetes-validate --strict, Kubernetes $version: every object of $overlay valid"
+        else
+            fail "kubernetes-validate --strict, Kubernetes $version: $overlay"
+            show "$tmp/validate.out"
+        fi
+    done
+done
 
 # The data of the rendered ConfigMap generated as $1 (its name has a hash suffix), as KEY=VALUE
 # lines. kustomize writes one `  KEY: VALUE` line per key under `data:`, quoting numbers.

@@ -5,6 +5,7 @@
 //! - [`samplers`]: seeded random service times and inter-arrival gaps.
 //! - [`profile`]: load shapes, a rate that changes over time (`200:30s,100..5k:60s`): λ(t), Λ(t)
 //!   and its inverse.
+//! - [`network`]: open networks of queues (stations, routing, the draws of a route).
 //! - [`theory`]: closed forms for M/M/1, M/M/c, M/M/c/K, M/D/1, M/G/1 and M/M/∞.
 //! - [`stats`]: HDR histogram helpers, confidence intervals and goodness of fit.
 //! - [`http`]: limits and canned bytes both programs agree on.
@@ -31,6 +32,7 @@
 
 pub mod http;
 pub mod model;
+pub mod network;
 pub mod profile;
 pub mod samplers;
 pub mod sim;

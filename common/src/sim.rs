@@ -3,6 +3,8 @@
 //! traces, finite-source systems with a general service time), and a check of the closed forms
 //! where they do.
 //!
+//! Networks of queues have their own replay and simulation in [`network`] (re-exported here).
+//!
 //! Two uses:
 //! - [`replay`]: given the arrival times, service times and classes of a sequence of customers,
 //!   the fate of each (departure time or blocked), exactly, written the textbook way (an event
@@ -51,8 +53,13 @@ use crate::samplers::{self, ArrivalKind, Schedule};
 use crate::stats;
 
 mod engine;
+pub mod network;
 
 use engine::{Departure, Engine};
+pub use network::{
+    NetFate, NetworkSimResult, StationSim, Visit, replay_network, replication_seed,
+    simulate_network,
+};
 
 /// The random streams of replication `r` (see the module docs).
 fn streams(seed: u64, r: u32) -> (samplers::Rng, samplers::Rng, samplers::Rng) {

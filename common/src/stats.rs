@@ -327,6 +327,35 @@ pub fn ks_histogram(h: &Histogram<u64>, cdf: impl Fn(f64) -> f64) -> f64 {
     d
 }
 
+/// KS distance between a distribution known only through cumulative counts at fixed edges (a
+/// Prometheus histogram's `le` buckets) and `cdf`: `max_k |cum_k/n − cdf(edge_k)|` over the
+/// edges, `n` the total count (the `+Inf` bucket). The empirical CDF is known only at the edges,
+/// so this is a lower bound of the KS distance of the samples themselves (the supremum over
+/// every x is at least that over the edges). 0 when `n` is 0.
+pub fn ks_edges(edges: &[f64], cumulative: &[u64], n: u64, cdf: impl Fn(f64) -> f64) -> f64 {
+    if n == 0 {
+        return 0.0;
+    }
+    let n = n as f64;
+    edges
+        .iter()
+        .zip(cumulative)
+        .filter(|(x, _)| x.is_finite())
+        .map(|(&x, &c)| (c as f64 / n - cdf(x)).abs())
+        .fold(0.0, f64::max)
+}
+
+/// The Dvoretzky–Kiefer–Wolfowitz bound of the KS distance of `n` i.i.d. samples at level
+/// `alpha`: `P(D > ε) ≤ 2e^{−2nε²}` (Massart's constant) for every n, so
+/// `ε = √(ln(2/α)/(2n))` is exceeded with probability at most α. A little above the exact
+/// critical value (conservative); infinite for no samples.
+pub fn ks_critical(n: u64, alpha: f64) -> f64 {
+    if n == 0 {
+        return f64::INFINITY;
+    }
+    ((2.0 / alpha).ln() / (2.0 * n as f64)).sqrt()
+}
+
 /// Mean and coefficient of variation of a slice (`None` when empty or the mean is 0).
 ///
 /// The coefficient of variation is `s / mean` with `s` the sample standard deviation (divisor

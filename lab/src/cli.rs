@@ -15,6 +15,7 @@ use queuelab_common::units::parse_duration;
 use crate::analysis;
 use crate::closed::{self, ClosedPlan};
 use crate::measure::RunOptions;
+use crate::netsweep;
 use crate::progress::SweepProgress;
 use crate::record::ResultsFile;
 use crate::report;
@@ -69,10 +70,10 @@ is interrupted."
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,0.95",
         long_help = "Offered loads per server ρ = λ/(cμ), comma-separated, measured in this \
 order. Each must be positive; below 1 unless --capacity is set or --servers is inf. \
-Default: ten points from 0.1 to 0.95."
+Default: ten points from 0.1 to 0.95. With --network, loads relative to the bottleneck \
+station, λ = ρ·λ_max (default: 0.2, 0.35, 0.5, 0.65, 0.8)."
     )]
     pub rhos: Vec<f64>,
 
@@ -232,6 +233,32 @@ mean and p99 against C², the Pollaczek–Khinchine mean and simulated p99s."
     )]
     pub cv2: Vec<f64>,
 
+    /// Sweep an open network of stations over the arrival rate (a network TOML file)
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["users", "cv2", "url", "url_flag", "quick"],
+        long_help = "Sweep an open network of stations (the TOML file of qserve --network; see \
+docs/models.md \"## Networks\") over the external arrival rate λ: --rates gives λ itself, --rhos \
+fractions of λ_max (the rate at which the bottleneck station saturates; default 0.2 to 0.8 in \
+five points). A load at or past λ_max is refused, naming the unstable station. Each point \
+restarts qserve --network FILE and reports per station the utilisation, L, W and the visits \
+per request from /metrics, end to end the mean and percentiles, against the product form \
+where it holds and the simulator elsewhere, and Burke's check of the first station's \
+departures (see docs/lab.md \"## Network sweeps\"). The model flags (--mu, …) are ignored."
+    )]
+    pub network: Option<PathBuf>,
+
+    /// The external arrival rates λ of a --network sweep, comma-separated (1/s)
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "λ,…",
+        requires = "network",
+        conflicts_with = "rhos"
+    )]
+    pub rates: Vec<f64>,
+
     /// The one load per server of a --cv2 sweep [default: 0.7]
     #[arg(long, requires = "cv2", conflicts_with = "rhos")]
     pub rho: Option<f64>,
@@ -271,7 +298,7 @@ pub struct ReportArgs {
 
 impl SweepArgs {
     /// Validates the flags into a plan (the URL is resolved here, once, to fail early).
-    pub fn plan(self) -> anyhow::Result<SweepPlan> {
+    pub fn plan(mut self) -> anyhow::Result<SweepPlan> {
         let mut model = self.model.model_or(DEFAULT_MU);
         model.validate()?;
         let kind = self.kind(&model)?;
@@ -293,10 +320,18 @@ impl SweepArgs {
                  use exp, const or uniform"
             );
         }
-        if self.rhos.is_empty() {
-            bail!("--rhos needs at least one load");
+        let rhos_given = !self.rhos.is_empty();
+        if !rhos_given {
+            self.rhos = sweep::DEFAULT_RHOS.to_vec();
         }
-        for &r in &self.rhos {
+        if let SweepKind::Network(np) = &kind {
+            self.rhos = np.rates.iter().map(|l| l / np.lambda_max).collect();
+        }
+        for &r in self
+            .rhos
+            .iter()
+            .filter(|_| !matches!(kind, SweepKind::Network(_)))
+        {
             if !(r.is_finite() && r > 0.0) {
                 bail!("--rhos: every load must be positive and finite, got {r}");
             }
@@ -421,6 +456,17 @@ impl SweepArgs {
 impl SweepArgs {
     /// What the flags sweep: the load, the users of a closed loop, or the service's C².
     fn kind(&self, model: &Model) -> anyhow::Result<SweepKind> {
+        if let Some(path) = &self.network {
+            let loads = if !self.rates.is_empty() {
+                netsweep::Loads::Rates(self.rates.clone())
+            } else if !self.rhos.is_empty() {
+                netsweep::Loads::Rhos(self.rhos.clone())
+            } else {
+                netsweep::Loads::Default
+            };
+            let np = netsweep::NetworkPlan::new(path, loads, self.sim_options())?;
+            return Ok(SweepKind::Network(Box::new(np)));
+        }
         if !self.users.is_empty() {
             let think = self.think.unwrap_or(Duration::ZERO);
             if self.users.contains(&0) {
@@ -497,7 +543,7 @@ pub fn sweep_main(args: SweepArgs) -> Result<(), CliError> {
     let mut err = std::io::stderr();
     // A variability sweep starts its servers point by point, each with its service.
     let per_point = match &plan.kind {
-        SweepKind::Variability(_) => plan.servers.take(),
+        SweepKind::Variability(_) | SweepKind::Network(_) => plan.servers.take(),
         _ => None,
     };
     let servers = match plan.servers.take() {
@@ -537,6 +583,7 @@ pub fn sweep_main(args: SweepArgs) -> Result<(), CliError> {
         ),
         // The family, not the first point's model (M/D/1 for C² = 0).
         SweepKind::Variability(vp) => (vp.describe(&plan.model), vp.cv2.len()),
+        SweepKind::Network(np) => (format!("the network {}", np.path.display()), np.rates.len()),
     };
     let _ = writeln!(
         err,
@@ -558,6 +605,12 @@ pub fn sweep_main(args: SweepArgs) -> Result<(), CliError> {
         (SweepKind::Variability(vp), Some(sp)) => {
             variability::sweep(&plan, vp, sp, &mut progress).map(|o| (o.table, o.files))
         }
+        (SweepKind::Network(np), Some(sp)) => {
+            netsweep::sweep(&plan, np, sp, &mut progress).map(|o| (o.table, o.files))
+        }
+        (SweepKind::Network(_), None) => Err(anyhow::anyhow!(
+            "--network restarts qserve for each point: it cannot drive a server at a URL"
+        )),
         (SweepKind::Variability(_), None) => Err(anyhow::anyhow!(
             "--cv2 restarts qserve for each point: it cannot drive a server at a URL"
         )),
@@ -583,6 +636,12 @@ pub fn sweep_main(args: SweepArgs) -> Result<(), CliError> {
 /// `qlab report DIR`: rewrites the table, CSV and plots from `DIR/results.json` and prints the
 /// table.
 pub fn report_main(args: ReportArgs) -> Result<(), CliError> {
+    if netsweep::is_network_results(&args.dir) {
+        let o = netsweep::report(&args.dir).map_err(CliError::Runtime)?;
+        print_stdout(&o.table)?;
+        list_files(&o.files);
+        return Ok(());
+    }
     let file = ResultsFile::read(&args.dir).map_err(CliError::Runtime)?;
     let (table, files) = if file.closed.is_some() {
         closed::report(&args.dir).map(|o| (o.table, o.files))

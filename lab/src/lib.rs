@@ -25,6 +25,8 @@
 //!   against MVA or the simulator, with the asymptotic bounds.
 //! - [`variability`]: sweeps of the service's C² at one load (`--cv2`), against
 //!   Pollaczek–Khinchine and simulated tails.
+//! - [`netsweep`]: sweeps of an open network of stations (`--network FILE`) over the arrival
+//!   rate, per station against the product form or the simulator, with Burke's check.
 //! - [`servers`]: the qserve and zero-service twin a sweep starts for itself, and the CPU split.
 
 pub mod analysis;
@@ -33,6 +35,7 @@ pub mod cli;
 pub mod closed;
 pub mod html;
 pub mod measure;
+pub mod netsweep;
 pub mod plots;
 pub mod progress;
 pub mod record;

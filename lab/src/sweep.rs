@@ -76,6 +76,8 @@ pub enum SweepKind {
     Closed(crate::closed::ClosedPlan),
     /// The service's variability C² at one load (`--cv2`, `--rho`): [`crate::variability`].
     Variability(crate::variability::VariabilityPlan),
+    /// An open network over the external rate λ (`--network`): [`crate::netsweep`].
+    Network(Box<crate::netsweep::NetworkPlan>),
 }
 
 /// A validated sweep.
@@ -217,6 +219,7 @@ impl SweepPlan {
             SweepKind::Load => {}
             SweepKind::Closed(cp) => return crate::closed::sending_time(self, cp),
             SweepKind::Variability(vp) => return crate::variability::sending_time(self, vp),
+            SweepKind::Network(np) => return crate::netsweep::sending_time(self, np),
         }
         self.rhos
             .iter()

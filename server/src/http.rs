@@ -463,7 +463,7 @@ fn start_head(
 }
 
 /// Ends the last header field of a head and the head itself.
-fn end_head(out: &mut Vec<u8>, conn: ConnHeader) {
+pub(crate) fn end_head(out: &mut Vec<u8>, conn: ConnHeader) {
     out.extend_from_slice(match conn {
         ConnHeader::Default => b"\r\n\r\n".as_slice(),
         ConnHeader::KeepAlive => b"\r\nConnection: keep-alive\r\n\r\n",
@@ -495,7 +495,7 @@ pub struct ServerTiming {
 /// Appends `value` ns as milliseconds with exactly three decimals, rounded to the nearest
 /// microsecond: 999 ns is `0.001`, 1 s is `1000.000`. Integer arithmetic and `itoa` only, so it
 /// neither allocates (beyond `out`'s growth) nor depends on float formatting.
-fn put_ms(out: &mut Vec<u8>, ns: u64) {
+pub(crate) fn put_ms(out: &mut Vec<u8>, ns: u64) {
     let us = us(ns);
     let frac = us % 1000;
     let mut int = itoa::Buffer::new();
@@ -530,6 +530,85 @@ pub fn write_server_timing(out: &mut Vec<u8>, t: ServerTiming) {
         let mut n = itoa::Buffer::new();
         out.extend_from_slice(b", class;desc=");
         out.extend_from_slice(n.format(class).as_bytes());
+    }
+}
+
+/// Appends the `Server-Timing` field of a network's answer without its line end: each visit in
+/// order as two metrics named after its station, `NAME.wait` and `NAME.service` (a dot is a
+/// token character), then, past [`crate::network::MAX_VISITS`] visits, the later ones summed as
+/// `rest;dur=…;desc=N` (N visits), then `late`:
+/// `Server-Timing: web.wait;dur=0.120, web.service;dur=0.910, db.wait;dur=0.000, …, late;dur=0.004`.
+/// At most 16 durations, so a client that keeps 16 (qload) sums them all: their sum is the
+/// request's sojourn in the network (every wait and service) plus `late`, to the rounding of
+/// each to the microsecond.
+pub fn write_network_timing(
+    out: &mut Vec<u8>,
+    route: &crate::network::Route,
+    stations: &[queuelab_common::network::Station],
+    late_ns: u64,
+) {
+    out.extend_from_slice(b"Server-Timing: ");
+    for v in route.kept() {
+        let name = stations
+            .get(usize::from(v.station))
+            .map_or(&b"station"[..], |s| s.name.as_bytes());
+        out.extend_from_slice(name);
+        out.extend_from_slice(b".wait;dur=");
+        put_ms(out, v.start_ns - v.arrive_ns);
+        out.extend_from_slice(b", ");
+        out.extend_from_slice(name);
+        out.extend_from_slice(b".service;dur=");
+        put_ms(out, v.service_ns);
+        out.extend_from_slice(b", ");
+    }
+    let kept = route.kept().len() as u32;
+    if route.n_visits > kept {
+        out.extend_from_slice(b"rest;dur=");
+        put_ms(out, route.rest_wait_ns + route.rest_service_ns);
+        let mut n = itoa::Buffer::new();
+        out.extend_from_slice(b";desc=");
+        out.extend_from_slice(n.format(route.n_visits - kept).as_bytes());
+        out.extend_from_slice(b", ");
+    }
+    out.extend_from_slice(b"late;dur=");
+    put_ms(out, late_ns);
+}
+
+/// Appends the `200` answer of a request that exited a network:
+/// `{"wait_us":W,"service_us":S,"visits":N}` (W and S summed over its visits), with the
+/// `Server-Timing` of [`write_network_timing`]; `HEAD` gets the same head.
+pub fn write_network_served(
+    out: &mut Vec<u8>,
+    date: &[u8; 29],
+    route: &crate::network::Route,
+    stations: &[queuelab_common::network::Station],
+    late_ns: u64,
+    conn: ConnHeader,
+    head_only: bool,
+) {
+    let service: u64 =
+        route.kept().iter().map(|v| v.service_ns).sum::<u64>() + route.rest_service_ns;
+    let wait = route.sojourn_ns() - service;
+    let mut body = [0u8; 96];
+    let mut n = 0;
+    let mut put = |s: &[u8]| {
+        body[n..n + s.len()].copy_from_slice(s);
+        n += s.len();
+    };
+    let mut num = itoa::Buffer::new();
+    put(b"{\"wait_us\":");
+    put(num.format(us(wait)).as_bytes());
+    put(b",\"service_us\":");
+    put(num.format(us(service)).as_bytes());
+    put(b",\"visits\":");
+    put(num.format(route.n_visits).as_bytes());
+    put(b"}\n");
+    start_head(out, b"HTTP/1.1 200 OK\r\n", date, JSON, n);
+    out.extend_from_slice(b"\r\n");
+    write_network_timing(out, route, stations, late_ns);
+    end_head(out, conn);
+    if !head_only {
+        out.extend_from_slice(&body[..n]);
     }
 }
 

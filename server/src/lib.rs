@@ -11,6 +11,8 @@
 //!
 //! - [`queue`]: the queue model, pure arithmetic on arrival times (Lindley's recursion, `c`
 //!   servers, capacity), shared by all I/O threads behind one mutex;
+//! - [`network`]: `--network`, an open network of FCFS stations computed the same way, exact
+//!   for a seed (transfers between stations in time order);
 //! - [`wheel`]: a hierarchical timer wheel with 250 ns ticks whose earliest deadline is armed on a
 //!   `timerfd` (the clock, the timer and the spin-then-poll wait are [`queuelab_os`]'s), with an
 //!   optional busy-wait (`--spin`) before each deadline;
@@ -23,8 +25,10 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod forward;
 pub mod http;
 pub mod metrics;
+pub mod network;
 pub mod queue;
 pub mod wheel;
 mod worker;
@@ -39,12 +43,14 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use mio::{Events, Interest, Poll, Token, Waker};
 use queuelab_common::model::{Model, Servers};
+use queuelab_common::network::{MAX_STATIONS, Network};
 use queuelab_common::samplers::{ServiceKind, ServiceSampler};
 use queuelab_common::stats;
 use queuelab_common::units::format_duration;
 use queuelab_os::clock::Clock;
 
 use crate::metrics::{Counters, ThreadMetrics};
+use crate::network::NetworkModel;
 use crate::queue::{DEFAULT_OVERFLOW_LIMIT, QueueModel};
 use crate::worker::{Shared, WAKER, Worker, lock};
 
@@ -54,6 +60,10 @@ pub use crate::worker::{LINGER_NS, OUT_HIGH, PIPELINE_MAX, READ_BUF};
 pub const MAX_THREADS: usize = 256;
 /// Most connections (`--max-connections`).
 pub const MAX_CONNECTIONS: usize = 1 << 24;
+/// Most downstream connections per I/O thread (`--forward-connections`).
+pub const MAX_FORWARD_CONNECTIONS: usize = 4096;
+/// Longest wait queue for a downstream connection per I/O thread (`--forward-queue`).
+pub const MAX_FORWARD_QUEUE: usize = 1 << 20;
 /// Most servers (`--servers`).
 pub const MAX_SERVERS: u32 = 1_000_000;
 /// Largest capacity (`--capacity`).
@@ -93,6 +103,80 @@ pub struct Config {
     pub busy_poll: bool,
     /// In-system limit without a capacity (503 and counted as overflow beyond it).
     pub overflow_limit: usize,
+    /// `--network`: emulate this open network of stations instead of `model` (see
+    /// [`network`]).
+    pub network: Option<Network>,
+    /// `--forward`: send each served request on to this downstream (see [`forward`]).
+    pub forward: Option<Forward>,
+}
+
+/// Where and how `--forward` sends served requests on (see [`forward`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forward {
+    /// `http://host:port/` (the path must be `/` or empty; the port defaults to 80).
+    pub url: String,
+    /// Connections to the downstream per I/O thread, at most.
+    pub connections: usize,
+    /// Requests waiting for a free connection per I/O thread, at most (then 502 `forward_busy`).
+    pub queue: usize,
+    /// Longest time from dispatch to the downstream's answer (then 504).
+    pub timeout: Duration,
+}
+
+impl Forward {
+    /// `url` with the defaults: 64 connections and a queue of 1024 per thread, a 10 s timeout.
+    pub fn new(url: &str) -> Self {
+        Forward {
+            url: url.to_owned(),
+            connections: 64,
+            queue: 1024,
+            timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// The `host:port` of the URL (what `Host` says downstream).
+    pub fn authority(&self) -> Result<String, ConfigError> {
+        let bad = |why: &str| ConfigError(format!("--forward {:?}: {why}", self.url));
+        let rest = self
+            .url
+            .strip_prefix("http://")
+            .ok_or_else(|| bad("expected http://host:port/"))?;
+        let (auth, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        if !(path.is_empty() || path == "/") {
+            return Err(bad(
+                "the path must be / (requests keep their own path and query)",
+            ));
+        }
+        if auth.is_empty() || auth.contains('@') || auth.bytes().any(|b| b <= b' ' || b >= 0x7f) {
+            return Err(bad("expected a host and port"));
+        }
+        let has_port = match auth.strip_prefix('[') {
+            Some(v6) => v6.contains("]:"),
+            None => auth.contains(':'),
+        };
+        Ok(if has_port {
+            auth.to_owned()
+        } else {
+            format!("{auth}:80")
+        })
+    }
+
+    /// Resolves the URL's host once (the first address).
+    pub fn resolve(&self) -> Result<(SocketAddr, String), ConfigError> {
+        use std::net::ToSocketAddrs;
+        let auth = self.authority()?;
+        let addr = auth
+            .to_socket_addrs()
+            .map_err(|e| ConfigError(format!("--forward {:?}: cannot resolve: {e}", self.url)))?
+            .next()
+            .ok_or_else(|| {
+                ConfigError(format!("--forward {:?}: no address for the host", self.url))
+            })?;
+        Ok((addr, auth))
+    }
 }
 
 impl Default for Config {
@@ -112,6 +196,8 @@ impl Default for Config {
             spin: DEFAULT_SPIN,
             busy_poll: false,
             overflow_limit: DEFAULT_OVERFLOW_LIMIT,
+            network: None,
+            forward: None,
         }
     }
 }
@@ -125,6 +211,18 @@ impl Config {
     /// Checks every field; the message names the flag at fault.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |m: String| Err(ConfigError(m));
+        if self.network.is_some() && self.forward.is_some() {
+            // A network in one process routes between its own stations; forwarding is the
+            // network across processes, one station each.
+            return Err(ConfigError(
+                "--network and --forward cannot be used together (one process emulates the \
+                 whole network, or one station of it that forwards)"
+                    .to_owned(),
+            ));
+        }
+        if let Some(net) = &self.network {
+            validate_network(net)?;
+        }
         // Whether it is a queue at all (μ, c ≥ 1, K ≥ 1, K ≥ c); then what one server can hold.
         self.model
             .validate()
@@ -169,7 +267,76 @@ impl Config {
         if self.overflow_limit == 0 {
             return err("the overflow limit must be positive".into());
         }
+        if let Some(f) = &self.forward {
+            f.authority()?;
+            if f.connections == 0 || f.connections > MAX_FORWARD_CONNECTIONS {
+                return err(format!(
+                    "--forward-connections must be 1..={MAX_FORWARD_CONNECTIONS}, got {}",
+                    f.connections
+                ));
+            }
+            if f.queue == 0 || f.queue > MAX_FORWARD_QUEUE {
+                return err(format!(
+                    "--forward-queue must be 1..={MAX_FORWARD_QUEUE}, got {}",
+                    f.queue
+                ));
+            }
+            if f.timeout.is_zero() {
+                return err("--forward-timeout must be positive".into());
+            }
+        }
         Ok(())
+    }
+
+    /// The start-up description of the network (`None` without `--network`): its stations and
+    /// routing.
+    pub fn describe_network(&self) -> Option<String> {
+        let net = self.network.as_ref()?;
+        let stations: Vec<String> = net
+            .stations
+            .iter()
+            .map(|s| {
+                let c = match s.model.servers {
+                    Servers::Finite(c) => c.to_string(),
+                    Servers::Infinite => "inf".to_owned(),
+                };
+                let k = s
+                    .model
+                    .capacity
+                    .map_or(String::new(), |k| format!(" K={k}"));
+                format!(
+                    "{} ({} mu {}/s c={c}{k})",
+                    s.name, s.model.service, s.model.mu
+                )
+            })
+            .collect();
+        let row = |probs: &[f64], exit: Option<f64>| -> String {
+            let mut parts: Vec<String> = probs
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| **p > 0.0)
+                .map(|(j, p)| format!("{} {p}", net.stations[j].name))
+                .collect();
+            if let Some(e) = exit.filter(|e| *e > 0.0) {
+                parts.push(format!("exit {e}"));
+            }
+            parts.join(", ")
+        };
+        let mut routing = vec![format!("entry -> {}", row(&net.entry, None))];
+        for (i, s) in net.stations.iter().enumerate() {
+            routing.push(format!(
+                "{} -> {}",
+                s.name,
+                row(&net.routing[i], Some(net.exit[i]))
+            ));
+        }
+        Some(format!(
+            "network of {} station{}: {}; routing: {}",
+            net.stations.len(),
+            if net.stations.len() == 1 { "" } else { "s" },
+            stations.join(", "),
+            routing.join("; ")
+        ))
     }
 
     /// The service sampler of this configuration.
@@ -192,6 +359,13 @@ impl Config {
             1 => "1 I/O thread".to_owned(),
             n => format!("{n} I/O threads"),
         };
+        if let Some(net) = self.describe_network() {
+            return format!(
+                "qserve: listening on {addr} with {threads}; {net}; fcfs at every station; \
+                 503 when a station is full; seed {}",
+                self.seed
+            );
+        }
         let model = self.model_name();
         let Model { mu, service, .. } = self.model;
         let theory = if service == ServiceKind::Zero {
@@ -235,12 +409,78 @@ impl Config {
                 self.model.discipline
             ),
         };
+        let forward = match &self.forward {
+            Some(f) => format!(
+                "; forwarding to {} ({} connections per thread, timeout {})",
+                f.url,
+                f.connections,
+                format_duration(f.timeout)
+            ),
+            None => String::new(),
+        };
         format!(
             "qserve: listening on {addr} with {threads}; model {model}: {theory}; {limit}; \
-             {order}; seed {}; timers: {wait}",
+             {order}; seed {}; timers: {wait}{forward}",
             self.seed
         )
     }
+}
+
+/// Longest station name in a network: `NAME.service` must fit a `Server-Timing` metric name
+/// of 32 bytes, what qload accepts.
+pub const MAX_STATION_NAME: usize = 24;
+
+/// Whether `b` is an HTTP token byte (RFC 9110 `tchar`).
+fn tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn validate_network(net: &Network) -> Result<(), ConfigError> {
+    let err = |m: String| Err(ConfigError(format!("--network: {m}")));
+    if net.stations.is_empty() || net.stations.len() > MAX_STATIONS {
+        return err(format!(
+            "a network has 1..={MAX_STATIONS} stations, got {}",
+            net.stations.len()
+        ));
+    }
+    let n = net.stations.len();
+    if net.entry.len() != n || net.routing.len() != n || net.exit.len() != n {
+        return err("the routing does not match the stations".into());
+    }
+    for s in &net.stations {
+        if s.name.is_empty()
+            || s.name.len() > MAX_STATION_NAME
+            || !s.name.bytes().all(tchar)
+            || s.name == "rest"
+            || s.name == "late"
+        {
+            return err(format!(
+                "station {:?}: a name is 1..={MAX_STATION_NAME} token characters (letters, \
+                 digits, -_.!#$%&'*+^`|~), not rest or late",
+                s.name
+            ));
+        }
+        if let Err(e) = s.model.validate() {
+            return err(format!("station {}: {e}", s.name));
+        }
+        if let Servers::Finite(c) = s.model.servers {
+            if c > MAX_SERVERS {
+                return err(format!(
+                    "station {}: servers must be 1..={MAX_SERVERS} or inf, got {c}",
+                    s.name
+                ));
+            }
+        }
+        if let Some(k) = s.model.capacity {
+            if k > MAX_CAPACITY {
+                return err(format!(
+                    "station {}: capacity must be 1..={MAX_CAPACITY}, got {k}",
+                    s.name
+                ));
+            }
+        }
+    }
+    NetworkModel::check(net).map_err(|e| ConfigError(format!("--network: {e}")))
 }
 
 /// Totals of a finished run.
@@ -358,9 +598,10 @@ impl Handle {
         for m in &self.shared.metrics {
             totals.merge(&lock(m));
         }
-        let arrivals = match &self.shared.queue {
-            Some(q) => lock(q).stats().arrivals,
-            None => totals.counters.served,
+        let arrivals = match (&self.shared.queue, &self.shared.network) {
+            (Some(q), _) => lock(q).stats().arrivals,
+            (None, Some(n)) => lock(n).arrivals(),
+            (None, None) => totals.counters.served,
         };
         Summary {
             uptime: Duration::from_nanos(self.shared.clock.now_ns()),
@@ -430,13 +671,18 @@ pub fn start(config: Config) -> anyhow::Result<Handle> {
 
 fn start_with(config: Config, exit_waker: Option<Arc<Waker>>) -> anyhow::Result<Handle> {
     config.validate()?;
+    let forward = config.forward.as_ref().map(Forward::resolve).transpose()?;
     ensure_fd_limit(config.max_connections);
     let listeners = bind_listeners(config.listen, config.threads)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let local_addr = listeners[0]
         .local_addr()
         .context("reading the listening address")?;
-    let queue = (config.model.service != ServiceKind::Zero).then(|| {
+    let network = config
+        .network
+        .as_ref()
+        .map(|n| Mutex::new(NetworkModel::new(n, config.seed, config.overflow_limit)));
+    let queue = (network.is_none() && config.model.service != ServiceKind::Zero).then(|| {
         Mutex::new(QueueModel::new(
             &config.model,
             config.seed,
@@ -447,6 +693,7 @@ fn start_with(config: Config, exit_waker: Option<Arc<Waker>>) -> anyhow::Result<
         model_name: config.model_name(),
         clock: Clock::new(),
         queue,
+        network,
         shutdown: AtomicBool::new(false),
         shutdown_at_ns: AtomicU64::new(0),
         abort: AtomicBool::new(false),
@@ -455,6 +702,7 @@ fn start_with(config: Config, exit_waker: Option<Arc<Waker>>) -> anyhow::Result<
             .map(|_| Mutex::new(ThreadMetrics::default()))
             .collect(),
         exit_waker,
+        forward,
         config,
     });
     let mut handle = Handle {

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use clap::{Arg, CommandFactory, FromArgMatches, Parser};
 use queuelab_common::model::{DEFAULT_MU, ModelArgs};
+use queuelab_common::network::Network;
 use queuelab_common::units::{parse_count, parse_duration};
-use queuelab_server::{Config, run};
+use queuelab_server::{Config, Forward, run};
 
 fn duration(s: &str) -> Result<Duration, String> {
     parse_duration(s).map_err(|e| e.to_string())
@@ -55,6 +56,24 @@ struct Args {
     /// The queue: --mu, --servers, --capacity, --service, or --model for the last three.
     #[command(flatten)]
     model: ModelArgs,
+
+    /// Emulate an open network of stations from a TOML file instead of one queue.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["mu", "servers", "capacity", "service", "discipline", "classes", "model"],
+        long_help = "Emulate an open network of queues described in a TOML file (stations with \
+                     mu, servers, capacity and service as for one queue, and a routing: where an \
+                     arrival enters and where a request goes after each station, or exit). Each \
+                     request visits stations until it exits and is answered then (200), or 503 \
+                     when a station on its way is full. Exact and deterministic for a seed like \
+                     one queue; every station serves FCFS for now. /metrics adds the series of \
+                     each station (label station), and Server-Timing lists every visit as \
+                     NAME.wait and NAME.service. Cannot be combined with --mu, --servers, \
+                     --capacity, --service, --discipline, --classes or --model (see \
+                     docs/qserve.md, Networks)."
+    )]
+    network: Option<std::path::PathBuf>,
 
     /// I/O threads (event loops).
     #[arg(
@@ -172,6 +191,61 @@ struct Args {
                      billed (QSERVE_NO_BUSY_POLL=1)."
     )]
     no_busy_poll: bool,
+
+    /// Send each served request on to this downstream (http://host:port/) and relay its answer.
+    #[arg(
+        long,
+        value_name = "URL",
+        long_help = "Forwarding: after its own wait and service, each request (other than \
+                     /metrics and /healthz) is sent on to the downstream at URL, http://host:port/ \
+                     (the path must be /: the request keeps its own method, path, query and body; \
+                     Host becomes the downstream's host:port), and answered when the downstream \
+                     answers, with the downstream's status and body. The host is resolved once at \
+                     start. Server-Timing lists this station's wait, service and late, then hop \
+                     (the hop's time net of the downstream's own durations, so the sum of every \
+                     dur stays this station's time), then the downstream's entries. A downstream \
+                     that refuses, resets, closes early or answers garbage or too much gives 502, \
+                     one that does not answer within --forward-timeout gives 504 (counted in \
+                     qserve_forward_errors_total by kind). See docs/qserve.md."
+    )]
+    forward: Option<String>,
+
+    /// Downstream connections per I/O thread (--forward).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value = "64",
+        value_parser = count_usize,
+        long_help = "Most keep-alive connections to the --forward downstream per I/O thread, \
+                     each with one request in flight; opened on demand and reused most recent \
+                     first. 1 to 4096. Default 64."
+    )]
+    forward_connections: usize,
+
+    /// Requests waiting for a downstream connection per I/O thread (then 502 forward_busy).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value = "1024",
+        value_parser = count_usize,
+        long_help = "Most requests per I/O thread waiting for a free --forward connection; one \
+                     over it is answered 502 {\"error\":\"forward_busy\"}. Default 1024."
+    )]
+    forward_queue: usize,
+
+    /// Longest wait for the downstream's answer (then 504).
+    #[arg(
+        long,
+        value_name = "DUR",
+        default_value = "10s",
+        value_parser = duration,
+        long_help = "Longest time from a request's departure here to the --forward downstream's \
+                     complete answer, waiting for a connection included; then it is answered 504 \
+                     {\"error\":\"forward_timeout\"} and its downstream connection closed. \
+                     Checked by the timeout sweep (an eighth of the shortest timeout, 1-100ms). \
+                     Default 10s."
+    )]
+    forward_timeout: Duration,
 }
 
 /// Whether qserve busy-polls when neither `--busy-poll` nor `--no-busy-poll` is given: when the
@@ -202,6 +276,12 @@ impl Args {
             busy_poll: self.busy_poll
                 || (!self.no_busy_poll
                     && busy_poll_by_default(self.threads, queuelab_os::affinity::usable_cores())),
+            forward: self.forward.map(|url| Forward {
+                connections: self.forward_connections,
+                queue: self.forward_queue,
+                timeout: self.forward_timeout,
+                ..Forward::new(&url)
+            }),
             ..Config::default()
         }
     }
@@ -260,7 +340,18 @@ fn main() -> ExitCode {
             };
         }
     };
-    let config = args.into_config();
+    let network = match &args.network {
+        Some(path) => match Network::load(path) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                eprintln!("qserve: invalid --network {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    let mut config = args.into_config();
+    config.network = network;
     if let Err(e) = config.validate() {
         eprintln!("qserve: {e:#}");
         return ExitCode::from(2);

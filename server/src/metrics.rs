@@ -49,6 +49,7 @@ use queuelab_common::stats::{merge_histogram, new_histogram, record_n_ns, record
 
 use queuelab_common::model::MAX_CLASSES;
 
+use crate::forward::Fault;
 use crate::http::Reject;
 
 /// Event counts of one thread (or, summed, of the server).
@@ -86,6 +87,16 @@ pub struct Counters {
     pub accept_errors: u64,
     /// Times an I/O thread returned freed memory to the system after a peak of connections.
     pub memory_trims: u64,
+    /// `--forward`: answers relayed from the downstream (any status).
+    pub forwarded: u64,
+    /// `--forward`: requests sent downstream.
+    pub forward_requests: u64,
+    /// `--forward`: 502/504 answers, indexed by [`Fault::index`].
+    pub forward_errors: [u64; Fault::COUNT],
+    /// `--forward`: total hop time of relayed answers (dispatch to answer), ns.
+    pub forward_ns: u64,
+    /// `--forward`: answers whose downstream `Server-Timing` entries were cut.
+    pub forward_timing_truncated: u64,
 }
 
 impl Counters {
@@ -109,6 +120,18 @@ impl Counters {
         self.conn_errors += o.conn_errors;
         self.accept_errors += o.accept_errors;
         self.memory_trims += o.memory_trims;
+        self.forwarded += o.forwarded;
+        self.forward_requests += o.forward_requests;
+        for (a, b) in self.forward_errors.iter_mut().zip(o.forward_errors.iter()) {
+            *a += b;
+        }
+        self.forward_ns += o.forward_ns;
+        self.forward_timing_truncated += o.forward_timing_truncated;
+    }
+
+    /// All 502/504 answers of `--forward`.
+    pub fn forward_failed(&self) -> u64 {
+        self.forward_errors.iter().sum()
     }
 
     /// All canned error answers.
@@ -327,6 +350,34 @@ pub struct Snapshot<'a> {
     pub model: &'a str,
     /// Service distribution (flag spelling).
     pub service: &'a str,
+    /// `--network`: each station's series (empty for one queue; at most 64).
+    pub stations: &'a [StationSnapshot<'a>],
+}
+
+/// The series of one station of a network, labelled `station="NAME"`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StationSnapshot<'a> {
+    /// The station's name.
+    pub name: &'a str,
+    /// Visits accepted (`qserve_station_visits_total`).
+    pub visits: u64,
+    /// Arrivals blocked at its capacity (`qserve_station_blocked_total`).
+    pub blocked: u64,
+    /// Arrivals over its overflow limit (`qserve_station_overflow_total`).
+    pub overflow: u64,
+    /// Server-seconds of service admitted (`qserve_busy_seconds_total{station}`).
+    pub busy_s: f64,
+    /// Σ wait + service of its visits, seconds (`qserve_sojourn_seconds_sum{station}`; the
+    /// count is `visits`).
+    pub sojourn_s: f64,
+    /// ∫ N_j dt, request-seconds (`qserve_in_system_seconds_total{station}`).
+    pub in_system_s: f64,
+    /// In the station now (`qserve_in_system{station}`).
+    pub in_system: usize,
+    /// Gaps between its successive departures in virtual time
+    /// (`qserve_station_departure_gap_seconds`, a histogram); `None` for a station with
+    /// several servers, whose departures are not computed in time order.
+    pub gaps: Option<crate::network::DepartureGaps>,
 }
 
 fn reject_outcome(r: Reject) -> &'static str {
@@ -393,6 +444,8 @@ fn render_inner(out: &mut Vec<u8>, s: &Snapshot<'_>) -> std::io::Result<()> {
         outcomes.push((reject_outcome(r), c.rejects[r.index()]));
     }
     outcomes.push(("internal_error", c.internal_error));
+    outcomes.push(("forwarded", c.forwarded));
+    outcomes.push(("forward_error", c.forward_failed()));
     outcomes.push(("metrics", c.metrics));
     outcomes.push(("healthz", c.healthz));
     for (outcome, n) in outcomes {
@@ -415,6 +468,46 @@ fn render_inner(out: &mut Vec<u8>, s: &Snapshot<'_>) -> std::io::Result<()> {
     )?;
     writeln!(
         out,
+        "# HELP qserve_forward_requests_total Requests sent on to the --forward downstream."
+    )?;
+    writeln!(out, "# TYPE qserve_forward_requests_total counter")?;
+    writeln!(out, "qserve_forward_requests_total {}", c.forward_requests)?;
+    writeln!(
+        out,
+        "# HELP qserve_forward_errors_total Forwarded requests answered 502 or 504 (timeout), by kind."
+    )?;
+    writeln!(out, "# TYPE qserve_forward_errors_total counter")?;
+    for f in Fault::ALL {
+        writeln!(
+            out,
+            "qserve_forward_errors_total{{kind=\"{}\"}} {}",
+            f.label(),
+            c.forward_errors[f.index()]
+        )?;
+    }
+    writeln!(
+        out,
+        "# HELP qserve_forward_seconds Hop time of relayed answers: dispatch to the downstream's answer (its own time included)."
+    )?;
+    writeln!(out, "# TYPE qserve_forward_seconds summary")?;
+    writeln!(
+        out,
+        "qserve_forward_seconds_sum {}",
+        c.forward_ns as f64 * 1e-9
+    )?;
+    writeln!(out, "qserve_forward_seconds_count {}", c.forwarded)?;
+    writeln!(
+        out,
+        "# HELP qserve_forward_timing_truncated_total Relayed answers whose downstream Server-Timing entries were cut at the length bound."
+    )?;
+    writeln!(out, "# TYPE qserve_forward_timing_truncated_total counter")?;
+    writeln!(
+        out,
+        "qserve_forward_timing_truncated_total {}",
+        c.forward_timing_truncated
+    )?;
+    writeln!(
+        out,
         "# HELP qserve_arrivals_total Arrivals seen by the queue model."
     )?;
     writeln!(out, "# TYPE qserve_arrivals_total counter")?;
@@ -425,6 +518,13 @@ fn render_inner(out: &mut Vec<u8>, s: &Snapshot<'_>) -> std::io::Result<()> {
     )?;
     writeln!(out, "# TYPE qserve_in_system gauge")?;
     writeln!(out, "qserve_in_system {}", s.in_system)?;
+    for st in s.stations {
+        writeln!(
+            out,
+            "qserve_in_system{{station=\"{}\"}} {}",
+            st.name, st.in_system
+        )?;
+    }
     writeln!(out, "# HELP qserve_busy_servers Servers busy now.")?;
     writeln!(out, "# TYPE qserve_busy_servers gauge")?;
     writeln!(out, "qserve_busy_servers {}", s.busy_servers)?;
@@ -434,6 +534,13 @@ fn render_inner(out: &mut Vec<u8>, s: &Snapshot<'_>) -> std::io::Result<()> {
     )?;
     writeln!(out, "# TYPE qserve_busy_seconds_total counter")?;
     writeln!(out, "qserve_busy_seconds_total {}", s.busy_s)?;
+    for st in s.stations {
+        writeln!(
+            out,
+            "qserve_busy_seconds_total{{station=\"{}\"}} {}",
+            st.name, st.busy_s
+        )?;
+    }
     if let Some(area) = s.in_system_s {
         writeln!(
             out,
@@ -442,6 +549,13 @@ fn render_inner(out: &mut Vec<u8>, s: &Snapshot<'_>) -> std::io::Result<()> {
         )?;
         writeln!(out, "# TYPE qserve_in_system_seconds_total counter")?;
         writeln!(out, "qserve_in_system_seconds_total {area}")?;
+        for st in s.stations {
+            writeln!(
+                out,
+                "qserve_in_system_seconds_total{{station=\"{}\"}} {}",
+                st.name, st.in_system_s
+            )?;
+        }
     }
     summary(
         out,
@@ -467,6 +581,79 @@ fn render_inner(out: &mut Vec<u8>, s: &Snapshot<'_>) -> std::io::Result<()> {
             "qserve_sojourn_seconds_count{{class=\"{class}\"}} {}",
             by_class.count[class]
         )?;
+    }
+    // Per station: one visit's wait + service there (the unlabelled series are end to end).
+    for st in s.stations {
+        writeln!(
+            out,
+            "qserve_sojourn_seconds_sum{{station=\"{}\"}} {}",
+            st.name, st.sojourn_s
+        )?;
+    }
+    for st in s.stations {
+        writeln!(
+            out,
+            "qserve_sojourn_seconds_count{{station=\"{}\"}} {}",
+            st.name, st.visits
+        )?;
+    }
+    if !s.stations.is_empty() {
+        for (family, help, get) in [
+            (
+                "qserve_station_visits_total",
+                "Visits accepted at each station of the network.",
+                (|st: &StationSnapshot<'_>| st.visits) as fn(&StationSnapshot<'_>) -> u64,
+            ),
+            (
+                "qserve_station_blocked_total",
+                "Arrivals blocked at each station's capacity (the request is answered 503).",
+                |st| st.blocked,
+            ),
+            (
+                "qserve_station_overflow_total",
+                "Arrivals over each station's overflow limit (the request is answered 503).",
+                |st| st.overflow,
+            ),
+        ] {
+            writeln!(out, "# HELP {family} {help}")?;
+            writeln!(out, "# TYPE {family} counter")?;
+            for st in s.stations {
+                writeln!(out, "{family}{{station=\"{}\"}} {}", st.name, get(st))?;
+            }
+        }
+    }
+    if s.stations.iter().any(|st| st.gaps.is_some()) {
+        let family = "qserve_station_departure_gap_seconds";
+        writeln!(
+            out,
+            "# HELP {family} Gaps between successive departures from each single-server \
+             station in virtual time (Burke's check: Exp(lambda) for an M/M/1 station fed by \
+             external arrivals)."
+        )?;
+        writeln!(out, "# TYPE {family} histogram")?;
+        for st in s.stations {
+            let Some(g) = &st.gaps else { continue };
+            for (edge, count) in crate::network::GAP_EDGES_NS.iter().zip(&g.le) {
+                writeln!(
+                    out,
+                    "{family}_bucket{{station=\"{}\",le=\"{}\"}} {count}",
+                    st.name,
+                    *edge as f64 * 1e-9
+                )?;
+            }
+            writeln!(
+                out,
+                "{family}_bucket{{station=\"{}\",le=\"+Inf\"}} {}",
+                st.name, g.count
+            )?;
+            writeln!(
+                out,
+                "{family}_sum{{station=\"{}\"}} {}",
+                st.name,
+                g.sum_ns as f64 * 1e-9
+            )?;
+            writeln!(out, "{family}_count{{station=\"{}\"}} {}", st.name, g.count)?;
+        }
     }
     summary(
         out,
@@ -625,6 +812,7 @@ mod tests {
             uptime_s: 1.5,
             model: "M/M/2",
             service: "exp",
+            stations: &[],
         };
         let mut out = Vec::new();
         render(&mut out, &snap);
@@ -680,6 +868,7 @@ mod tests {
                 uptime_s: 1.0,
                 model: "M/M/1-NP",
                 service: "exp",
+                stations: &[],
             };
             let mut out = Vec::new();
             render(&mut out, &snap);

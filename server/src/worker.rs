@@ -61,10 +61,12 @@ use queuelab_os::wait::{Action, Wait};
 use slab::Slab;
 
 use crate::Config;
+use crate::forward::{self, Acquired, Fault, Job, Pool};
 use crate::http::{
     self, ConnHeader, Head, Parsed, Reject, RequestReader, Route, Unavailable, write_reject,
 };
 use crate::metrics::{self, LocalMetrics, Snapshot, ThreadMetrics};
+use crate::network::{End, NetOutcome, NetPoll, NetTicket, NetworkModel, Route as NetRoute};
 use crate::queue::{Outcome, Poll as Departure, QueueModel, Ticket};
 use crate::wheel::{Expired, TICK_NS, Wheel, tick_ceil, tick_floor};
 
@@ -72,6 +74,8 @@ use crate::wheel::{Expired, TICK_NS, Wheel, tick_ceil, tick_floor};
 pub(crate) const WAKER: Token = Token(usize::MAX - 1);
 const LISTENER: Token = Token(usize::MAX - 2);
 const TIMER: Token = Token(usize::MAX - 3);
+/// Tokens of the downstream connections of `--forward` start here (connection keys stay below).
+const FORWARD_BASE: usize = usize::MAX / 2;
 
 /// Requests a connection may have unanswered before it stops reading.
 pub const PIPELINE_MAX: usize = 32;
@@ -118,6 +122,8 @@ pub(crate) struct Shared {
     pub clock: Clock,
     /// The one logical queue (`None` with `--service zero`: no queue at all).
     pub queue: Option<Mutex<QueueModel>>,
+    /// `--network`: the network of stations (then `queue` is `None`).
+    pub network: Option<Mutex<NetworkModel>>,
     pub model_name: String,
     pub shutdown: AtomicBool,
     pub shutdown_at_ns: AtomicU64,
@@ -126,6 +132,8 @@ pub(crate) struct Shared {
     pub metrics: Vec<Mutex<ThreadMetrics>>,
     /// Woken when an I/O thread exits (lets `run` notice a failed thread).
     pub exit_waker: Option<Arc<Waker>>,
+    /// `--forward`: the downstream's address (resolved once at start) and `Host`.
+    pub forward: Option<(std::net::SocketAddr, String)>,
 }
 
 /// Locks a mutex, ignoring poisoning (the data are counters and a queue whose updates are single
@@ -155,8 +163,24 @@ enum Reply {
     /// `due_ns` is the earliest the departure can be, and the model says at that time whether it
     /// has come ([`QueueModel::poll`]).
     Queued(Ticket),
+    /// Accepted into the network (`--network`): the slot's `due_ns` is a lower bound of its
+    /// exit, and the model says at that time whether it has left ([`NetworkModel::poll`]).
+    NetQueued(NetTicket),
+    /// Exited the network: the visits are in [`Io`]'s `net_route` while it is rendered.
+    NetServed,
     /// 500: the model did not know a queued request's ticket (never expected).
     Internal,
+    /// `--forward`: served here at `since_ns` - `late_ns`, dispatched downstream at `since_ns`
+    /// once its body is complete (`dispatched`); `sent` once its bytes went to a downstream
+    /// connection.
+    Forwarding {
+        wait_ns: u64,
+        service_ns: u64,
+        late_ns: u64,
+        since_ns: u64,
+        dispatched: bool,
+        sent: bool,
+    },
     Unavailable(Unavailable),
     Reject(Reject),
     Metrics,
@@ -174,6 +198,10 @@ struct Slot {
     /// The request's priority class: the one its `X-Priority` named, else the model's draw (0
     /// for answers that did not go through the queue).
     class: u8,
+    /// `--forward`: length of the request's method and target at the front of the connection's
+    /// `fwd` buffer (0: not forwarded), followed by `fwd_body` bytes of body.
+    fwd_line: u16,
+    fwd_body: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +217,7 @@ struct Bufs {
     inbuf: Vec<u8>,
     out: Vec<u8>,
     slots: VecDeque<Slot>,
+    fwd: Vec<u8>,
 }
 
 impl Bufs {
@@ -197,6 +226,7 @@ impl Bufs {
             inbuf: Vec::new(),
             out: Vec::new(),
             slots: VecDeque::with_capacity(SLOTS_INIT),
+            fwd: Vec::new(),
         }
     }
 }
@@ -204,7 +234,14 @@ impl Bufs {
 #[derive(Debug)]
 struct Conn {
     stream: TcpStream,
+    /// This connection's slab key (its token).
+    key: u32,
     generation: u32,
+    /// `--forward`: the method and target, then the body, of each request still to forward, in
+    /// order (see [`Slot::fwd_line`]).
+    fwd: Vec<u8>,
+    /// The body now being received is forwarded (copied into `fwd`).
+    capture: bool,
     reader: RequestReader,
     /// Received bytes not yet consumed: a partial head, or heads held back by back-pressure.
     inbuf: Vec<u8>,
@@ -297,9 +334,15 @@ struct Io {
     /// Whether `Server-Timing` names the class: the model has several classes or serves by
     /// class.
     name_class: bool,
+    /// The route of the network answer being rendered (see [`Reply::NetServed`]).
+    net_route: Option<NetRoute>,
     /// While a departure timer is being handled: the time it was armed for (see
     /// [`Worker::on_departure`]).
     fired_for: Option<u64>,
+    /// `--forward` is on.
+    forward: bool,
+    /// Requests whose departure came, to be dispatched downstream by the worker.
+    fwd_jobs: VecDeque<Job>,
 }
 
 /// One I/O thread.
@@ -327,6 +370,12 @@ pub(crate) struct Worker {
     header_timeout_ns: u64,
     idle_timeout_ns: u64,
     drain_deadline_ns: u64,
+    /// `--forward`: this thread's downstream connections.
+    downstream: Option<Pool>,
+    /// Within [`Worker::dispatch`] (which is not re-entered).
+    dispatching: bool,
+    fwd_expired: Vec<Job>,
+    fwd_timeout_ns: u64,
     io: Io,
 }
 
@@ -344,8 +393,24 @@ impl Worker {
         let config = &shared.config;
         let header_timeout_ns = dur_ns(config.header_timeout);
         let idle_timeout_ns = dur_ns(config.idle_timeout);
+        let fwd_timeout_ns = config
+            .forward
+            .as_ref()
+            .map_or(u64::MAX, |f| dur_ns(f.timeout));
         // A few sweeps per shortest timeout, between 1 ms and 100 ms apart.
-        let sweep_ns = (header_timeout_ns.min(idle_timeout_ns) / 8).clamp(1_000_000, 100_000_000);
+        let sweep_ns = (header_timeout_ns.min(idle_timeout_ns).min(fwd_timeout_ns) / 8)
+            .clamp(1_000_000, 100_000_000);
+        let pool = match (&shared.forward, &config.forward) {
+            (Some((addr, host)), Some(f)) => Some(Pool::new(
+                *addr,
+                host,
+                f.connections,
+                f.queue,
+                fwd_timeout_ns,
+                FORWARD_BASE,
+            )),
+            _ => None,
+        };
         let clock = shared.clock;
         let mut listener = TcpListener::from_std(listener);
         let mut timerfd = TimerFd::new(&clock)?;
@@ -378,10 +443,16 @@ impl Worker {
             header_timeout_ns,
             idle_timeout_ns,
             drain_deadline_ns: u64::MAX,
+            dispatching: false,
+            fwd_expired: Vec::new(),
+            fwd_timeout_ns,
             io: Io {
+                forward: pool.is_some(),
+                fwd_jobs: VecDeque::with_capacity(if pool.is_some() { 256 } else { 0 }),
                 zero: config.model.service == ServiceKind::Zero,
                 name_class: config.model.classes.len() > 1 || config.model.discipline.by_class(),
                 fired_for: None,
+                net_route: None,
                 shared: Arc::clone(&shared),
                 index,
                 clock,
@@ -395,6 +466,7 @@ impl Worker {
                 metrics_scratch: None,
                 draining: false,
             },
+            downstream: pool,
         })
     }
 
@@ -466,6 +538,14 @@ impl Worker {
                 WAKER => {}
                 LISTENER => self.accept(),
                 TIMER => self.timerfd.fired(),
+                t if self
+                    .downstream
+                    .as_ref()
+                    .and_then(|p| p.index_of(t))
+                    .is_some() =>
+                {
+                    self.on_forward_event(t);
+                }
                 Token(key) => {
                     if let Some(conn) = self.conns.get_mut(key) {
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
@@ -586,7 +666,10 @@ impl Worker {
                 // A queued request's timer was armed for the earliest its departure could be,
                 // which is not its departure: the lateness is recorded when the model confirms
                 // the departure (in `render_due`), against that departure.
-                Some(s) if s.due_ns == due && matches!(s.reply, Reply::Queued(_)) => {
+                Some(s)
+                    if s.due_ns == due
+                        && matches!(s.reply, Reply::Queued(_) | Reply::NetQueued(_)) =>
+                {
                     fired_for = Some(due);
                 }
                 Some(s) if s.due_ns == due => self.io.local.lateness(now.saturating_sub(due)),
@@ -633,6 +716,192 @@ impl Worker {
                 }
             }
         }
+        if !self.io.fwd_jobs.is_empty() {
+            self.dispatch();
+        }
+    }
+
+    /// A readiness event of a downstream connection.
+    fn on_forward_event(&mut self, token: Token) {
+        let Some(pool) = self.downstream.as_mut() else {
+            return;
+        };
+        let Some(i) = pool.index_of(token) else {
+            return;
+        };
+        if let Some((job, result)) = pool.on_event(i, self.poll.registry()) {
+            self.complete(job, result.map(|()| i));
+        }
+        self.dispatch();
+    }
+
+    /// Sends the requests whose departure came (and those waiting for a connection, first) to
+    /// the downstream, as far as connections are free. Not re-entered: a completion inside it
+    /// that dispatches more leaves that to the loop here.
+    fn dispatch(&mut self) {
+        if self.dispatching {
+            return;
+        }
+        self.dispatching = true;
+        loop {
+            let waiting = self.downstream.as_mut().and_then(Pool::pop_waiting);
+            let Some(job) = waiting.or_else(|| self.io.fwd_jobs.pop_front()) else {
+                break;
+            };
+            self.start_job(job);
+        }
+        self.dispatching = false;
+    }
+
+    /// The front slot of `job`'s connection, if the connection is still there and waits for it.
+    fn job_conn(&mut self, job: Job) -> Option<&mut Conn> {
+        self.conns
+            .get_mut(job.key as usize)
+            .filter(|c| c.generation == job.generation)
+            .filter(|c| {
+                c.slots
+                    .front()
+                    .is_some_and(|s| matches!(s.reply, Reply::Forwarding { .. }))
+            })
+    }
+
+    fn start_job(&mut self, job: Job) {
+        if self.job_conn(job).is_none() {
+            // Its client went away (counted as abandoned when the connection closed).
+            return;
+        }
+        let now = self.io.clock.now_ns();
+        if now.saturating_sub(job.since_ns) >= self.fwd_timeout_ns {
+            self.complete(job, Err(Fault::Timeout));
+            return;
+        }
+        let Some(pool) = self.downstream.as_mut() else {
+            return;
+        };
+        let i = match pool.acquire(self.poll.registry()) {
+            Ok(Acquired::Conn(i)) => i,
+            Ok(Acquired::Busy) => {
+                if !pool.enqueue(job) {
+                    self.complete(job, Err(Fault::Busy));
+                }
+                return;
+            }
+            Err(f) => {
+                self.complete(job, Err(f));
+                return;
+            }
+        };
+        let Some(conn) = self
+            .conns
+            .get_mut(job.key as usize)
+            .filter(|c| c.generation == job.generation)
+        else {
+            return;
+        };
+        let Some(front) = conn.slots.front_mut() else {
+            return;
+        };
+        let line = usize::from(front.fwd_line);
+        let end = (line + front.fwd_body as usize).min(conn.fwd.len());
+        if let Reply::Forwarding { ref mut sent, .. } = front.reply {
+            *sent = true;
+        }
+        let r = pool.send(
+            i,
+            job,
+            &conn.fwd[..line],
+            &conn.fwd[line..end],
+            self.poll.registry(),
+        );
+        conn.fwd.drain(..end);
+        self.io.local.counters.forward_requests += 1;
+        self.io.local.touch();
+        if let Err(f) = r {
+            self.complete(job, Err(f));
+        }
+    }
+
+    /// The outcome of a forwarded request: the downstream's answer on connection `Ok(i)`, or a
+    /// fault. Renders the upstream answer (if its connection still waits for it), releases the
+    /// downstream connection and drives the upstream one on.
+    fn complete(&mut self, job: Job, result: Result<usize, Fault>) {
+        let now = self.io.clock.now_ns();
+        let io = &mut self.io;
+        if let Some(conn) = self
+            .conns
+            .get_mut(job.key as usize)
+            .filter(|c| c.generation == job.generation)
+        {
+            if let Some(&slot) = conn.slots.front() {
+                if let Reply::Forwarding {
+                    wait_ns,
+                    service_ns,
+                    late_ns,
+                    since_ns,
+                    sent,
+                    ..
+                } = slot.reply
+                {
+                    if !sent {
+                        let end = (usize::from(slot.fwd_line) + slot.fwd_body as usize)
+                            .min(conn.fwd.len());
+                        conn.fwd.drain(..end);
+                    }
+                    conn.slots.pop_front();
+                    let mut header = slot.conn;
+                    if io.draining && conn.slots.is_empty() {
+                        header = ConnHeader::Close;
+                        conn.phase = Phase::Closing;
+                    }
+                    let own = http::ServerTiming {
+                        wait_ns,
+                        service_ns,
+                        late_ns,
+                        class: io.name_class.then_some(slot.class),
+                    };
+                    let hop_ns = now.saturating_sub(since_ns);
+                    let c = &mut io.local.counters;
+                    let answer = match result {
+                        Ok(i) => self.downstream.as_ref().and_then(|p| p.answer(i)),
+                        Err(_) => None,
+                    };
+                    match (answer, result) {
+                        (Some(a), _) => {
+                            let r = forward::write_answer(
+                                &mut conn.out,
+                                &io.date.bytes,
+                                &a,
+                                own,
+                                hop_ns,
+                                header,
+                                slot.head_only,
+                            );
+                            c.forwarded += 1;
+                            c.forward_ns += hop_ns;
+                            c.forward_timing_truncated += u64::from(r.truncated);
+                        }
+                        (None, r) => {
+                            let fault = r.err().unwrap_or(Fault::Parse);
+                            forward::write_fault(
+                                &mut conn.out,
+                                &io.date.bytes,
+                                fault,
+                                own,
+                                header,
+                                slot.head_only,
+                            );
+                            c.forward_errors[fault.index()] += 1;
+                        }
+                    }
+                    io.local.sojourn(wait_ns + service_ns, slot.class);
+                    io.local.touch();
+                }
+            }
+        }
+        if let (Ok(i), Some(pool)) = (result, self.downstream.as_mut()) {
+            pool.finish(i, self.poll.registry());
+        }
+        self.drive(job.key as usize);
     }
 
     fn accept(&mut self) {
@@ -655,6 +924,7 @@ impl Worker {
                     let entry = self.conns.vacant_entry();
                     let key = entry.key();
                     if key >= u32::MAX as usize
+                        || key >= FORWARD_BASE
                         || self
                             .poll
                             .registry()
@@ -676,6 +946,9 @@ impl Worker {
                     self.next_gen = self.next_gen.wrapping_add(1);
                     entry.insert(Conn {
                         stream,
+                        key: key as u32,
+                        fwd: bufs.fwd,
+                        capture: false,
                         generation: self.next_gen,
                         reader: RequestReader::new(),
                         inbuf: bufs.inbuf,
@@ -727,6 +1000,20 @@ impl Worker {
             .fetch_sub(1, Ordering::AcqRel);
         // Queued requests no one will read: the model keeps them in the system until they depart
         // (as under FCFS) and forgets their tickets.
+        if let Some(n) = &self.io.shared.network {
+            if conn
+                .slots
+                .iter()
+                .any(|s| matches!(s.reply, Reply::NetQueued(_)))
+            {
+                let mut n = lock(n);
+                for s in &conn.slots {
+                    if let Reply::NetQueued(ticket) = s.reply {
+                        n.release(ticket);
+                    }
+                }
+            }
+        }
         if let Some(q) = &self.io.shared.queue {
             if conn
                 .slots
@@ -758,7 +1045,10 @@ impl Worker {
                 inbuf: std::mem::take(&mut conn.inbuf),
                 out: std::mem::take(&mut conn.out),
                 slots: std::mem::take(&mut conn.slots),
+                fwd: std::mem::take(&mut conn.fwd),
             };
+            bufs.fwd.clear();
+            bufs.fwd.shrink_to(POOLED_INBUF);
             bufs.inbuf.clear();
             bufs.out.clear();
             bufs.slots.clear();
@@ -806,6 +1096,38 @@ impl Worker {
         if self.accept_paused {
             self.accept();
         }
+        if let Some(pool) = self.downstream.as_mut() {
+            let mut expired = std::mem::take(&mut self.fwd_expired);
+            pool.expire(now, self.poll.registry(), &mut expired);
+            // Requests whose body never came in full: never dispatched, they time out too.
+            for (k, c) in self.conns.iter() {
+                if let Some(Slot {
+                    reply:
+                        Reply::Forwarding {
+                            since_ns,
+                            dispatched: false,
+                            ..
+                        },
+                    head_only,
+                    ..
+                }) = c.slots.front().copied()
+                {
+                    if now.saturating_sub(since_ns) >= self.fwd_timeout_ns {
+                        expired.push(Job {
+                            key: k as u32,
+                            generation: c.generation,
+                            since_ns,
+                            head_only,
+                        });
+                    }
+                }
+            }
+            for job in expired.drain(..) {
+                self.complete(job, Err(Fault::Timeout));
+            }
+            self.fwd_expired = expired;
+            self.dispatch();
+        }
         let mut keys = std::mem::take(&mut self.sweep_keys);
         keys.clear();
         for (k, c) in self.conns.iter() {
@@ -839,6 +1161,8 @@ impl Worker {
                         conn: ConnHeader::Close,
                         head_only: false,
                         class: 0,
+                        fwd_line: 0,
+                        fwd_body: 0,
                     });
                     self.drive(k);
                 }
@@ -997,6 +1321,14 @@ impl Io {
             if conn.backpressured() {
                 return pos;
             }
+            // The body bytes this call skips (a forwarded request's are kept), then the head.
+            let body_left = conn.reader.body_left();
+            let skip = body_left.min((buf.len() - pos) as u64) as usize;
+            if conn.capture {
+                conn.fwd.extend_from_slice(&buf[pos..pos + skip]);
+                conn.capture = body_left > skip as u64;
+            }
+            let head_start = pos + skip;
             let (used, parsed) = conn.reader.next(&buf[pos..]);
             pos += used;
             match parsed {
@@ -1008,7 +1340,7 @@ impl Io {
                 }
                 Parsed::Request(head) => {
                     conn.head_since = None;
-                    self.admit(conn, head);
+                    self.admit(conn, head, &buf[head_start..pos]);
                 }
                 Parsed::Reject(r) => {
                     conn.head_since = None;
@@ -1019,6 +1351,8 @@ impl Io {
                         conn: ConnHeader::Close,
                         head_only: false,
                         class: 0,
+                        fwd_line: 0,
+                        fwd_body: 0,
                     });
                 }
             }
@@ -1027,7 +1361,7 @@ impl Io {
     }
 
     /// A complete head arrived now: decide its answer and when it may be written.
-    fn admit(&mut self, conn: &mut Conn, head: Head) {
+    fn admit(&mut self, conn: &mut Conn, head: Head, raw: &[u8]) {
         let now = self.now;
         // The class a request names goes to the model, which serves it so; without one the
         // model draws it from `--classes`. What the answer and the metrics report is the
@@ -1052,6 +1386,19 @@ impl Io {
                     },
                     named.unwrap_or(0),
                 ),
+                Route::Queue if self.shared.network.is_some() => {
+                    let outcome = match &self.shared.network {
+                        Some(n) => lock(n).arrive(now),
+                        None => NetOutcome::Refused(End::Overflow { station: 0 }),
+                    };
+                    match outcome {
+                        NetOutcome::Accepted(t) => (t.tentative_ns, Reply::NetQueued(t), 0),
+                        NetOutcome::Refused(End::Overflow { .. }) => {
+                            (0, Reply::Unavailable(Unavailable::Overflow), 0)
+                        }
+                        NetOutcome::Refused(_) => (0, Reply::Unavailable(Unavailable::Capacity), 0),
+                    }
+                }
                 Route::Queue => {
                     let outcome = match &self.shared.queue {
                         Some(q) => lock(q).arrive(now, named),
@@ -1086,12 +1433,39 @@ impl Io {
             // own short wait, as RFC 9110 §10.1.1 lets it.)
             conn.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
         }
+        // `--forward`: keep the method and target (the request line without its version) and
+        // the body, to send on once served.
+        let (mut fwd_line, mut fwd_body) = (0u16, 0u32);
+        if self.forward && matches!(reply, Reply::Served { .. } | Reply::Queued(_)) {
+            let line =
+                raw.iter()
+                    .position(|&b| b != b'\r' && b != b'\n')
+                    .map_or(&[][..], |start| {
+                        let rest = &raw[start..];
+                        let end = rest.iter().position(|&b| b == b'\r').unwrap_or(rest.len());
+                        let line = &rest[..end];
+                        // A complete head's request line: `METHOD SP target SP HTTP/1.x`.
+                        let cut = line.iter().rposition(|&b| b == b' ').unwrap_or(0);
+                        &line[..cut]
+                    });
+            if let Ok(n) = u16::try_from(line.len()) {
+                if n > 0 {
+                    conn.fwd.extend_from_slice(line);
+                    fwd_line = n;
+                    // Bounded by MAX_REQUEST_BODY (parse_head refuses more).
+                    fwd_body = u32::try_from(head.content_length).unwrap_or(u32::MAX);
+                    conn.capture = fwd_body > 0;
+                }
+            }
+        }
         conn.slots.push_back(Slot {
             due_ns,
             reply,
             conn: connection,
             head_only: head.head_only,
             class,
+            fwd_line,
+            fwd_body,
         });
     }
 
@@ -1119,6 +1493,13 @@ impl Io {
     /// armed again by `Worker::drive`).
     fn render_due(&mut self, conn: &mut Conn) {
         while let Some(&slot) = conn.slots.front() {
+            if let Reply::Forwarding { dispatched, .. } = slot.reply {
+                // Waiting for its body (then dispatch it) or for the downstream.
+                if !dispatched {
+                    self.dispatch_when_complete(conn);
+                }
+                break;
+            }
             // Whether `now` was read for this slot (else it may date from the start of the batch).
             let mut fresh = false;
             if slot.due_ns > self.now {
@@ -1164,6 +1545,66 @@ impl Io {
                     Departure::Unknown => slot.reply = Reply::Internal,
                 }
             }
+            if let Reply::NetQueued(ticket) = slot.reply {
+                if !fresh {
+                    self.now = self.clock.now_ns();
+                    fresh = true;
+                }
+                let polled = match &self.shared.network {
+                    Some(n) => lock(n).poll(ticket, self.now),
+                    None => NetPoll::Unknown,
+                };
+                match polled {
+                    NetPoll::Done(route) => {
+                        if self.fired_for == Some(slot.due_ns) {
+                            self.local.lateness(self.now.saturating_sub(route.end_ns));
+                        }
+                        self.fired_for = None;
+                        slot.due_ns = route.end_ns;
+                        slot.reply = match route.end {
+                            End::Exited => {
+                                self.net_route = Some(route);
+                                Reply::NetServed
+                            }
+                            End::Blocked { .. } => Reply::Unavailable(Unavailable::Capacity),
+                            End::Overflow { .. } => Reply::Unavailable(Unavailable::Overflow),
+                        };
+                    }
+                    NetPoll::Pending(t) => {
+                        if let Some(front) = conn.slots.front_mut() {
+                            front.due_ns = t.max(self.now + 1);
+                        }
+                        self.fired_for = None;
+                        break;
+                    }
+                    NetPoll::Unknown => slot.reply = Reply::Internal,
+                }
+            }
+            if let (
+                Reply::Served {
+                    wait_ns,
+                    service_ns,
+                },
+                true,
+            ) = (slot.reply, slot.fwd_line > 0)
+            {
+                // Served here: now it goes downstream, and the answer waits for the downstream's.
+                if !fresh {
+                    self.now = self.clock.now_ns();
+                }
+                if let Some(front) = conn.slots.front_mut() {
+                    front.reply = Reply::Forwarding {
+                        wait_ns,
+                        service_ns,
+                        late_ns: self.now.saturating_sub(slot.due_ns),
+                        since_ns: self.now,
+                        dispatched: false,
+                        sent: false,
+                    };
+                }
+                self.dispatch_when_complete(conn);
+                break;
+            }
             conn.slots.pop_front();
             if self.draining && conn.slots.is_empty() {
                 // The last answer of a draining server tells the client the connection ends.
@@ -1173,7 +1614,7 @@ impl Io {
             // A queued answer reports its lateness against the clock now, not against a cached
             // reading that may be a whole batch of events old (a vDSO read costs tens of ns).
             let late_ns = match slot.reply {
-                Reply::Served { .. } if !self.zero => {
+                Reply::Served { .. } | Reply::NetServed if !self.zero => {
                     if !fresh {
                         self.now = self.clock.now_ns();
                     }
@@ -1182,6 +1623,32 @@ impl Io {
                 _ => 0,
             };
             self.render(&mut conn.out, slot, late_ns);
+        }
+    }
+
+    /// A front slot being forwarded whose body has arrived in full is dispatched: handed to the
+    /// worker (see [`Worker::dispatch`]).
+    fn dispatch_when_complete(&mut self, conn: &mut Conn) {
+        let Some(front) = conn.slots.front_mut() else {
+            return;
+        };
+        let need = usize::from(front.fwd_line) + front.fwd_body as usize;
+        if let Reply::Forwarding {
+            since_ns,
+            ref mut dispatched,
+            ..
+        } = front.reply
+        {
+            if *dispatched || conn.fwd.len() < need {
+                return;
+            }
+            *dispatched = true;
+            self.fwd_jobs.push_back(Job {
+                key: conn.key,
+                generation: conn.generation,
+                since_ns,
+                head_only: front.head_only,
+            });
         }
     }
 
@@ -1204,8 +1671,28 @@ impl Io {
                 c.served += 1;
                 self.local.sojourn(wait_ns + service_ns, slot.class);
             }
-            // `render_due` turns every queued slot into one of the others before rendering it.
-            Reply::Queued(_) | Reply::Internal => {
+            Reply::NetServed => match (self.net_route.take(), &self.shared.config.network) {
+                (Some(route), Some(net)) => {
+                    http::write_network_served(
+                        out,
+                        date,
+                        &route,
+                        &net.stations,
+                        late_ns,
+                        slot.conn,
+                        slot.head_only,
+                    );
+                    c.served += 1;
+                    self.local.sojourn(route.sojourn_ns(), 0);
+                }
+                _ => {
+                    http::write_internal_error(out, date, slot.conn, slot.head_only);
+                    c.internal_error += 1;
+                }
+            },
+            // `render_due` turns every queued slot into one of the others before rendering it,
+            // and forwarded ones are answered by `Worker::complete`.
+            Reply::Queued(_) | Reply::NetQueued(_) | Reply::Internal | Reply::Forwarding { .. } => {
                 http::write_internal_error(out, date, slot.conn, slot.head_only);
                 c.internal_error += 1;
             }
@@ -1267,6 +1754,44 @@ impl Io {
             }
             None => (totals.counters.served, 0, 0, 0.0, None),
         };
+        // A network: each station's series; the unlabelled ones are the whole network's (a
+        // request is at exactly one station while in the network, so ∫N dt is the sum).
+        let mut stations = Vec::new();
+        let (arrivals, in_system, busy_servers, busy_s, in_system_s) =
+            match (&shared.network, &shared.config.network) {
+                (Some(n), Some(net)) => {
+                    let mut n = lock(n);
+                    let (mut present, mut busy, mut busy_ns, mut area) = (0, 0, 0u128, 0u128);
+                    for (j, station) in net.stations.iter().enumerate() {
+                        let (st, here, serving, integral) = n.station_at(j, now);
+                        present += here;
+                        busy += serving;
+                        busy_ns += st.busy_ns;
+                        area += integral;
+                        stations.push(metrics::StationSnapshot {
+                            name: &station.name,
+                            visits: st.visits,
+                            blocked: st.blocked,
+                            overflow: st.overflow,
+                            busy_s: st.busy_ns as f64 * 1e-9,
+                            sojourn_s: st.sojourn_ns as f64 * 1e-9,
+                            in_system_s: integral as f64 * 1e-9,
+                            in_system: here,
+                            gaps: (station.model.servers
+                                == queuelab_common::model::Servers::Finite(1))
+                            .then_some(st.gaps),
+                        });
+                    }
+                    (
+                        n.arrivals(),
+                        present,
+                        busy,
+                        busy_ns as f64 * 1e-9,
+                        Some(area as f64 * 1e-9),
+                    )
+                }
+                _ => (arrivals, in_system, busy_servers, busy_s, in_system_s),
+            };
         let config = &shared.config;
         let service = config.model.service.to_string();
         self.metrics_body.clear();
@@ -1293,6 +1818,7 @@ impl Io {
                 uptime_s: now as f64 * 1e-9,
                 model: &shared.model_name,
                 service: &service,
+                stations: &stations,
             },
         );
     }

@@ -495,3 +495,178 @@ fn busy_poll_defaults_to_on_when_a_core_is_left_over() {
         }
     }
 }
+
+/// qserve run to its exit with `args` and `env` (a loopback listener unless the caller sets
+/// one): the exit code and stderr.
+fn run_to_exit(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut child = Command::new(BIN)
+        .arg("--listen=127.0.0.1:0")
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run qserve");
+    let status = wait_with_deadline(&mut child);
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err)
+        .expect("read stderr");
+    (status.code(), err)
+}
+
+/// A --forward URL qserve cannot use is a usage error (exit 2) that names the flag and says
+/// what is expected, from the flag or from QSERVE_FORWARD; so are the forward limits.
+#[test]
+fn bad_forward_settings_exit_2_saying_why() {
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case<'_>] = &[
+        (
+            &["--forward", "https://127.0.0.1:9/"],
+            &[],
+            "expected http://host:port/",
+        ),
+        (
+            &["--forward", "ftp://127.0.0.1:9/"],
+            &[],
+            "expected http://host:port/",
+        ),
+        (
+            &["--forward", "127.0.0.1:9"],
+            &[],
+            "expected http://host:port/",
+        ),
+        (
+            &["--forward", "http://127.0.0.1:9/api"],
+            &[],
+            "the path must be /",
+        ),
+        (&["--forward", "http:///"], &[], "expected a host and port"),
+        (&["--forward", "http://"], &[], "expected a host and port"),
+        (
+            &["--forward", "http://user@127.0.0.1:9/"],
+            &[],
+            "expected a host and port",
+        ),
+        (
+            &[],
+            &[("QSERVE_FORWARD", "https://127.0.0.1:9/")],
+            "expected http://host:port/",
+        ),
+        (
+            &[],
+            &[("QSERVE_FORWARD", "http://127.0.0.1:9/x")],
+            "the path must be /",
+        ),
+        (
+            &[
+                "--forward",
+                "http://127.0.0.1:9/",
+                "--forward-timeout",
+                "0s",
+            ],
+            &[],
+            "--forward-timeout",
+        ),
+        (
+            &["--forward", "http://127.0.0.1:9/"],
+            &[("QSERVE_FORWARD_TIMEOUT", "0s")],
+            "--forward-timeout",
+        ),
+        (
+            &[
+                "--forward",
+                "http://127.0.0.1:9/",
+                "--forward-connections",
+                "0",
+            ],
+            &[],
+            "forward-connections",
+        ),
+        (
+            &["--forward", "http://127.0.0.1:9/"],
+            &[("QSERVE_FORWARD_QUEUE", "0")],
+            "forward-queue",
+        ),
+    ];
+    for (args, env, says) in cases {
+        let (code, err) = run_to_exit(args, env);
+        assert_eq!(code, Some(2), "{args:?} {env:?}: {err}");
+        assert!(err.contains(says), "{args:?} {env:?}: says {says:?}: {err}");
+        if args.contains(&"--forward") || env.iter().any(|(k, _)| *k == "QSERVE_FORWARD") {
+            assert!(
+                err.contains("forward"),
+                "{args:?} {env:?}: names the flag: {err}"
+            );
+        }
+    }
+}
+
+/// --network and --forward exclude each other (from flags or the environment), with a message
+/// that says so; the network file itself is valid, so nothing else is refused.
+#[test]
+fn network_and_forward_exit_2_together() {
+    let dir = std::env::temp_dir().join(format!("qserve-cli-fwd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let path = dir.join("one.toml");
+    std::fs::write(
+        &path,
+        "[[station]]\nname = \"web\"\nmu = 1000\n[routing]\nentry = { web = 1.0 }\n\
+         web = { exit = 1.0 }\n",
+    )
+    .expect("write the file");
+    let file = path.to_str().expect("a UTF-8 temp path");
+    let url = "http://127.0.0.1:9/";
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)]);
+    let cases: [Case<'_>; 3] = [
+        (&["--network", file, "--forward", url], &[]),
+        (&["--network", file], &[("QSERVE_FORWARD", url)]),
+        (&["--forward", url], &[("QSERVE_NETWORK", file)]),
+    ];
+    // The control: the same file alone starts (and stops on SIGTERM).
+    let line = startup_line(&["--network", file], &[], &[]);
+    for (args, env) in cases {
+        let (code, err) = run_to_exit(args, env);
+        assert_eq!(code, Some(2), "{args:?} {env:?}: {err}");
+        assert!(
+            err.contains("--network and --forward cannot be used together"),
+            "{args:?} {env:?}: {err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(line.contains("listening on"), "{line}");
+}
+
+/// QSERVE_FORWARD and its companions reach the start-up line as the flags do.
+#[test]
+fn forward_settings_from_the_environment_reach_the_start_up_line() {
+    let env = [
+        ("QSERVE_FORWARD", "http://127.0.0.1:9/"),
+        ("QSERVE_FORWARD_CONNECTIONS", "3"),
+        ("QSERVE_FORWARD_TIMEOUT", "750ms"),
+    ];
+    let line = startup_line(&[], &[], &env);
+    assert!(
+        line.ends_with(
+            "forwarding to http://127.0.0.1:9/ (3 connections per thread, timeout 750ms)\n"
+        ),
+        "{line}"
+    );
+    let flags = startup_line(
+        &[],
+        &[
+            "--forward",
+            "http://127.0.0.1:9/",
+            "--forward-connections",
+            "3",
+            "--forward-timeout",
+            "750ms",
+        ],
+        &[],
+    );
+    assert_eq!(
+        line.split("forwarding to").nth(1),
+        flags.split("forwarding to").nth(1),
+        "{line} vs {flags}"
+    );
+}

@@ -15,7 +15,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use kube::{Container, Env, Manifests, PodSpec};
+use kube::{Container, Env, Manifests, Overlay, PodSpec};
 use queuelab_common::units::parse_duration;
 use support::{PATIENCE, metric, read_response};
 
@@ -61,7 +61,7 @@ fn kustomization_renders_two_config_maps_and_four_resources() {
 
 /// Non-root as the image's user, seccomp, no privileges, no service links or token, resources,
 /// and the image as loaded into the cluster: the same for both pod templates.
-fn check_pod_security(what: &str, m: &Manifests, spec: &PodSpec, c: &Container) {
+fn check_pod_security(what: &str, image: &str, spec: &PodSpec, c: &Container) {
     let (uid, gid) = image_user();
     let sc = spec
         .security_context
@@ -115,7 +115,7 @@ fn check_pod_security(what: &str, m: &Manifests, spec: &PodSpec, c: &Container) 
             assert!(set.contains_key(key), "{what}: no {key} in {kind}");
         }
     }
-    assert_eq!(m.image(c), "queuelab:latest", "{what}: image");
+    assert_eq!(image, "queuelab:latest", "{what}: image");
     assert_eq!(
         c.image_pull_policy.as_deref(),
         Some("IfNotPresent"),
@@ -126,8 +126,10 @@ fn check_pod_security(what: &str, m: &Manifests, spec: &PodSpec, c: &Container) 
 #[test]
 fn both_pods_run_as_the_images_non_root_user_without_privileges() {
     let m = Manifests::load();
-    check_pod_security("qserve", &m, &m.deployment.spec.template.spec, m.qserve());
-    check_pod_security("qload", &m, &m.job.spec.template.spec, m.qload());
+    let (qserve, qload) = (m.qserve(), m.qload());
+    let spec = &m.deployment.spec.template.spec;
+    check_pod_security("qserve", &m.image(qserve), spec, qserve);
+    check_pod_security("qload", &m.image(qload), &m.job.spec.template.spec, qload);
 }
 
 #[test]
@@ -484,4 +486,252 @@ fn qserve_serves_with_the_manifest_environment_and_stops_on_sigterm() {
         Some(0),
         "qserve on SIGTERM: {line}{rest}"
     );
+}
+
+// ------------------------------------------------------------------------------------------------
+// The tandem overlay (kube/overlays/tandem/): three stations, each forwarding to the next.
+
+/// The tandem's stations in the order a request visits them: from the Service the Job's URL
+/// names, through each station's QSERVE_FORWARD (a Service's URL), to the one that forwards
+/// nowhere. Each as (Deployment name, its qserve environment).
+fn tandem_line(t: &Overlay) -> Vec<(String, Env)> {
+    let [job] = t.jobs.as_slice() else {
+        panic!("one Job in the tandem, not {}", t.jobs.len());
+    };
+    let qload = job.spec.template.spec.container("qload");
+    let mut url = Some(t.argv(qload, Some(0), &[]).last().expect("a URL").clone());
+    let mut line: Vec<(String, Env)> = Vec::new();
+    while let Some(u) = url {
+        assert!(line.len() <= t.deployments.len(), "a loop: {line:?}");
+        let rest = u
+            .strip_prefix("http://")
+            .and_then(|r| r.strip_suffix('/'))
+            .unwrap_or_else(|| panic!("{u:?} is not http://service:port/"));
+        let (name, port) = rest
+            .split_once(':')
+            .unwrap_or_else(|| panic!("{u:?}: no port"));
+        let service = t.service(name);
+        let [sp] = service.spec.ports.as_slice() else {
+            panic!("Service {name}: one port");
+        };
+        assert_eq!(port, sp.port.to_string(), "{u:?}: the Service's port");
+        let selected = t.selected_by(service);
+        let [d] = selected.as_slice() else {
+            panic!("Service {name} selects one Deployment");
+        };
+        let c = d.spec.template.spec.container("qserve");
+        let target = sp
+            .target_port
+            .clone()
+            .unwrap_or(kube::IntOrString::Int(sp.port));
+        assert_eq!(
+            c.port_number(&target),
+            Some(8000),
+            "Service {name}: qserve's port"
+        );
+        let env = t.env(c, None);
+        url = env.get("QSERVE_FORWARD").cloned();
+        line.push((d.metadata.name.clone().expect("a Deployment name"), env));
+    }
+    line
+}
+
+#[test]
+fn tandem_is_three_stations_in_a_line_from_the_job_to_the_last() {
+    let t = Overlay::load("tandem");
+    let mut kinds = t.kinds.clone();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            vec!["ConfigMap"; 5],
+            vec!["Deployment"; 3],
+            vec!["Job", "Namespace"],
+            vec!["Service"; 3]
+        ]
+        .concat()
+    );
+    assert!(
+        t.kustomization.namespace.is_some(),
+        "a namespace of its own"
+    );
+    let line = tandem_line(&t);
+    let names: Vec<&str> = line.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["station-1", "station-2", "station-3"]);
+    let known = qserve_env_names();
+    for (name, env) in &line {
+        let d = t.deployment(name);
+        assert_eq!(d.spec.replicas, Some(1), "{name}: one replica is one queue");
+        for (k, v) in &d.spec.selector.match_labels {
+            assert_eq!(
+                d.spec.template.metadata.labels.get(k),
+                Some(v),
+                "{name}: {k}"
+            );
+        }
+        for k in env.keys() {
+            assert!(known.contains(k), "{name}: qserve does not read {k}");
+        }
+        let listen = env.get("QSERVE_LISTEN").expect("QSERVE_LISTEN set");
+        assert_eq!(
+            listen.rsplit_once(':').map(|(_, p)| p),
+            Some("8000"),
+            "{name}"
+        );
+        let spec = &d.spec.template.spec;
+        let c = spec.container("qserve");
+        check_pod_security(name, &t.image(c), spec, c);
+        let grace = parse_duration(env.get("QSERVE_GRACE").expect("QSERVE_GRACE set"))
+            .expect("QSERVE_GRACE is a duration");
+        let period = Duration::from_secs(spec.termination_grace_period_seconds.unwrap_or(30));
+        let pre_stop = Duration::from_secs(c.pre_stop_sleep_s());
+        assert!(pre_stop > Duration::ZERO, "{name}: a preStop sleep");
+        assert!(
+            period >= pre_stop + grace + Duration::from_secs(1),
+            "{name}: terminationGracePeriodSeconds {period:?} < preStop + QSERVE_GRACE + 1 s"
+        );
+    }
+    let job = &t.jobs[0];
+    let s = &job.spec;
+    assert_eq!(s.completion_mode.as_deref(), Some("Indexed"));
+    assert_eq!(s.parallelism, s.completions, "all N sources run at once");
+    assert_eq!(s.suspend, Some(true), "created suspended");
+    assert_eq!(s.backoff_limit, Some(0));
+    let qload = job.spec.template.spec.container("qload");
+    check_pod_security("qload", &t.image(qload), &job.spec.template.spec, qload);
+}
+
+#[test]
+fn tandem_default_load_keeps_every_station_stable() {
+    // Every station of a tandem sees the whole arrival rate lambda = N x QLOAD_RATE, so each
+    // needs rho_i = lambda / (c_i mu_i) < 1, or the default experiment measures a queue that
+    // only grows.
+    let t = Overlay::load("tandem");
+    let job = &t.jobs[0];
+    let qload = t.env(job.spec.template.spec.container("qload"), Some(0));
+    let n = f64::from(job.spec.completions.expect("completions"));
+    let lambda = n * qload["QLOAD_RATE"]
+        .parse::<f64>()
+        .expect("a plain QLOAD_RATE");
+    let mut mean = 0.0;
+    for (name, env) in tandem_line(&t) {
+        let mu: f64 = env["QSERVE_MU"].parse().expect("a plain QSERVE_MU");
+        let c: f64 = env["QSERVE_SERVERS"]
+            .parse()
+            .expect("a finite QSERVE_SERVERS");
+        let rho = lambda / (c * mu);
+        assert!(rho > 0.0 && rho < 1.0, "{name}: rho = {rho}");
+        mean += 1.0 / (mu - lambda);
+    }
+    // kube/README.md quotes this figure for the defaults (Σ 1/(μ_i − λ), M/M/1 stations).
+    assert!((mean * 1e3 - 6.54).abs() < 0.005, "{} ms", mean * 1e3);
+}
+
+/// The start-up line's address of a qserve just spawned (stderr is then drained on a thread).
+fn listening(child: &mut Child) -> (String, std::thread::JoinHandle<String>) {
+    let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("the start-up line");
+    let addr = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(str::to_owned);
+    let rest = std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = stderr.read_to_string(&mut rest);
+        line + &rest
+    });
+    match addr {
+        Some(a) => (a, rest),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "no address in the start-up line: {}",
+                rest.join().unwrap_or_default()
+            );
+        }
+    }
+}
+
+#[test]
+fn tandem_stations_with_the_overlays_environment_forward_end_to_end() {
+    // The three stations started with exactly their manifests' environment, last first, each
+    // Service name of a QSERVE_FORWARD replaced by the loopback address of that station (what
+    // cluster DNS and kube-proxy do in the cluster). A request to station 1 visits all three.
+    let t = Overlay::load("tandem");
+    let line = tandem_line(&t);
+    let mut addrs: Vec<String> = Vec::new();
+    let mut children = Vec::new();
+    for (name, env) in line.iter().rev() {
+        let mut env = env.clone();
+        env.insert("QSERVE_LISTEN".to_owned(), "127.0.0.1:0".to_owned());
+        if env.contains_key("QSERVE_FORWARD") {
+            let next = addrs.last().expect("the next station runs");
+            env.insert("QSERVE_FORWARD".to_owned(), format!("http://{next}/"));
+        }
+        let mut child = spawn_qserve(&env);
+        let (addr, rest) = listening(&mut child);
+        addrs.push(addr);
+        children.push((name.clone(), env, child, rest));
+    }
+    addrs.reverse();
+    children.reverse();
+    let n = 20;
+    let mut s = TcpStream::connect(&addrs[0]).expect("connect to station 1");
+    s.set_read_timeout(Some(PATIENCE)).expect("set a timeout");
+    let mut pending = Vec::new();
+    for i in 0..n {
+        write!(s, "GET /t?i={i} HTTP/1.1\r\nHost: station-1\r\n\r\n").expect("send");
+        let r = read_response(&mut s, &mut pending)
+            .expect("read a response")
+            .expect("a response");
+        assert_eq!(r.status, 200, "{}", r.text());
+        let timing = r.header("server-timing").expect("Server-Timing").to_owned();
+        let names: Vec<&str> = timing
+            .split(',')
+            .filter_map(|e| e.trim().split(';').next())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "wait", "service", "late", "hop", "wait", "service", "late", "hop", "wait",
+                "service", "late"
+            ],
+            "three visits and two hops: {timing}"
+        );
+    }
+    drop(s);
+    for (i, (name, env, _, _)) in children.iter().enumerate() {
+        let text = get(&addrs[i], "/metrics").text();
+        let mu: f64 = env["QSERVE_MU"].parse().expect("a plain QSERVE_MU");
+        assert_eq!(metric(&text, "qserve_mu"), mu, "{name}");
+        let forwards = env.contains_key("QSERVE_FORWARD");
+        let outcome = if forwards { "forwarded" } else { "served" };
+        assert_eq!(
+            metric(
+                &text,
+                &format!("qserve_requests_total{{outcome=\"{outcome}\"}}")
+            ),
+            f64::from(n),
+            "{name}"
+        );
+        if forwards {
+            assert_eq!(
+                metric(&text, "qserve_forward_requests_total"),
+                f64::from(n),
+                "{name}"
+            );
+        }
+    }
+    for (name, env, mut child, rest) in children {
+        // SAFETY: signals our own child, whose pid stays valid until it is waited for.
+        let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        assert_eq!(rc, 0);
+        let grace = parse_duration(&env["QSERVE_GRACE"]).expect("QSERVE_GRACE is a duration");
+        let status = wait_with_deadline(&mut child, grace + PATIENCE);
+        let log = rest.join().expect("the stderr reader");
+        assert_eq!(status.and_then(|s| s.code()), Some(0), "{name}: {log}");
+    }
 }

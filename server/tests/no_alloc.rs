@@ -1,6 +1,7 @@
 //! No allocation per request on the hot path: after warm-up, thousands of requests (plain and
 //! pipelined, with and without the queue, FCFS and processor sharing, each with its
-//! `Server-Timing` header) make (almost) no allocation in the whole process.
+//! `Server-Timing` header, and forwarded from one station to another over kept-alive
+//! connections) make (almost) no allocation in the whole process.
 //!
 //! This file holds one test only, so that nothing else allocates in the process meanwhile.
 mod support;
@@ -88,7 +89,14 @@ fn exchange(
 
 fn measure(name: &str, configure: impl FnOnce(&mut queuelab_server::Config)) {
     let h = server(configure);
-    let mut s = connect(&h);
+    measure_on(name, &h);
+    h.shutdown();
+    h.join().expect("clean shutdown");
+}
+
+/// Warm-up, then counts the allocations of 5,000 single and 500 × 16 pipelined requests to `h`.
+fn measure_on(name: &str, h: &queuelab_server::Handle) {
+    let mut s = connect(h);
     let req = get("/");
     // A constant body and a Date of fixed width; only a queued answer's `late` in its
     // Server-Timing may grow by a few digits.
@@ -117,9 +125,35 @@ fn measure(name: &str, configure: impl FnOnce(&mut queuelab_server::Config)) {
         "{name}: {allocated} allocations for {requests} requests"
     );
     eprintln!("{name}: {allocated} allocations for {requests} requests");
-    drop(s);
-    h.shutdown();
-    h.join().expect("clean shutdown");
+}
+
+/// The forward path, station A to station B, both in this process (so both are counted): A's
+/// pool connections to B are opened during the warm-up (one suffices for one client connection,
+/// whose requests are forwarded one at a time) and kept alive, and then each request is A's
+/// wait and service, the request written into the pool connection's buffer, B's answer parsed
+/// and relayed with the composed Server-Timing.
+fn measure_forward() {
+    let b = server(|c| c.model.service = ServiceKind::Zero);
+    let a = server(|c| {
+        c.model.service = ServiceKind::Zero;
+        c.forward = Some(queuelab_server::Forward::new(&format!(
+            "http://{}/",
+            b.local_addr()
+        )));
+    });
+    measure_on("forward A -> B", &a);
+    let m = scrape(&a);
+    // Every request went downstream: the first, the warm-up's and the measured ones.
+    let sent = 1 + 2_000 + 200 * 16 + 5_000 + 500 * 16;
+    assert_eq!(metric(&m, "qserve_forward_requests_total"), f64::from(sent));
+    assert_eq!(
+        metric(&m, "qserve_requests_total{outcome=\"forwarded\"}"),
+        f64::from(sent)
+    );
+    a.shutdown();
+    a.join().expect("A ends");
+    b.shutdown();
+    b.join().expect("B ends");
 }
 
 #[test]
@@ -141,4 +175,5 @@ fn requests_do_not_allocate() {
         c.model.discipline = Discipline::Ps;
         c.model.classes = Classes::new(&[0.5, 0.5]).expect("valid classes");
     });
+    measure_forward();
 }

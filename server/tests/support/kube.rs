@@ -28,6 +28,7 @@ pub type Env = BTreeMap<String, String>;
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Kustomization {
+    pub namespace: Option<String>,
     pub resources: Vec<String>,
     #[serde(default)]
     pub config_map_generator: Vec<ConfigMapGenerator>,
@@ -380,23 +381,8 @@ impl Manifests {
         let dir = kube_dir();
         let kustomization: Kustomization =
             parse("kustomization.yaml", &read(&dir.join("kustomization.yaml")));
-        let mut kinds = Vec::new();
-        let mut config_maps = BTreeMap::new();
-        for g in &kustomization.config_map_generator {
-            let mut data = Env::new();
-            for literal in &g.literals {
-                let (k, v) = literal.split_once('=').unwrap_or_else(|| {
-                    panic!("literal {literal:?} of {} is not KEY=VALUE", g.name)
-                });
-                assert!(
-                    data.insert(k.to_owned(), v.to_owned()).is_none(),
-                    "{k} twice in ConfigMap {}",
-                    g.name
-                );
-            }
-            kinds.push("ConfigMap".to_owned());
-            config_maps.insert(g.name.clone(), data);
-        }
+        let config_maps = generated_config_maps(&kustomization);
+        let mut kinds = vec!["ConfigMap".to_owned(); config_maps.len()];
         let (mut deployment, mut service, mut hpa, mut job) = (None, None, None, None);
         for file in &kustomization.resources {
             let text = read(&dir.join(file));
@@ -433,74 +419,229 @@ impl Manifests {
 
     /// The image a container runs once the kustomization's `images` overrides are applied.
     pub fn image(&self, c: &Container) -> String {
-        let image = c.image.as_deref().expect("a container image");
-        let (name, tag) = image.split_once(':').unwrap_or((image, "latest"));
-        match self.kustomization.images.iter().find(|o| o.name == name) {
-            Some(o) => format!(
-                "{}:{}",
-                o.new_name.as_deref().unwrap_or(name),
-                o.new_tag.as_deref().unwrap_or(tag)
-            ),
-            None => image.to_owned(),
-        }
+        overridden_image(&self.kustomization, c)
     }
 
-    /// The environment the kubelet gives container `c`: `envFrom` in order (a later source wins),
-    /// then `env` (which wins over `envFrom`), each `env` value expanded against the variables
-    /// defined before it. `index` stands in for the Job's completion-index annotation.
+    /// The environment the kubelet gives container `c` (see [`container_env`]).
     pub fn env(&self, c: &Container, index: Option<u32>) -> Env {
-        let mut env = Env::new();
-        for source in &c.env_from {
-            let cm = source
-                .config_map_ref
-                .as_ref()
-                .unwrap_or_else(|| panic!("unsupported envFrom source {source:?}"));
-            let data = self
-                .config_maps
-                .get(&cm.name)
-                .unwrap_or_else(|| panic!("envFrom names ConfigMap {}, not generated", cm.name));
-            let prefix = source.prefix.as_deref().unwrap_or("");
-            for (k, v) in data {
-                env.insert(format!("{prefix}{k}"), v.clone());
-            }
-        }
-        for var in &c.env {
-            let value = match (&var.value, &var.value_from) {
-                (Some(v), None) => expand(v, &env),
-                (None, Some(EnvVarSource { field_ref: Some(f) }))
-                    if f.field_path == COMPLETION_INDEX_FIELD =>
-                {
-                    index
-                        .unwrap_or_else(|| panic!("{} needs a completion index", var.name))
-                        .to_string()
-                }
-                _ => panic!("unsupported env source for {}", var.name),
-            };
-            env.insert(var.name.clone(), value);
-        }
-        env
+        container_env(&self.config_maps, c, index)
     }
 
-    /// The container's argv (`command` then `args`) for completion index `index`, every
-    /// `$(VAR)` expanded after `overrides` replaced some variables.
+    /// The container's argv for completion index `index` (see [`container_argv`]).
     pub fn argv(
         &self,
         c: &Container,
         index: Option<u32>,
         overrides: &[(&str, &str)],
     ) -> Vec<String> {
-        let mut env = self.env(c, index);
-        for (k, v) in overrides {
-            assert!(
-                env.contains_key(*k),
-                "override of {k}, which the container does not have"
-            );
-            env.insert((*k).to_owned(), (*v).to_owned());
+        container_argv(&self.config_maps, c, index, overrides)
+    }
+}
+
+/// The image a container runs once a kustomization's `images` overrides are applied.
+pub fn overridden_image(k: &Kustomization, c: &Container) -> String {
+    let image = c.image.as_deref().expect("a container image");
+    let (name, tag) = image.split_once(':').unwrap_or((image, "latest"));
+    match k.images.iter().find(|o| o.name == name) {
+        Some(o) => format!(
+            "{}:{}",
+            o.new_name.as_deref().unwrap_or(name),
+            o.new_tag.as_deref().unwrap_or(tag)
+        ),
+        None => image.to_owned(),
+    }
+}
+
+/// The environment the kubelet gives container `c`: `envFrom` in order (a later source wins),
+/// then `env` (which wins over `envFrom`), each `env` value expanded against the variables
+/// defined before it. `index` stands in for the Job's completion-index annotation.
+pub fn container_env(
+    config_maps: &BTreeMap<String, Env>,
+    c: &Container,
+    index: Option<u32>,
+) -> Env {
+    let mut env = Env::new();
+    for source in &c.env_from {
+        let cm = source
+            .config_map_ref
+            .as_ref()
+            .unwrap_or_else(|| panic!("unsupported envFrom source {source:?}"));
+        let data = config_maps
+            .get(&cm.name)
+            .unwrap_or_else(|| panic!("envFrom names ConfigMap {}, not generated", cm.name));
+        let prefix = source.prefix.as_deref().unwrap_or("");
+        for (k, v) in data {
+            env.insert(format!("{prefix}{k}"), v.clone());
         }
-        c.command
+    }
+    for var in &c.env {
+        let value = match (&var.value, &var.value_from) {
+            (Some(v), None) => expand(v, &env),
+            (None, Some(EnvVarSource { field_ref: Some(f) }))
+                if f.field_path == COMPLETION_INDEX_FIELD =>
+            {
+                index
+                    .unwrap_or_else(|| panic!("{} needs a completion index", var.name))
+                    .to_string()
+            }
+            _ => panic!("unsupported env source for {}", var.name),
+        };
+        env.insert(var.name.clone(), value);
+    }
+    env
+}
+
+/// The container's argv (`command` then `args`) for completion index `index`, every `$(VAR)`
+/// expanded after `overrides` replaced some variables.
+pub fn container_argv(
+    config_maps: &BTreeMap<String, Env>,
+    c: &Container,
+    index: Option<u32>,
+    overrides: &[(&str, &str)],
+) -> Vec<String> {
+    let mut env = container_env(config_maps, c, index);
+    for (k, v) in overrides {
+        assert!(
+            env.contains_key(*k),
+            "override of {k}, which the container does not have"
+        );
+        env.insert((*k).to_owned(), (*v).to_owned());
+    }
+    c.command
+        .iter()
+        .chain(&c.args)
+        .map(|a| expand(a, &env))
+        .collect()
+}
+
+/// The ConfigMaps a kustomization generates, by generator name, as KEY=VALUE literals.
+fn generated_config_maps(k: &Kustomization) -> BTreeMap<String, Env> {
+    let mut config_maps = BTreeMap::new();
+    for g in &k.config_map_generator {
+        let mut data = Env::new();
+        for literal in &g.literals {
+            let (key, v) = literal
+                .split_once('=')
+                .unwrap_or_else(|| panic!("literal {literal:?} of {} is not KEY=VALUE", g.name));
+            assert!(
+                data.insert(key.to_owned(), v.to_owned()).is_none(),
+                "{key} twice in ConfigMap {}",
+                g.name
+            );
+        }
+        assert!(
+            config_maps.insert(g.name.clone(), data).is_none(),
+            "ConfigMap {} generated twice",
+            g.name
+        );
+    }
+    config_maps
+}
+
+fn from_value<T: serde::de::DeserializeOwned>(
+    file: &str,
+    what: &str,
+    v: serde_yaml_ng::Value,
+) -> T {
+    serde_yaml_ng::from_value(v).unwrap_or_else(|e| panic!("{file} ({what}): {e}"))
+}
+
+/// An overlay of kube/overlays/: a kustomization of its own whose resource files may hold
+/// several objects each (`---`). Only the kinds the tests know are accepted.
+#[derive(Debug)]
+pub struct Overlay {
+    pub kustomization: Kustomization,
+    pub config_maps: BTreeMap<String, Env>,
+    /// The kind of every object, generated ConfigMaps included.
+    pub kinds: Vec<String>,
+    pub deployments: Vec<Deployment>,
+    pub services: Vec<Service>,
+    pub jobs: Vec<Job>,
+}
+
+impl Overlay {
+    /// Reads kube/overlays/`name`/kustomization.yaml and its resources.
+    pub fn load(name: &str) -> Self {
+        use serde::Deserialize as _;
+        let dir = kube_dir().join("overlays").join(name);
+        let kustomization: Kustomization =
+            parse("kustomization.yaml", &read(&dir.join("kustomization.yaml")));
+        let config_maps = generated_config_maps(&kustomization);
+        let mut kinds = vec!["ConfigMap".to_owned(); config_maps.len()];
+        let (mut deployments, mut services, mut jobs) = (Vec::new(), Vec::new(), Vec::new());
+        for file in &kustomization.resources {
+            let text = read(&dir.join(file));
+            for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+                let value = serde_yaml_ng::Value::deserialize(doc)
+                    .unwrap_or_else(|e| panic!("{file}: {e}"));
+                let kind: Kind = from_value(file, "kind", value.clone());
+                let what = kind.kind.as_str();
+                match what {
+                    "Deployment" => deployments.push(from_value(file, what, value)),
+                    "Service" => services.push(from_value(file, what, value)),
+                    "Job" => jobs.push(from_value(file, what, value)),
+                    "Namespace" => {}
+                    other => panic!("{file}: a {other} the manifest tests do not check"),
+                }
+                kinds.push(kind.kind);
+            }
+        }
+        Overlay {
+            kustomization,
+            config_maps,
+            kinds,
+            deployments,
+            services,
+            jobs,
+        }
+    }
+
+    /// The container's environment (see [`container_env`]).
+    pub fn env(&self, c: &Container, index: Option<u32>) -> Env {
+        container_env(&self.config_maps, c, index)
+    }
+
+    /// The container's argv (see [`container_argv`]).
+    pub fn argv(
+        &self,
+        c: &Container,
+        index: Option<u32>,
+        overrides: &[(&str, &str)],
+    ) -> Vec<String> {
+        container_argv(&self.config_maps, c, index, overrides)
+    }
+
+    /// The image a container runs (see [`overridden_image`]).
+    pub fn image(&self, c: &Container) -> String {
+        overridden_image(&self.kustomization, c)
+    }
+
+    /// The Deployment of this name.
+    pub fn deployment(&self, name: &str) -> &Deployment {
+        self.deployments
             .iter()
-            .chain(&c.args)
-            .map(|a| expand(a, &env))
+            .find(|d| d.metadata.name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("no Deployment {name}"))
+    }
+
+    /// The Service of this name.
+    pub fn service(&self, name: &str) -> &Service {
+        self.services
+            .iter()
+            .find(|s| s.metadata.name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("no Service {name}"))
+    }
+
+    /// The Deployments whose pods a Service selects.
+    pub fn selected_by(&self, service: &Service) -> Vec<&Deployment> {
+        let sel = &service.spec.selector;
+        assert!(!sel.is_empty(), "a Service without a selector");
+        self.deployments
+            .iter()
+            .filter(|d| {
+                sel.iter()
+                    .all(|(k, v)| d.spec.template.metadata.labels.get(k) == Some(v))
+            })
             .collect()
     }
 }

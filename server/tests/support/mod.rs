@@ -321,6 +321,8 @@ pub fn accounted(c: &queuelab_server::metrics::Counters) -> u64 {
         + c.healthz
         + c.abandoned
         + c.grace_expired
+        + c.forwarded
+        + c.forward_failed()
 }
 
 /// The same sum from a `/metrics` text: every `qserve_requests_total` and

@@ -1,0 +1,573 @@
+//! The network simulator: the replay against hand-computed sequences and against the draws
+//! contract of `network`'s module docs, its routing frequencies by chi-square, and the
+//! replications against the product form and the Pollaczek–Khinchine formula.
+//!
+//! Statistical tolerances (as in `tests/sim.rs`): an [`Estimate`] over R = 20 replications has
+//! the half-width t₀.₉₇₅(19)·s/√R, and (value − truth)/(s/√R) follows Student's t with 19
+//! degrees of freedom (the replications are independent, each value a mean of tens of thousands
+//! of customers, close to normal). A test that checks m estimates accepts
+//! |value − truth| ≤ K_m·half_width with K_m = t_{1−10⁻⁶/(2m)}(19)/t₀.₉₇₅(19), computed below from
+//! statrs: by Bonferroni a correct program fails the whole test with probability below 10⁻⁶.
+//! The warm-up (10% of the run) leaves a start-up bias far below the half-widths at these loads.
+use queuelab_common::network::{ENTRY_STREAM, Hop, Network, route_stream, service_stream, theory};
+use queuelab_common::samplers::rng;
+use queuelab_common::sim::{
+    Customer, Estimate, Fate, NetFate, SimOptions, Visit, replay, replay_network, simulate_network,
+};
+use queuelab_common::stats;
+use rand::RngExt;
+use statrs::distribution::{ChiSquared, ContinuousCDF, StudentsT};
+
+const WEB_DB: &str = "\
+[[station]]
+name = \"web\"
+mu = 1000
+[[station]]
+name = \"db\"
+mu = 2000
+[routing]
+entry = { web = 1.0 }
+web = { db = 0.5, exit = 0.5 }
+db = { web = 0.3, exit = 0.7 }
+";
+
+fn tandem(first: &str, second: &str) -> Network {
+    Network::parse(&format!(
+        "[[station]]\nname = \"one\"\n{first}\n[[station]]\nname = \"two\"\n{second}\n\
+         [routing]\nentry = {{ one = 1 }}\none = {{ two = 1 }}\ntwo = {{ exit = 1 }}\n"
+    ))
+    .expect("valid in this test")
+}
+
+fn v(station: usize, arrive_ns: u64, start_ns: u64, depart_ns: u64) -> Visit {
+    Visit {
+        station,
+        arrive_ns,
+        start_ns,
+        depart_ns,
+        service_ns: depart_ns - start_ns,
+    }
+}
+
+/// A constant tandem by hand: one serves 100 ns, two 200 ns.
+/// one: r0 0→0→100, r1 50→100→200, r2 300→300→400, r3 300→400→500 (same-instant external
+/// arrivals in the order given); two: r0 100→100→300, r1 200→300→500, r2 400→500→700,
+/// r3 500→700→900. With capacity 1 at two: r1 finds r0 (d = 300 > 200) and is blocked at 200;
+/// r2 arrives at 400 when r0 has left (300) and runs 400→600; r3 finds r2 (600 > 500) at 500.
+#[test]
+fn a_constant_tandem_by_hand() {
+    let net = tandem(
+        "mu = 10_000_000\nservice = \"const\"",
+        "mu = 5_000_000\nservice = \"const\"",
+    );
+    let fates = replay_network(&net, 7, &[0, 50, 300, 300], usize::MAX);
+    let want = vec![
+        NetFate::Exited {
+            at_ns: 300,
+            visits: vec![v(0, 0, 0, 100), v(1, 100, 100, 300)],
+        },
+        NetFate::Exited {
+            at_ns: 500,
+            visits: vec![v(0, 50, 100, 200), v(1, 200, 300, 500)],
+        },
+        NetFate::Exited {
+            at_ns: 700,
+            visits: vec![v(0, 300, 300, 400), v(1, 400, 500, 700)],
+        },
+        NetFate::Exited {
+            at_ns: 900,
+            visits: vec![v(0, 300, 400, 500), v(1, 500, 700, 900)],
+        },
+    ];
+    assert_eq!(fates, want);
+
+    let net = tandem(
+        "mu = 10_000_000\nservice = \"const\"",
+        "mu = 5_000_000\nservice = \"const\"\ncapacity = 1",
+    );
+    let fates = replay_network(&net, 7, &[0, 50, 300, 300], usize::MAX);
+    assert_eq!(fates[0], want[0]);
+    assert_eq!(
+        fates[1],
+        NetFate::Blocked {
+            at_ns: 200,
+            station: 1,
+            visits: vec![v(0, 50, 100, 200)]
+        }
+    );
+    assert_eq!(
+        fates[2],
+        NetFate::Exited {
+            at_ns: 600,
+            visits: vec![v(0, 300, 300, 400), v(1, 400, 400, 600)]
+        }
+    );
+    assert_eq!(
+        fates[3],
+        NetFate::Blocked {
+            at_ns: 500,
+            station: 1,
+            visits: vec![v(0, 300, 400, 500)]
+        }
+    );
+    // The overflow limit acts as a capacity where there is none: the same fates with limit 1.
+    let net = tandem(
+        "mu = 10_000_000\nservice = \"const\"\ncapacity = 4",
+        "mu = 5_000_000\nservice = \"const\"",
+    );
+    assert_eq!(
+        replay_network(&net, 7, &[0, 50, 300, 300], 1)[1..],
+        fates[1..]
+    );
+    // Infinitely many servers at two: d = a + 200.
+    let net = tandem(
+        "mu = 10_000_000\nservice = \"const\"",
+        "mu = 5_000_000\nservice = \"const\"\nservers = \"inf\"",
+    );
+    let fates = replay_network(&net, 7, &[0, 50, 300, 300], usize::MAX);
+    let exits: Vec<u64> = fates.iter().map(NetFate::at_ns).collect();
+    assert_eq!(exits, [300, 400, 600, 700]);
+}
+
+/// A transfer and an external arrival at the same station at the same nanosecond: the transfer
+/// goes first. a (100 ns) → b (100 ns) → a with probability ½ or exit. Request 0 arrives at 0,
+/// leaves a at 100, b at 200 and (for a seed whose first draw of b's route stream is below ½
+/// and the next two above) comes back to a at 200, when request 1 arrives from outside. The
+/// transfer first: r0 a 200→200→300, then r1 a 200→300→400; b: r0 300→400 (exit), r1 400→500
+/// (exit). With capacity 1 at a, r1 finds r0 there and is blocked.
+#[test]
+fn transfers_come_before_external_arrivals() {
+    let text = "[[station]]\nname = \"a\"\nmu = 10_000_000\nservice = \"const\"\n\
+                [[station]]\nname = \"b\"\nmu = 10_000_000\nservice = \"const\"\n\
+                [routing]\nentry = { a = 1 }\na = { b = 1 }\nb = { a = 0.5, exit = 0.5 }\n";
+    let net = Network::parse(text).expect("valid in this test");
+    let seed = (0..1000u64)
+        .find(|&s| {
+            let mut r = rng(s, route_stream(1));
+            let u: [f64; 3] = [r.random(), r.random(), r.random()];
+            u[0] < 0.5 && u[1] >= 0.5 && u[2] >= 0.5
+        })
+        .expect("valid in this test");
+    let fates = replay_network(&net, seed, &[0, 200], usize::MAX);
+    assert_eq!(
+        fates,
+        vec![
+            NetFate::Exited {
+                at_ns: 400,
+                visits: vec![
+                    v(0, 0, 0, 100),
+                    v(1, 100, 100, 200),
+                    v(0, 200, 200, 300),
+                    v(1, 300, 300, 400)
+                ],
+            },
+            NetFate::Exited {
+                at_ns: 500,
+                visits: vec![v(0, 200, 300, 400), v(1, 400, 400, 500)],
+            },
+        ]
+    );
+    let net = Network::parse(&text.replace(
+        "service = \"const\"\n[[",
+        "service = \"const\"\ncapacity = 1\n[[",
+    ))
+    .expect("valid in this test");
+    let fates = replay_network(&net, seed, &[0, 200], usize::MAX);
+    assert_eq!(
+        fates[1],
+        NetFate::Blocked {
+            at_ns: 200,
+            station: 0,
+            visits: vec![]
+        }
+    );
+}
+
+/// Every arrival at a station in time order, as (time, fate index, visit index or None when
+/// blocked there).
+fn arrivals_at(fates: &[NetFate], j: usize) -> Vec<(u64, usize, Option<usize>)> {
+    let mut a = Vec::new();
+    for (i, f) in fates.iter().enumerate() {
+        for (k, vis) in f.visits().iter().enumerate() {
+            if vis.station == j {
+                a.push((vis.arrive_ns, i, Some(k)));
+            }
+        }
+        if let NetFate::Blocked { at_ns, station, .. } = f
+            && *station == j
+        {
+            a.push((*at_ns, i, None));
+        }
+    }
+    a.sort();
+    a
+}
+
+/// The draws contract and the single-queue semantics on a random network: three stations (one
+/// of 2 servers with a capacity, one with infinitely many, heavy-tailed and Erlang service),
+/// feedback, 20 000 Poisson arrivals near saturation so that there is blocking. With
+/// continuous service times no two arrivals at a station share a nanosecond (up to ties of
+/// probability ~10⁻⁶ per pair, which the sort would then order by request: checked below to be
+/// absent), so each station's arrivals in time order are its n-th arrivals. For each station:
+/// the n-th arrival's service time is the n-th draw of its service stream and its next hop
+/// the hop of the n-th uniform of its route stream; and the station's visits replayed through
+/// the single-queue reference `sim::replay` (FCFS, its servers, its limit) give the same
+/// blocked arrivals and departures. The n-th external arrival enters at the hop of the n-th
+/// uniform of the entry stream.
+#[test]
+fn replay_follows_the_draws_contract() {
+    let text = "\
+[[station]]
+name = \"front\"
+mu = 3000
+servers = 2
+capacity = 6
+service = \"pareto:1.5\"
+[[station]]
+name = \"cache\"
+mu = 500
+servers = \"inf\"
+service = \"erlang:3\"
+[[station]]
+name = \"db\"
+mu = 2500
+service = \"h2:4\"
+[routing]
+entry = { front = 0.8, db = 0.2 }
+front = { cache = 0.3, db = 0.3, exit = 0.4 }
+cache = { front = 0.5, exit = 0.5 }
+db = { front = 0.2, db = 0.1, exit = 0.7 }
+";
+    let net = Network::parse(text).expect("valid in this test");
+    let seed = 11;
+    let mut gaps = rng(99, 0);
+    let mut t = 0u64;
+    let arrivals: Vec<u64> = (0..20_000)
+        .map(|_| {
+            t += 1 + (-(1.0 - gaps.random::<f64>()).ln() / 3000.0 * 1e9) as u64;
+            t
+        })
+        .collect();
+    let limit = 40;
+    let fates = replay_network(&net, seed, &arrivals, limit);
+    // Entry hops.
+    let mut entry = rng(seed, ENTRY_STREAM);
+    for (i, f) in fates.iter().enumerate() {
+        let first = match (f.visits().first(), f) {
+            (Some(vis), _) => vis.station,
+            (None, NetFate::Blocked { station, .. }) => *station,
+            (None, NetFate::Exited { .. }) => panic!("request {i} has no visit"),
+        };
+        assert_eq!(
+            Hop::Station(first),
+            net.hop(None, entry.random::<f64>()),
+            "{i}"
+        );
+        let first_at = f.visits().first().map_or(f.at_ns(), |vis| vis.arrive_ns);
+        assert_eq!(first_at, arrivals[i]);
+    }
+    let mut blocked_total = 0;
+    for (j, st) in net.stations.iter().enumerate() {
+        let at = arrivals_at(&fates, j);
+        assert!(at.windows(2).all(|w| w[0].0 < w[1].0), "a tie at {j}");
+        let mut service = rng(seed, service_stream(j));
+        let mut route = rng(seed, route_stream(j));
+        let sampler = st.model.sampler();
+        let mut customers = Vec::new();
+        for &(a, i, k) in &at {
+            let s = sampler.sample_ns(&mut service);
+            let u = route.random::<f64>();
+            customers.push(Customer {
+                arrival_ns: a,
+                service_ns: s,
+                class: 0,
+            });
+            if let Some(k) = k {
+                let vis = fates[i].visits()[k];
+                assert_eq!(vis.service_ns, s);
+                assert_eq!(vis.depart_ns, vis.start_ns + s);
+                let next = match fates[i].visits().get(k + 1) {
+                    Some(n) => {
+                        assert_eq!(n.arrive_ns, vis.depart_ns, "no delay in a transfer");
+                        Hop::Station(n.station)
+                    }
+                    None => match &fates[i] {
+                        NetFate::Exited { at_ns, .. } => {
+                            assert_eq!(*at_ns, vis.depart_ns);
+                            Hop::Exit
+                        }
+                        NetFate::Blocked { station, at_ns, .. } => {
+                            assert_eq!(*at_ns, vis.depart_ns);
+                            Hop::Station(*station)
+                        }
+                    },
+                };
+                assert_eq!(next, net.hop(Some(j), u), "request {i} after station {j}");
+            }
+        }
+        let lim = st
+            .model
+            .capacity
+            .map_or(limit, |k| usize::try_from(k).expect("valid in this test"));
+        let reference = replay(&st.model, &customers, lim);
+        for (&(_, i, k), fate) in at.iter().zip(&reference) {
+            match (k, fate) {
+                (Some(k), Fate::Departed(d)) => assert_eq!(fates[i].visits()[k].depart_ns, *d),
+                (None, Fate::Blocked) => blocked_total += 1,
+                other => panic!("station {j}, request {i}: {other:?}"),
+            }
+        }
+    }
+    // The test means something: there was blocking, and feedback.
+    assert!(blocked_total > 0);
+    assert!(fates.iter().any(|f| f.visits().len() >= 4));
+    // Deterministic for a seed; another seed differs.
+    assert_eq!(replay_network(&net, seed, &arrivals, limit), fates);
+    assert_ne!(replay_network(&net, seed + 1, &arrivals, limit), fates);
+}
+
+#[test]
+#[should_panic(expected = "before the one ahead")]
+fn replay_rejects_arrivals_out_of_order() {
+    let net = Network::parse(WEB_DB).expect("valid in this test");
+    replay_network(&net, 1, &[5, 4], usize::MAX);
+}
+
+/// The hops out of each station (and the entry), counted over 10⁵ replayed requests, against
+/// the routing by a chi-square test. The route draws at a station are independent uniforms
+/// consumed in arrival order, so the first M hops out of station j (in arrival order at j) are
+/// M independent draws of its row, whatever the route of each request: a multinomial sample.
+/// M is fixed beforehand (below the number of visits every station surely gets: the expected
+/// count minus far more than 6 standard deviations) so that the sample size does not depend
+/// on the outcomes. Four rows are tested, each at 10⁻⁶/4 (Bonferroni): the statistic's
+/// threshold is the chi-square quantile 1 − 2.5·10⁻⁷ with (categories − 1) degrees of freedom.
+#[test]
+fn routing_frequencies_by_chi_square() {
+    let text = "\
+[[station]]
+name = \"a\"
+mu = 5000
+[[station]]
+name = \"b\"
+mu = 5000
+servers = 2
+[[station]]
+name = \"c\"
+mu = 8000
+service = \"uniform\"
+[routing]
+entry = { a = 0.5, b = 0.3, c = 0.2 }
+a = { b = 0.25, c = 0.25, exit = 0.5 }
+b = { a = 0.1, c = 0.2, b = 0.1, exit = 0.6 }
+c = { a = 0.3, exit = 0.7 }
+";
+    let net = Network::parse(text).expect("valid in this test");
+    let v = queuelab_common::network::visit_ratios(&net).expect("valid in this test");
+    let n = 100_000usize;
+    // Arrivals 1 ms apart: far below saturation (λ = 1000/s), no blocking.
+    let arrivals: Vec<u64> = (0..n as u64).map(|i| i * 1_000_000).collect();
+    let fates = replay_network(&net, 5, &arrivals, usize::MAX);
+    // M: the visits to j are at least ~n·v_j·(1 − 5%); each visit count per request has a
+    // variance of order v_j², so the SD of the sum is ~√n·v_j ≈ 0.3% of n·v_j: 5% is > 15 SD.
+    let m: Vec<usize> = v
+        .iter()
+        .map(|&vj| (0.95 * n as f64 * vj) as usize)
+        .collect();
+    let mut hops: Vec<Vec<u64>> = vec![vec![0; 4]; 3]; // [a, b, c, exit]
+    for (j, &mj) in m.iter().enumerate() {
+        let at = arrivals_at(&fates, j);
+        assert!(at.len() >= mj, "station {j}: {} visits", at.len());
+        for &(_, i, k) in at.iter().take(mj) {
+            let k = k.expect("valid in this test");
+            let next = fates[i].visits().get(k + 1).map_or(3, |n| n.station);
+            hops[j][next] += 1;
+        }
+    }
+    let mut entry = vec![0u64; 4];
+    for f in &fates {
+        entry[f.visits()[0].station] += 1;
+    }
+    let rows: Vec<(Vec<f64>, &[u64])> = vec![
+        (vec![0.5, 0.3, 0.2, 0.0], &entry),
+        (
+            net.routing[0]
+                .iter()
+                .copied()
+                .chain([net.exit[0]])
+                .collect(),
+            &hops[0],
+        ),
+        (
+            net.routing[1]
+                .iter()
+                .copied()
+                .chain([net.exit[1]])
+                .collect(),
+            &hops[1],
+        ),
+        (
+            net.routing[2]
+                .iter()
+                .copied()
+                .chain([net.exit[2]])
+                .collect(),
+            &hops[2],
+        ),
+    ];
+    for (r, (p, counts)) in rows.iter().enumerate() {
+        let total: u64 = counts.iter().sum();
+        let mut chi2 = 0.0;
+        let mut categories = 0;
+        for (&pk, &ok) in p.iter().zip(counts.iter()) {
+            if pk == 0.0 {
+                assert_eq!(ok, 0, "row {r}: a hop of probability 0 happened");
+                continue;
+            }
+            categories += 1;
+            let e = pk * total as f64;
+            chi2 += (ok as f64 - e).powi(2) / e;
+        }
+        let threshold = ChiSquared::new(f64::from(categories - 1))
+            .expect("valid in this test")
+            .inverse_cdf(1.0 - 1e-6 / rows.len() as f64);
+        assert!(
+            chi2 <= threshold,
+            "row {r}: chi2 = {chi2} > {threshold} ({counts:?} against {p:?})"
+        );
+    }
+}
+
+/// K_m of the module docs.
+fn k_for(m: usize) -> f64 {
+    let t = StudentsT::new(0.0, 1.0, 19.0).expect("valid in this test");
+    t.inverse_cdf(1.0 - 1e-6 / (2.0 * m as f64)) / stats::student_t_975(19)
+}
+
+fn opts() -> SimOptions {
+    SimOptions {
+        customers: 40_000,
+        warmup: 4_000,
+        replications: 20,
+        seed: 3,
+    }
+}
+
+#[track_caller]
+fn close(what: &str, est: Estimate, truth: f64, k: f64) {
+    assert!(
+        est.half_width.is_finite() && est.half_width > 0.0,
+        "{what}: {est:?}"
+    );
+    assert!(
+        (est.value - truth).abs() <= k * est.half_width,
+        "{what}: {} ± {} against {truth} (K = {k})",
+        est.value,
+        est.half_width
+    );
+    // The interval is narrow enough for the test to mean something.
+    assert!(
+        est.half_width < 0.05 * truth.abs(),
+        "{what}: half-width {} of {truth}",
+        est.half_width
+    );
+}
+
+/// The web/db network at λ = 500/s (ρ_web = 0.588, ρ_db = 0.147) against Jackson's product
+/// form: end-to-end mean, and per station the visits, the utilisation, L and W. 1 + 4·2 = 9
+/// estimates.
+#[test]
+fn web_db_against_the_product_form() {
+    let net = Network::parse(WEB_DB).expect("valid in this test");
+    let lambda = 500.0;
+    let t = theory(&net, lambda).expect("valid in this test");
+    let sim = simulate_network(&net, lambda, &opts());
+    let k = k_for(9);
+    close("T", sim.mean_s, t.mean_s.expect("valid in this test"), k);
+    for (s, th) in sim.stations.iter().zip(&t.stations) {
+        close(&format!("{} visits", s.name), s.visits, th.visits, k);
+        close(&format!("{} utilisation", s.name), s.utilisation, th.rho, k);
+        close(
+            &format!("{} L", s.name),
+            s.in_system,
+            th.l.expect("valid in this test"),
+            k,
+        );
+        close(
+            &format!("{} W", s.name),
+            s.mean_s,
+            th.w_s.expect("valid in this test"),
+            k,
+        );
+        assert_eq!(s.blocking.value, 0.0);
+    }
+    assert_eq!(sim.blocking.value, 0.0);
+    // Little end to end, and the percentiles are ordered.
+    assert!((sim.in_system.value / lambda - sim.mean_s.value).abs() < 0.05 * sim.mean_s.value);
+    assert!(sim.p50_s.value < sim.p90_s.value && sim.p90_s.value < sim.p99_s.value);
+}
+
+/// A tandem of two M/M/1 at λ = 200 (μ 300, 500): T = 1/100 + 1/300, and its sojourn is the
+/// sum of two independent exponentials (Burke), whose median solves
+/// (μ₂e^{−μ₁t} − μ₁e^{−μ₂t})/(μ₂ − μ₁) = ½ with rates 100 and 300 (bisection below); 2
+/// estimates + the median = 3. The percentile carries the histogram's resolution (0.1%) too.
+#[test]
+fn mm1_tandem_against_the_product_form() {
+    let net = tandem("mu = 300", "mu = 500");
+    let sim = simulate_network(&net, 200.0, &opts());
+    let k = k_for(3);
+    close("T", sim.mean_s, 1.0 / 100.0 + 1.0 / 300.0, k);
+    close("L one", sim.stations[0].in_system, 2.0, k);
+    let (a, b) = (100.0f64, 300.0f64);
+    let survival = |t: f64| (b * (-a * t).exp() - a * (-b * t).exp()) / (b - a);
+    let (mut lo, mut hi) = (0.0, 1.0);
+    for _ in 0..100 {
+        let mid = 0.5 * (lo + hi);
+        if survival(mid) > 0.5 {
+            lo = mid
+        } else {
+            hi = mid
+        }
+    }
+    let est = sim.p50_s;
+    assert!(
+        (est.value - lo).abs() <= k * est.half_width + 0.002 * lo,
+        "median {est:?} against {lo}"
+    );
+}
+
+/// An M/D/1 tandem: the first station sees Poisson arrivals, so its W is Pollaczek–Khinchine's
+/// 1/μ + λ/(2μ²(1 − ρ)) = 1/400 + 300/(2·400²·0.25) = 0.00625 s at λ = 300, μ = 400; the second
+/// is no M/D/1 (see below). 3 estimates.
+#[test]
+fn md1_tandem_first_station_against_pollaczek_khinchine() {
+    let net = tandem(
+        "mu = 400\nservice = \"const\"",
+        "mu = 500\nservice = \"const\"",
+    );
+    let t = theory(&net, 300.0).expect("valid in this test");
+    assert!(t.mean_s.is_none());
+    let sim = simulate_network(&net, 300.0, &opts());
+    let k = k_for(3);
+    close("W one", sim.stations[0].mean_s, 0.00625, k);
+    close("rho one", sim.stations[0].utilisation, 0.75, k);
+    close("rho two", sim.stations[1].utilisation, 0.6, k);
+    // Behind a D station of 2.5 ms the second (2 ms) never waits: its arrivals, the first's
+    // departures, are at least 2.5 ms apart. Its W is exactly 2 ms (no M/D/1 there).
+    assert!(
+        (sim.stations[1].mean_s.value - 0.002).abs() < 1e-12,
+        "{:?}",
+        sim.stations[1]
+    );
+}
+
+/// Blocking: an M/M/1/2 first station (λ = μ = 1000): P(block) = ρ²/(1 + ρ + ρ²) = 1/3 for
+/// an M/M/1/K at ρ = 1 (K = 2), and its blocked fraction is the network's. 2 estimates.
+#[test]
+fn blocking_at_a_capacity() {
+    let net = tandem("mu = 1000\ncapacity = 2", "mu = 5000");
+    let sim = simulate_network(&net, 1000.0, &opts());
+    let k = k_for(2);
+    close("blocking at one", sim.stations[0].blocking, 1.0 / 3.0, k);
+    close("blocking", sim.blocking, 1.0 / 3.0, k);
+    assert_eq!(sim.stations[1].blocking.value, 0.0);
+}

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# The networks' benchmark: qserve --network and qserve --forward against the theory of open
+# networks, then one summary table.
+#
+#   scripts/network-bench.sh [--duration D] [--seeds "1 2"] [--out DIR]
+#
+# 1. web/db (docs/networks/web-db.toml, lambda_max = 850/s) at entry rates 100 ... 700/s, one
+#    qlab sweep --network per seed: per-station rho and W against the product form, the
+#    end-to-end mean error and coverage.
+# 2. A tandem mu1 = mu2 = 1000/s in one process at rho = 0.5 and 0.8: the same, and Burke's KS of
+#    the first station's departures (D against its noise level); and the same tandem with an
+#    M/D/1 first station, where Burke's check must fail.
+# 3. The tandem across two processes: qserve A (mu 1000) --forward to qserve B (mu 1000), qload
+#    at lambda against A: the end-to-end mean against 1/(mu1 - lambda) + 1/(mu2 - lambda) plus
+#    the measured hop (the Server-Timing `hop` entry, the forwarding overhead).
+# qserve runs on core 0 and qload (or qlab's client) on core 1, as scripts/models-bench.sh does.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+duration="10s"
+seeds="1 2"
+out="$root/results/network-$(date -u +%Y%m%d-%H%M%S)"
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --duration) duration="$2"; shift 2 ;;
+        --seeds) seeds="$2"; shift 2 ;;
+        --out) out="$2"; shift 2 ;;
+        -h | --help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "network-bench.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+
+(cd "$root" && cargo build --release --quiet -p queuelab-server -p queuelab-lab -p queuelab-client)
+bin="$root/target/release"
+export QSERVE="$bin/qserve"
+mkdir -p "$out"
+summary="$out/summary.txt"
+: >"$summary"
+
+cat >"$out/tandem.toml" <<'EOF'
+[[station]]
+name = "a"
+mu = 1000
+[[station]]
+name = "b"
+mu = 1000
+[routing]
+entry = { a = 1.0 }
+a = { b = 1.0 }
+b = { exit = 1.0 }
+EOF
+# The same with a constant service at the first station (M/D/1): not Poisson departures.
+awk 'NR == 3 { print; print "service = \"const\""; next } { print }' "$out/tandem.toml" \
+    >"$out/tandem-md1.toml"
+
+# One summary block per sweep directory, from its results.csv.
+summarise() {
+    local name="$1" dir="$2"
+    python3 - "$name" "$dir/results.csv" "$dir/results.json" >>"$summary" <<'PY'
+import csv, json, sys
+name, path, js = sys.argv[1:4]
+rows = list(csv.DictReader(open(path)))
+st = [r for r in rows if r["station"] != "end-to-end"]
+e2e = [r for r in rows if r["station"] == "end-to-end"]
+cov = [r["covered"] == "true" for r in st if r["covered"]]
+ecov = [r["covered"] == "true" for r in e2e if r["covered"]]
+def err(r):
+    try: return float(r["w_us"]) / float(r["ref_w_us"]) - 1
+    except: return None
+werr = [e for e in map(err, st) if e is not None]
+eerr = [e for e in map(err, e2e) if e is not None]
+rho = [abs(float(r["utilisation"]) - float(r["rho"])) for r in st if r["utilisation"]]
+print(f"{name:<14} W_j covered {sum(cov)}/{len(cov)}, mean |W err| {100*sum(map(abs,werr))/max(len(werr),1):.1f}%, "
+      f"max |util - rho| {max(rho or [0]):.3f}; end to end covered {sum(ecov)}/{len(ecov)}, "
+      f"mean err {100*sum(eerr)/max(len(eerr),1):+.1f}%")
+for p in json.load(open(js))["points"]:
+    for b in p["burke"]:
+        print(f"{'':<14} Burke {b['station']} at rho {p['rho']:.2f}: D = {b['d']:.4f}, noise {b['noise_001']:.4f} "
+              f"(n = {b['n']}): {'within' if b['d'] <= b['noise_001'] else 'BEYOND'} noise"
+              f"{'' if b['expected_poisson'] else ' (M/D/1: expected beyond)'}")
+PY
+}
+
+sweep() {
+    local name="$1"; shift
+    echo "== $name: qlab sweep $*" >&2
+    "$bin/qlab" sweep "$@" --duration "$duration" --out "$out/$name" >"$out/$name.txt" 2>"$out/$name.log" \
+        || { echo "$name: the sweep failed (see $out/$name.log)" | tee -a "$summary"; return 0; }
+    summarise "$name" "$out/$name"
+}
+
+for seed in $seeds; do
+    sweep "web-db-s$seed" --network "$root/docs/networks/web-db.toml" \
+        --rates 100,200,300,400,500,600,700 --seed "$seed"
+done
+sweep tandem --network "$out/tandem.toml" --rhos 0.5,0.8
+sweep tandem-md1 --network "$out/tandem-md1.toml" --rhos 0.5,0.8
+
+# 3. Two processes, A --forward B.
+start() { # LOGFILE ARGS...: starts qserve on core 0, prints its address
+    local log="$1"; shift
+    # Its stdout elsewhere: inherited, it would keep the caller's $(start …) open.
+    taskset -c 0 "$bin/qserve" --listen 127.0.0.1:0 --grace 2s --spin 50us "$@" >/dev/null 2>"$log" &
+    echo $! >>"$out/pids"
+    for _ in $(seq 100); do
+        addr=$(grep -o '127\.0\.0\.1:[0-9]*' "$log" | head -1 || true)
+        [[ -n "$addr" ]] && { echo "$addr"; return; }
+        sleep 0.1
+    done
+    echo "qserve did not start: $(cat "$log")" >&2; exit 1
+}
+: >"$out/pids"
+trap 'while read -r p; do kill "$p" 2>/dev/null || true; done <"$out/pids"' EXIT
+b=$(start "$out/b.log" --mu 1000 --seed 7)
+a=$(start "$out/a.log" --mu 1000 --seed 8 --forward "http://$b/")
+for lambda in 500 800; do
+    taskset -c 1 "$bin/qload" --rate "$lambda" --duration "$duration" --warmup 2s --seed 3 --json \
+        "http://$a/" >"$out/forward-$lambda.json" 2>>"$out/forward.log"
+    python3 - "$lambda" "$out/forward-$lambda.json" >>"$summary" <<'PY'
+import json, sys
+lam = float(sys.argv[1]); r = json.load(open(sys.argv[2]))
+mean = r["latency_us"]["mean"]; ci = (r["latency_us"]["ci95_low"], r["latency_us"]["ci95_high"])
+hop = r.get("server_timing", {}).get("hop", {}).get("mean", 0.0)
+th = 1e6 / (1000 - lam) * 2
+print(f"forward λ={lam:<5.0f} end to end {mean:.1f} µs [{ci[0]:.1f}, {ci[1]:.1f}], theory 2/(μ−λ) {th:.1f} µs + hop {hop:.1f} µs "
+      f"= {th + hop:.1f} µs: err {100*(mean/(th+hop)-1):+.1f}%, in: {'yes' if ci[0] <= th + hop <= ci[1] else 'NO'}")
+PY
+done
+
+echo
+cat "$summary"
+echo "(every run's own output is in $out)" >&2
