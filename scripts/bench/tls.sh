@@ -3,13 +3,13 @@
 #
 #   scripts/bench/tls.sh
 #
-# - Server: nginx, one worker, TLS 1.3 (and 1.2) with a self-signed certificate made by openssl
-#   for this run, keep-alive, access_log off, an 11-byte static file, pinned to core 0.
-# - Clients, pinned to core 1, 32 connections, one thread, certificate verification off (the
-#   certificate is self-signed): `qload --max --insecure`, `wrk`, `oha --insecure` (if on PATH or
+# - Server: nginx, one worker, TLS 1.3 (and 1.2) with a certificate from a CA made by openssl for
+#   this run, keep-alive, access_log off, an 11-byte static file, pinned to core 0.
+# - Clients, pinned to core 1, 32 connections, one thread, certificate verification off (as a
+#   self-signed site needs): `qload --max --insecure`, `wrk`, `oha --insecure` (if on PATH or
 #   in ~/.cargo/bin), alternated A B C A B C ..., medians of requests/s and of client CPU time
 #   (user + system, from /usr/bin/time) per request; ratios to wrk.
-# - qload trusting the certificate through --cacert instead (the verifying path), for reference.
+# - qload trusting the run's CA through --cacert instead (the verifying path), for reference.
 # - The handshakes: qload's `tls` phase (median and p99 over the connections it opened) with 32
 #   connections opened at once.
 #
@@ -44,10 +44,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A self-signed certificate for 127.0.0.1 and localhost (P-256: what most sites serve).
+# A certificate for 127.0.0.1 and localhost (P-256: what most sites serve), issued by a CA made
+# for this run: --cacert trusts the CA (a self-signed certificate from `openssl req -x509` says
+# CA:TRUE, which a verifying client refuses as a server's own certificate).
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-    -subj "/CN=localhost" -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
-    -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null
+    -subj "/CN=queuelab bench CA" -keyout "$tmp/ca-key.pem" -out "$tmp/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -subj "/CN=localhost" -keyout "$tmp/key.pem" -out "$tmp/leaf.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=critical,CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n' >"$tmp/leaf.ext"
+openssl x509 -req -in "$tmp/leaf.csr" -CA "$tmp/ca.pem" -CAkey "$tmp/ca-key.pem" -CAcreateserial \
+    -days 2 -extfile "$tmp/leaf.ext" -out "$tmp/cert.pem" 2>/dev/null
 
 mkdir -p "$tmp/html"
 printf 'hello world' >"$tmp/html/index.html"
@@ -96,7 +102,7 @@ run_qload() {
 }
 run_qverify() {
     taskset -c 1 /usr/bin/time -f "%U %S" -o "$tmp/time" \
-        "$QLOAD" --max -c 32 -t 1 -d "${SECS}s" --cacert "$tmp/cert.pem" --json "$URL" >"$tmp/qv.json"
+        "$QLOAD" --max -c 32 -t 1 -d "${SECS}s" --cacert "$tmp/ca.pem" --json "$URL" >"$tmp/qv.json"
     qload_row qverify "$tmp/qv.json" "$tmp/time"
 }
 run_wrk() {
@@ -141,7 +147,7 @@ med = {k: (statistics.median(r for r, _ in v), statistics.median(c for _, c in v
 wrk_rps, wrk_cpu, _ = med["wrk"]
 label = {"qload": "qload --max -c 32 -t 1 --insecure", "wrk": "wrk -t1 -c32",
          "oha": "oha -c 32 --insecure", "qverify": "qload --max -c 32 -t 1 --cacert (verifying)"}
-print(f"nginx (1 worker, core 0, TLS, self-signed P-256 certificate) serving 11 bytes; clients on "
+print(f"nginx (1 worker, core 0, TLS, P-256 certificate from a CA made for the run) serving 11 bytes; clients on "
       f"core 1; {secs} s runs, {rounds} rounds alternated, medians.\n")
 print("| client | requests/s | vs wrk | CPU µs/request | vs wrk | runs |")
 print("|---|---:|---:|---:|---:|---:|")
