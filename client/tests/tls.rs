@@ -76,6 +76,22 @@ fn open_run(target: Target, rate: f64, duration: Duration, timeout: Duration) ->
     r
 }
 
+/// The short run most tests make: 100/s with constant gaps for 300 ms, a 2 s timeout.
+fn short_run(target: Target) -> RunResult {
+    open_run(
+        target,
+        100.0,
+        Duration::from_millis(300),
+        Duration::from_secs(2),
+    )
+}
+
+/// The text of the run's first TLS error, which must contain `want`.
+fn assert_first_error(r: &RunResult, want: &str) {
+    let text = r.requests.tls_first_error.as_deref().unwrap_or_default();
+    assert!(text.contains(want), "{text:?} lacks {want:?}");
+}
+
 /// `n` requests as fast as `connections` connections go.
 fn max_run(target: Target, connections: u32, n: u64) -> RunResult {
     let mut c = config(target, Mode::Max { connections });
@@ -228,15 +244,9 @@ fn an_unknown_issuer_fails_every_request_as_a_certificate_error() {
     let pki = Pki::new(false);
     let other = Pki::new(false);
     let server = TlsServer::start(Behavior::Serve(pki.http11()));
-    let r = open_run(
-        target(server.addr(), roots(&other)),
-        100.0,
-        Duration::from_millis(300),
-        Duration::from_secs(2),
-    );
+    let r = short_run(target(server.addr(), roots(&other)));
     assert_all_tls(&r, |t| t.certificate, "unknown issuer");
-    let text = r.requests.tls_first_error.as_deref().unwrap_or_default();
-    assert!(text.contains("UnknownIssuer"), "{text}");
+    assert_first_error(&r, "UnknownIssuer");
     assert_eq!(
         server.requests(),
         0,
@@ -314,15 +324,9 @@ fn an_expired_certificate_is_a_certificate_error() {
     let dir = TempDir::new("expired");
     let ca = pki.write_ca(&dir.0);
     let server = TlsServer::start(Behavior::Serve(pki.http11()));
-    let r = open_run(
-        target(server.addr(), Verify::CaFile(ca)),
-        100.0,
-        Duration::from_millis(300),
-        Duration::from_secs(2),
-    );
+    let r = short_run(target(server.addr(), Verify::CaFile(ca)));
     assert_all_tls(&r, |t| t.certificate, "expired");
-    let text = r.requests.tls_first_error.as_deref().unwrap_or_default();
-    assert!(text.contains("expired"), "{text}");
+    assert_first_error(&r, "expired");
 }
 
 #[test]
@@ -332,15 +336,9 @@ fn a_server_without_http11_sends_an_alert() {
     let server = TlsServer::start(Behavior::Serve(
         pki.server_config(&[b"h2"], rustls::ALL_VERSIONS),
     ));
-    let r = open_run(
-        target(server.addr(), roots(&pki)),
-        100.0,
-        Duration::from_millis(300),
-        Duration::from_secs(2),
-    );
+    let r = short_run(target(server.addr(), roots(&pki)));
     assert_all_tls(&r, |t| t.alert, "ALPN");
-    let text = r.requests.tls_first_error.as_deref().unwrap_or_default();
-    assert!(text.contains("NoApplicationProtocol"), "{text}");
+    assert_first_error(&r, "NoApplicationProtocol");
 }
 
 #[test]
@@ -377,12 +375,7 @@ fn a_plain_http_server_on_an_https_url_is_not_tls() {
         ..queuelab_server::Config::default()
     })
     .expect("qserve starts");
-    let r = open_run(
-        target(server.local_addr(), Verify::Insecure),
-        100.0,
-        Duration::from_millis(300),
-        Duration::from_secs(2),
-    );
+    let r = short_run(target(server.local_addr(), Verify::Insecure));
     server.shutdown();
     let _ = server.join();
     assert_all_tls(&r, |t| t.not_tls, "plain HTTP");
@@ -391,15 +384,9 @@ fn a_plain_http_server_on_an_https_url_is_not_tls() {
 #[test]
 fn a_server_closing_mid_handshake_is_closed() {
     let server = TlsServer::start(Behavior::CloseAfterHello);
-    let r = open_run(
-        target(server.addr(), Verify::Insecure),
-        100.0,
-        Duration::from_millis(300),
-        Duration::from_secs(2),
-    );
+    let r = short_run(target(server.addr(), Verify::Insecure));
     assert_all_tls(&r, |t| t.closed, "closed mid-handshake");
-    let text = r.requests.tls_first_error.as_deref().unwrap_or_default();
-    assert!(text.contains("during the TLS handshake"), "{text}");
+    assert_first_error(&r, "during the TLS handshake");
 }
 
 #[test]
@@ -407,23 +394,13 @@ fn garbage_after_the_handshake_is_counted_and_nothing_breaks() {
     let pki = Pki::new(false);
     // Encrypted bytes that are not HTTP: a parse error, as over plain HTTP.
     let server = TlsServer::start(Behavior::Garbage(pki.http11()));
-    let r = open_run(
-        target(server.addr(), roots(&pki)),
-        100.0,
-        Duration::from_millis(300),
-        Duration::from_secs(2),
-    );
+    let r = short_run(target(server.addr(), roots(&pki)));
     let q = &r.requests;
     assert_eq!(q.errors_by_kind.parse, q.issued, "{q:?}");
     assert_eq!(r.phases.tls_us.as_ref().map(|d| d.count), Some(q.issued));
     // Bytes outside the records' protection: rustls refuses them, a tls error of no named kind.
     let server = TlsServer::start(Behavior::RawGarbage(pki.http11()));
-    let r = open_run(
-        target(server.addr(), roots(&pki)),
-        100.0,
-        Duration::from_millis(300),
-        Duration::from_secs(2),
-    );
+    let r = short_run(target(server.addr(), roots(&pki)));
     assert_all_tls_after_handshake(&r);
 }
 

@@ -36,40 +36,15 @@ cargo build --release --quiet -p queuelab-client
 QLOAD=$PWD/target/release/qload
 
 tmp=$(mktemp -d)
-nginx_pid=""
+# shellcheck source=scripts/bench/peers.sh
+source scripts/bench/peers.sh
 cleanup() {
-    [[ -n "$nginx_pid" ]] && kill "$nginx_pid" 2>/dev/null && wait "$nginx_pid" 2>/dev/null
+    stop_nginx
     rm -rf "$tmp"
 }
 trap cleanup EXIT
 
-mkdir -p "$tmp/html"
-printf 'hello world' >"$tmp/html/index.html"
-cat >"$tmp/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $tmp/nginx.pid;
-error_log $tmp/error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 100000000;
-    keepalive_timeout 120s;
-    client_body_temp_path $tmp; proxy_temp_path $tmp; fastcgi_temp_path $tmp;
-    uwsgi_temp_path $tmp; scgi_temp_path $tmp;
-    server {
-        listen 127.0.0.1:$PORT;
-        root $tmp/html;
-        location / { }
-    }
-}
-EOF
-taskset -c 0 "$NGINX" -c "$tmp/nginx.conf" -p "$tmp" &
-nginx_pid=$!
-for _ in $(seq 50); do
-    (exec 3<> "/dev/tcp/127.0.0.1/$PORT") 2> /dev/null && break
-    sleep 0.1
-done
+start_nginx
 
 # Each run appends "name requests cpu_seconds wall_seconds" to $tmp/runs.
 run_qload() {
@@ -79,26 +54,6 @@ run_qload() {
 import json, sys
 r = json.load(open(sys.argv[1])); u, s = map(float, open(sys.argv[2]).read().split()[-2:])
 print("qload", r["requests"]["completed"], u + s, r["duration_s"])
-PY
-}
-run_wrk() {
-    taskset -c 1 /usr/bin/time -f "%U %S" -o "$tmp/time" \
-        wrk -t1 -c32 -d"${SECS}s" "$URL" >"$tmp/wrk.txt"
-    python3 - "$tmp/wrk.txt" "$tmp/time" <<'PY' >>"$tmp/runs"
-import re, sys
-t = open(sys.argv[1]).read(); u, s = map(float, open(sys.argv[2]).read().split()[-2:])
-m = re.search(r"(\d+) requests in ([\d.]+)(m?s)", t)
-secs = float(m.group(2)) / (1000 if m.group(3) == "ms" else 1)
-print("wrk", m.group(1), u + s, secs)
-PY
-}
-run_oha() {
-    taskset -c 1 /usr/bin/time -f "%U %S" -o "$tmp/time" \
-        "$OHA" -z "${SECS}s" -c 32 --no-tui --output-format json "$URL" >"$tmp/oha.json"
-    python3 - "$tmp/oha.json" "$tmp/time" <<'PY' >>"$tmp/runs"
-import json, sys
-d = json.load(open(sys.argv[1])); u, s = map(float, open(sys.argv[2]).read().split()[-2:])
-print("oha", sum(d["statusCodeDistribution"].values()), u + s, d["summary"]["total"])
 PY
 }
 
