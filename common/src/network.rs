@@ -746,6 +746,22 @@ mod file {
                 .parse::<Discipline>()
                 .map_err(|e| bad(d.span(), e.to_string()))?,
         };
+        // qserve's network model and the simulator's replay serve FCFS (with infinitely many
+        // servers every discipline is the same pure delay); another discipline would be served
+        // as FCFS without a word, so it is refused here, where the file names it.
+        if let Some(d) = &st.discipline
+            && discipline != Discipline::Fcfs
+            && servers != Servers::Infinite
+        {
+            return Err(bad(
+                d.span(),
+                format!(
+                    "discipline {:?}: the stations of a network are served fcfs (qserve --network \
+                     and the simulator; infinitely many servers take any)",
+                    d.get_ref()
+                ),
+            ));
+        }
         let model = Model::new(mu, servers)
             .with_capacity(capacity)
             .with_service(service)
@@ -809,7 +825,7 @@ db = { web = 0.3, exit = 0.7 }
         assert_eq!(net.stations[0].model.service, ServiceKind::Erlang(4));
 
         let net = Network::parse(&two(
-            "servers = 3\ncapacity = 10\ndiscipline = \"ps\"\nservice = \"const\"\n",
+            "servers = 3\ncapacity = 10\ndiscipline = \"fcfs\"\nservice = \"const\"\n",
             ROUTES,
         ))
         .expect("valid in this test");
@@ -817,8 +833,12 @@ db = { web = 0.3, exit = 0.7 }
         assert_eq!((m.servers, m.capacity), (Servers::Finite(3), Some(10)));
         assert_eq!(
             (m.discipline, m.service),
-            (Discipline::Ps, ServiceKind::Const)
+            (Discipline::Fcfs, ServiceKind::Const)
         );
+        // Infinitely many servers take any discipline (all are the same pure delay).
+        let net = Network::parse(&two("servers = \"inf\"\ndiscipline = \"ps\"\n", ROUTES))
+            .expect("valid in this test");
+        assert_eq!(net.stations[0].model.discipline, Discipline::Ps);
 
         // μ as a rate text, a self-loop, probabilities summing to 1 only within rounding.
         let text = "[[station]]\nname = \"x-1_A\"\nmu = \"2.5k\"\n[routing]\n\
@@ -915,6 +935,11 @@ db = { web = 0.3, exit = 0.7 }
                 two("discipline = \"random\"\n", ROUTES),
                 Some(4),
                 "discipline",
+            ),
+            (
+                two("discipline = \"ps\"\n", ROUTES),
+                Some(4),
+                "are served fcfs",
             ),
             // Routing: unknown stations, sums, probabilities, rows.
             (
