@@ -1173,6 +1173,48 @@ C = { exit = 1 }
         assert!(theory(&net, 14.6).is_ok());
     }
 
+    /// A textbook's worked example: Hillier & Lieberman, *Introduction to Operations Research*
+    /// (9th ed., 2010), §17.9 "Queueing Networks", the Jackson network of three service
+    /// facilities: external Poisson arrivals a = (1, 4, 3) per hour, s = (1, 2, 1) servers of
+    /// μ = 10 per hour each, routing p12 = 0.6, p13 = 0.3, p21 = 0.1, p23 = 0.3, p31 = 0.4,
+    /// p32 = 0.4 (the rest leaves). The book solves λ1 = 1 + 0.1λ2 + 0.4λ3,
+    /// λ2 = 4 + 0.6λ1 + 0.4λ3, λ3 = 3 + 0.3λ1 + 0.3λ2 to λ = (5, 10, 7.5), so ρ = (1/2, 1/2,
+    /// 3/4), L = (1, 4/3, 3), L = 16/3 in the network and W = L/Σa = 2/3 hour. External
+    /// arrivals at several facilities are an entry split a/Σa at λ = Σa = 8.
+    #[test]
+    fn the_jackson_network_of_hillier_and_lieberman() {
+        let text = "\
+[[station]]
+name = \"f1\"
+mu = 10
+[[station]]
+name = \"f2\"
+mu = 10
+servers = 2
+[[station]]
+name = \"f3\"
+mu = 10
+[routing]
+entry = { f1 = 0.125, f2 = 0.5, f3 = 0.375 }
+f1 = { f2 = 0.6, f3 = 0.3, exit = 0.1 }
+f2 = { f1 = 0.1, f3 = 0.3, exit = 0.6 }
+f3 = { f1 = 0.4, f2 = 0.4, exit = 0.2 }
+";
+        let net = Network::parse(text).expect("valid in this test");
+        let t = theory(&net, 8.0).expect("valid in this test");
+        assert!(t.product_form);
+        let want_lambda = [5.0, 10.0, 7.5];
+        let want_rho = [0.5, 0.5, 0.75];
+        let want_l = [1.0, 4.0 / 3.0, 3.0];
+        for (j, s) in t.stations.iter().enumerate() {
+            assert!(close(s.lambda, want_lambda[j]), "{s:?}");
+            assert!(close(s.rho, want_rho[j]), "{s:?}");
+            assert!(close(s.l.expect("valid in this test"), want_l[j]), "{s:?}");
+        }
+        assert!(close(t.in_system.expect("valid in this test"), 16.0 / 3.0));
+        assert!(close(t.mean_s.expect("valid in this test"), 2.0 / 3.0));
+    }
+
     /// The example of the issue: web (μ 1000) → db 0.5, db (μ 2000) → web 0.3.
     /// λ_web = λ + 0.3 λ_db, λ_db = 0.5 λ_web ⇒ v_web = 1/0.85, v_db = 0.5/0.85; ρ_web =
     /// λ/850, ρ_db = λ/3400, λ_max = 850; T = Σ v_j/(μ_j − λ_j) = Σ L_j / λ.
