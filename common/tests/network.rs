@@ -18,18 +18,8 @@ use queuelab_common::stats;
 use rand::RngExt;
 use statrs::distribution::{ChiSquared, ContinuousCDF, StudentsT};
 
-const WEB_DB: &str = "\
-[[station]]
-name = \"web\"
-mu = 1000
-[[station]]
-name = \"db\"
-mu = 2000
-[routing]
-entry = { web = 1.0 }
-web = { db = 0.5, exit = 0.5 }
-db = { web = 0.3, exit = 0.7 }
-";
+/// The web/db network of the issue, as the lab and scripts/network-bench.sh use it.
+const WEB_DB: &str = include_str!("../../docs/networks/web-db.toml");
 
 fn tandem(first: &str, second: &str) -> Network {
     Network::parse(&format!(
