@@ -17,32 +17,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-SECS=${QLOAD_BENCH_SECONDS:-5}
-ROUNDS=${QLOAD_BENCH_ROUNDS:-3}
-PORT=${QLOAD_BENCH_PORT:-18480}
-URL="http://127.0.0.1:$PORT/"
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-OHA=$(command -v oha || { [[ -x "$HOME/.cargo/bin/oha" ]] && echo "$HOME/.cargo/bin/oha"; } || true)
-
-for tool in "$NGINX" wrk taskset strace /usr/bin/time python3; do
-    command -v "$tool" >/dev/null || { echo "client.sh needs $tool" >&2; exit 2; }
-done
-if (($(nproc) < 2)); then
-    echo "client.sh needs two cores (server on core 0, client on core 1)" >&2
-    exit 2
-fi
-
-cargo build --release --quiet -p queuelab-client
-QLOAD=$PWD/target/release/qload
-
-tmp=$(mktemp -d)
 # shellcheck source=scripts/bench/peers.sh
 source scripts/bench/peers.sh
-cleanup() {
-    stop_nginx
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+bench_init client.sh 18480 wrk taskset strace /usr/bin/time python3
+URL="http://127.0.0.1:$PORT/"
 
 start_nginx
 

@@ -2,10 +2,37 @@
 # 11-byte file, and the peer clients on core 1, each run appending
 # "name requests cpu_seconds wall_seconds" to $tmp/runs.
 #
-# The sourcing script sets: tmp (a scratch folder, removed by its EXIT trap, which calls
-# stop_nginx), PORT, URL, SECS, NGINX, OHA, and optionally OHA_ARGS.
+# The sourcing script calls bench_init first, then sets URL, and optionally OHA_ARGS.
 
 nginx_pid=""
+
+# bench_init NAME DEFAULT_PORT TOOL...: what every side-by-side run needs. Sets SECS, ROUNDS and
+# PORT from QLOAD_BENCH_SECONDS (default 5), QLOAD_BENCH_ROUNDS (default 3) and QLOAD_BENCH_PORT
+# (default DEFAULT_PORT); NGINX and OHA (empty when oha is neither on PATH nor in ~/.cargo/bin);
+# checks nginx and each TOOL and that there are two cores (server on core 0, client on core 1),
+# exiting with 2 and NAME's needs otherwise; builds qload (QLOAD); makes the scratch folder tmp,
+# removed at exit with nginx stopped.
+bench_init() {
+    local name="$1" port="$2"
+    shift 2
+    SECS=${QLOAD_BENCH_SECONDS:-5}
+    ROUNDS=${QLOAD_BENCH_ROUNDS:-3}
+    PORT=${QLOAD_BENCH_PORT:-$port}
+    NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+    OHA=$(command -v oha || { [[ -x "$HOME/.cargo/bin/oha" ]] && echo "$HOME/.cargo/bin/oha"; } || true)
+    local tool
+    for tool in "$NGINX" "$@"; do
+        command -v "$tool" >/dev/null || { echo "$name needs $tool" >&2; exit 2; }
+    done
+    if (($(nproc) < 2)); then
+        echo "$name needs two cores (server on core 0, client on core 1)" >&2
+        exit 2
+    fi
+    cargo build --release --quiet -p queuelab-client
+    QLOAD=$PWD/target/release/qload
+    tmp=$(mktemp -d)
+    trap 'stop_nginx; rm -rf "$tmp"' EXIT
+}
 
 # start_nginx [EXTRA_LISTEN [SERVER_LINES]]: writes $tmp/nginx.conf (one worker, keep-alive,
 # access_log off), starts nginx pinned to core 0 and waits until it accepts. EXTRA_LISTEN goes

@@ -18,32 +18,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-SECS=${QLOAD_BENCH_SECONDS:-5}
-ROUNDS=${QLOAD_BENCH_ROUNDS:-3}
-PORT=${QLOAD_BENCH_PORT:-18483}
-URL="https://127.0.0.1:$PORT/"
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-OHA=$(command -v oha || { [[ -x "$HOME/.cargo/bin/oha" ]] && echo "$HOME/.cargo/bin/oha"; } || true)
-
-for tool in "$NGINX" wrk openssl taskset /usr/bin/time python3; do
-    command -v "$tool" >/dev/null || { echo "tls.sh needs $tool" >&2; exit 2; }
-done
-if (($(nproc) < 2)); then
-    echo "tls.sh needs two cores (server on core 0, client on core 1)" >&2
-    exit 2
-fi
-
-cargo build --release --quiet -p queuelab-client
-QLOAD=$PWD/target/release/qload
-
-tmp=$(mktemp -d)
 # shellcheck source=scripts/bench/peers.sh
 source scripts/bench/peers.sh
-cleanup() {
-    stop_nginx
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+bench_init tls.sh 18483 wrk openssl taskset /usr/bin/time python3
+URL="https://127.0.0.1:$PORT/"
 
 # A certificate for 127.0.0.1 and localhost (P-256: what most sites serve), issued by a CA made
 # for this run: --cacert trusts the CA (a self-signed certificate from `openssl req -x509` says
