@@ -11,6 +11,7 @@
 //! The file is TOML ([`Network::parse`]):
 //!
 //! ```toml
+//! classes = "0.2,0.8"  # optional, before the tables: priority classes of the requests
 //! [[station]]
 //! name = "web"
 //! mu = 1000          # per server; servers, capacity, service, discipline as for one queue
@@ -27,7 +28,12 @@
 //! `entry`), `mu` (a number or a rate text such as `"2.5k"`) and optionally `servers` (an
 //! integer or `"inf"`, default 1), `capacity` (K, counting the requests waiting and in service),
 //! `service` (the text of `--service`: `exp`, `const`, `erlang:4`, `h2:4`, …, default `exp`)
-//! and `discipline` (the text of `--discipline`, default `fcfs`). `[routing]` has `entry`, the
+//! and `discipline` (the text of `--discipline`: `fcfs` (the default), `lcfs`, `ps`, `priority`,
+//! `priority-preemptive`). The optional top-level `classes` (the text of `--classes`: the
+//! probabilities of classes 0, 1, …, class 0 the highest; default one class) is the class mix of
+//! the external arrivals: a request's class is drawn when it enters and is its class at every
+//! station of its route; priority stations serve by it, the others ignore it. `classes` is not
+//! a station's key (an error says to put it at the top level). `[routing]` has `entry`, the
 //! probabilities of the first station, and one row per station, its probabilities of going to
 //! each station or to `exit` (absent keys are 0). Every station must have a row; every row and
 //! the entry sum to 1 within 10⁻⁹; the exit must be reachable from every station (else requests
@@ -36,8 +42,9 @@
 //! are errors. At most [`MAX_STATIONS`] stations.
 //!
 //! The theory of a network ([`theory`]): the traffic equations, visit ratios, utilisations, the
-//! largest stable rate, and Jackson's product form where every station is M/M/c (or M/M/∞)
-//! without a capacity. The simulator is [`crate::sim::network`].
+//! largest stable rate, and the product form where every station has one ([`is_product_form`]:
+//! exponential service, any discipline; or processor sharing or infinitely many servers, any
+//! service; no capacity). The simulator is [`crate::sim::network`].
 //!
 //! # The draws (a contract: `qserve --network` and the simulator's network replay both follow it,
 //! so that the same seed and arrival times give the same routes and service times)
@@ -45,23 +52,52 @@
 //! - Each station `j` (in file order, from 0) has two random streams of its own:
 //!   [`service_stream`]`(j)` for its service times and [`route_stream`]`(j)` for the hop after it,
 //!   both `samplers::rng(seed, stream)`. The entry draws come from [`ENTRY_STREAM`].
-//! - An external arrival draws one uniform from the entry stream (in the order of external
-//!   arrivals) and enters the station [`Network::hop`] names.
+//! - An external arrival draws, in this order (in the order of external arrivals): one uniform
+//!   from the entry stream, and enters the station [`Network::hop`] names; then, only when
+//!   [`Network::classes`] has more than one class, one uniform `u` from
+//!   `samplers::rng(seed, `[`CLASS_STREAM`]`)`, its class being `classes.draw(u)`
+//!   ([`Classes::draw`]). It keeps its class on its whole route. In `qserve` a request's
+//!   `X-Priority: N` overrides the drawn class (clamped to [`MAX_CLASSES`]` − 1`; the draw is
+//!   made all the same); the simulator's replay takes named classes likewise.
 //! - An arrival at station `j` (external or from another station) draws, in the order of
 //!   arrivals at `j`, first its service time (station `j`'s sampler on its service stream), then
 //!   one uniform from `j`'s route stream which decides its next hop when it leaves `j`. Both are
 //!   drawn also for an arrival that is then blocked (so the n-th arrival at `j` always gets the
 //!   n-th draws).
-//! - Events happen in time order; at the same nanosecond, transfers from one station to the next
-//!   come before external arrivals, and among transfers at the same instant the one created first
-//!   goes first, a transfer being created when its request is admitted at the station it leaves
-//!   (under FCFS its departure time is known then). A transfer has no delay: the departure from
-//!   `i` at `d` is the arrival at `j` at `d`. At a station, a departure at the instant of an
-//!   arrival happens first (the requests present at an arrival at `a` are those admitted with a
-//!   departure `d > a`), as in the single queue.
+//! - Two kinds of station. *Decided at admission*: FCFS with finite servers, any discipline with
+//!   infinitely many servers (every one the same pure delay), and any station with zero service.
+//!   The departure `d` is computed at the admission (FCFS: `start = max(a, earliest free
+//!   server)`, `d = start + S`; infinitely many: `d = a + S`), and the transfer to the next
+//!   station (or the exit) at `d` is created then. *Event-driven*: every other station (`lcfs`,
+//!   `ps`, `priority`, `priority-preemptive` with finite servers and non-zero service). Its
+//!   departures are those of the single queue's discipline (as `qserve`'s single queue and
+//!   `sim::replay` serve); the transfer (or exit) is created when the departure is processed,
+//!   at its time. The next departure of an event-driven station is the time its earliest
+//!   present request would leave if nothing else arrived.
+//! - The order of events. Let `next` be the earliest of the earliest pending transfer and every
+//!   event-driven station's next departure. To process everything up to `t` (before an external
+//!   arrival at `t`; in `qserve` also at a poll or a read at `t`; at the end of a replay with
+//!   `t = ∞`), repeat while `next <= t`: (1) if some event-driven station has a departure at
+//!   `next`, the lowest-indexed such station processes exactly one departure (among
+//!   simultaneous departures at one station, the earliest arrival at that station first), and
+//!   that request's transfer is created then, with the next creation number, at `next`, to the
+//!   station its route uniform names (or it exits at `next`); (2) otherwise the earliest
+//!   transfer (by time, then creation number) arrives at its station. Then the external arrival
+//!   at `t`. So at one instant: departures first, then transfers (oldest first), then external
+//!   arrivals (in the order they come). A transfer has no delay: the departure from `i` at `d`
+//!   is the arrival at `j` at `d`.
+//! - Capacity and the overflow limit: at an arrival at `a`, the departures at or before `a` have
+//!   happened (processed first, above); an arrival finding `limit_j` requests present (the
+//!   capacity K, or the overflow limit without one) is blocked: the request leaves the network
+//!   at `a` (a 503 in `qserve`).
+//! - Times are integer ns, except under processor sharing, whose stations keep fractional
+//!   virtual time and report each departure rounded to the nearest ns; the rounded departure is
+//!   the transfer's time (two implementations may differ by a few ns per PS departure).
 //! - The uniforms are `rand`'s `rng.random::<f64>()` (53 random bits, in [0, 1)).
 
 use crate::model::{Classes, Discipline, Model, Servers, ServiceKind};
+#[cfg(doc)]
+use crate::{model::MAX_CLASSES, samplers::CLASS_STREAM};
 
 /// Stream of the entry draws (where an external arrival enters).
 pub const ENTRY_STREAM: u64 = (1 << 32) + 0x100;
@@ -457,6 +493,7 @@ mod file {
         #[serde(default)]
         station: Vec<Spanned<StationToml>>,
         routing: Option<Spanned<BTreeMap<Spanned<String>, Spanned<RowToml>>>>,
+        classes: Option<Spanned<String>>,
     }
 
     type RowToml = BTreeMap<Spanned<String>, Spanned<f64>>;
@@ -470,6 +507,8 @@ mod file {
         capacity: Option<Spanned<i64>>,
         service: Option<Spanned<String>>,
         discipline: Option<Spanned<String>>,
+        /// Not a station's key (classes belong to the requests): read only to say so.
+        classes: Option<Spanned<toml::Value>>,
     }
 
     /// A number, or a text (`"2.5k"`, `"inf"`).
@@ -552,6 +591,18 @@ mod file {
                 model,
             });
         }
+        let classes = match &file.classes {
+            None => Classes::default(),
+            Some(c) => c.get_ref().parse::<Classes>().map_err(|e| {
+                cx.err(
+                    c.span(),
+                    format!(
+                        "classes {:?}: {e} (give P0,P1,…, class 0 the highest)",
+                        c.get_ref()
+                    ),
+                )
+            })?,
+        };
         let n = stations.len();
         let Some(routing) = file.routing else {
             return Err(NetworkError {
@@ -656,7 +707,7 @@ mod file {
             entry,
             routing,
             exit,
-            classes: Classes::default(),
+            classes,
         };
         // Graph checks: every station reaches the exit, every station is reached.
         let to_exit = net.reaches_exit();
@@ -750,20 +801,12 @@ mod file {
                 .parse::<Discipline>()
                 .map_err(|e| bad(d.span(), e.to_string()))?,
         };
-        // qserve's network model and the simulator's replay serve FCFS (with infinitely many
-        // servers every discipline is the same pure delay); another discipline would be served
-        // as FCFS without a word, so it is refused here, where the file names it.
-        if let Some(d) = &st.discipline
-            && discipline != Discipline::Fcfs
-            && servers != Servers::Infinite
-        {
+        if let Some(c) = &st.classes {
             return Err(bad(
-                d.span(),
-                format!(
-                    "discipline {:?}: the stations of a network are served fcfs (qserve --network \
-                     and the simulator; infinitely many servers take any)",
-                    d.get_ref()
-                ),
+                c.span(),
+                "classes belong to the requests, not to a station: give classes = \"P0,P1,…\" \
+                 at the top level of the file (before the first [[station]])"
+                    .into(),
             ));
         }
         let model = Model::new(mu, servers)
@@ -839,10 +882,42 @@ db = { web = 0.3, exit = 0.7 }
             (m.discipline, m.service),
             (Discipline::Fcfs, ServiceKind::Const)
         );
-        // Infinitely many servers take any discipline (all are the same pure delay).
-        let net = Network::parse(&two("servers = \"inf\"\ndiscipline = \"ps\"\n", ROUTES))
+        // Every discipline, with finite or infinitely many servers.
+        for (text, d) in [
+            ("fcfs", Discipline::Fcfs),
+            ("lcfs", Discipline::Lcfs),
+            ("ps", Discipline::Ps),
+            ("priority", Discipline::Priority),
+            ("priority-preemptive", Discipline::PriorityPreemptive),
+            ("PR", Discipline::PriorityPreemptive),
+        ] {
+            for servers in ["1", "4", "\"inf\""] {
+                let net = Network::parse(&two(
+                    &format!("servers = {servers}\ndiscipline = \"{text}\"\n"),
+                    ROUTES,
+                ))
+                .expect("valid in this test");
+                assert_eq!(net.stations[0].model.discipline, d, "{text} {servers}");
+                assert_eq!(net.stations[1].model.discipline, Discipline::Fcfs);
+            }
+        }
+        // One class by default; the top-level classes as --classes takes them, the stations'
+        // models keeping one class (the request carries its class).
+        assert_eq!(net.classes, Classes::default());
+        let net = Network::parse(&format!(
+            "# the class mix\nclasses = \" 0.2, 0.3 ,0.5\"\n{}",
+            two("discipline = \"priority\"\n", ROUTES)
+        ))
+        .expect("valid in this test");
+        assert_eq!(net.classes.probabilities(), &[0.2, 0.3, 0.5]);
+        assert_eq!(
+            net.classes,
+            "0.2,0.3,0.5".parse::<Classes>().expect("valid")
+        );
+        assert!(net.stations.iter().all(|s| s.model.classes.len() == 1));
+        let net = Network::parse(&format!("classes = \"1\"\n{}", two("", ROUTES)))
             .expect("valid in this test");
-        assert_eq!(net.stations[0].model.discipline, Discipline::Ps);
+        assert_eq!(net.classes.len(), 1);
 
         // μ as a rate text, a self-loop, probabilities summing to 1 only within rounding.
         let text = "[[station]]\nname = \"x-1_A\"\nmu = \"2.5k\"\n[routing]\n\
@@ -940,10 +1015,45 @@ db = { web = 0.3, exit = 0.7 }
                 Some(4),
                 "discipline",
             ),
+            // Classes: at the top level only, and the text of --classes.
             (
-                two("discipline = \"ps\"\n", ROUTES),
+                two("classes = \"0.5,0.5\"\n", ROUTES),
                 Some(4),
-                "are served fcfs",
+                "at the top level",
+            ),
+            (
+                two("servers = 2\nclasses = [0.5, 0.5]\n", ROUTES),
+                Some(5),
+                "at the top level",
+            ),
+            (
+                format!("classes = \"0.5,0.6\"\n{}", two("", ROUTES)),
+                Some(1),
+                "sum to 1.1",
+            ),
+            (
+                format!("\nclasses = \"0.5,high\"\n{}", two("", ROUTES)),
+                Some(2),
+                "\"high\" is not a number",
+            ),
+            (
+                format!("classes = \"\"\n{}", two("", ROUTES)),
+                Some(1),
+                "classes",
+            ),
+            (
+                format!(
+                    "classes = \"{}\"\n{}",
+                    ["0.1"; 10].join(","),
+                    two("", ROUTES)
+                ),
+                Some(1),
+                "give 1 to 8",
+            ),
+            (
+                format!("classes = 0.5\n{}", two("", ROUTES)),
+                Some(1),
+                "string",
             ),
             // Routing: unknown stations, sums, probabilities, rows.
             (
