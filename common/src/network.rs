@@ -262,8 +262,10 @@ pub struct NetworkTheory {
     /// The largest stable external rate λ_max = min_j c_j μ_j / v_j (infinite if no station
     /// can saturate).
     pub lambda_max: f64,
-    /// Whether the network has a product form (Jackson: every station M/M/c or M/M/∞, FCFS,
-    /// without capacity), so that the per-station and end-to-end means below are exact.
+    /// Whether the network has a product form ([`is_product_form`]: every station without a
+    /// capacity and with exponential service, any discipline; or processor sharing or
+    /// infinitely many servers, any service), so that the per-station and end-to-end means
+    /// below are exact (not the per-class ones).
     pub product_form: bool,
     /// The mean number in the network Σ_j L_j (product form only).
     pub in_system: Option<f64>,
@@ -289,7 +291,8 @@ pub struct StationTheory {
     pub l: Option<f64>,
     /// Its mean sojourn per visit W_j (s) as an M/M/c queue at λ_j (product form only).
     pub w_s: Option<f64>,
-    /// The probability that an arrival at it waits, Erlang C (product form only).
+    /// The probability that an arrival at it waits, Erlang C (product form only; `None` under
+    /// processor sharing and preemptive priority, where it is not the probability of waiting).
     pub wait_prob: Option<f64>,
 }
 
@@ -391,31 +394,64 @@ pub fn lambda_max(net: &Network) -> Result<f64, NetworkTheoryError> {
         .fold(f64::INFINITY, f64::min))
 }
 
-/// Whether the network has a product form (Jackson's theorem): every station serves
-/// exponential times first come first served with c servers or infinitely many, without a
-/// capacity. Then in the steady state the numbers at the stations are independent, each
-/// distributed as an M/M/c queue at its λ_j, although the flows inside the network are not
-/// Poisson (with feedback).
+/// Whether the network has a product form: every station has one ([`station_product_form`]).
+/// Then in the steady state the numbers at the stations are independent, each distributed as an
+/// M/M/c queue (M/M/∞ with infinitely many servers) at its λ_j with μ_j, although the flows
+/// inside the network are not Poisson (with feedback). It says nothing of the classes: the
+/// per-class means of a network with priority stations are the simulator's only.
 pub fn is_product_form(net: &Network) -> bool {
-    net.stations.iter().all(|s| {
-        let m = &s.model;
-        m.service == ServiceKind::Exp
-            && m.capacity.is_none()
-            && (m.discipline == Discipline::Fcfs || m.servers == Servers::Infinite)
-    })
+    net.stations.iter().all(station_product_form)
+}
+
+/// Whether station `s` keeps the network's product form, the number present distributed as at
+/// an M/M/c (or M/M/∞) queue at its λ_j. Never with a capacity (blocking thins the flows the
+/// traffic equations assume). Without one, when:
+///
+/// - its service is exponential, whatever the discipline: with one exponential rate μ and a
+///   work-conserving discipline (none idles a server while a request waits), the number present
+///   falls at rate min(n, c)·μ whoever is served (memorylessness: the request in service has an
+///   exponential remainder however long it was served or preempted), so the number at the
+///   station is the same birth–death process under FCFS, LCFS, PS and priority, and the
+///   network's joint process of the numbers present (the route of a request leaving does not
+///   depend on its class or its time there) is Jackson's chain (Jackson 1957; Harchol-Balter
+///   2013, ch. 17–18);
+/// - or it is processor sharing, or has infinitely many servers, with any service: these are
+///   symmetric queues, insensitive to the service distribution beyond its mean (Kelly,
+///   *Reversibility and Stochastic Networks*, 1979, §3.3; Baskett, Chandy, Muntz & Palacios,
+///   JACM 1975, types 2 and 3: PS and IS), an M/G/c-PS station being distributed as M/M/c;
+/// - or its service is zero (a pass-through, never anyone present: the infinite-server case
+///   with S = 0).
+///
+/// LCFS non-preemptive and priority stations with a non-exponential service break it: the
+/// departure rate then depends on how long the request in service has been served.
+pub fn station_product_form(s: &Station) -> bool {
+    let m = &s.model;
+    m.capacity.is_none()
+        && (m.service == ServiceKind::Exp
+            || m.service == ServiceKind::Zero
+            || m.discipline == Discipline::Ps
+            || m.servers == Servers::Infinite)
 }
 
 /// The theory of `net` at external Poisson rate `lambda`: the traffic equations
 /// ([`visit_ratios`]), each station's λ_j, v_j, ρ_j; an error naming the first station with
 /// ρ_j ≥ 1 (finite servers, non-zero service); and where the network has a product form
-/// ([`is_product_form`]) each station's L_j, W_j and P(wait) as an M/M/c queue at λ_j
-/// ([`crate::theory::predict`]) and the end-to-end mean T = Σ L_j / λ.
+/// ([`is_product_form`]) each station's L_j and W_j = L_j/λ_j as an M/M/c queue at λ_j
+/// ([`crate::theory::predict`] of the FCFS M/M/c of its μ and servers, whatever its discipline
+/// and service; 0 with zero service) and the end-to-end mean T = Σ L_j / λ. P(wait) is Erlang
+/// C (the probability that an arrival finds every server busy) where that is the probability
+/// that it waits: FCFS, LCFS and non-preemptive priority; 0 with infinitely many servers or
+/// zero service; `None` under processor sharing (every request is served at once, slower) and
+/// preemptive priority (a request finding every server busy may take one from a lower class,
+/// and one in service may lose its server later).
 ///
 /// Without a product form there is no closed form for L_j, W_j or T (an M/G/1 station's
 /// Pollaczek–Khinchine value at λ_j is only a "decomposition" approximation: its arrivals are
 /// not Poisson when requests come back to it); they are `None`, and the simulator
 /// ([`crate::sim::simulate_network`]) is the reference. The station with a capacity is not
-/// in the product form either (blocking thins the flows the traffic equations assume).
+/// in the product form either (blocking thins the flows the traffic equations assume), nor are
+/// LCFS and priority stations with a non-exponential service. Per-class means (priority
+/// stations) are the simulator's only.
 pub fn theory(net: &Network, lambda: f64) -> Result<NetworkTheory, NetworkTheoryError> {
     if !(lambda.is_finite() && lambda > 0.0) {
         return Err(NetworkTheoryError::Rate(lambda));
@@ -435,21 +471,33 @@ pub fn theory(net: &Network, lambda: f64) -> Result<NetworkTheory, NetworkTheory
                 lambda_max,
             });
         }
-        let (l, w_s, wait_prob) = if product_form && lj > 0.0 {
-            match crate::theory::predict(&s.model, lj) {
+        // P(wait) where it means what it means under FCFS (see the docs above).
+        let wait_means_fcfs = !matches!(
+            s.model.discipline,
+            Discipline::Ps | Discipline::PriorityPreemptive
+        );
+        let (l, w_s, wait_prob) = if !product_form {
+            (None, None, None)
+        } else if s.model.service == ServiceKind::Zero {
+            (Some(0.0), Some(0.0), Some(0.0))
+        } else if lj > 0.0 {
+            // The M/M/c (or M/M/∞) of its μ and servers: the same number present whatever the
+            // discipline or (PS, infinite servers) the service distribution.
+            match crate::theory::predict(&Model::new(s.model.mu, s.model.servers), lj) {
                 Ok(t) => {
                     let wait = match s.model.servers {
                         Servers::Finite(c) => crate::theory::erlang_c(c, lj / s.model.mu),
                         Servers::Infinite => 0.0,
                     };
-                    (Some(t.mean_in_system), Some(t.mean_s), Some(wait))
+                    let wait =
+                        (wait_means_fcfs || s.model.servers == Servers::Infinite).then_some(wait);
+                    (Some(t.mean_in_system), Some(t.mean_s), wait)
                 }
                 Err(_) => (None, None, None),
             }
-        } else if product_form {
-            (Some(0.0), Some(1.0 / s.model.mu), Some(0.0))
         } else {
-            (None, None, None)
+            let wait = (wait_means_fcfs || s.model.servers == Servers::Infinite).then_some(0.0);
+            (Some(0.0), Some(1.0 / s.model.mu), wait)
         };
         stations.push(StationTheory {
             name: s.name.clone(),
@@ -1409,6 +1457,108 @@ f3 = { f1 = 0.4, f2 = 0.4, exit = 0.2 }
         let net = Network::parse(&text.replace("mu = 300", "mu = 300\nservice = \"zero\""))
             .expect("valid in this test");
         assert!(close(lambda_max(&net).expect("valid in this test"), 500.0));
+    }
+
+    /// Which stations keep the product form, and the numbers given then: the tandem of `tandem`
+    /// (μ 300 then 500, λ = 100) with the second station's discipline and service varied. With
+    /// the product form station two is an M/M/1 at ρ = 0.2: L = ρ/(1 − ρ) = 0.25, W = L/λ =
+    /// 2.5 ms, P(wait) = ρ = 0.2 where waiting means what it means under FCFS; T = 1/200 +
+    /// 1/400 = 7.5 ms.
+    #[test]
+    fn the_product_form_per_discipline_and_service() {
+        let base = "[[station]]\nname = \"one\"\nmu = 300\n[[station]]\nname = \"two\"\n\
+                    mu = 500\n{}\n[routing]\nentry = { one = 1 }\none = { two = 1 }\n\
+                    two = { exit = 1 }\n";
+        let cases: [(&str, &str, bool, Option<f64>); 14] = [
+            ("fcfs", "exp", true, Some(0.2)),
+            ("lcfs", "exp", true, Some(0.2)),
+            ("priority", "exp", true, Some(0.2)),
+            ("priority-preemptive", "exp", true, None),
+            ("ps", "exp", true, None),
+            // Insensitivity: PS with any service.
+            ("ps", "h2:4", true, None),
+            ("ps", "const", true, None),
+            ("ps", "erlang:3", true, None),
+            // No product form: FCFS, LCFS or priority with a non-exponential service.
+            ("fcfs", "const", false, None),
+            ("lcfs", "h2:4", false, None),
+            ("priority", "erlang:2", false, None),
+            ("priority-preemptive", "const", false, None),
+            ("lcfs", "uniform", false, None),
+            ("fcfs", "h2:4", false, None),
+        ];
+        for (d, service, product, wait) in cases {
+            let extra = format!("discipline = \"{d}\"\nservice = \"{service}\"");
+            let net = Network::parse(&base.replace("{}", &extra)).expect("valid in this test");
+            let t = theory(&net, 100.0).expect("valid in this test");
+            assert_eq!(t.product_form, product, "{d} {service}");
+            assert_eq!(
+                station_product_form(&net.stations[1]),
+                product,
+                "{d} {service}"
+            );
+            let two = &t.stations[1];
+            assert!(close(two.rho, 0.2), "{d} {service}: {two:?}");
+            if product {
+                assert!(close(two.l.expect("product form"), 0.25), "{two:?}");
+                assert!(close(two.w_s.expect("product form"), 0.0025), "{two:?}");
+                assert!(close(t.mean_s.expect("product form"), 0.0075), "{t:?}");
+                match (two.wait_prob, wait) {
+                    (Some(x), Some(want)) => assert!(close(x, want), "{d} {service}: {x}"),
+                    (None, None) => {}
+                    other => panic!("{d} {service}: P(wait) {other:?}"),
+                }
+            } else {
+                assert!(two.l.is_none() && two.w_s.is_none() && two.wait_prob.is_none());
+                assert!(t.mean_s.is_none() && t.in_system.is_none());
+            }
+        }
+        // A capacity breaks it under every discipline, exponential or not.
+        for d in ["fcfs", "ps", "lcfs", "priority"] {
+            let extra = format!("discipline = \"{d}\"\ncapacity = 5");
+            let net = Network::parse(&base.replace("{}", &extra)).expect("valid in this test");
+            assert!(!theory(&net, 100.0).expect("valid").product_form, "{d}");
+        }
+        // Infinitely many servers with any service and discipline: M/M/∞, L = λ/μ = 0.2, W =
+        // 1/μ, nobody waits; zero service: nobody there.
+        for d in ["fcfs", "ps", "lcfs", "priority-preemptive"] {
+            let extra =
+                format!("discipline = \"{d}\"\nservice = \"pareto:2.5\"\nservers = \"inf\"");
+            let net = Network::parse(&base.replace("{}", &extra)).expect("valid in this test");
+            let t = theory(&net, 100.0).expect("valid in this test");
+            let two = &t.stations[1];
+            assert!(t.product_form, "{d}");
+            assert!(close(two.l.expect("product form"), 0.2), "{d}: {two:?}");
+            assert!(close(two.w_s.expect("product form"), 0.002), "{d}: {two:?}");
+            assert_eq!(two.wait_prob, Some(0.0), "{d}");
+            let extra = format!("discipline = \"{d}\"\nservice = \"zero\"");
+            let net = Network::parse(&base.replace("{}", &extra)).expect("valid in this test");
+            let t = theory(&net, 100.0).expect("valid in this test");
+            let two = &t.stations[1];
+            assert!(t.product_form, "{d}");
+            assert_eq!(
+                (two.l, two.w_s, two.wait_prob),
+                (Some(0.0), Some(0.0), Some(0.0))
+            );
+            assert!(close(t.mean_s.expect("product form"), 1.0 / 200.0));
+        }
+        // M/M/2 under LCFS and PS: the M/M/2 values, ρ = 100/1000 = 0.1 per server: L =
+        // 2ρ/(1 − ρ²) = 0.2/0.99; Erlang C(2, 0.2) = 2ρ²/(1 + ρ) = 0.02/1.1 (LCFS only).
+        for (d, wait) in [("lcfs", Some(0.02 / 1.1)), ("ps", None)] {
+            let extra = format!("discipline = \"{d}\"\nservers = 2");
+            let net = Network::parse(&base.replace("{}", &extra)).expect("valid in this test");
+            let t = theory(&net, 100.0).expect("valid in this test");
+            let two = &t.stations[1];
+            assert!(
+                close(two.l.expect("product form"), 0.2 / 0.99),
+                "{d}: {two:?}"
+            );
+            match (two.wait_prob, wait) {
+                (Some(x), Some(want)) => assert!(close(x, want), "{d}: {x}"),
+                (None, None) => {}
+                other => panic!("{d}: P(wait) {other:?}"),
+            }
+        }
     }
 
     /// The traffic equations of a three-cycle a → b → c → a, each hop with probability 0.9
