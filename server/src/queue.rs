@@ -332,6 +332,13 @@ impl QueueModel {
         }
     }
 
+    /// Whether every departure is known at arrival ([`Outcome::Served`]): FCFS with finitely
+    /// many servers, any discipline with infinitely many, zero service. Otherwise arrivals get
+    /// tickets ([`Outcome::Queued`]) from the event-driven engine.
+    pub fn decides_at_arrival(&self) -> bool {
+        self.engine.is_none()
+    }
+
     /// Under a discipline whose departures depend on later arrivals (see the module docs): the
     /// time of the next departure if nothing else arrives (`None` when nobody is present, and
     /// always under FCFS, whose departures are known at arrival). Later arrivals can only
