@@ -582,19 +582,30 @@ pub fn write_network_timing(
     }
 }
 
+/// What the `Server-Timing` of a network's answer reports (see [`write_network_timing`]).
+#[derive(Debug, Clone, Copy)]
+pub struct NetworkTiming<'a> {
+    /// The request's route.
+    pub route: &'a crate::network::Route,
+    /// The network's stations (their names).
+    pub stations: &'a [queuelab_common::network::Station],
+    /// The answer's lateness (ns).
+    pub late_ns: u64,
+    /// The class, when the answers name it.
+    pub class: Option<u8>,
+}
+
 /// Appends the `200` answer of a request that exited a network:
 /// `{"wait_us":W,"service_us":S,"visits":N}` (W and S summed over its visits), with the
 /// `Server-Timing` of [`write_network_timing`]; `HEAD` gets the same head.
 pub fn write_network_served(
     out: &mut Vec<u8>,
     date: &[u8; 29],
-    route: &crate::network::Route,
-    stations: &[queuelab_common::network::Station],
-    late_ns: u64,
-    class: Option<u8>,
+    t: NetworkTiming<'_>,
     conn: ConnHeader,
     head_only: bool,
 ) {
+    let route = t.route;
     let service: u64 =
         route.kept().iter().map(|v| v.service_ns).sum::<u64>() + route.rest_service_ns;
     let wait = route.sojourn_ns() - service;
@@ -614,7 +625,7 @@ pub fn write_network_served(
     put(b"}\n");
     start_head(out, b"HTTP/1.1 200 OK\r\n", date, JSON, n);
     out.extend_from_slice(b"\r\n");
-    write_network_timing(out, route, stations, late_ns, class);
+    write_network_timing(out, route, t.stations, t.late_ns, t.class);
     end_head(out, conn);
     if !head_only {
         out.extend_from_slice(&body[..n]);

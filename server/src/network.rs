@@ -471,7 +471,9 @@ impl NetworkModel {
         let classes = network_classes(net);
         NetworkModel {
             event_stations: (0..stations.len()).filter(|&j| stations[j].event).collect(),
-            decided_stations: (0..stations.len()).filter(|&j| !stations[j].event).collect(),
+            decided_stations: (0..stations.len())
+                .filter(|&j| !stations[j].event)
+                .collect(),
             next_departure: vec![NONE; stations.len()],
             net: net.clone(),
             stations,

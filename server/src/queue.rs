@@ -885,8 +885,14 @@ mod tests {
             assert!(c.id < a.id, "{d}");
             let first = m.depart_next().expect("a departure");
             let second = m.depart_next().expect("a departure");
-            assert_eq!((first.0, first.1.arrival_ns, first.1.departure_ns), (a.id, 0, 10));
-            assert_eq!((second.0, second.1.arrival_ns, second.1.departure_ns), (c.id, 1, 10));
+            assert_eq!(
+                (first.0, first.1.arrival_ns, first.1.departure_ns),
+                (a.id, 0, 10)
+            );
+            assert_eq!(
+                (second.0, second.1.arrival_ns, second.1.departure_ns),
+                (c.id, 1, 10)
+            );
         }
         // FCFS: no departures to take one by one.
         let mut f = model(Servers::Finite(1), None, ServiceKind::Const);

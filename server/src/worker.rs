@@ -1679,10 +1679,12 @@ impl Io {
                     http::write_network_served(
                         out,
                         date,
-                        &route,
-                        &net.stations,
-                        late_ns,
-                        self.name_class.then_some(route.class),
+                        http::NetworkTiming {
+                            route: &route,
+                            stations: &net.stations,
+                            late_ns,
+                            class: self.name_class.then_some(route.class),
+                        },
                         slot.conn,
                         slot.head_only,
                     );

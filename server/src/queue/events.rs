@@ -401,9 +401,7 @@ impl Engine {
         let jobs = &mut self.jobs;
         let gone = match &mut self.kind {
             Kind::NonPreemptive { running, line } => {
-                let Some(Reverse((_, _, id))) = running.pop() else {
-                    return None;
-                };
+                let Reverse((_, _, id)) = running.pop()?;
                 let next = match line {
                     Line::Stack { ids, work } => ids.pop().inspect(|&n| {
                         *work -= u128::from(jobs[n as usize].service);
@@ -432,9 +430,7 @@ impl Engine {
                 done,
                 ..
             } => {
-                let Some(Reverse((_, _, id, _))) = by_departure.pop() else {
-                    return None;
-                };
+                let Reverse((_, _, id, _)) = by_departure.pop()?;
                 let j = &mut jobs[id as usize];
                 done[usize::from(j.class)] += u128::from(j.rem);
                 j.rem = 0;
@@ -445,9 +441,7 @@ impl Engine {
                 id
             }
             Kind::Sharing { heap, v, t_off } => {
-                let Some(Reverse((bits, _, id))) = heap.pop() else {
-                    return None;
-                };
+                let Reverse((bits, _, id)) = heap.pop()?;
                 // The departing job has received all its work, so V is its virtual finish (set,
                 // not recomputed from the rounded time); this event happened at prev + delta
                 // exactly, d − prev being that rounded.
