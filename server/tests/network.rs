@@ -8,7 +8,9 @@ use std::process::{Command, Stdio};
 use queuelab_common::model::{Discipline, Model, Servers};
 use queuelab_common::network::{Hop, Network, Station};
 use queuelab_common::samplers::{ServiceKind, exp_sample, rng};
-use queuelab_server::network::{End, MAX_VISITS, NetOutcome, NetPoll, NetTicket, NetworkModel};
+use queuelab_server::network::{
+    DepartureGaps, End, MAX_VISITS, NetOutcome, NetPoll, NetTicket, NetworkModel, Route as NetRoute,
+};
 use queuelab_server::{Config, http};
 use rand::RngExt;
 
@@ -89,6 +91,64 @@ fn feedback() -> Network {
         vec![0.7, 0.3],
         vec![vec![0.6, 0.1], vec![0.2, 0.0]],
     )
+}
+
+/// Every discipline with feedback, `c` servers at each event-driven station: processor sharing
+/// (exp) at the entry, non-preemptive priority (H2, K = 5 with one server, 8 with two) that
+/// blocks, preemptive priority (constant service) that feeds back to itself, LCFS (exp, K = 4
+/// per server) and an FCFS station (decided at admission) that sends some back to the entry.
+fn mixed(c: u32) -> Network {
+    let f = f64::from(c);
+    network(
+        vec![
+            station(
+                "ps",
+                Model::new(900.0 / f, Servers::Finite(c)).with_discipline(Discipline::Ps),
+            ),
+            station(
+                "prio",
+                Model::new(650.0 / f, Servers::Finite(c))
+                    .with_discipline(Discipline::Priority)
+                    .with_service(ServiceKind::H2 { cv2: 4.0 })
+                    .with_capacity(Some(5 + 3 * (c - 1))),
+            ),
+            station(
+                "pre",
+                Model::new(350.0 / f, Servers::Finite(c))
+                    .with_discipline(Discipline::PriorityPreemptive)
+                    .with_service(ServiceKind::Const),
+            ),
+            station(
+                "lcfs",
+                Model::new(250.0 / f, Servers::Finite(c))
+                    .with_discipline(Discipline::Lcfs)
+                    .with_capacity(Some(4 * c)),
+            ),
+            station("fcfs", Model::new(200.0, Servers::Finite(1))),
+        ],
+        vec![0.7, 0.3, 0.0, 0.0, 0.0],
+        vec![
+            vec![0.0, 0.3, 0.3, 0.0, 0.0],
+            vec![0.0, 0.0, 0.0, 0.4, 0.1],
+            vec![0.0, 0.0, 0.2, 0.0, 0.4],
+            vec![0.1, 0.0, 0.0, 0.0, 0.0],
+            vec![0.15, 0.0, 0.0, 0.0, 0.0],
+        ],
+    )
+}
+
+/// The event-driven cases: (name, network, λ, arrivals).
+fn mixed_cases() -> Vec<(&'static str, Network, f64, usize)> {
+    vec![
+        ("mixed c = 1", mixed(1), 900.0, 8_000),
+        ("mixed c = 2", mixed(2), 900.0, 8_000),
+    ]
+}
+
+/// The class an arrival names in the tests (`None`: the network's draw): every third names
+/// one, cycling through 0, 1, 2.
+fn named_class(i: usize) -> Option<u8> {
+    (i % 3 == 0).then_some(((i / 3) % 3) as u8)
 }
 
 /// Poisson arrival times at `lambda`/s.
@@ -254,10 +314,14 @@ fn the_model_is_the_reference_customer_by_customer() {
 
 #[test]
 fn polls_between_events_change_nothing() {
-    for (name, net, lambda, n) in cases() {
+    for (name, net, lambda, n) in cases().into_iter().chain(mixed_cases()) {
         let times = arrivals(n, lambda, 5);
         let mut quiet = NetworkModel::new(&net, 5, 1 << 30);
-        let outs: Vec<NetOutcome> = times.iter().map(|&a| quiet.arrive(a, None)).collect();
+        let outs: Vec<NetOutcome> = times
+            .iter()
+            .enumerate()
+            .map(|(i, &a)| quiet.arrive(a, named_class(i)))
+            .collect();
         let want: Vec<Option<NetPoll>> = outs
             .iter()
             .map(|o| match *o {
@@ -275,7 +339,7 @@ fn polls_between_events_change_nothing() {
         let mut open: Vec<(usize, NetTicket)> = Vec::new();
         let mut got: Vec<Option<NetPoll>> = vec![None; n];
         for (i, &a) in times.iter().enumerate() {
-            let o = busy.arrive(a, None);
+            let o = busy.arrive(a, named_class(i));
             // The same fate (the slot ids differ: the polls free slots earlier).
             let key = |o: NetOutcome| match o {
                 NetOutcome::Accepted(t) => Ok(t.tentative_ns),
@@ -326,10 +390,14 @@ fn polls_between_events_change_nothing() {
 /// stations) is the sum of the exited requests' sojourns, in integer nanoseconds.
 #[test]
 fn littles_law_holds_per_station_on_the_model() {
-    for (name, net, lambda, n) in cases() {
+    for (name, net, lambda, n) in cases().into_iter().chain(mixed_cases()) {
         let times = arrivals(n, lambda, 9);
         let mut m = NetworkModel::new(&net, 9, 1 << 30);
-        let outs: Vec<NetOutcome> = times.iter().map(|&a| m.arrive(a, None)).collect();
+        let outs: Vec<NetOutcome> = times
+            .iter()
+            .enumerate()
+            .map(|(i, &a)| m.arrive(a, named_class(i)))
+            .collect();
         let mut end_to_end = 0u128;
         let mut visits = vec![0u64; net.stations.len()];
         let mut blocked = vec![0u64; net.stations.len()];
@@ -677,4 +745,121 @@ fn the_test_networks_route_as_written() {
     assert_eq!(n.hop(Some(0), 0.51), Hop::Exit);
     assert_eq!(n.hop(Some(1), 0.29), Hop::Station(0));
     assert_eq!(n.hop(None, 0.99), Hop::Station(0));
+}
+
+/// The departure gaps of `departures` (any order) as a station records them: sorted, the gap of
+/// each from the one before.
+fn gaps_of(mut departures: Vec<u64>) -> DepartureGaps {
+    departures.sort_unstable();
+    let mut g = DepartureGaps::default();
+    for d in departures {
+        g.depart(d);
+    }
+    g
+}
+
+/// Each request's visits (all of them: the test networks visit at most MAX_VISITS stations).
+fn routes_of(m: &mut NetworkModel, outs: &[NetOutcome]) -> Vec<Option<NetRoute>> {
+    outs.iter()
+        .map(|o| match *o {
+            NetOutcome::Accepted(t) => match m.poll(t, END) {
+                NetPoll::Done(r) => Some(r),
+                other => panic!("{other:?}"),
+            },
+            NetOutcome::Refused(_) => None,
+        })
+        .collect()
+}
+
+/// FCFS with two servers (departures computed out of time order), then processor sharing
+/// (departures processed as they come), then LCFS with two servers and a capacity.
+fn gap_tandem() -> Network {
+    network(
+        vec![
+            station("two", Model::new(600.0, Servers::Finite(2))),
+            station(
+                "ps",
+                Model::new(1500.0, Servers::Finite(1)).with_discipline(Discipline::Ps),
+            ),
+            station(
+                "lcfs2",
+                Model::new(600.0, Servers::Finite(2))
+                    .with_discipline(Discipline::Lcfs)
+                    .with_capacity(Some(3)),
+            ),
+        ],
+        vec![1.0, 0.0, 0.0],
+        vec![vec![0.0, 1.0, 0.0], vec![0.0, 0.0, 1.0], vec![0.0; 3]],
+    )
+}
+
+#[test]
+fn departure_gaps_are_those_of_the_sorted_departures_at_every_station() {
+    let net = gap_tandem();
+    let times = arrivals(10_000, 1000.0, 21);
+    let mut m = NetworkModel::new(&net, 21, 1 << 30);
+    // Read at times between the arrivals, as scrapes do: every read records only departures
+    // passed, in time order.
+    let mut outs = Vec::new();
+    let mut seen = [0u64; 3];
+    for (i, &a) in times.iter().enumerate() {
+        outs.push(m.arrive(a, None));
+        if i % 7 == 0 {
+            for (j, s) in seen.iter_mut().enumerate() {
+                let g = m.station_at(j, a + 300_000).0.gaps;
+                assert!(g.count >= *s, "station {j}: the count went down");
+                *s = g.count;
+            }
+        }
+    }
+    let routes = routes_of(&mut m, &outs);
+    let mut deps = vec![Vec::new(); 3];
+    for r in routes.iter().flatten() {
+        for v in r.kept() {
+            deps[usize::from(v.station)].push(v.depart_ns);
+        }
+    }
+    let mut out_of_order = 0;
+    for (j, d) in deps.iter().enumerate() {
+        out_of_order += d.windows(2).filter(|w| w[1] < w[0]).count() * usize::from(j == 0);
+        let got = m.station_at(j, END).0.gaps;
+        assert_eq!(got, gaps_of(d.clone()), "station {j}");
+        assert_eq!(got.count as usize + 1, d.len(), "station {j}");
+    }
+    // In arrival order the two servers' departures are not sorted: the heap sorted them.
+    assert!(out_of_order > 100, "only {out_of_order} out of order");
+    let blocked = routes
+        .iter()
+        .flatten()
+        .filter(|r| r.end != End::Exited)
+        .count();
+    assert!(blocked > 100, "only {blocked} blocked at lcfs2");
+}
+
+#[test]
+fn zz_probe() {
+    for (name, net, lambda, n) in mixed_cases() {
+        let times = arrivals(n, lambda, 1);
+        let mut m = NetworkModel::new(&net, 1, 1 << 30);
+        let outs: Vec<NetOutcome> = times
+            .iter()
+            .enumerate()
+            .map(|(i, &a)| m.arrive(a, named_class(i)))
+            .collect();
+        let routes = routes_of(&mut m, &outs);
+        let refused = routes.iter().filter(|r| r.is_none()).count();
+        let long = routes.iter().flatten().filter(|r| r.n_visits as usize > MAX_VISITS).count();
+        eprintln!("{name}: refused {refused} long {long}");
+        let span = times[n - 1] as f64;
+        for j in 0..net.stations.len() {
+            let (st, _, _, integral) = m.station_at(j, END);
+            eprintln!(
+                "  {}: arrivals {} visits {} blocked {} util {:.2} L {:.2}",
+                net.stations[j].name, st.arrivals, st.visits, st.blocked,
+                st.busy_ns as f64 / span, integral as f64 / span
+            );
+        }
+        let waited: usize = routes.iter().flatten().flat_map(|r| r.kept().to_vec()).filter(|v| v.start_ns > v.arrive_ns).count();
+        eprintln!("  waited {waited}");
+    }
 }
