@@ -422,8 +422,8 @@ pub fn names_class(net: &Network) -> bool {
 }
 
 /// The class mix of a network's external arrivals.
-pub fn network_classes(_net: &Network) -> Classes {
-    Classes::default()
+pub fn network_classes(net: &Network) -> Classes {
+    net.classes
 }
 
 impl NetworkModel {
