@@ -375,8 +375,8 @@ pub struct StationSnapshot<'a> {
     /// In the station now (`qserve_in_system{station}`).
     pub in_system: usize,
     /// Gaps between its successive departures in virtual time
-    /// (`qserve_station_departure_gap_seconds`, a histogram); `None` for a station with
-    /// several servers, whose departures are not computed in time order.
+    /// (`qserve_station_departure_gap_seconds`, a histogram; the network model keeps them for
+    /// every station, in time order); `None` leaves the station out of the family.
     pub gaps: Option<crate::network::DepartureGaps>,
 }
 

@@ -1022,3 +1022,116 @@ fn blocked_station(f: &NetFate) -> Option<usize> {
         NetFate::Exited { .. } => None,
     }
 }
+
+/// `GET /` naming class `class`.
+fn get_class(class: u8) -> Vec<u8> {
+    format!("GET / HTTP/1.1\r\nHost: test\r\nX-Priority: {class}\r\n\r\n").into_bytes()
+}
+
+#[test]
+fn a_server_with_ps_and_priority_stations_names_each_request_class() {
+    // Two classes at the top level, a PS entry station and a preemptive-priority one after it
+    // (with a way back), both with one server.
+    let mut net = network(
+        vec![
+            station(
+                "front",
+                Model::new(3000.0, Servers::Finite(1)).with_discipline(Discipline::Ps),
+            ),
+            station(
+                "prio",
+                Model::new(4000.0, Servers::Finite(1))
+                    .with_discipline(Discipline::PriorityPreemptive),
+            ),
+        ],
+        vec![1.0, 0.0],
+        vec![vec![0.0, 0.7], vec![0.2, 0.0]],
+    );
+    net.classes = Classes::new(&[0.5, 0.5]).expect("valid classes");
+    let names = ["front", "prio"];
+    let h = server(|c| {
+        c.network = Some(net.clone());
+        c.threads = 2;
+        c.spin = std::time::Duration::ZERO;
+    });
+    let clients: Vec<_> = (0..4u8)
+        .map(|k| {
+            let mut s = connect(&h);
+            std::thread::spawn(move || {
+                let mut pending = Vec::new();
+                let mut seen = Vec::new();
+                for i in 0..80u8 {
+                    // Client 3 names no class (the network draws one); the others cycle.
+                    let named = (k < 3).then_some((i + k) % 3);
+                    let req = match named {
+                        Some(c) => get_class(c),
+                        None => get("/"),
+                    };
+                    s.write_all(&req).expect("send");
+                    let r = read_response(&mut s, &mut pending)
+                        .expect("read")
+                        .expect("an answer");
+                    seen.push((named, r));
+                }
+                seen
+            })
+        })
+        .collect();
+    let mut by_class = [0u64; 3];
+    let mut served = 0u64;
+    for c in clients {
+        for (named, r) in c.join().expect("a client") {
+            assert_eq!(r.status, 200, "{:?}", r.text());
+            served += 1;
+            let v = r.header("server-timing").expect("Server-Timing");
+            let n = visits_in(v, &names);
+            assert!(n[0] >= 1, "{v}");
+            let (rest, class) = v.rsplit_once(", class;desc=").expect("the class last");
+            assert!(
+                rest.rsplit(", ")
+                    .next()
+                    .is_some_and(|m| m.starts_with("late;dur=")),
+                "{v}"
+            );
+            let class: u8 = class.parse().expect("a class number");
+            match named {
+                Some(k) => assert_eq!(class, k, "{v}"),
+                None => assert!(class < 2, "drawn from two classes: {v}"),
+            }
+            by_class[usize::from(class)] += 1;
+            let body = r.text();
+            assert!(
+                body.contains(&format!("\"visits\":{}", n[0] + n[1])),
+                "{body}"
+            );
+        }
+    }
+    assert_eq!(served, 320);
+    let counted = |t: &str| {
+        t.lines()
+            .find_map(|l| l.strip_prefix("qserve_requests_total{outcome=\"served\"} "))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let text = wait_for_metrics(&h, "every answer counted", |t| counted(t) >= 320.0);
+    // End to end by class: the counts of each class, and sums that add up to the total.
+    let mut sum = 0.0;
+    for (k, &want) in by_class.iter().enumerate() {
+        let count = metric(&text, &format!("qserve_sojourn_seconds_count{{class=\"{k}\"}}"));
+        assert_eq!(count, want as f64, "class {k}\n{text}");
+        sum += metric(&text, &format!("qserve_sojourn_seconds_sum{{class=\"{k}\"}}"));
+    }
+    let total = metric(&text, "qserve_sojourn_seconds_sum");
+    assert!((sum - total).abs() <= 1e-6 * total.max(1.0), "{sum} vs {total}");
+    // Both stations keep departure gaps (the PS one and the priority one).
+    for n in names {
+        let g = metric(
+            &text,
+            &format!("qserve_station_departure_gap_seconds_count{{station=\"{n}\"}}"),
+        );
+        assert!(g > 0.0, "{n}: no gaps\n{text}");
+    }
+    h.shutdown();
+    let summary = h.join().expect("a clean stop");
+    assert_eq!(summary.arrivals, 320);
+}
