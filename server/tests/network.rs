@@ -1117,12 +1117,21 @@ fn a_server_with_ps_and_priority_stations_names_each_request_class() {
     // End to end by class: the counts of each class, and sums that add up to the total.
     let mut sum = 0.0;
     for (k, &want) in by_class.iter().enumerate() {
-        let count = metric(&text, &format!("qserve_sojourn_seconds_count{{class=\"{k}\"}}"));
+        let count = metric(
+            &text,
+            &format!("qserve_sojourn_seconds_count{{class=\"{k}\"}}"),
+        );
         assert_eq!(count, want as f64, "class {k}\n{text}");
-        sum += metric(&text, &format!("qserve_sojourn_seconds_sum{{class=\"{k}\"}}"));
+        sum += metric(
+            &text,
+            &format!("qserve_sojourn_seconds_sum{{class=\"{k}\"}}"),
+        );
     }
     let total = metric(&text, "qserve_sojourn_seconds_sum");
-    assert!((sum - total).abs() <= 1e-6 * total.max(1.0), "{sum} vs {total}");
+    assert!(
+        (sum - total).abs() <= 1e-6 * total.max(1.0),
+        "{sum} vs {total}"
+    );
     // Both stations keep departure gaps (the PS one and the priority one).
     for n in names {
         let g = metric(
