@@ -626,9 +626,9 @@ fn render_inner(out: &mut Vec<u8>, s: &Snapshot<'_>) -> std::io::Result<()> {
         let family = "qserve_station_departure_gap_seconds";
         writeln!(
             out,
-            "# HELP {family} Gaps between successive departures from each single-server \
-             station in virtual time (Burke's check: Exp(lambda) for an M/M/1 station fed by \
-             external arrivals)."
+            "# HELP {family} Gaps between successive departures from each station in \
+             virtual time (Burke's check: Exp(lambda) for an M/M/c station fed by external \
+             arrivals)."
         )?;
         writeln!(out, "# TYPE {family} histogram")?;
         for st in s.stations {
