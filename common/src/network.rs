@@ -11,6 +11,7 @@
 //! The file is TOML ([`Network::parse`]):
 //!
 //! ```toml
+//! classes = "0.2,0.8"  # optional, before the tables: priority classes of the requests
 //! [[station]]
 //! name = "web"
 //! mu = 1000          # per server; servers, capacity, service, discipline as for one queue
@@ -27,7 +28,12 @@
 //! `entry`), `mu` (a number or a rate text such as `"2.5k"`) and optionally `servers` (an
 //! integer or `"inf"`, default 1), `capacity` (K, counting the requests waiting and in service),
 //! `service` (the text of `--service`: `exp`, `const`, `erlang:4`, `h2:4`, …, default `exp`)
-//! and `discipline` (the text of `--discipline`, default `fcfs`). `[routing]` has `entry`, the
+//! and `discipline` (the text of `--discipline`: `fcfs` (the default), `lcfs`, `ps`, `priority`,
+//! `priority-preemptive`). The optional top-level `classes` (the text of `--classes`: the
+//! probabilities of classes 0, 1, …, class 0 the highest; default one class) is the class mix of
+//! the external arrivals: a request's class is drawn when it enters and is its class at every
+//! station of its route; priority stations serve by it, the others ignore it. `classes` is not
+//! a station's key (an error says to put it at the top level). `[routing]` has `entry`, the
 //! probabilities of the first station, and one row per station, its probabilities of going to
 //! each station or to `exit` (absent keys are 0). Every station must have a row; every row and
 //! the entry sum to 1 within 10⁻⁹; the exit must be reachable from every station (else requests
@@ -36,8 +42,9 @@
 //! are errors. At most [`MAX_STATIONS`] stations.
 //!
 //! The theory of a network ([`theory`]): the traffic equations, visit ratios, utilisations, the
-//! largest stable rate, and Jackson's product form where every station is M/M/c (or M/M/∞)
-//! without a capacity. The simulator is [`crate::sim::network`].
+//! largest stable rate, and the product form where every station has one ([`is_product_form`]:
+//! exponential service, any discipline; or processor sharing or infinitely many servers, any
+//! service; no capacity). The simulator is [`crate::sim::network`].
 //!
 //! # The draws (a contract: `qserve --network` and the simulator's network replay both follow it,
 //! so that the same seed and arrival times give the same routes and service times)
@@ -45,23 +52,52 @@
 //! - Each station `j` (in file order, from 0) has two random streams of its own:
 //!   [`service_stream`]`(j)` for its service times and [`route_stream`]`(j)` for the hop after it,
 //!   both `samplers::rng(seed, stream)`. The entry draws come from [`ENTRY_STREAM`].
-//! - An external arrival draws one uniform from the entry stream (in the order of external
-//!   arrivals) and enters the station [`Network::hop`] names.
+//! - An external arrival draws, in this order (in the order of external arrivals): one uniform
+//!   from the entry stream, and enters the station [`Network::hop`] names; then, only when
+//!   [`Network::classes`] has more than one class, one uniform `u` from
+//!   `samplers::rng(seed, `[`CLASS_STREAM`]`)`, its class being `classes.draw(u)`
+//!   ([`Classes::draw`]). It keeps its class on its whole route. In `qserve` a request's
+//!   `X-Priority: N` overrides the drawn class (clamped to [`MAX_CLASSES`]` − 1`; the draw is
+//!   made all the same); the simulator's replay takes named classes likewise.
 //! - An arrival at station `j` (external or from another station) draws, in the order of
 //!   arrivals at `j`, first its service time (station `j`'s sampler on its service stream), then
 //!   one uniform from `j`'s route stream which decides its next hop when it leaves `j`. Both are
 //!   drawn also for an arrival that is then blocked (so the n-th arrival at `j` always gets the
 //!   n-th draws).
-//! - Events happen in time order; at the same nanosecond, transfers from one station to the next
-//!   come before external arrivals, and among transfers at the same instant the one created first
-//!   goes first, a transfer being created when its request is admitted at the station it leaves
-//!   (under FCFS its departure time is known then). A transfer has no delay: the departure from
-//!   `i` at `d` is the arrival at `j` at `d`. At a station, a departure at the instant of an
-//!   arrival happens first (the requests present at an arrival at `a` are those admitted with a
-//!   departure `d > a`), as in the single queue.
+//! - Two kinds of station. *Decided at admission*: FCFS with finite servers, any discipline with
+//!   infinitely many servers (every one the same pure delay), and any station with zero service.
+//!   The departure `d` is computed at the admission (FCFS: `start = max(a, earliest free
+//!   server)`, `d = start + S`; infinitely many: `d = a + S`), and the transfer to the next
+//!   station (or the exit) at `d` is created then. *Event-driven*: every other station (`lcfs`,
+//!   `ps`, `priority`, `priority-preemptive` with finite servers and non-zero service). Its
+//!   departures are those of the single queue's discipline (as `qserve`'s single queue and
+//!   `sim::replay` serve); the transfer (or exit) is created when the departure is processed,
+//!   at its time. The next departure of an event-driven station is the time its earliest
+//!   present request would leave if nothing else arrived.
+//! - The order of events. Let `next` be the earliest of the earliest pending transfer and every
+//!   event-driven station's next departure. To process everything up to `t` (before an external
+//!   arrival at `t`; in `qserve` also at a poll or a read at `t`; at the end of a replay with
+//!   `t = ∞`), repeat while `next <= t`: (1) if some event-driven station has a departure at
+//!   `next`, the lowest-indexed such station processes exactly one departure (among
+//!   simultaneous departures at one station, the earliest arrival at that station first), and
+//!   that request's transfer is created then, with the next creation number, at `next`, to the
+//!   station its route uniform names (or it exits at `next`); (2) otherwise the earliest
+//!   transfer (by time, then creation number) arrives at its station. Then the external arrival
+//!   at `t`. So at one instant: departures first, then transfers (oldest first), then external
+//!   arrivals (in the order they come). A transfer has no delay: the departure from `i` at `d`
+//!   is the arrival at `j` at `d`.
+//! - Capacity and the overflow limit: at an arrival at `a`, the departures at or before `a` have
+//!   happened (processed first, above); an arrival finding `limit_j` requests present (the
+//!   capacity K, or the overflow limit without one) is blocked: the request leaves the network
+//!   at `a` (a 503 in `qserve`).
+//! - Times are integer ns, except under processor sharing, whose stations keep fractional
+//!   virtual time and report each departure rounded to the nearest ns; the rounded departure is
+//!   the transfer's time (two implementations may differ by a few ns per PS departure).
 //! - The uniforms are `rand`'s `rng.random::<f64>()` (53 random bits, in [0, 1)).
 
 use crate::model::{Classes, Discipline, Model, Servers, ServiceKind};
+#[cfg(doc)]
+use crate::{model::MAX_CLASSES, samplers::CLASS_STREAM};
 
 /// Stream of the entry draws (where an external arrival enters).
 pub const ENTRY_STREAM: u64 = (1 << 32) + 0x100;
@@ -226,8 +262,10 @@ pub struct NetworkTheory {
     /// The largest stable external rate λ_max = min_j c_j μ_j / v_j (infinite if no station
     /// can saturate).
     pub lambda_max: f64,
-    /// Whether the network has a product form (Jackson: every station M/M/c or M/M/∞, FCFS,
-    /// without capacity), so that the per-station and end-to-end means below are exact.
+    /// Whether the network has a product form ([`is_product_form`]: every station without a
+    /// capacity and with exponential service, any discipline; or processor sharing or
+    /// infinitely many servers, any service), so that the per-station and end-to-end means
+    /// below are exact (not the per-class ones).
     pub product_form: bool,
     /// The mean number in the network Σ_j L_j (product form only).
     pub in_system: Option<f64>,
@@ -253,7 +291,8 @@ pub struct StationTheory {
     pub l: Option<f64>,
     /// Its mean sojourn per visit W_j (s) as an M/M/c queue at λ_j (product form only).
     pub w_s: Option<f64>,
-    /// The probability that an arrival at it waits, Erlang C (product form only).
+    /// The probability that an arrival at it waits, Erlang C (product form only; `None` under
+    /// processor sharing and preemptive priority, where it is not the probability of waiting).
     pub wait_prob: Option<f64>,
 }
 
@@ -355,31 +394,64 @@ pub fn lambda_max(net: &Network) -> Result<f64, NetworkTheoryError> {
         .fold(f64::INFINITY, f64::min))
 }
 
-/// Whether the network has a product form (Jackson's theorem): every station serves
-/// exponential times first come first served with c servers or infinitely many, without a
-/// capacity. Then in the steady state the numbers at the stations are independent, each
-/// distributed as an M/M/c queue at its λ_j, although the flows inside the network are not
-/// Poisson (with feedback).
+/// Whether the network has a product form: every station has one ([`station_product_form`]).
+/// Then in the steady state the numbers at the stations are independent, each distributed as an
+/// M/M/c queue (M/M/∞ with infinitely many servers) at its λ_j with μ_j, although the flows
+/// inside the network are not Poisson (with feedback). It says nothing of the classes: the
+/// per-class means of a network with priority stations are the simulator's only.
 pub fn is_product_form(net: &Network) -> bool {
-    net.stations.iter().all(|s| {
-        let m = &s.model;
-        m.service == ServiceKind::Exp
-            && m.capacity.is_none()
-            && (m.discipline == Discipline::Fcfs || m.servers == Servers::Infinite)
-    })
+    net.stations.iter().all(station_product_form)
+}
+
+/// Whether station `s` keeps the network's product form, the number present distributed as at
+/// an M/M/c (or M/M/∞) queue at its λ_j. Never with a capacity (blocking thins the flows the
+/// traffic equations assume). Without one, when:
+///
+/// - its service is exponential, whatever the discipline: with one exponential rate μ and a
+///   work-conserving discipline (none idles a server while a request waits), the number present
+///   falls at rate min(n, c)·μ whoever is served (memorylessness: the request in service has an
+///   exponential remainder however long it was served or preempted), so the number at the
+///   station is the same birth–death process under FCFS, LCFS, PS and priority, and the
+///   network's joint process of the numbers present (the route of a request leaving does not
+///   depend on its class or its time there) is Jackson's chain (Jackson 1957; Harchol-Balter
+///   2013, ch. 17–18);
+/// - or it is processor sharing, or has infinitely many servers, with any service: these are
+///   symmetric queues, insensitive to the service distribution beyond its mean (Kelly,
+///   *Reversibility and Stochastic Networks*, 1979, §3.3; Baskett, Chandy, Muntz & Palacios,
+///   JACM 1975, types 2 and 3: PS and IS), an M/G/c-PS station being distributed as M/M/c;
+/// - or its service is zero (a pass-through, never anyone present: the infinite-server case
+///   with S = 0).
+///
+/// LCFS non-preemptive and priority stations with a non-exponential service break it: the
+/// departure rate then depends on how long the request in service has been served.
+pub fn station_product_form(s: &Station) -> bool {
+    let m = &s.model;
+    m.capacity.is_none()
+        && (m.service == ServiceKind::Exp
+            || m.service == ServiceKind::Zero
+            || m.discipline == Discipline::Ps
+            || m.servers == Servers::Infinite)
 }
 
 /// The theory of `net` at external Poisson rate `lambda`: the traffic equations
 /// ([`visit_ratios`]), each station's λ_j, v_j, ρ_j; an error naming the first station with
 /// ρ_j ≥ 1 (finite servers, non-zero service); and where the network has a product form
-/// ([`is_product_form`]) each station's L_j, W_j and P(wait) as an M/M/c queue at λ_j
-/// ([`crate::theory::predict`]) and the end-to-end mean T = Σ L_j / λ.
+/// ([`is_product_form`]) each station's L_j and W_j = L_j/λ_j as an M/M/c queue at λ_j
+/// ([`crate::theory::predict`] of the FCFS M/M/c of its μ and servers, whatever its discipline
+/// and service; 0 with zero service) and the end-to-end mean T = Σ L_j / λ. P(wait) is Erlang
+/// C (the probability that an arrival finds every server busy) where that is the probability
+/// that it waits: FCFS, LCFS and non-preemptive priority; 0 with infinitely many servers or
+/// zero service; `None` under processor sharing (every request is served at once, slower) and
+/// preemptive priority (a request finding every server busy may take one from a lower class,
+/// and one in service may lose its server later).
 ///
 /// Without a product form there is no closed form for L_j, W_j or T (an M/G/1 station's
 /// Pollaczek–Khinchine value at λ_j is only a "decomposition" approximation: its arrivals are
 /// not Poisson when requests come back to it); they are `None`, and the simulator
 /// ([`crate::sim::simulate_network`]) is the reference. The station with a capacity is not
-/// in the product form either (blocking thins the flows the traffic equations assume).
+/// in the product form either (blocking thins the flows the traffic equations assume), nor are
+/// LCFS and priority stations with a non-exponential service. Per-class means (priority
+/// stations) are the simulator's only.
 pub fn theory(net: &Network, lambda: f64) -> Result<NetworkTheory, NetworkTheoryError> {
     if !(lambda.is_finite() && lambda > 0.0) {
         return Err(NetworkTheoryError::Rate(lambda));
@@ -399,21 +471,33 @@ pub fn theory(net: &Network, lambda: f64) -> Result<NetworkTheory, NetworkTheory
                 lambda_max,
             });
         }
-        let (l, w_s, wait_prob) = if product_form && lj > 0.0 {
-            match crate::theory::predict(&s.model, lj) {
+        // P(wait) where it means what it means under FCFS (see the docs above).
+        let wait_means_fcfs = !matches!(
+            s.model.discipline,
+            Discipline::Ps | Discipline::PriorityPreemptive
+        );
+        let (l, w_s, wait_prob) = if !product_form {
+            (None, None, None)
+        } else if s.model.service == ServiceKind::Zero {
+            (Some(0.0), Some(0.0), Some(0.0))
+        } else if lj > 0.0 {
+            // The M/M/c (or M/M/∞) of its μ and servers: the same number present whatever the
+            // discipline or (PS, infinite servers) the service distribution.
+            match crate::theory::predict(&Model::new(s.model.mu, s.model.servers), lj) {
                 Ok(t) => {
                     let wait = match s.model.servers {
                         Servers::Finite(c) => crate::theory::erlang_c(c, lj / s.model.mu),
                         Servers::Infinite => 0.0,
                     };
-                    (Some(t.mean_in_system), Some(t.mean_s), Some(wait))
+                    let wait =
+                        (wait_means_fcfs || s.model.servers == Servers::Infinite).then_some(wait);
+                    (Some(t.mean_in_system), Some(t.mean_s), wait)
                 }
                 Err(_) => (None, None, None),
             }
-        } else if product_form {
-            (Some(0.0), Some(1.0 / s.model.mu), Some(0.0))
         } else {
-            (None, None, None)
+            let wait = (wait_means_fcfs || s.model.servers == Servers::Infinite).then_some(0.0);
+            (Some(0.0), Some(1.0 / s.model.mu), wait)
         };
         stations.push(StationTheory {
             name: s.name.clone(),
@@ -457,6 +541,7 @@ mod file {
         #[serde(default)]
         station: Vec<Spanned<StationToml>>,
         routing: Option<Spanned<BTreeMap<Spanned<String>, Spanned<RowToml>>>>,
+        classes: Option<Spanned<String>>,
     }
 
     type RowToml = BTreeMap<Spanned<String>, Spanned<f64>>;
@@ -470,6 +555,8 @@ mod file {
         capacity: Option<Spanned<i64>>,
         service: Option<Spanned<String>>,
         discipline: Option<Spanned<String>>,
+        /// Not a station's key (classes belong to the requests): read only to say so.
+        classes: Option<Spanned<toml::Value>>,
     }
 
     /// A number, or a text (`"2.5k"`, `"inf"`).
@@ -552,6 +639,18 @@ mod file {
                 model,
             });
         }
+        let classes = match &file.classes {
+            None => Classes::default(),
+            Some(c) => c.get_ref().parse::<Classes>().map_err(|e| {
+                cx.err(
+                    c.span(),
+                    format!(
+                        "classes {:?}: {e} (give P0,P1,…, class 0 the highest)",
+                        c.get_ref()
+                    ),
+                )
+            })?,
+        };
         let n = stations.len();
         let Some(routing) = file.routing else {
             return Err(NetworkError {
@@ -656,7 +755,7 @@ mod file {
             entry,
             routing,
             exit,
-            classes: Classes::default(),
+            classes,
         };
         // Graph checks: every station reaches the exit, every station is reached.
         let to_exit = net.reaches_exit();
@@ -750,20 +849,12 @@ mod file {
                 .parse::<Discipline>()
                 .map_err(|e| bad(d.span(), e.to_string()))?,
         };
-        // qserve's network model and the simulator's replay serve FCFS (with infinitely many
-        // servers every discipline is the same pure delay); another discipline would be served
-        // as FCFS without a word, so it is refused here, where the file names it.
-        if let Some(d) = &st.discipline
-            && discipline != Discipline::Fcfs
-            && servers != Servers::Infinite
-        {
+        if let Some(c) = &st.classes {
             return Err(bad(
-                d.span(),
-                format!(
-                    "discipline {:?}: the stations of a network are served fcfs (qserve --network \
-                     and the simulator; infinitely many servers take any)",
-                    d.get_ref()
-                ),
+                c.span(),
+                "classes belong to the requests, not to a station: give classes = \"P0,P1,…\" \
+                 at the top level of the file (before the first [[station]])"
+                    .into(),
             ));
         }
         let model = Model::new(mu, servers)
@@ -839,10 +930,42 @@ db = { web = 0.3, exit = 0.7 }
             (m.discipline, m.service),
             (Discipline::Fcfs, ServiceKind::Const)
         );
-        // Infinitely many servers take any discipline (all are the same pure delay).
-        let net = Network::parse(&two("servers = \"inf\"\ndiscipline = \"ps\"\n", ROUTES))
+        // Every discipline, with finite or infinitely many servers.
+        for (text, d) in [
+            ("fcfs", Discipline::Fcfs),
+            ("lcfs", Discipline::Lcfs),
+            ("ps", Discipline::Ps),
+            ("priority", Discipline::Priority),
+            ("priority-preemptive", Discipline::PriorityPreemptive),
+            ("PR", Discipline::PriorityPreemptive),
+        ] {
+            for servers in ["1", "4", "\"inf\""] {
+                let net = Network::parse(&two(
+                    &format!("servers = {servers}\ndiscipline = \"{text}\"\n"),
+                    ROUTES,
+                ))
+                .expect("valid in this test");
+                assert_eq!(net.stations[0].model.discipline, d, "{text} {servers}");
+                assert_eq!(net.stations[1].model.discipline, Discipline::Fcfs);
+            }
+        }
+        // One class by default; the top-level classes as --classes takes them, the stations'
+        // models keeping one class (the request carries its class).
+        assert_eq!(net.classes, Classes::default());
+        let net = Network::parse(&format!(
+            "# the class mix\nclasses = \" 0.2, 0.3 ,0.5\"\n{}",
+            two("discipline = \"priority\"\n", ROUTES)
+        ))
+        .expect("valid in this test");
+        assert_eq!(net.classes.probabilities(), &[0.2, 0.3, 0.5]);
+        assert_eq!(
+            net.classes,
+            "0.2,0.3,0.5".parse::<Classes>().expect("valid")
+        );
+        assert!(net.stations.iter().all(|s| s.model.classes.len() == 1));
+        let net = Network::parse(&format!("classes = \"1\"\n{}", two("", ROUTES)))
             .expect("valid in this test");
-        assert_eq!(net.stations[0].model.discipline, Discipline::Ps);
+        assert_eq!(net.classes.len(), 1);
 
         // μ as a rate text, a self-loop, probabilities summing to 1 only within rounding.
         let text = "[[station]]\nname = \"x-1_A\"\nmu = \"2.5k\"\n[routing]\n\
@@ -940,10 +1063,45 @@ db = { web = 0.3, exit = 0.7 }
                 Some(4),
                 "discipline",
             ),
+            // Classes: at the top level only, and the text of --classes.
             (
-                two("discipline = \"ps\"\n", ROUTES),
+                two("classes = \"0.5,0.5\"\n", ROUTES),
                 Some(4),
-                "are served fcfs",
+                "at the top level",
+            ),
+            (
+                two("servers = 2\nclasses = [0.5, 0.5]\n", ROUTES),
+                Some(5),
+                "at the top level",
+            ),
+            (
+                format!("classes = \"0.5,0.6\"\n{}", two("", ROUTES)),
+                Some(1),
+                "sum to 1.1",
+            ),
+            (
+                format!("\nclasses = \"0.5,high\"\n{}", two("", ROUTES)),
+                Some(2),
+                "\"high\" is not a number",
+            ),
+            (
+                format!("classes = \"\"\n{}", two("", ROUTES)),
+                Some(1),
+                "classes",
+            ),
+            (
+                format!(
+                    "classes = \"{}\"\n{}",
+                    ["0.1"; 10].join(","),
+                    two("", ROUTES)
+                ),
+                Some(1),
+                "give 1 to 8",
+            ),
+            (
+                format!("classes = 0.5\n{}", two("", ROUTES)),
+                Some(1),
+                "string",
             ),
             // Routing: unknown stations, sums, probabilities, rows.
             (
@@ -1299,6 +1457,108 @@ f3 = { f1 = 0.4, f2 = 0.4, exit = 0.2 }
         let net = Network::parse(&text.replace("mu = 300", "mu = 300\nservice = \"zero\""))
             .expect("valid in this test");
         assert!(close(lambda_max(&net).expect("valid in this test"), 500.0));
+    }
+
+    /// Which stations keep the product form, and the numbers given then: the tandem of `tandem`
+    /// (μ 300 then 500, λ = 100) with the second station's discipline and service varied. With
+    /// the product form station two is an M/M/1 at ρ = 0.2: L = ρ/(1 − ρ) = 0.25, W = L/λ =
+    /// 2.5 ms, P(wait) = ρ = 0.2 where waiting means what it means under FCFS; T = 1/200 +
+    /// 1/400 = 7.5 ms.
+    #[test]
+    fn the_product_form_per_discipline_and_service() {
+        let base = "[[station]]\nname = \"one\"\nmu = 300\n[[station]]\nname = \"two\"\n\
+                    mu = 500\n{}\n[routing]\nentry = { one = 1 }\none = { two = 1 }\n\
+                    two = { exit = 1 }\n";
+        let cases: [(&str, &str, bool, Option<f64>); 14] = [
+            ("fcfs", "exp", true, Some(0.2)),
+            ("lcfs", "exp", true, Some(0.2)),
+            ("priority", "exp", true, Some(0.2)),
+            ("priority-preemptive", "exp", true, None),
+            ("ps", "exp", true, None),
+            // Insensitivity: PS with any service.
+            ("ps", "h2:4", true, None),
+            ("ps", "const", true, None),
+            ("ps", "erlang:3", true, None),
+            // No product form: FCFS, LCFS or priority with a non-exponential service.
+            ("fcfs", "const", false, None),
+            ("lcfs", "h2:4", false, None),
+            ("priority", "erlang:2", false, None),
+            ("priority-preemptive", "const", false, None),
+            ("lcfs", "uniform", false, None),
+            ("fcfs", "h2:4", false, None),
+        ];
+        for (d, service, product, wait) in cases {
+            let extra = format!("discipline = \"{d}\"\nservice = \"{service}\"");
+            let net = Network::parse(&base.replace("{}", &extra)).expect("valid in this test");
+            let t = theory(&net, 100.0).expect("valid in this test");
+            assert_eq!(t.product_form, product, "{d} {service}");
+            assert_eq!(
+                station_product_form(&net.stations[1]),
+                product,
+                "{d} {service}"
+            );
+            let two = &t.stations[1];
+            assert!(close(two.rho, 0.2), "{d} {service}: {two:?}");
+            if product {
+                assert!(close(two.l.expect("product form"), 0.25), "{two:?}");
+                assert!(close(two.w_s.expect("product form"), 0.0025), "{two:?}");
+                assert!(close(t.mean_s.expect("product form"), 0.0075), "{t:?}");
+                match (two.wait_prob, wait) {
+                    (Some(x), Some(want)) => assert!(close(x, want), "{d} {service}: {x}"),
+                    (None, None) => {}
+                    other => panic!("{d} {service}: P(wait) {other:?}"),
+                }
+            } else {
+                assert!(two.l.is_none() && two.w_s.is_none() && two.wait_prob.is_none());
+                assert!(t.mean_s.is_none() && t.in_system.is_none());
+            }
+        }
+        // A capacity breaks it under every discipline, exponential or not.
+        for d in ["fcfs", "ps", "lcfs", "priority"] {
+            let extra = format!("discipline = \"{d}\"\ncapacity = 5");
+            let net = Network::parse(&base.replace("{}", &extra)).expect("valid in this test");
+            assert!(!theory(&net, 100.0).expect("valid").product_form, "{d}");
+        }
+        // Infinitely many servers with any service and discipline: M/M/∞, L = λ/μ = 0.2, W =
+        // 1/μ, nobody waits; zero service: nobody there.
+        for d in ["fcfs", "ps", "lcfs", "priority-preemptive"] {
+            let extra =
+                format!("discipline = \"{d}\"\nservice = \"pareto:2.5\"\nservers = \"inf\"");
+            let net = Network::parse(&base.replace("{}", &extra)).expect("valid in this test");
+            let t = theory(&net, 100.0).expect("valid in this test");
+            let two = &t.stations[1];
+            assert!(t.product_form, "{d}");
+            assert!(close(two.l.expect("product form"), 0.2), "{d}: {two:?}");
+            assert!(close(two.w_s.expect("product form"), 0.002), "{d}: {two:?}");
+            assert_eq!(two.wait_prob, Some(0.0), "{d}");
+            let extra = format!("discipline = \"{d}\"\nservice = \"zero\"");
+            let net = Network::parse(&base.replace("{}", &extra)).expect("valid in this test");
+            let t = theory(&net, 100.0).expect("valid in this test");
+            let two = &t.stations[1];
+            assert!(t.product_form, "{d}");
+            assert_eq!(
+                (two.l, two.w_s, two.wait_prob),
+                (Some(0.0), Some(0.0), Some(0.0))
+            );
+            assert!(close(t.mean_s.expect("product form"), 1.0 / 200.0));
+        }
+        // M/M/2 under LCFS and PS: the M/M/2 values, ρ = 100/1000 = 0.1 per server: L =
+        // 2ρ/(1 − ρ²) = 0.2/0.99; Erlang C(2, 0.2) = 2ρ²/(1 + ρ) = 0.02/1.1 (LCFS only).
+        for (d, wait) in [("lcfs", Some(0.02 / 1.1)), ("ps", None)] {
+            let extra = format!("discipline = \"{d}\"\nservers = 2");
+            let net = Network::parse(&base.replace("{}", &extra)).expect("valid in this test");
+            let t = theory(&net, 100.0).expect("valid in this test");
+            let two = &t.stations[1];
+            assert!(
+                close(two.l.expect("product form"), 0.2 / 0.99),
+                "{d}: {two:?}"
+            );
+            match (two.wait_prob, wait) {
+                (Some(x), Some(want)) => assert!(close(x, want), "{d}: {x}"),
+                (None, None) => {}
+                other => panic!("{d}: P(wait) {other:?}"),
+            }
+        }
     }
 
     /// The traffic equations of a three-cycle a → b → c → a, each hop with probability 0.9
