@@ -1144,3 +1144,47 @@ fn a_server_with_ps_and_priority_stations_names_each_request_class() {
     let summary = h.join().expect("a clean stop");
     assert_eq!(summary.arrivals, 320);
 }
+
+#[test]
+fn a_network_file_with_every_discipline_and_classes_starts_and_says_so() {
+    let dir = std::env::temp_dir().join(format!("qserve-net-classes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let path = dir.join("mixed.toml");
+    std::fs::write(
+        &path,
+        "classes = \"0.3,0.7\"\n\
+         [[station]]\nname = \"front\"\nmu = 2000\ndiscipline = \"ps\"\n\
+         [[station]]\nname = \"prio\"\nmu = 3000\nservers = 2\ndiscipline = \"priority-preemptive\"\n\
+         [routing]\nentry = { front = 1.0 }\nfront = { prio = 0.5, exit = 0.5 }\n\
+         prio = { exit = 1.0 }\n",
+    )
+    .expect("write the file");
+    let mut child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--threads", "1", "--network"])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run qserve");
+    let (line, addr, _rest) = support::startup(&mut child);
+    let answer = (|| {
+        let mut s = std::net::TcpStream::connect(&addr).ok()?;
+        s.write_all(&get_class(1)).ok()?;
+        let mut pending = Vec::new();
+        read_response(&mut s, &mut pending).ok()?
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(line.contains("front (exp mu 2000/s c=1 ps)"), "{line}");
+    assert!(
+        line.contains("prio (exp mu 3000/s c=2 priority-preemptive)"),
+        "{line}"
+    );
+    assert!(line.contains("2 classes"), "{line}");
+    let r = answer.expect("an answer");
+    assert_eq!(r.status, 200);
+    let v = r.header("server-timing").expect("Server-Timing");
+    assert!(v.ends_with(", class;desc=1"), "{v}");
+}
