@@ -63,11 +63,12 @@ struct Args {
         value_name = "FILE",
         conflicts_with_all = ["mu", "servers", "capacity", "service", "discipline", "classes", "model"],
         long_help = "Emulate an open network of queues described in a TOML file (stations with \
-                     mu, servers, capacity and service as for one queue, and a routing: where an \
-                     arrival enters and where a request goes after each station, or exit). Each \
-                     request visits stations until it exits and is answered then (200), or 503 \
-                     when a station on its way is full. Exact and deterministic for a seed like \
-                     one queue; every station serves FCFS for now. /metrics adds the series of \
+                     mu, servers, capacity, service and discipline as for one queue, classes at \
+                     the top level, and a routing: where an arrival enters and where a request \
+                     goes after each station, or exit). Each request visits stations until it \
+                     exits and is answered then (200), or 503 when a station on its way is full; \
+                     it keeps its class (X-Priority: N, else drawn) on its whole route. Exact \
+                     and deterministic for a seed like one queue. /metrics adds the series of \
                      each station (label station), and Server-Timing lists every visit as \
                      NAME.wait and NAME.service. Cannot be combined with --mu, --servers, \
                      --capacity, --service, --discipline, --classes or --model (see \

@@ -375,8 +375,8 @@ pub struct StationSnapshot<'a> {
     /// In the station now (`qserve_in_system{station}`).
     pub in_system: usize,
     /// Gaps between its successive departures in virtual time
-    /// (`qserve_station_departure_gap_seconds`, a histogram); `None` for a station with
-    /// several servers, whose departures are not computed in time order.
+    /// (`qserve_station_departure_gap_seconds`, a histogram; the network model keeps them for
+    /// every station, in time order); `None` leaves the station out of the family.
     pub gaps: Option<crate::network::DepartureGaps>,
 }
 
@@ -626,9 +626,9 @@ fn render_inner(out: &mut Vec<u8>, s: &Snapshot<'_>) -> std::io::Result<()> {
         let family = "qserve_station_departure_gap_seconds";
         writeln!(
             out,
-            "# HELP {family} Gaps between successive departures from each single-server \
-             station in virtual time (Burke's check: Exp(lambda) for an M/M/1 station fed by \
-             external arrivals)."
+            "# HELP {family} Gaps between successive departures from each station in \
+             virtual time (Burke's check: Exp(lambda) for an M/M/c station fed by external \
+             arrivals)."
         )?;
         writeln!(out, "# TYPE {family} histogram")?;
         for st in s.stations {

@@ -5,10 +5,12 @@ mod support;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use queuelab_common::model::{Discipline, Model, Servers};
+use queuelab_common::model::{Classes, Discipline, Model, Servers};
 use queuelab_common::network::{Hop, Network, Station};
 use queuelab_common::samplers::{ServiceKind, exp_sample, rng};
-use queuelab_server::network::{End, MAX_VISITS, NetOutcome, NetPoll, NetTicket, NetworkModel};
+use queuelab_server::network::{
+    DepartureGaps, End, MAX_VISITS, NetOutcome, NetPoll, NetTicket, NetworkModel, Route as NetRoute,
+};
 use queuelab_server::{Config, http};
 use rand::RngExt;
 
@@ -90,6 +92,64 @@ fn feedback() -> Network {
         vec![0.7, 0.3],
         vec![vec![0.6, 0.1], vec![0.2, 0.0]],
     )
+}
+
+/// Every discipline with feedback, `c` servers at each event-driven station: processor sharing
+/// (exp) at the entry, non-preemptive priority (H2, K = 5 with one server, 8 with two) that
+/// blocks, preemptive priority (constant service) that feeds back to itself, LCFS (exp, K = 4
+/// per server) and an FCFS station (decided at admission) that sends some back to the entry.
+fn mixed(c: u32) -> Network {
+    let f = f64::from(c);
+    network(
+        vec![
+            station(
+                "ps",
+                Model::new(900.0 / f, Servers::Finite(c)).with_discipline(Discipline::Ps),
+            ),
+            station(
+                "prio",
+                Model::new(650.0 / f, Servers::Finite(c))
+                    .with_discipline(Discipline::Priority)
+                    .with_service(ServiceKind::H2 { cv2: 4.0 })
+                    .with_capacity(Some(5 + 3 * (c - 1))),
+            ),
+            station(
+                "pre",
+                Model::new(350.0 / f, Servers::Finite(c))
+                    .with_discipline(Discipline::PriorityPreemptive)
+                    .with_service(ServiceKind::Const),
+            ),
+            station(
+                "lcfs",
+                Model::new(250.0 / f, Servers::Finite(c))
+                    .with_discipline(Discipline::Lcfs)
+                    .with_capacity(Some(4 * c)),
+            ),
+            station("fcfs", Model::new(200.0, Servers::Finite(1))),
+        ],
+        vec![0.7, 0.3, 0.0, 0.0, 0.0],
+        vec![
+            vec![0.0, 0.3, 0.3, 0.0, 0.0],
+            vec![0.0, 0.0, 0.0, 0.4, 0.1],
+            vec![0.0, 0.0, 0.2, 0.0, 0.4],
+            vec![0.1, 0.0, 0.0, 0.0, 0.0],
+            vec![0.15, 0.0, 0.0, 0.0, 0.0],
+        ],
+    )
+}
+
+/// The event-driven cases: (name, network, λ, arrivals).
+fn mixed_cases() -> Vec<(&'static str, Network, f64, usize)> {
+    vec![
+        ("mixed c = 1", mixed(1), 900.0, 8_000),
+        ("mixed c = 2", mixed(2), 900.0, 8_000),
+    ]
+}
+
+/// The class an arrival names in the tests (`None`: the network's draw): every third names
+/// one, cycling through 0, 1, 2.
+fn named_class(i: usize) -> Option<u8> {
+    (i % 3 == 0).then_some(((i / 3) % 3) as u8)
 }
 
 /// Poisson arrival times at `lambda`/s.
@@ -206,7 +266,7 @@ fn the_model_is_the_reference_customer_by_customer() {
                 .map(from_reference)
                 .collect();
             let mut m = NetworkModel::new(&net, seed, 1 << 30);
-            let outcomes: Vec<NetOutcome> = times.iter().map(|&a| m.arrive(a)).collect();
+            let outcomes: Vec<NetOutcome> = times.iter().map(|&a| m.arrive(a, None)).collect();
             let got: Vec<Seen> = outcomes
                 .iter()
                 .zip(&times)
@@ -256,10 +316,14 @@ fn the_model_is_the_reference_customer_by_customer() {
 
 #[test]
 fn polls_between_events_change_nothing() {
-    for (name, net, lambda, n) in cases() {
+    for (name, net, lambda, n) in cases().into_iter().chain(mixed_cases()) {
         let times = arrivals(n, lambda, 5);
         let mut quiet = NetworkModel::new(&net, 5, 1 << 30);
-        let outs: Vec<NetOutcome> = times.iter().map(|&a| quiet.arrive(a)).collect();
+        let outs: Vec<NetOutcome> = times
+            .iter()
+            .enumerate()
+            .map(|(i, &a)| quiet.arrive(a, named_class(i)))
+            .collect();
         let want: Vec<Option<NetPoll>> = outs
             .iter()
             .map(|o| match *o {
@@ -277,7 +341,7 @@ fn polls_between_events_change_nothing() {
         let mut open: Vec<(usize, NetTicket)> = Vec::new();
         let mut got: Vec<Option<NetPoll>> = vec![None; n];
         for (i, &a) in times.iter().enumerate() {
-            let o = busy.arrive(a);
+            let o = busy.arrive(a, named_class(i));
             // The same fate (the slot ids differ: the polls free slots earlier).
             let key = |o: NetOutcome| match o {
                 NetOutcome::Accepted(t) => Ok(t.tentative_ns),
@@ -328,10 +392,14 @@ fn polls_between_events_change_nothing() {
 /// stations) is the sum of the exited requests' sojourns, in integer nanoseconds.
 #[test]
 fn littles_law_holds_per_station_on_the_model() {
-    for (name, net, lambda, n) in cases() {
+    for (name, net, lambda, n) in cases().into_iter().chain(mixed_cases()) {
         let times = arrivals(n, lambda, 9);
         let mut m = NetworkModel::new(&net, 9, 1 << 30);
-        let outs: Vec<NetOutcome> = times.iter().map(|&a| m.arrive(a)).collect();
+        let outs: Vec<NetOutcome> = times
+            .iter()
+            .enumerate()
+            .map(|(i, &a)| m.arrive(a, named_class(i)))
+            .collect();
         let mut end_to_end = 0u128;
         let mut visits = vec![0u64; net.stations.len()];
         let mut blocked = vec![0u64; net.stations.len()];
@@ -386,7 +454,7 @@ fn server_timing_lists_every_visit_and_sums_to_the_sojourn() {
     let net = feedback();
     let times = arrivals(5_000, 900.0, 2);
     let mut m = NetworkModel::new(&net, 2, 1 << 30);
-    let outs: Vec<NetOutcome> = times.iter().map(|&a| m.arrive(a)).collect();
+    let outs: Vec<NetOutcome> = times.iter().map(|&a| m.arrive(a, None)).collect();
     let mut long_seen = false;
     for o in outs {
         let NetOutcome::Accepted(t) = o else { continue };
@@ -397,7 +465,7 @@ fn server_timing_lists_every_visit_and_sums_to_the_sojourn() {
             continue;
         }
         let mut out = Vec::new();
-        http::write_network_timing(&mut out, &route, &net.stations, 3_000);
+        http::write_network_timing(&mut out, &route, &net.stations, 3_000, None);
         let text = String::from_utf8(out).expect("ascii");
         let value = text.strip_prefix("Server-Timing: ").expect("the field");
         let metrics: Vec<(&str, f64)> = value
@@ -438,18 +506,29 @@ fn server_timing_lists_every_visit_and_sums_to_the_sojourn() {
 }
 
 #[test]
-fn a_station_other_than_fcfs_is_refused_with_a_clear_message() {
+fn every_discipline_is_accepted_and_the_start_up_line_names_it() {
     let mut net = web_db();
     net.stations[1].model = net.stations[1].model.with_discipline(Discipline::Ps);
     let c = Config {
         network: Some(net),
         ..Config::default()
     };
-    let e = c.validate().expect_err("PS in a network is refused");
-    assert!(
-        e.to_string().contains("station db: only fcfs in a network"),
-        "{e}"
-    );
+    c.validate().expect("PS in a network is served");
+    let line = c.describe("127.0.0.1:1".parse().expect("an address"));
+    assert!(line.contains("db (exp mu 2000/s c=1 ps)"), "{line}");
+    assert!(line.contains("; one class;"), "{line}");
+    // Classes of a station's own are refused: the request carries its class.
+    let mut net = web_db();
+    net.stations[0].model = net.stations[0]
+        .model
+        .with_discipline(Discipline::Priority)
+        .with_classes(queuelab_common::model::Classes::new(&[0.5, 0.5]).expect("classes"));
+    let c = Config {
+        network: Some(net),
+        ..Config::default()
+    };
+    let e = c.validate().expect_err("a station's classes are refused");
+    assert!(e.to_string().contains("give them at the top level"), "{e}");
     // A name that cannot be a Server-Timing metric name.
     let mut net = web_db();
     net.stations[0].name = "we b".into();
@@ -465,7 +544,9 @@ fn a_station_other_than_fcfs_is_refused_with_a_clear_message() {
     c.validate().expect("the web/db network is valid");
     let line = c.describe("127.0.0.1:1".parse().expect("an address"));
     assert!(
-        line.contains("network of 2 stations: web (exp mu 1000/s c=1), db (exp mu 2000/s c=1)"),
+        line.contains(
+            "network of 2 stations: web (exp mu 1000/s c=1 fcfs), db (exp mu 2000/s c=1 fcfs)"
+        ),
         "{line}"
     );
     assert!(
@@ -666,4 +747,444 @@ fn the_test_networks_route_as_written() {
     assert_eq!(n.hop(Some(0), 0.51), Hop::Exit);
     assert_eq!(n.hop(Some(1), 0.29), Hop::Station(0));
     assert_eq!(n.hop(None, 0.99), Hop::Station(0));
+}
+
+/// The departure gaps of `departures` (any order) as a station records them: sorted, the gap of
+/// each from the one before.
+fn gaps_of(mut departures: Vec<u64>) -> DepartureGaps {
+    departures.sort_unstable();
+    let mut g = DepartureGaps::default();
+    for d in departures {
+        g.depart(d);
+    }
+    g
+}
+
+/// Each request's visits (all of them: the test networks visit at most MAX_VISITS stations).
+fn routes_of(m: &mut NetworkModel, outs: &[NetOutcome]) -> Vec<Option<NetRoute>> {
+    outs.iter()
+        .map(|o| match *o {
+            NetOutcome::Accepted(t) => match m.poll(t, END) {
+                NetPoll::Done(r) => Some(r),
+                other => panic!("{other:?}"),
+            },
+            NetOutcome::Refused(_) => None,
+        })
+        .collect()
+}
+
+/// FCFS with two servers (departures computed out of time order), then processor sharing
+/// (departures processed as they come), then LCFS with two servers and a capacity.
+fn gap_tandem() -> Network {
+    network(
+        vec![
+            station("two", Model::new(600.0, Servers::Finite(2))),
+            station(
+                "ps",
+                Model::new(1500.0, Servers::Finite(1)).with_discipline(Discipline::Ps),
+            ),
+            station(
+                "lcfs2",
+                Model::new(600.0, Servers::Finite(2))
+                    .with_discipline(Discipline::Lcfs)
+                    .with_capacity(Some(3)),
+            ),
+        ],
+        vec![1.0, 0.0, 0.0],
+        vec![vec![0.0, 1.0, 0.0], vec![0.0, 0.0, 1.0], vec![0.0; 3]],
+    )
+}
+
+#[test]
+fn departure_gaps_are_those_of_the_sorted_departures_at_every_station() {
+    let net = gap_tandem();
+    let times = arrivals(10_000, 1000.0, 21);
+    let mut m = NetworkModel::new(&net, 21, 1 << 30);
+    // Read at times between the arrivals, as scrapes do: every read records only departures
+    // passed, in time order.
+    let mut outs = Vec::new();
+    let mut seen = [0u64; 3];
+    for (i, &a) in times.iter().enumerate() {
+        outs.push(m.arrive(a, None));
+        if i % 7 == 0 {
+            for (j, s) in seen.iter_mut().enumerate() {
+                let g = m.station_at(j, a + 300_000).0.gaps;
+                assert!(g.count >= *s, "station {j}: the count went down");
+                *s = g.count;
+            }
+        }
+    }
+    let routes = routes_of(&mut m, &outs);
+    let mut deps = vec![Vec::new(); 3];
+    for r in routes.iter().flatten() {
+        for v in r.kept() {
+            deps[usize::from(v.station)].push(v.depart_ns);
+        }
+    }
+    let mut out_of_order = 0;
+    for (j, d) in deps.iter().enumerate() {
+        out_of_order += d.windows(2).filter(|w| w[1] < w[0]).count() * usize::from(j == 0);
+        let got = m.station_at(j, END).0.gaps;
+        assert_eq!(got, gaps_of(d.clone()), "station {j}");
+        assert_eq!(got.count as usize + 1, d.len(), "station {j}");
+    }
+    // In arrival order the two servers' departures are not sorted: the heap sorted them.
+    assert!(out_of_order > 100, "only {out_of_order} out of order");
+    let blocked = routes
+        .iter()
+        .flatten()
+        .filter(|r| r.end != End::Exited)
+        .count();
+    assert!(blocked > 100, "only {blocked} blocked at lcfs2");
+}
+
+/// Every discipline against the simulator's replay, customer by customer, with two classes
+/// (every third arrival names its class, the others take the network's draw).
+///
+/// Everything but the times must be identical: class, stations visited, blocking, the number of
+/// visits, service times. The times are integer ns everywhere except at processor-sharing
+/// stations, whose two implementations keep their virtual time in `f64` by different paths
+/// (qserve's from the last event's whole ns plus a fraction, the replay's from absolute `f64`
+/// times) and round each departure to the nearest ns. Their float errors are far below 10⁻³ ns,
+/// so a PS departure differs, by exactly 1 ns, only when its exact time lies within that error
+/// of a half nanosecond. Such a difference then moves the later times it reaches by at most as
+/// much: with the same order of events (which the identical routes and blocking confirm), every
+/// discipline's departure times are 1-Lipschitz in the arrival times (`max` and `+` for FCFS
+/// and the non-preemptive lines, the rates min(1, c/n) and the preemptions changing at the same
+/// events). So with `K` PS departures that differ, every time differs by at most `K` ns: the test
+/// counts `K`, asserts it is a small fraction of the PS visits, and allows `K` ns on each time
+/// (with `K = 0` everything is exact).
+#[test]
+fn every_discipline_is_the_reference_customer_by_customer() {
+    for (name, mut net, lambda, n) in mixed_cases() {
+        net.classes = Classes::new(&[0.4, 0.6]).expect("valid classes");
+        let ps: Vec<bool> = net
+            .stations
+            .iter()
+            .map(|s| s.model.discipline == Discipline::Ps)
+            .collect();
+        // Stations where a visit is served without a break: its start is its departure less its
+        // service in both (under PS and preemption the replay reports the first start).
+        let unbroken: Vec<bool> = net
+            .stations
+            .iter()
+            .map(|s| {
+                !matches!(
+                    s.model.discipline,
+                    Discipline::Ps | Discipline::PriorityPreemptive
+                )
+            })
+            .collect();
+        for seed in [1u64, 77] {
+            let times = arrivals(n, lambda, seed);
+            let drawn: Vec<u8> = replay_network(&net, seed, &times, 1 << 30, None)
+                .iter()
+                .map(NetFate::class)
+                .collect();
+            let given: Vec<u8> = (0..n).map(|i| named_class(i).unwrap_or(drawn[i])).collect();
+            let want = replay_network(&net, seed, &times, 1 << 30, Some(&given));
+            let mut m = NetworkModel::new(&net, seed, 1 << 30);
+            let outs: Vec<NetOutcome> = times
+                .iter()
+                .enumerate()
+                .map(|(i, &a)| m.arrive(a, named_class(i)))
+                .collect();
+            let got = routes_of(&mut m, &outs);
+            assert_eq!(m.slots_in_use(), 0, "{name}");
+            let label = |i: usize| format!("{name} seed {seed}: customer {i}");
+            // Everything but the times, exactly; the PS departures that differ counted.
+            let (mut ps_visits, mut k) = (0u64, 0u64);
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                let Some(g) = g else {
+                    // Refused at its entry station: blocked there with no visit.
+                    assert!(
+                        matches!(w, NetFate::Blocked { visits, .. } if visits.is_empty()),
+                        "{}: {w:?}",
+                        label(i)
+                    );
+                    assert_eq!(o_station(outs[i]), blocked_station(w), "{}", label(i));
+                    continue;
+                };
+                assert_eq!(g.class, w.class(), "{}", label(i));
+                assert_eq!(g.class, given[i], "{}", label(i));
+                assert_eq!(g.n_visits as usize, w.visits().len(), "{}", label(i));
+                match (g.end, w) {
+                    (End::Exited, NetFate::Exited { .. }) => {}
+                    (End::Blocked { station }, NetFate::Blocked { station: s, .. }) => {
+                        assert_eq!(usize::from(station), *s, "{}", label(i));
+                    }
+                    other => panic!("{}: {other:?}", label(i)),
+                }
+                for (v, x) in g.kept().iter().zip(w.visits()) {
+                    assert_eq!(usize::from(v.station), x.station, "{}", label(i));
+                    assert_eq!(v.service_ns, x.service_ns, "{}", label(i));
+                    if ps[x.station] {
+                        ps_visits += 1;
+                        k += u64::from(v.depart_ns != x.depart_ns);
+                    }
+                }
+                let rest_service: u64 = w
+                    .visits()
+                    .iter()
+                    .skip(MAX_VISITS)
+                    .map(|v| v.service_ns)
+                    .sum();
+                assert_eq!(g.rest_service_ns, rest_service, "{}", label(i));
+            }
+            assert!(ps_visits > 5_000, "{name}: {ps_visits} PS visits");
+            assert!(
+                k * 100 <= ps_visits,
+                "{name}: {k} of {ps_visits} PS departures differ"
+            );
+            // The times, within K ns each.
+            let close = |a: u64, b: u64| a.abs_diff(b) <= k;
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                let Some(g) = g else { continue };
+                assert!(
+                    close(g.end_ns, w.at_ns()),
+                    "{}: end {} vs {}",
+                    label(i),
+                    g.end_ns,
+                    w.at_ns()
+                );
+                for (v, x) in g.kept().iter().zip(w.visits()) {
+                    assert!(
+                        close(v.arrive_ns, x.arrive_ns),
+                        "{}: {v:?} vs {x:?}",
+                        label(i)
+                    );
+                    assert!(
+                        close(v.depart_ns, x.depart_ns),
+                        "{}: {v:?} vs {x:?}",
+                        label(i)
+                    );
+                    if unbroken[x.station] {
+                        assert!(
+                            close(v.start_ns, x.start_ns),
+                            "{}: {v:?} vs {x:?}",
+                            label(i)
+                        );
+                    }
+                }
+            }
+            // The cases exercise what they are meant to: blocking (at the entry and on the
+            // way), long routes, waiting, and priority by class.
+            let blocked = want
+                .iter()
+                .filter(|f| matches!(f, NetFate::Blocked { .. }))
+                .count();
+            let late_block = want
+                .iter()
+                .filter(|f| matches!(f, NetFate::Blocked { visits, .. } if !visits.is_empty()))
+                .count();
+            let long = want
+                .iter()
+                .filter(|f| f.visits().len() > MAX_VISITS)
+                .count();
+            assert!(
+                blocked > 100 && late_block > 10,
+                "{name}: {blocked} blocked, {late_block} on the way"
+            );
+            assert!(
+                long > 5,
+                "{name}: {long} with more than {MAX_VISITS} visits"
+            );
+            let mut wait = [[0u128; 2]; 2];
+            for f in &want {
+                for v in f.visits().iter().filter(|v| v.station == 1) {
+                    let c = usize::from(f.class().min(1));
+                    wait[c][0] += u128::from(v.start_ns - v.arrive_ns);
+                    wait[c][1] += 1;
+                }
+            }
+            let mean = |c: usize| wait[c][0] as f64 / wait[c][1] as f64;
+            assert!(
+                mean(0) < 0.7 * mean(1),
+                "{name}: prio waits {} vs {}",
+                mean(0),
+                mean(1)
+            );
+            eprintln!("{name} seed {seed}: {k} of {ps_visits} PS departures differ by 1 ns");
+        }
+    }
+}
+
+fn o_station(o: NetOutcome) -> Option<usize> {
+    match o {
+        NetOutcome::Refused(End::Blocked { station }) => Some(usize::from(station)),
+        _ => None,
+    }
+}
+
+fn blocked_station(f: &NetFate) -> Option<usize> {
+    match f {
+        NetFate::Blocked { station, .. } => Some(*station),
+        NetFate::Exited { .. } => None,
+    }
+}
+
+/// `GET /` naming class `class`.
+fn get_class(class: u8) -> Vec<u8> {
+    format!("GET / HTTP/1.1\r\nHost: test\r\nX-Priority: {class}\r\n\r\n").into_bytes()
+}
+
+#[test]
+fn a_server_with_ps_and_priority_stations_names_each_request_class() {
+    // Two classes at the top level, a PS entry station and a preemptive-priority one after it
+    // (with a way back), both with one server.
+    let mut net = network(
+        vec![
+            station(
+                "front",
+                Model::new(3000.0, Servers::Finite(1)).with_discipline(Discipline::Ps),
+            ),
+            station(
+                "prio",
+                Model::new(4000.0, Servers::Finite(1))
+                    .with_discipline(Discipline::PriorityPreemptive),
+            ),
+        ],
+        vec![1.0, 0.0],
+        vec![vec![0.0, 0.7], vec![0.2, 0.0]],
+    );
+    net.classes = Classes::new(&[0.5, 0.5]).expect("valid classes");
+    let names = ["front", "prio"];
+    let h = server(|c| {
+        c.network = Some(net.clone());
+        c.threads = 2;
+        c.spin = std::time::Duration::ZERO;
+    });
+    let clients: Vec<_> = (0..4u8)
+        .map(|k| {
+            let mut s = connect(&h);
+            std::thread::spawn(move || {
+                let mut pending = Vec::new();
+                let mut seen = Vec::new();
+                for i in 0..80u8 {
+                    // Client 3 names no class (the network draws one); the others cycle.
+                    let named = (k < 3).then_some((i + k) % 3);
+                    let req = match named {
+                        Some(c) => get_class(c),
+                        None => get("/"),
+                    };
+                    s.write_all(&req).expect("send");
+                    let r = read_response(&mut s, &mut pending)
+                        .expect("read")
+                        .expect("an answer");
+                    seen.push((named, r));
+                }
+                seen
+            })
+        })
+        .collect();
+    let mut by_class = [0u64; 3];
+    let mut served = 0u64;
+    for c in clients {
+        for (named, r) in c.join().expect("a client") {
+            assert_eq!(r.status, 200, "{:?}", r.text());
+            served += 1;
+            let v = r.header("server-timing").expect("Server-Timing");
+            let n = visits_in(v, &names);
+            assert!(n[0] >= 1, "{v}");
+            let (rest, class) = v.rsplit_once(", class;desc=").expect("the class last");
+            assert!(
+                rest.rsplit(", ")
+                    .next()
+                    .is_some_and(|m| m.starts_with("late;dur=")),
+                "{v}"
+            );
+            let class: u8 = class.parse().expect("a class number");
+            match named {
+                Some(k) => assert_eq!(class, k, "{v}"),
+                None => assert!(class < 2, "drawn from two classes: {v}"),
+            }
+            by_class[usize::from(class)] += 1;
+            let body = r.text();
+            assert!(
+                body.contains(&format!("\"visits\":{}", n[0] + n[1])),
+                "{body}"
+            );
+        }
+    }
+    assert_eq!(served, 320);
+    let counted = |t: &str| {
+        t.lines()
+            .find_map(|l| l.strip_prefix("qserve_requests_total{outcome=\"served\"} "))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let text = wait_for_metrics(&h, "every answer counted", |t| counted(t) >= 320.0);
+    // End to end by class: the counts of each class, and sums that add up to the total.
+    let mut sum = 0.0;
+    for (k, &want) in by_class.iter().enumerate() {
+        let count = metric(
+            &text,
+            &format!("qserve_sojourn_seconds_count{{class=\"{k}\"}}"),
+        );
+        assert_eq!(count, want as f64, "class {k}\n{text}");
+        sum += metric(
+            &text,
+            &format!("qserve_sojourn_seconds_sum{{class=\"{k}\"}}"),
+        );
+    }
+    let total = metric(&text, "qserve_sojourn_seconds_sum");
+    assert!(
+        (sum - total).abs() <= 1e-6 * total.max(1.0),
+        "{sum} vs {total}"
+    );
+    // Both stations keep departure gaps (the PS one and the priority one).
+    for n in names {
+        let g = metric(
+            &text,
+            &format!("qserve_station_departure_gap_seconds_count{{station=\"{n}\"}}"),
+        );
+        assert!(g > 0.0, "{n}: no gaps\n{text}");
+    }
+    h.shutdown();
+    let summary = h.join().expect("a clean stop");
+    assert_eq!(summary.arrivals, 320);
+}
+
+#[test]
+fn a_network_file_with_every_discipline_and_classes_starts_and_says_so() {
+    let dir = std::env::temp_dir().join(format!("qserve-net-classes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let path = dir.join("mixed.toml");
+    std::fs::write(
+        &path,
+        "classes = \"0.3,0.7\"\n\
+         [[station]]\nname = \"front\"\nmu = 2000\ndiscipline = \"ps\"\n\
+         [[station]]\nname = \"prio\"\nmu = 3000\nservers = 2\ndiscipline = \"priority-preemptive\"\n\
+         [routing]\nentry = { front = 1.0 }\nfront = { prio = 0.5, exit = 0.5 }\n\
+         prio = { exit = 1.0 }\n",
+    )
+    .expect("write the file");
+    let mut child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--threads", "1", "--network"])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run qserve");
+    let (line, addr, _rest) = support::startup(&mut child);
+    let answer = (|| {
+        let mut s = std::net::TcpStream::connect(&addr).ok()?;
+        s.write_all(&get_class(1)).ok()?;
+        let mut pending = Vec::new();
+        read_response(&mut s, &mut pending).ok()?
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(line.contains("front (exp mu 2000/s c=1 ps)"), "{line}");
+    assert!(
+        line.contains("prio (exp mu 3000/s c=2 priority-preemptive)"),
+        "{line}"
+    );
+    assert!(line.contains("2 classes"), "{line}");
+    let r = answer.expect("an answer");
+    assert_eq!(r.status, 200);
+    let v = r.header("server-timing").expect("Server-Timing");
+    assert!(v.ends_with(", class;desc=1"), "{v}");
 }

@@ -1,6 +1,6 @@
 //! No allocation per request on the hot path: after warm-up, thousands of requests (plain and
-//! pipelined, with and without the queue, FCFS and processor sharing, each with its
-//! `Server-Timing` header, and forwarded from one station to another over kept-alive
+//! pipelined, with and without the queue, FCFS and processor sharing, a network of
+//! event-driven stations, each with its `Server-Timing` header, and forwarded from one station to another over kept-alive
 //! connections) make (almost) no allocation in the whole process.
 //!
 //! This file holds one test only, so that nothing else allocates in the process meanwhile.
@@ -10,7 +10,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use queuelab_common::model::{Classes, Discipline};
+use queuelab_common::model::{Classes, Discipline, Model};
+use queuelab_common::network::{Network, Station};
 use queuelab_common::samplers::ServiceKind;
 use queuelab_common::theory::Servers;
 use support::*;
@@ -174,6 +175,32 @@ fn requests_do_not_allocate() {
         c.model.mu = 50_000.0;
         c.model.discipline = Discipline::Ps;
         c.model.classes = Classes::new(&[0.5, 0.5]).expect("valid classes");
+    });
+    // A network of event-driven stations (processor sharing, then preemptive priority) with two
+    // classes: departures processed one at a time, tickets re-armed, every visit in
+    // Server-Timing with the class last. A tandem, so every answer has the same fields.
+    let mut net = Network {
+        stations: vec![
+            Station {
+                name: "front".into(),
+                model: Model::new(50_000.0, Servers::Finite(1))
+                    .with_service(ServiceKind::Const)
+                    .with_discipline(Discipline::Ps),
+            },
+            Station {
+                name: "prio".into(),
+                model: Model::new(50_000.0, Servers::Finite(1))
+                    .with_discipline(Discipline::PriorityPreemptive),
+            },
+        ],
+        entry: vec![1.0, 0.0],
+        routing: vec![vec![0.0, 1.0], vec![0.0, 0.0]],
+        exit: vec![0.0, 1.0],
+        classes: Classes::default(),
+    };
+    net.classes = Classes::new(&[0.5, 0.5]).expect("valid classes");
+    measure("network of PS and priority stations", |c| {
+        c.network = Some(net)
     });
     measure_forward();
 }
