@@ -564,26 +564,32 @@ fn class_means(model: &Model, c: &Comparison) -> Vec<RefEstimate> {
     }
 }
 
+/// The effective number of independent samples of a simulation's pooled sojourn `histogram`
+/// (serialized, ns) whose mean has the 95% half-width `half_width_us` over `replications`:
+/// n_eff = s²/se², se = half-width / t₀.₉₇₅(R − 1), at most the samples (all of them when the
+/// half-width is 0). `None` for an empty or undecodable histogram.
+pub fn simulated_n_eff(histogram: &str, half_width_us: f64, replications: u32) -> Option<f64> {
+    let h = decode(histogram).ok()?;
+    let sd = h.stdev() / 1e3;
+    let t = stats::student_t_975(u64::from(replications.max(2)) - 1);
+    let se = half_width_us / t;
+    let total = h.len() as f64;
+    (total > 0.0).then(|| {
+        if se > 0.0 && sd.is_finite() {
+            (sd / se).powi(2).clamp(1.0, total)
+        } else {
+            total
+        }
+    })
+}
+
 /// The reference of a simulation.
 fn simulated_reference(s: &SimResult, opts: &SimOptions) -> Reference {
     let us = |e: &sim::Estimate| RefEstimate {
         value: e.value * 1e6,
         half_width: e.half_width * 1e6,
     };
-    // n_eff = s²/se², se the mean's standard error over the replications.
-    let n_eff = decode(&s.histogram).ok().and_then(|h| {
-        let sd = h.stdev() / 1e3;
-        let t = stats::student_t_975(u64::from(s.replications.max(2)) - 1);
-        let se = s.mean_s.half_width * 1e6 / t;
-        let total = h.len() as f64;
-        (total > 0.0).then(|| {
-            if se > 0.0 && sd.is_finite() {
-                (sd / se).powi(2).clamp(1.0, total)
-            } else {
-                total
-            }
-        })
-    });
+    let n_eff = simulated_n_eff(&s.histogram, s.mean_s.half_width * 1e6, s.replications);
     Reference {
         kind: ReferenceKind::Simulation,
         replications: Some(s.replications),
@@ -967,18 +973,44 @@ const KS_CRITICAL_95: f64 = 1.358;
 /// `half`, made of `batches` batches (see the module docs). `None` without responses; `n` itself
 /// when there is no interval, the interval has no width, or fewer than two batches made it.
 pub fn ks_noise(stdev: f64, half: Option<f64>, n: u64, batches: u64) -> Option<f64> {
+    effective_samples(stdev, half, n, batches).map(|n_eff| KS_CRITICAL_95 / n_eff.sqrt())
+}
+
+/// n_eff = s²/se² of [`ks_noise`] (in [1, n]): `None` without samples, `n` itself when there is
+/// no interval, the interval has no width, or fewer than two batches made it.
+pub fn effective_samples(stdev: f64, half: Option<f64>, n: u64, batches: u64) -> Option<f64> {
     if n == 0 {
         return None;
     }
     let n = n as f64;
-    let n_eff = match half {
+    Some(match half {
         Some(h) if h > 0.0 && stdev.is_finite() && batches >= 2 => {
             let t = stats::student_t_975(batches - 1);
             (stdev * t / h).powi(2).clamp(1.0, n)
         }
         _ => n,
-    };
-    Some(KS_CRITICAL_95 / n_eff.sqrt())
+    })
+}
+
+/// The two-sample KS distance of a measured histogram against a simulated one (both serialized,
+/// ns, the same bucket layout, so the sup over the measured buckets' edges is the exact sup) and
+/// its 95% noise level 1.358·√(1/n_eff + 1/m_eff), n_eff and m_eff the two samples' effective
+/// sizes: `(distance, noise)`, `None` when either histogram is empty or undecodable or a size
+/// is not positive.
+pub fn two_sample_ks(
+    measured: &str,
+    n_eff: f64,
+    simulated: &str,
+    m_eff: f64,
+) -> Option<(f64, f64)> {
+    if !(n_eff > 0.0 && m_eff > 0.0) {
+        return None;
+    }
+    let h = decode(measured).ok().filter(|h| !h.is_empty())?;
+    let sim = StepCdf::from_histogram(&decode(simulated).ok()?)?;
+    // ks_histogram passes seconds; the step function takes µs.
+    let d = stats::ks_histogram(&h, |t_s| sim.at(t_s * 1e6));
+    Some((d, KS_CRITICAL_95 * (1.0 / n_eff + 1.0 / m_eff).sqrt()))
 }
 
 /// The predicted CDF (µs) of all of qload's response times at a recorded point: the sojourn of
