@@ -277,3 +277,148 @@ fn a_short_tandem_sweep_writes_every_output() {
     let csv = fs::read_to_string(dir.join("results.csv")).expect("csv");
     assert_eq!(csv.lines().count(), 1 + 2 * 3);
 }
+
+#[test]
+fn burke_applies_with_exponential_service_or_infinitely_many_servers_and_no_capacity() {
+    use queuelab_common::model::{Discipline, Model, Servers, ServiceKind};
+    let m = |c: Servers| Model::new(1000.0, c);
+    let applies = [
+        m(Servers::Finite(1)),
+        m(Servers::Finite(3)),
+        m(Servers::Infinite),
+        // M/G/∞ departs as a Poisson process whatever the service.
+        m(Servers::Infinite).with_service(ServiceKind::Const),
+        m(Servers::Finite(2)).with_discipline(Discipline::Ps),
+        m(Servers::Finite(1)).with_discipline(Discipline::PriorityPreemptive),
+    ];
+    for a in &applies {
+        assert!(netsweep::burke_applies(a), "{a:?}");
+    }
+    let not = [
+        m(Servers::Finite(1)).with_service(ServiceKind::Const),
+        m(Servers::Finite(2)).with_service(ServiceKind::Erlang(2)),
+        m(Servers::Finite(1)).with_capacity(Some(10)),
+        m(Servers::Infinite).with_capacity(Some(10)),
+    ];
+    for a in &not {
+        assert!(!netsweep::burke_applies(a), "{a:?}");
+    }
+    // Every station fed only by external arrivals, whatever its servers: here web (one server)
+    // and api (two), not db (routed into).
+    let net = Network::parse(
+        "[[station]]\nname = \"web\"\nmu = 1000\n[[station]]\nname = \"api\"\nmu = 500\n\
+         servers = 2\n[[station]]\nname = \"db\"\nmu = 3000\n[routing]\n\
+         entry = { web = 0.5, api = 0.5 }\nweb = { db = 1.0 }\napi = { db = 1.0 }\n\
+         db = { exit = 1.0 }\n",
+    )
+    .expect("valid");
+    assert_eq!(netsweep::burke_stations(&net), [0, 1]);
+    // The two-server station's gaps, when exported, are checked as the single server's are.
+    let two = |t: &str| {
+        t.replace("station=\"web\"", "station=\"api\"")
+            + "qserve_station_departure_gap_seconds_bucket{station=\"web\",le=\"+Inf\"} 0\n"
+    };
+    let (a, b) = (
+        Metrics::parse(&(BEFORE.to_owned() + &two(BEFORE))),
+        Metrics::parse(&(AFTER.to_owned() + &two(AFTER))),
+    );
+    let checks = netsweep::burke(&net, &a, &b);
+    let names: Vec<&str> = checks.iter().map(|c| c.station.as_str()).collect();
+    assert_eq!(names, ["web", "api"]);
+    assert_eq!(checks[1].n, 1000);
+    assert_eq!(checks[1].d, checks[0].d);
+    assert!(checks.iter().all(|c| c.expected_poisson));
+}
+
+#[test]
+fn the_check_limits_of_a_network_come_from_its_fastest_station_and_end_to_end_w() {
+    use queuelab_common::model::{Model, Servers};
+    use queuelab_lab::checks::{Limits, STALL_EPSILON};
+    let net = Network::parse(TANDEM).expect("valid");
+    // λ = 500: web M/M/1 at ρ = 0.5, W = 1/(1000 − 500) = 2 ms; db M/M/2 at ρ = 0.5 (a = 1):
+    // Erlang C = (1/2)/(1/2) / (1 + 1 + 1) = 1/3, W = 2 ms + (1/3)/(1000 − 500) = 2.667 ms.
+    // End to end W = 4.667 ms; the busiest finite station's 1 − ρ = 0.5.
+    let l = netsweep::network_limits(&net, 500.0, 45.0);
+    assert_eq!(l.service_us, 1000.0, "web's 1/μ, the fastest");
+    let w = 2e-3 + 2e-3 + (1.0 / 3.0) / 500.0;
+    let want = (2.0 * 45.0 * STALL_EPSILON * w * 0.5).sqrt() * 1e6;
+    assert!(
+        (l.stall_us - want).abs() < 1e-6 * want,
+        "{} vs {want}",
+        l.stall_us
+    );
+    // One M/M/1 station: the single queue's limits.
+    let one = Network::parse(
+        "[[station]]\nname = \"q\"\nmu = 1000\n[routing]\nentry = { q = 1.0 }\nq = { exit = 1.0 }\n",
+    )
+    .expect("valid");
+    for lambda in [100.0, 500.0, 900.0] {
+        let a = netsweep::network_limits(&one, lambda, 45.0);
+        let b = Limits::of_model(&Model::new(1000.0, Servers::Finite(1)), lambda, 45.0);
+        assert!(
+            (a.stall_us - b.stall_us).abs() < 1e-6 * b.stall_us,
+            "{a:?} {b:?}"
+        );
+        assert_eq!(a.service_us, b.service_us);
+    }
+    // No product form (an M/D/1 station): the decomposition, web's M/D/1 mean at λ = 500
+    // (1 ms + 0.5/(2·1000·0.5) = 1.5 ms) plus db's M/M/2 (2.667 ms).
+    let md = Network::parse(&TANDEM.replace("mu = 1000\n", "mu = 1000\nservice = \"const\"\n"))
+        .expect("valid");
+    let l = netsweep::network_limits(&md, 500.0, 45.0);
+    let w = 1.5e-3 + 2e-3 + (1.0 / 3.0) / 500.0;
+    let want = (2.0 * 45.0 * STALL_EPSILON * w * 0.5).sqrt() * 1e6;
+    assert!(
+        (l.stall_us - want).abs() < 1e-6 * want,
+        "{} vs {want}",
+        l.stall_us
+    );
+}
+
+/// A scrape with two classes' end-to-end series: (sum s, count) each.
+fn class_scrape(c0: (f64, f64), c1: (f64, f64)) -> Metrics {
+    Metrics::parse(&format!(
+        "qserve_sojourn_seconds_sum{{class=\"0\"}} {}\nqserve_sojourn_seconds_count{{class=\"0\"}} {}\n\
+         qserve_sojourn_seconds_sum{{class=\"1\"}} {}\nqserve_sojourn_seconds_count{{class=\"1\"}} {}\n\
+         qserve_sojourn_seconds_sum{{station=\"web\"}} 9\nqserve_sojourn_seconds_count{{station=\"web\"}} 9\n",
+        c0.0, c0.1, c1.0, c1.1
+    ))
+}
+
+#[test]
+fn each_class_end_to_end_mean_comes_from_its_series_against_the_simulator() {
+    // Class 0: 1 ms per request in both batches; class 1: 3 ms then 5 ms.
+    let s = [
+        class_scrape((1.0, 1000.0), (3.0, 1000.0)),
+        class_scrape((2.0, 2000.0), (6.0, 2000.0)),
+        class_scrape((3.0, 3000.0), (11.0, 3000.0)),
+    ];
+    let refs = [(1000.0, 5.0), (3000.0, 10.0)];
+    let c = netsweep::class_points(&s, &refs);
+    assert_eq!(c.len(), 2);
+    assert_eq!((c[0].class, c[0].requests), (0, 2000.0));
+    assert!((c[0].mean_us.value - 1000.0).abs() < 1e-9);
+    let (lo, hi) = c[0].mean_us.ci95.expect("two batches");
+    assert!((hi - lo).abs() < 1e-6, "identical batches: no width");
+    assert_eq!(c[0].ref_mean_us, Some((1000.0, Some(5.0))));
+    assert_eq!(c[0].covered, Some(true));
+    // Class 1: 8 s over 2000 = 4 ms, batches 3 and 5 ms: half-width 12.706·1/√2·√2 = 12.7 ms.
+    assert!((c[1].mean_us.value - 4000.0).abs() < 1e-9);
+    let (lo, hi) = c[1].mean_us.ci95.expect("two batches");
+    assert!((hi - 4000.0 - 12_706.2).abs() < 1.0 && (4000.0 - lo - 12_706.2).abs() < 1.0);
+    assert_eq!(c[1].covered, Some(true));
+    // A class the simulator does not know has no reference; one class has no blocks.
+    assert!(
+        netsweep::class_points(&s, &refs[..1])[1]
+            .ref_mean_us
+            .is_none()
+    );
+    let single = Metrics::parse(
+        "qserve_sojourn_seconds_sum{class=\"0\"} 1\nqserve_sojourn_seconds_count{class=\"0\"} 1\n",
+    );
+    assert!(netsweep::class_points(&[single.clone(), single], &refs).is_empty());
+    assert_eq!(
+        netsweep::class_window(&s[0], &s[2]),
+        [(0, 2.0, 2000.0), (1, 8.0, 2000.0)]
+    );
+}
