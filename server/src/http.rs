@@ -536,16 +536,19 @@ pub fn write_server_timing(out: &mut Vec<u8>, t: ServerTiming) {
 /// Appends the `Server-Timing` field of a network's answer without its line end: each visit in
 /// order as two metrics named after its station, `NAME.wait` and `NAME.service` (a dot is a
 /// token character), then, past [`crate::network::MAX_VISITS`] visits, the later ones summed as
-/// `rest;dur=…;desc=N` (N visits), then `late`:
+/// `rest;dur=…;desc=N` (N visits), then `late`, and last, given `class`, `class;desc=N` (as a
+/// single queue's, without a duration):
 /// `Server-Timing: web.wait;dur=0.120, web.service;dur=0.910, db.wait;dur=0.000, …, late;dur=0.004`.
 /// At most 16 durations, so a client that keeps 16 (qload) sums them all: their sum is the
 /// request's sojourn in the network (every wait and service) plus `late`, to the rounding of
-/// each to the microsecond.
+/// each to the microsecond. A visit's wait is its sojourn there less its service (under PS and
+/// preemption, the time not served).
 pub fn write_network_timing(
     out: &mut Vec<u8>,
     route: &crate::network::Route,
     stations: &[queuelab_common::network::Station],
     late_ns: u64,
+    class: Option<u8>,
 ) {
     out.extend_from_slice(b"Server-Timing: ");
     for v in route.kept() {
@@ -572,6 +575,24 @@ pub fn write_network_timing(
     }
     out.extend_from_slice(b"late;dur=");
     put_ms(out, late_ns);
+    if let Some(class) = class {
+        let mut n = itoa::Buffer::new();
+        out.extend_from_slice(b", class;desc=");
+        out.extend_from_slice(n.format(class).as_bytes());
+    }
+}
+
+/// What the `Server-Timing` of a network's answer reports (see [`write_network_timing`]).
+#[derive(Debug, Clone, Copy)]
+pub struct NetworkTiming<'a> {
+    /// The request's route.
+    pub route: &'a crate::network::Route,
+    /// The network's stations (their names).
+    pub stations: &'a [queuelab_common::network::Station],
+    /// The answer's lateness (ns).
+    pub late_ns: u64,
+    /// The class, when the answers name it.
+    pub class: Option<u8>,
 }
 
 /// Appends the `200` answer of a request that exited a network:
@@ -580,12 +601,11 @@ pub fn write_network_timing(
 pub fn write_network_served(
     out: &mut Vec<u8>,
     date: &[u8; 29],
-    route: &crate::network::Route,
-    stations: &[queuelab_common::network::Station],
-    late_ns: u64,
+    t: NetworkTiming<'_>,
     conn: ConnHeader,
     head_only: bool,
 ) {
+    let route = t.route;
     let service: u64 =
         route.kept().iter().map(|v| v.service_ns).sum::<u64>() + route.rest_service_ns;
     let wait = route.sojourn_ns() - service;
@@ -605,7 +625,7 @@ pub fn write_network_served(
     put(b"}\n");
     start_head(out, b"HTTP/1.1 200 OK\r\n", date, JSON, n);
     out.extend_from_slice(b"\r\n");
-    write_network_timing(out, route, stations, late_ns);
+    write_network_timing(out, route, t.stations, t.late_ns, t.class);
     end_head(out, conn);
     if !head_only {
         out.extend_from_slice(&body[..n]);

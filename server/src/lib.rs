@@ -288,8 +288,8 @@ impl Config {
         Ok(())
     }
 
-    /// The start-up description of the network (`None` without `--network`): its stations and
-    /// routing.
+    /// The start-up description of the network (`None` without `--network`): its stations (each
+    /// with its discipline), its routing and its classes.
     pub fn describe_network(&self) -> Option<String> {
         let net = self.network.as_ref()?;
         let stations: Vec<String> = net
@@ -305,8 +305,8 @@ impl Config {
                     .capacity
                     .map_or(String::new(), |k| format!(" K={k}"));
                 format!(
-                    "{} ({} mu {}/s c={c}{k})",
-                    s.name, s.model.service, s.model.mu
+                    "{} ({} mu {}/s c={c}{k} {})",
+                    s.name, s.model.service, s.model.mu, s.model.discipline
                 )
             })
             .collect();
@@ -330,8 +330,13 @@ impl Config {
                 row(&net.routing[i], Some(net.exit[i]))
             ));
         }
+        let classes = crate::network::network_classes(net);
+        let classes = match classes.len() {
+            1 => "one class".to_owned(),
+            n => format!("{n} classes {classes} (X-Priority: N names one)"),
+        };
         Some(format!(
-            "network of {} station{}: {}; routing: {}",
+            "network of {} station{}: {}; routing: {}; {classes}",
             net.stations.len(),
             if net.stations.len() == 1 { "" } else { "s" },
             stations.join(", "),
@@ -361,7 +366,7 @@ impl Config {
         };
         if let Some(net) = self.describe_network() {
             return format!(
-                "qserve: listening on {addr} with {threads}; {net}; fcfs at every station; \
+                "qserve: listening on {addr} with {threads}; {net}; \
                  503 when a station is full; seed {}",
                 self.seed
             );

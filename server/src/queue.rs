@@ -332,6 +332,31 @@ impl QueueModel {
         }
     }
 
+    /// Whether every departure is known at arrival ([`Outcome::Served`]): FCFS with finitely
+    /// many servers, any discipline with infinitely many, zero service. Otherwise arrivals get
+    /// tickets ([`Outcome::Queued`]) from the event-driven engine.
+    pub fn decides_at_arrival(&self) -> bool {
+        self.engine.is_none()
+    }
+
+    /// Under a discipline whose departures depend on later arrivals (see the module docs): the
+    /// time of the next departure if nothing else arrives (`None` when nobody is present, and
+    /// always under FCFS, whose departures are known at arrival). Later arrivals can only
+    /// postpone it. A caller that processes departures one by one ([`QueueModel::depart_next`])
+    /// drives the queue's clock itself: it must take every departure due at or before an
+    /// arrival or a read before making them.
+    pub fn next_departure_ns(&mut self) -> Option<u64> {
+        self.engine.as_mut()?.next_departure_ns()
+    }
+
+    /// Processes exactly the next departure ([`QueueModel::next_departure_ns`]), at its time
+    /// (among simultaneous departures, the earliest arrival leaves first), and returns the slot
+    /// of the request that left (its [`Ticket::id`]) and its times. The slot is freed at once:
+    /// the ticket is not to be polled. `None` under FCFS or when nobody is present.
+    pub fn depart_next(&mut self) -> Option<(u32, Service)> {
+        self.engine.as_mut()?.depart_one()
+    }
+
     /// Forgets `ticket`'s answer (its connection closed): the request still occupies the queue
     /// until its departure, as an answer nobody reads does under FCFS, and its slot is freed then.
     pub fn release(&mut self, ticket: Ticket) {
@@ -805,6 +830,75 @@ mod tests {
             assert_eq!(s.class, t.class);
             assert_eq!(s.departure_ns, done(p.poll(t, END)).departure_ns);
         }
+    }
+
+    #[test]
+    fn departures_one_by_one_are_the_polled_ones_in_time_order() {
+        for d in [
+            Discipline::Lcfs,
+            Discipline::Ps,
+            Discipline::Priority,
+            Discipline::PriorityPreemptive,
+        ] {
+            for c in [1u32, 2] {
+                let jobs = random_jobs(5_000, 0.9 * f64::from(c) * 1000.0, 3, 40 + u64::from(c));
+                let mut polled = engine(d, c, None);
+                let tickets = admit(&mut polled, &jobs);
+                let want = departures(&mut polled, &tickets);
+                // Driven by hand: every departure due at or before an arrival first.
+                let mut m = engine(d, c, None);
+                let mut slot_of = Vec::new();
+                let mut got = vec![0u64; jobs.len()];
+                let mut last = 0;
+                let mut take = |m: &mut QueueModel, until: u64, slot_of: &[usize]| {
+                    while let Some(t) = m.next_departure_ns().filter(|&t| t <= until) {
+                        let (id, sv) = m.depart_next().expect("a departure");
+                        assert_eq!(sv.departure_ns, t, "{d} c = {c}");
+                        assert!(t >= last, "{d} c = {c}: out of time order");
+                        last = t;
+                        got[slot_of[id as usize]] = t;
+                    }
+                };
+                for (i, &(a, s, k)) in jobs.iter().enumerate() {
+                    take(&mut m, a, &slot_of);
+                    let t = queued(m.arrive_with(a, s, k));
+                    let id = t.id as usize;
+                    if slot_of.len() <= id {
+                        slot_of.resize(id + 1, 0);
+                    }
+                    slot_of[id] = i;
+                }
+                take(&mut m, END, &slot_of);
+                assert_eq!(got, want, "{d} c = {c}");
+                assert_eq!(m.in_system(END), 0);
+                assert_eq!(m.next_departure_ns(), None);
+            }
+        }
+        // Simultaneous departures: the earlier arrival first, whatever the slots. x leaves at 1
+        // and its slot (0) goes to c, which leaves at 10 with a (slot 1, the earlier arrival).
+        for d in [Discipline::Lcfs, Discipline::PriorityPreemptive] {
+            let mut m = engine(d, 2, None);
+            let x = queued(m.arrive_with(0, 1, 0));
+            let a = queued(m.arrive_with(0, 10, 0));
+            let _ = done(m.poll(x, 1));
+            let c = queued(m.arrive_with(1, 9, 0));
+            assert!(c.id < a.id, "{d}");
+            let first = m.depart_next().expect("a departure");
+            let second = m.depart_next().expect("a departure");
+            assert_eq!(
+                (first.0, first.1.arrival_ns, first.1.departure_ns),
+                (a.id, 0, 10)
+            );
+            assert_eq!(
+                (second.0, second.1.arrival_ns, second.1.departure_ns),
+                (c.id, 1, 10)
+            );
+        }
+        // FCFS: no departures to take one by one.
+        let mut f = model(Servers::Finite(1), None, ServiceKind::Const);
+        served(f.arrive_with_service(0, 10));
+        assert_eq!(f.next_departure_ns(), None);
+        assert_eq!(f.depart_next(), None);
     }
 
     #[test]

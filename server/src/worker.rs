@@ -450,7 +450,10 @@ impl Worker {
                 forward: pool.is_some(),
                 fwd_jobs: VecDeque::with_capacity(if pool.is_some() { 256 } else { 0 }),
                 zero: config.model.service == ServiceKind::Zero,
-                name_class: config.model.classes.len() > 1 || config.model.discipline.by_class(),
+                name_class: match &config.network {
+                    Some(net) => crate::network::names_class(net),
+                    None => config.model.classes.len() > 1 || config.model.discipline.by_class(),
+                },
                 fired_for: None,
                 net_route: None,
                 shared: Arc::clone(&shared),
@@ -1388,7 +1391,7 @@ impl Io {
                 ),
                 Route::Queue if self.shared.network.is_some() => {
                     let outcome = match &self.shared.network {
-                        Some(n) => lock(n).arrive(now),
+                        Some(n) => lock(n).arrive(now, named),
                         None => NetOutcome::Refused(End::Overflow { station: 0 }),
                     };
                     match outcome {
@@ -1676,14 +1679,17 @@ impl Io {
                     http::write_network_served(
                         out,
                         date,
-                        &route,
-                        &net.stations,
-                        late_ns,
+                        http::NetworkTiming {
+                            route: &route,
+                            stations: &net.stations,
+                            late_ns,
+                            class: self.name_class.then_some(route.class),
+                        },
                         slot.conn,
                         slot.head_only,
                     );
                     c.served += 1;
-                    self.local.sojourn(route.sojourn_ns(), 0);
+                    self.local.sojourn(route.sojourn_ns(), route.class);
                 }
                 _ => {
                     http::write_internal_error(out, date, slot.conn, slot.head_only);
@@ -1777,9 +1783,7 @@ impl Io {
                             sojourn_s: st.sojourn_ns as f64 * 1e-9,
                             in_system_s: integral as f64 * 1e-9,
                             in_system: here,
-                            gaps: (station.model.servers
-                                == queuelab_common::model::Servers::Finite(1))
-                            .then_some(st.gaps),
+                            gaps: Some(st.gaps),
                         });
                     }
                     (
@@ -1804,7 +1808,10 @@ impl Io {
                 busy_servers,
                 busy_s,
                 in_system_s,
-                classes: config.model.classes.len(),
+                classes: match &config.network {
+                    Some(net) => crate::network::network_classes(net).len(),
+                    None => config.model.classes.len(),
+                },
                 connections: shared.open_connections.load(Ordering::Relaxed),
                 mu: config.model.mu,
                 servers: match config.model.servers {

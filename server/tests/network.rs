@@ -204,7 +204,7 @@ fn the_model_is_the_reference_customer_by_customer() {
                 .map(from_reference)
                 .collect();
             let mut m = NetworkModel::new(&net, seed, 1 << 30);
-            let outcomes: Vec<NetOutcome> = times.iter().map(|&a| m.arrive(a)).collect();
+            let outcomes: Vec<NetOutcome> = times.iter().map(|&a| m.arrive(a, None)).collect();
             let got: Vec<Seen> = outcomes
                 .iter()
                 .zip(&times)
@@ -257,7 +257,7 @@ fn polls_between_events_change_nothing() {
     for (name, net, lambda, n) in cases() {
         let times = arrivals(n, lambda, 5);
         let mut quiet = NetworkModel::new(&net, 5, 1 << 30);
-        let outs: Vec<NetOutcome> = times.iter().map(|&a| quiet.arrive(a)).collect();
+        let outs: Vec<NetOutcome> = times.iter().map(|&a| quiet.arrive(a, None)).collect();
         let want: Vec<Option<NetPoll>> = outs
             .iter()
             .map(|o| match *o {
@@ -275,7 +275,7 @@ fn polls_between_events_change_nothing() {
         let mut open: Vec<(usize, NetTicket)> = Vec::new();
         let mut got: Vec<Option<NetPoll>> = vec![None; n];
         for (i, &a) in times.iter().enumerate() {
-            let o = busy.arrive(a);
+            let o = busy.arrive(a, None);
             // The same fate (the slot ids differ: the polls free slots earlier).
             let key = |o: NetOutcome| match o {
                 NetOutcome::Accepted(t) => Ok(t.tentative_ns),
@@ -329,7 +329,7 @@ fn littles_law_holds_per_station_on_the_model() {
     for (name, net, lambda, n) in cases() {
         let times = arrivals(n, lambda, 9);
         let mut m = NetworkModel::new(&net, 9, 1 << 30);
-        let outs: Vec<NetOutcome> = times.iter().map(|&a| m.arrive(a)).collect();
+        let outs: Vec<NetOutcome> = times.iter().map(|&a| m.arrive(a, None)).collect();
         let mut end_to_end = 0u128;
         let mut visits = vec![0u64; net.stations.len()];
         let mut blocked = vec![0u64; net.stations.len()];
@@ -384,7 +384,7 @@ fn server_timing_lists_every_visit_and_sums_to_the_sojourn() {
     let net = feedback();
     let times = arrivals(5_000, 900.0, 2);
     let mut m = NetworkModel::new(&net, 2, 1 << 30);
-    let outs: Vec<NetOutcome> = times.iter().map(|&a| m.arrive(a)).collect();
+    let outs: Vec<NetOutcome> = times.iter().map(|&a| m.arrive(a, None)).collect();
     let mut long_seen = false;
     for o in outs {
         let NetOutcome::Accepted(t) = o else { continue };
@@ -395,7 +395,7 @@ fn server_timing_lists_every_visit_and_sums_to_the_sojourn() {
             continue;
         }
         let mut out = Vec::new();
-        http::write_network_timing(&mut out, &route, &net.stations, 3_000);
+        http::write_network_timing(&mut out, &route, &net.stations, 3_000, None);
         let text = String::from_utf8(out).expect("ascii");
         let value = text.strip_prefix("Server-Timing: ").expect("the field");
         let metrics: Vec<(&str, f64)> = value
@@ -436,18 +436,29 @@ fn server_timing_lists_every_visit_and_sums_to_the_sojourn() {
 }
 
 #[test]
-fn a_station_other_than_fcfs_is_refused_with_a_clear_message() {
+fn every_discipline_is_accepted_and_the_start_up_line_names_it() {
     let mut net = web_db();
     net.stations[1].model = net.stations[1].model.with_discipline(Discipline::Ps);
     let c = Config {
         network: Some(net),
         ..Config::default()
     };
-    let e = c.validate().expect_err("PS in a network is refused");
-    assert!(
-        e.to_string().contains("station db: only fcfs in a network"),
-        "{e}"
-    );
+    c.validate().expect("PS in a network is served");
+    let line = c.describe("127.0.0.1:1".parse().expect("an address"));
+    assert!(line.contains("db (exp mu 2000/s c=1 ps)"), "{line}");
+    assert!(line.contains("; one class;"), "{line}");
+    // Classes of a station's own are refused: the request carries its class.
+    let mut net = web_db();
+    net.stations[0].model = net.stations[0]
+        .model
+        .with_discipline(Discipline::Priority)
+        .with_classes(queuelab_common::model::Classes::new(&[0.5, 0.5]).expect("classes"));
+    let c = Config {
+        network: Some(net),
+        ..Config::default()
+    };
+    let e = c.validate().expect_err("a station's classes are refused");
+    assert!(e.to_string().contains("give them at the top level"), "{e}");
     // A name that cannot be a Server-Timing metric name.
     let mut net = web_db();
     net.stations[0].name = "we b".into();
@@ -463,7 +474,9 @@ fn a_station_other_than_fcfs_is_refused_with_a_clear_message() {
     c.validate().expect("the web/db network is valid");
     let line = c.describe("127.0.0.1:1".parse().expect("an address"));
     assert!(
-        line.contains("network of 2 stations: web (exp mu 1000/s c=1), db (exp mu 2000/s c=1)"),
+        line.contains(
+            "network of 2 stations: web (exp mu 1000/s c=1 fcfs), db (exp mu 2000/s c=1 fcfs)"
+        ),
         "{line}"
     );
     assert!(

@@ -95,17 +95,19 @@ enum Line {
 enum Kind {
     /// LCFS and non-preemptive priority: a departure is known once service starts.
     NonPreemptive {
-        /// (departure, id) of the requests in service, earliest on top.
-        running: BinaryHeap<Reverse<(u64, u32)>>,
+        /// (departure, seq, id) of the requests in service, earliest on top (among
+        /// simultaneous departures the earliest arrival).
+        running: BinaryHeap<Reverse<(u64, u64, u32)>>,
         line: Line,
     },
     /// Preemptive-resume priority.
     Preemptive {
         /// (class, seq, id) of the requests waiting (preempted ones included), best on top.
         waiting: BinaryHeap<Reverse<(u8, u64, u32)>>,
-        /// (departure if not preempted, id, epoch) of the requests in service, earliest on top;
-        /// entries whose epoch is not the job's are stale.
-        by_departure: BinaryHeap<Reverse<(u64, u32, u32)>>,
+        /// (departure if not preempted, seq, id, epoch) of the requests in service, earliest on
+        /// top (among simultaneous departures the earliest arrival); entries whose epoch is not
+        /// the job's are stale.
+        by_departure: BinaryHeap<Reverse<(u64, u64, u32, u32)>>,
         /// (class, seq, id, epoch) of the requests in service, the lowest ranked on top.
         by_rank: BinaryHeap<(u8, u64, u32, u32)>,
         running: usize,
@@ -261,7 +263,7 @@ impl Engine {
                     let j = &mut jobs[id as usize];
                     j.state = State::Running;
                     j.since = a.saturating_add(service);
-                    running.push(Reverse((j.since, id)));
+                    running.push(Reverse((j.since, seq, id)));
                 } else {
                     match line {
                         Line::Stack { ids, work } => {
@@ -361,9 +363,9 @@ impl Engine {
         let c = self.c;
         let jobs = &self.jobs;
         match &mut self.kind {
-            Kind::NonPreemptive { running, .. } => running.peek().map(|r| (r.0.0, 0.0, r.0.1)),
+            Kind::NonPreemptive { running, .. } => running.peek().map(|r| (r.0.0, 0.0, r.0.2)),
             Kind::Preemptive { by_departure, .. } => loop {
-                let &Reverse((d, id, e)) = by_departure.peek()?;
+                let &Reverse((d, _, id, e)) = by_departure.peek()?;
                 let j = &jobs[id as usize];
                 if j.epoch == e && j.state == State::Running {
                     return Some((d, 0.0, id));
@@ -387,20 +389,19 @@ impl Engine {
             if d > now {
                 break;
             }
-            self.depart_next(d, delta);
+            let _ = self.depart_next(d, delta);
         }
     }
 
-    /// Processes the next departure, at `d` (`delta` as [`Engine::next_departure`] gave it).
-    fn depart_next(&mut self, d: u64, delta: f64) {
+    /// Processes the next departure, at `d` (`delta` as [`Engine::next_departure`] gave it), and
+    /// returns the job that left.
+    fn depart_next(&mut self, d: u64, delta: f64) -> Option<u32> {
         let prev = self.t_last;
         self.step(d);
         let jobs = &mut self.jobs;
         let gone = match &mut self.kind {
             Kind::NonPreemptive { running, line } => {
-                let Some(Reverse((_, id))) = running.pop() else {
-                    return;
-                };
+                let Reverse((_, _, id)) = running.pop()?;
                 let next = match line {
                     Line::Stack { ids, work } => ids.pop().inspect(|&n| {
                         *work -= u128::from(jobs[n as usize].service);
@@ -417,7 +418,7 @@ impl Engine {
                     let j = &mut jobs[n as usize];
                     j.state = State::Running;
                     j.since = d.saturating_add(j.service);
-                    running.push(Reverse((j.since, n)));
+                    running.push(Reverse((j.since, j.seq, n)));
                 }
                 id
             }
@@ -429,9 +430,7 @@ impl Engine {
                 done,
                 ..
             } => {
-                let Some(Reverse((_, id, _))) = by_departure.pop() else {
-                    return;
-                };
+                let Reverse((_, _, id, _)) = by_departure.pop()?;
                 let j = &mut jobs[id as usize];
                 done[usize::from(j.class)] += u128::from(j.rem);
                 j.rem = 0;
@@ -442,9 +441,7 @@ impl Engine {
                 id
             }
             Kind::Sharing { heap, v, t_off } => {
-                let Some(Reverse((bits, _, id))) = heap.pop() else {
-                    return;
-                };
+                let Reverse((bits, _, id)) = heap.pop()?;
                 // The departing job has received all its work, so V is its virtual finish (set,
                 // not recomputed from the rounded time); this event happened at prev + delta
                 // exactly, d − prev being that rounded.
@@ -464,6 +461,36 @@ impl Engine {
         if released {
             self.free_slot(gone);
         }
+        Some(gone)
+    }
+
+    /// The time of the next departure if nothing else arrives (ns; `None` when empty): a lower
+    /// bound of the next real one, which later arrivals can only postpone.
+    pub(super) fn next_departure_ns(&mut self) -> Option<u64> {
+        self.next_departure().map(|(d, _, _)| d)
+    }
+
+    /// Processes exactly the next departure, at its own time (the one
+    /// [`Engine::next_departure_ns`] gives; among simultaneous ones the earliest arrival), and
+    /// returns the job that left and its times. Its slot is freed at once (no ticket of it is
+    /// polled): the caller keeps what it needs from the returned id.
+    pub(super) fn depart_one(&mut self) -> Option<(u32, Service)> {
+        let (d, delta, _) = self.next_departure()?;
+        let id = self.depart_next(d, delta)?;
+        let j = self.jobs[id as usize];
+        if j.state != State::Free {
+            self.free_slot(id);
+        }
+        Some((
+            id,
+            Service {
+                arrival_ns: j.arrival,
+                departure_ns: d,
+                wait_ns: d.saturating_sub(j.arrival).saturating_sub(j.service),
+                service_ns: j.service,
+                class: j.class,
+            },
+        ))
     }
 
     fn free_slot(&mut self, id: u32) {
@@ -591,7 +618,7 @@ impl Engine {
 /// Starts (or resumes) service of `id` at `t` under preemptive priority.
 fn start_preemptive(
     jobs: &mut [Job],
-    by_departure: &mut BinaryHeap<Reverse<(u64, u32, u32)>>,
+    by_departure: &mut BinaryHeap<Reverse<(u64, u64, u32, u32)>>,
     by_rank: &mut BinaryHeap<(u8, u64, u32, u32)>,
     running: &mut usize,
     id: u32,
@@ -601,7 +628,7 @@ fn start_preemptive(
     j.state = State::Running;
     j.since = t;
     j.epoch = j.epoch.wrapping_add(1);
-    by_departure.push(Reverse((t.saturating_add(j.rem), id, j.epoch)));
+    by_departure.push(Reverse((t.saturating_add(j.rem), j.seq, id, j.epoch)));
     by_rank.push((j.class, j.seq, id, j.epoch));
     *running += 1;
     // Entries of preempted or departed requests stay behind until they reach the top; drop
@@ -614,6 +641,6 @@ fn start_preemptive(
         by_rank.retain(|&(_, _, id, e)| live(e, id, jobs));
     }
     if by_departure.len() > 2 * *running + 32 {
-        by_departure.retain(|&Reverse((_, id, e))| live(e, id, jobs));
+        by_departure.retain(|&Reverse((_, _, id, e))| live(e, id, jobs));
     }
 }
