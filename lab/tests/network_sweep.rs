@@ -422,3 +422,170 @@ fn each_class_end_to_end_mean_comes_from_its_series_against_the_simulator() {
         [(0, 2.0, 2000.0), (1, 8.0, 2000.0)]
     );
 }
+
+/// A recorded point at λ of the TANDEM network, one station, checked as `verdict` says.
+fn recorded(lambda: f64, attempts: u32, passed: bool) -> netsweep::NetPoint {
+    use queuelab_lab::record::{Check, RejectedAttempt, Verdict};
+    let m = |v: f64| netsweep::Measured {
+        value: v,
+        ci95: Some((0.9 * v, 1.1 * v)),
+    };
+    let stall = |ok: bool| Check {
+        name: "send_lag_max".into(),
+        value: if ok { 1000.0 } else { 99_100.0 },
+        limit: 30_000.0,
+        unit: "us".into(),
+        passed: ok,
+    };
+    netsweep::NetPoint {
+        lambda,
+        rho: lambda / 1000.0,
+        achieved_rate: lambda,
+        sent: 1000,
+        completed: 1000,
+        errors: 0,
+        blocked: 0,
+        reference: "theory".into(),
+        stations: vec![netsweep::StationPoint {
+            name: "web".into(),
+            rho: lambda / 1000.0,
+            visits_theory: 1.0,
+            utilisation: m(lambda / 1000.0),
+            l: m(1.0),
+            w_us: m(2000.0),
+            visits: m(1.0),
+            blocked: 0.0,
+            ref_w_us: Some((2000.0, None)),
+            ref_l: Some((1.0, None)),
+            covered_w: Some(true),
+        }],
+        end_to_end: netsweep::EndToEnd {
+            raw: m(2050.0),
+            overhead_mean_us: Some(50.0),
+            net: m(2000.0),
+            server_p50_p90_p99: Some([1400.0, 4600.0, 9200.0]),
+            ref_mean_us: Some((2000.0, None)),
+            ref_quantiles_us: Some([(1386.0, 10.0), (4605.0, 30.0), (9210.0, 80.0)]),
+            covered: Some(true),
+            ks: Some(netsweep::EndToEndKs {
+                d: if passed { 0.01 } else { 0.2 },
+                noise: 0.03,
+                n_eff: 4000.0,
+                m_eff: 20_000.0,
+            }),
+            classes: vec![netsweep::ClassPoint {
+                class: 1,
+                requests: 300.0,
+                mean_us: m(2500.0),
+                ref_mean_us: Some((2400.0, Some(20.0))),
+                covered: Some(true),
+            }],
+        },
+        burke: Vec::new(),
+        notes: Vec::new(),
+        seed: Some(7),
+        attempts,
+        verdict: Some(if passed { Verdict::Ok } else { Verdict::Failed }),
+        checks: vec![stall(passed)],
+        rejected: (1..attempts)
+            .map(|a| RejectedAttempt {
+                attempt: a,
+                failed: vec![stall(false)],
+            })
+            .collect(),
+    }
+}
+
+fn results(points: Vec<netsweep::NetPoint>) -> NetworkResults {
+    NetworkResults {
+        format: netsweep::NETWORK_FORMAT.into(),
+        created: "2025-01-01T00:00:00Z".into(),
+        network_file: "net.toml".into(),
+        network: TANDEM.into(),
+        lambda_max: 1000.0,
+        rates: points.iter().map(|p| p.lambda).collect(),
+        duration_s: 3.0,
+        seed: 1,
+        points,
+    }
+}
+
+#[test]
+fn the_outputs_show_each_points_checks_re_runs_ks_and_classes() {
+    let r = results(vec![recorded(200.0, 2, true), recorded(500.0, 3, false)]);
+    let t = netsweep::table(&r);
+    assert!(t.contains("reference theory, checks ok (2)"), "{t}");
+    assert!(t.contains("checks FAILED"), "{t}");
+    assert!(
+        t.contains("re-run λ = 200.0/s: attempt 1 failed send_lag_max 99.1ms > 30.0ms"),
+        "{t}"
+    );
+    assert!(
+        t.contains("FAILED λ = 500.0/s: attempt 3 (kept) failed send_lag_max"),
+        "{t}"
+    );
+    assert!(t.contains("end to end KS against the simulation: D = 0.0100, noise 0.0300"));
+    assert!(t.contains("BEYOND noise"), "{t}");
+    assert!(t.contains("class 1: 300 requests, mean 2500.0 µs"), "{t}");
+    // The failed point is left out of the counts.
+    assert!(
+        t.contains(
+            "W_j covered at 1 of 1 station-points, the end-to-end mean at 1 of 1 points, \
+                    end-to-end KS within noise at 1 of 1; 1 point FAILED its checks"
+        ),
+        "{t}"
+    );
+    let csv = netsweep::csv(&r).expect("csv");
+    let header: Vec<&str> = csv.lines().next().expect("header").split(',').collect();
+    for col in [
+        "ks",
+        "ks_noise",
+        "verdict",
+        "attempts",
+        "failed_checks",
+        "burke_applies",
+    ] {
+        assert!(header.contains(&col), "{col}: {header:?}");
+    }
+    // Per point: the station, the end-to-end row and the class row.
+    assert_eq!(csv.lines().count(), 1 + 2 * 3);
+    let e2e = csv
+        .lines()
+        .find(|l| l.contains(",end-to-end,") && l.starts_with("500"))
+        .expect("row");
+    assert!(e2e.ends_with(",0.2,0.03,failed,3,send_lag_max"), "{e2e}");
+    assert!(csv.contains(",class-1,"), "{csv}");
+    let plots = netsweep::plots(&r);
+    assert!(
+        plots.iter().any(|(n, _)| n == netsweep::END_TO_END_KS_SVG),
+        "{:?}",
+        plots.iter().map(|p| &p.0).collect::<Vec<_>>()
+    );
+    let page = netsweep::html(&r, &t, &plots);
+    assert!(page.contains("<h2>Checks</h2>") && page.contains("id=\"checks-2\""));
+    assert!(page.contains("attempt 1 measured again: failed send_lag_max"));
+}
+
+#[test]
+fn a_results_file_from_before_the_checks_reads_as_before() {
+    let r = results(vec![recorded(200.0, 1, true)]);
+    let mut v = serde_json::to_value(&r).expect("json");
+    let p = v["points"][0].as_object_mut().expect("a point");
+    for k in ["seed", "attempts", "verdict", "checks", "rejected"] {
+        assert!(p.remove(k).is_some(), "{k}");
+    }
+    let e = p["end_to_end"].as_object_mut().expect("end to end");
+    assert!(e.remove("ks").is_some() && e.remove("classes").is_some());
+    let dir = temp_dir("net-old");
+    fs::create_dir_all(&dir).expect("dir");
+    fs::write(dir.join("results.json"), v.to_string()).expect("write");
+    let old = NetworkResults::read(&dir).expect("an older file reads");
+    let pt = &old.points[0];
+    assert_eq!((pt.attempts, pt.verdict, pt.seed), (0, None, None));
+    assert!(pt.checks.is_empty() && pt.end_to_end.ks.is_none());
+    let t = netsweep::table(&old);
+    assert!(t.contains("checks –") && !t.contains("re-run"), "{t}");
+    assert!(!t.contains("KS"), "{t}");
+    netsweep::report(&dir).expect("redrawn");
+    fs::remove_dir_all(&dir).expect("cleanup");
+}
