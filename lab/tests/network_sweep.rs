@@ -207,9 +207,172 @@ fn batch_intervals_are_student_t_over_the_batches() {
     assert!(netsweep::batch_interval(2.0, &[1.0]).ci95.is_none());
 }
 
+/// What every recorded point holds, whatever the machine did: the kept attempt's checks in the
+/// order of `checks::NAMES`, one rejected attempt per re-run, each with a failed check, the
+/// verdict ok exactly when every kept check passed (else every attempt was used), and the seed
+/// of the attempt kept.
+fn assert_checks_consistent(pt: &netsweep::NetPoint, max: u32) {
+    use queuelab_lab::checks::NAMES;
+    use queuelab_lab::record::Verdict;
+    let names: Vec<&str> = pt.checks.iter().map(|c| c.name.as_str()).collect();
+    let order: Vec<&str> = NAMES.iter().copied().filter(|n| names.contains(n)).collect();
+    assert_eq!(names, order, "checks in their fixed order");
+    for n in ["arrival_rate", "send_lag_p99", "send_lag_max", "errors"] {
+        assert!(names.contains(&n), "{n} missing from {names:?}");
+    }
+    assert!((1..=max).contains(&pt.attempts), "{}", pt.attempts);
+    assert_eq!(pt.rejected.len() as u32, pt.attempts - 1);
+    for (k, a) in pt.rejected.iter().enumerate() {
+        assert_eq!(a.attempt, k as u32 + 1);
+        assert!(!a.failed.is_empty() && a.failed.iter().all(|c| !c.passed));
+    }
+    let all = pt.checks.iter().all(|c| c.passed);
+    match pt.verdict {
+        Some(Verdict::Ok) => assert!(all, "{:?}", pt.checks),
+        Some(Verdict::Failed) => assert!(!all && pt.attempts == max, "{pt:?}"),
+        None => panic!("no verdict"),
+    }
+    assert!(pt.seed.is_some(), "the kept attempt's seed");
+}
+
+/// The network sweeps of these tests run one at a time: each busy-polls a core.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The pids of this process's children that run `qserve --network`.
+fn network_children() -> Vec<u32> {
+    let me = std::process::id().to_string();
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| {
+        let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // pid (comm) state ppid …: the comm may hold spaces, so split after its ')'.
+        let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?;
+        let cmd = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        (ppid == me && cmd.split(|&b| b == 0).any(|a| a == b"--network")).then_some(pid)
+    })
+    .collect()
+}
+
+#[test]
+#[ignore = "starts qserve and runs qload: timing-dependent end to end"]
+fn a_stalled_network_attempt_is_measured_again_with_a_new_seed() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+    let _one = serial();
+    let p = write(
+        "net-stall",
+        "[[station]]\nname = \"a\"\nmu = 1000\n[[station]]\nname = \"b\"\nmu = 1000\n\
+         [routing]\nentry = { a = 1.0 }\na = { b = 1.0 }\nb = { exit = 1.0 }\n",
+    );
+    let dir = temp_dir("net-stall-out");
+    let qs = qserve().display().to_string();
+    let pl = plan(&[
+        "--network",
+        p.to_str().expect("utf-8"),
+        "--rhos",
+        "0.4",
+        "--duration",
+        "3s",
+        "--warmup",
+        "1s",
+        "--attempts",
+        "3",
+        "--sim-replications",
+        "3",
+        "--busy-poll",
+        "--qserve",
+        &qs,
+        "--out",
+        dir.to_str().expect("utf-8"),
+    ])
+    .expect("valid");
+    let SweepKind::Network(np) = pl.kind.clone() else {
+        panic!("a network sweep")
+    };
+    let sp = pl.servers.clone().expect("local servers");
+    let mut pl = pl;
+    pl.servers = None;
+    // The first attempt's qserve is stopped for 400 ms two seconds after it starts (a second
+    // into its 3 s of measurement): fifty times the stall limit of this point,
+    // √(2·3 s·0.01·W(1 − ρ)) = 11 ms with W = 2/(1000 − 400) s and ρ = 0.4.
+    let done = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&done);
+    let staller = std::thread::spawn(move || {
+        let start = Instant::now();
+        let pid = loop {
+            if flag.load(Ordering::Relaxed) || start.elapsed() > Duration::from_secs(30) {
+                return None;
+            }
+            if let Some(&pid) = network_children().first() {
+                break pid;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        std::thread::sleep(Duration::from_secs(2));
+        let kill = |sig: &str| {
+            std::process::Command::new("kill")
+                .args([sig, &pid.to_string()])
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let stopped = kill("-STOP");
+        std::thread::sleep(Duration::from_millis(400));
+        kill("-CONT");
+        Some(stopped)
+    });
+    let mut log = Vec::new();
+    let res = netsweep::sweep(&pl, &np, &sp, &mut log);
+    done.store(true, Ordering::Relaxed);
+    let stalled = staller.join().expect("staller");
+    let log = String::from_utf8_lossy(&log).into_owned();
+    res.unwrap_or_else(|e| panic!("the sweep runs: {e:#}\n{log}"));
+    assert_eq!(stalled, Some(true), "the first attempt was stopped: {log}");
+    let r = NetworkResults::read(&dir).expect("results.json");
+    let pt = &r.points[0];
+    assert_checks_consistent(pt, 3);
+    // The stall shows in a check of the first attempt (the server late, the client's sends
+    // held, or the batch or path medians moved), which is measured again with a new seed.
+    assert!(pt.attempts >= 2, "{log}");
+    let first = &pt.rejected[0];
+    assert!(
+        first.failed.iter().any(|c| [
+            "server_stall",
+            "stationarity",
+            "send_lag_max",
+            "timer_late_p99",
+            "overhead_stability"
+        ]
+        .contains(&c.name.as_str())),
+        "{:?}",
+        first.failed
+    );
+    assert!(
+        log.contains("λ = 400.0/s: attempt 1 failed") && log.contains("; again"),
+        "{log}"
+    );
+    let base = queuelab_lab::sweep::run_seed(1, 0, false);
+    assert_eq!(
+        pt.seed,
+        Some(queuelab_lab::sweep::attempt_seed(base, pt.attempts))
+    );
+    assert_ne!(pt.seed, Some(base));
+    let table = fs::read_to_string(dir.join("table.txt")).expect("table.txt");
+    assert!(table.contains("re-run λ = 400.0/s: attempt 1 failed"), "{table}");
+    let csv = fs::read_to_string(dir.join("results.csv")).expect("results.csv");
+    assert!(csv.contains(&format!(",{},", pt.attempts)), "{csv}");
+    fs::remove_dir_all(&dir).expect("cleanup");
+}
+
 #[test]
 #[ignore = "starts qserve and runs qload: timing-dependent end to end"]
 fn a_short_tandem_sweep_writes_every_output() {
+    let _one = serial();
     let p = write(
         "net-e2e",
         "[[station]]\nname = \"a\"\nmu = 1000\n[[station]]\nname = \"b\"\nmu = 1000\n\
@@ -251,6 +414,7 @@ fn a_short_tandem_sweep_writes_every_output() {
         "station-b-w.svg",
         "station-b-rho.svg",
         "end_to_end.svg",
+        "end_to_end_ks.svg",
         "burke.svg",
     ] {
         assert!(dir.join(f).is_file(), "{f} missing");
@@ -259,6 +423,15 @@ fn a_short_tandem_sweep_writes_every_output() {
     let r = NetworkResults::read(&dir).expect("results.json");
     assert_eq!(r.points.len(), 2);
     for pt in &r.points {
+        assert_checks_consistent(pt, 3);
+        // The server's own times against the simulated end-to-end sojourns.
+        let ks = pt.end_to_end.ks.expect("an end-to-end KS distance");
+        assert!(ks.d >= 0.0 && ks.d <= 1.0 && ks.noise > 0.0, "{ks:?}");
+        assert!(ks.n_eff >= 1.0 && ks.n_eff <= pt.completed as f64, "{ks:?}");
+        assert!(
+            (ks.noise - 1.358 * (1.0 / ks.n_eff + 1.0 / ks.m_eff).sqrt()).abs() < 1e-12,
+            "{ks:?}"
+        );
         assert_eq!(pt.reference, "theory");
         assert_eq!(pt.errors, 0);
         assert!(pt.completed > 300, "{}", pt.completed);
