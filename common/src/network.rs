@@ -61,7 +61,7 @@
 //!   departure `d > a`), as in the single queue.
 //! - The uniforms are `rand`'s `rng.random::<f64>()` (53 random bits, in [0, 1)).
 
-use crate::model::{Discipline, Model, Servers, ServiceKind};
+use crate::model::{Classes, Discipline, Model, Servers, ServiceKind};
 
 /// Stream of the entry draws (where an external arrival enters).
 pub const ENTRY_STREAM: u64 = (1 << 32) + 0x100;
@@ -109,6 +109,9 @@ pub struct Network {
     /// `exit[i]`: the probability that a request leaving station `i` leaves the network
     /// (`exit[i] + Σ_j routing[i][j] = 1`).
     pub exit: Vec<f64>,
+    /// The priority classes of the external arrivals (class 0 the highest): a request draws its
+    /// class when it enters and keeps it on its whole route. One class by default.
+    pub classes: Classes,
 }
 
 /// Why a network file is unusable: the reason, and the line (1-based) it is about when known.
@@ -446,7 +449,7 @@ mod file {
     use toml::Spanned;
 
     use super::{MAX_STATIONS, Network, NetworkError, Station};
-    use crate::model::{Discipline, Model, Servers, ServiceKind};
+    use crate::model::{Classes, Discipline, Model, Servers, ServiceKind};
 
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
@@ -653,6 +656,7 @@ mod file {
             entry,
             routing,
             exit,
+            classes: Classes::default(),
         };
         // Graph checks: every station reaches the exit, every station is reached.
         let to_exit = net.reaches_exit();

@@ -39,6 +39,17 @@ fn v(station: usize, arrive_ns: u64, start_ns: u64, depart_ns: u64) -> Visit {
     }
 }
 
+/// A visit's service time when it is not `depart_ns − start_ns` (it was preempted or shared).
+trait WithService {
+    fn with_service(self, service_ns: u64) -> Self;
+}
+
+impl WithService for Visit {
+    fn with_service(self, service_ns: u64) -> Self {
+        Visit { service_ns, ..self }
+    }
+}
+
 /// A constant tandem by hand: one serves 100 ns, two 200 ns.
 /// one: r0 0→0→100, r1 50→100→200, r2 300→300→400, r3 300→400→500 (same-instant external
 /// arrivals in the order given); two: r0 100→100→300, r1 200→300→500, r2 400→500→700,
@@ -50,22 +61,26 @@ fn a_constant_tandem_by_hand() {
         "mu = 10_000_000\nservice = \"const\"",
         "mu = 5_000_000\nservice = \"const\"",
     );
-    let fates = replay_network(&net, 7, &[0, 50, 300, 300], usize::MAX);
+    let fates = replay_network(&net, 7, &[0, 50, 300, 300], usize::MAX, None);
     let want = vec![
         NetFate::Exited {
             at_ns: 300,
+            class: 0,
             visits: vec![v(0, 0, 0, 100), v(1, 100, 100, 300)],
         },
         NetFate::Exited {
             at_ns: 500,
+            class: 0,
             visits: vec![v(0, 50, 100, 200), v(1, 200, 300, 500)],
         },
         NetFate::Exited {
             at_ns: 700,
+            class: 0,
             visits: vec![v(0, 300, 300, 400), v(1, 400, 500, 700)],
         },
         NetFate::Exited {
             at_ns: 900,
+            class: 0,
             visits: vec![v(0, 300, 400, 500), v(1, 500, 700, 900)],
         },
     ];
@@ -75,12 +90,13 @@ fn a_constant_tandem_by_hand() {
         "mu = 10_000_000\nservice = \"const\"",
         "mu = 5_000_000\nservice = \"const\"\ncapacity = 1",
     );
-    let fates = replay_network(&net, 7, &[0, 50, 300, 300], usize::MAX);
+    let fates = replay_network(&net, 7, &[0, 50, 300, 300], usize::MAX, None);
     assert_eq!(fates[0], want[0]);
     assert_eq!(
         fates[1],
         NetFate::Blocked {
             at_ns: 200,
+            class: 0,
             station: 1,
             visits: vec![v(0, 50, 100, 200)]
         }
@@ -89,6 +105,7 @@ fn a_constant_tandem_by_hand() {
         fates[2],
         NetFate::Exited {
             at_ns: 600,
+            class: 0,
             visits: vec![v(0, 300, 300, 400), v(1, 400, 400, 600)]
         }
     );
@@ -96,6 +113,7 @@ fn a_constant_tandem_by_hand() {
         fates[3],
         NetFate::Blocked {
             at_ns: 500,
+            class: 0,
             station: 1,
             visits: vec![v(0, 300, 400, 500)]
         }
@@ -106,7 +124,7 @@ fn a_constant_tandem_by_hand() {
         "mu = 5_000_000\nservice = \"const\"",
     );
     assert_eq!(
-        replay_network(&net, 7, &[0, 50, 300, 300], 1)[1..],
+        replay_network(&net, 7, &[0, 50, 300, 300], 1, None)[1..],
         fates[1..]
     );
     // Infinitely many servers at two: d = a + 200.
@@ -114,7 +132,7 @@ fn a_constant_tandem_by_hand() {
         "mu = 10_000_000\nservice = \"const\"",
         "mu = 5_000_000\nservice = \"const\"\nservers = \"inf\"",
     );
-    let fates = replay_network(&net, 7, &[0, 50, 300, 300], usize::MAX);
+    let fates = replay_network(&net, 7, &[0, 50, 300, 300], usize::MAX, None);
     let exits: Vec<u64> = fates.iter().map(NetFate::at_ns).collect();
     assert_eq!(exits, [300, 400, 600, 700]);
 }
@@ -138,12 +156,13 @@ fn transfers_come_before_external_arrivals() {
             u[0] < 0.5 && u[1] >= 0.5 && u[2] >= 0.5
         })
         .expect("valid in this test");
-    let fates = replay_network(&net, seed, &[0, 200], usize::MAX);
+    let fates = replay_network(&net, seed, &[0, 200], usize::MAX, None);
     assert_eq!(
         fates,
         vec![
             NetFate::Exited {
                 at_ns: 400,
+                class: 0,
                 visits: vec![
                     v(0, 0, 0, 100),
                     v(1, 100, 100, 200),
@@ -153,6 +172,7 @@ fn transfers_come_before_external_arrivals() {
             },
             NetFate::Exited {
                 at_ns: 500,
+                class: 0,
                 visits: vec![v(0, 200, 300, 400), v(1, 400, 400, 500)],
             },
         ]
@@ -162,11 +182,12 @@ fn transfers_come_before_external_arrivals() {
         "service = \"const\"\ncapacity = 1\n[[",
     ))
     .expect("valid in this test");
-    let fates = replay_network(&net, seed, &[0, 200], usize::MAX);
+    let fates = replay_network(&net, seed, &[0, 200], usize::MAX, None);
     assert_eq!(
         fates[1],
         NetFate::Blocked {
             at_ns: 200,
+            class: 0,
             station: 0,
             visits: vec![]
         }
@@ -239,7 +260,7 @@ db = { front = 0.2, db = 0.1, exit = 0.7 }
         })
         .collect();
     let limit = 40;
-    let fates = replay_network(&net, seed, &arrivals, limit);
+    let fates = replay_network(&net, seed, &arrivals, limit, None);
     // Entry hops.
     let mut entry = rng(seed, ENTRY_STREAM);
     for (i, f) in fates.iter().enumerate() {
@@ -312,15 +333,18 @@ db = { front = 0.2, db = 0.1, exit = 0.7 }
     assert!(blocked_total > 0);
     assert!(fates.iter().any(|f| f.visits().len() >= 4));
     // Deterministic for a seed; another seed differs.
-    assert_eq!(replay_network(&net, seed, &arrivals, limit), fates);
-    assert_ne!(replay_network(&net, seed + 1, &arrivals, limit), fates);
+    assert_eq!(replay_network(&net, seed, &arrivals, limit, None), fates);
+    assert_ne!(
+        replay_network(&net, seed + 1, &arrivals, limit, None),
+        fates
+    );
 }
 
 #[test]
 #[should_panic(expected = "before the one ahead")]
 fn replay_rejects_arrivals_out_of_order() {
     let net = Network::parse(WEB_DB).expect("valid in this test");
-    replay_network(&net, 1, &[5, 4], usize::MAX);
+    replay_network(&net, 1, &[5, 4], usize::MAX, None);
 }
 
 /// The hops out of each station (and the entry), counted over 10⁵ replayed requests, against
@@ -356,7 +380,7 @@ c = { a = 0.3, exit = 0.7 }
     let n = 100_000usize;
     // Arrivals 1 ms apart: far below saturation (λ = 1000/s), no blocking.
     let arrivals: Vec<u64> = (0..n as u64).map(|i| i * 1_000_000).collect();
-    let fates = replay_network(&net, 5, &arrivals, usize::MAX);
+    let fates = replay_network(&net, 5, &arrivals, usize::MAX, None);
     // M: the visits to j are at least ~n·v_j·(1 − 5%); each visit count per request has a
     // variance of order v_j², so the SD of the sum is ~√n·v_j ≈ 0.3% of n·v_j: 5% is > 15 SD.
     let m: Vec<usize> = v
@@ -560,4 +584,95 @@ fn blocking_at_a_capacity() {
     close("blocking at one", sim.stations[0].blocking, 1.0 / 3.0, k);
     close("blocking", sim.blocking, 1.0 / 3.0, k);
     assert_eq!(sim.stations[1].blocking.value, 0.0);
+}
+
+/// `net` with station `j`'s discipline set to `d` (the file parser is not what is tested).
+fn with_discipline(mut net: Network, j: usize, d: queuelab_common::model::Discipline) -> Network {
+    net.stations[j].model.discipline = d;
+    net
+}
+
+/// Processor sharing at one (the first station of a tandem), by hand: 100 ns of work each,
+/// arrivals at 0 and 50. r0 alone 0–50 (50 done); both at rate ½ until r0's last 50 are done at
+/// 150 (r1 has 50 done too); r1 alone to 200. Station two (FCFS, 200 ns): r0 150→150→350, r1
+/// 200→350→550.
+#[test]
+fn processor_sharing_by_hand() {
+    let net = with_discipline(
+        tandem(
+            "mu = 10_000_000\nservice = \"const\"",
+            "mu = 5_000_000\nservice = \"const\"",
+        ),
+        0,
+        queuelab_common::model::Discipline::Ps,
+    );
+    let fates = replay_network(&net, 7, &[0, 50], usize::MAX, None);
+    let ps = |a, d| Visit {
+        station: 0,
+        arrive_ns: a,
+        start_ns: a,
+        depart_ns: d,
+        service_ns: 100,
+    };
+    assert_eq!(
+        fates,
+        vec![
+            NetFate::Exited {
+                at_ns: 350,
+                class: 0,
+                visits: vec![ps(0, 150), v(1, 150, 150, 350)],
+            },
+            NetFate::Exited {
+                at_ns: 550,
+                class: 0,
+                visits: vec![ps(50, 200), v(1, 200, 350, 550)],
+            },
+        ]
+    );
+}
+
+/// Preemptive priority at two (200 ns each) behind FCFS one (100 ns), by hand, the classes
+/// named: r0 (class 1) at 0: one 0→0→100, two from 100. r1 (class 0) at 50: one waits for r0,
+/// 50→100→200, and its transfer to two at 200 preempts r0 (100 ns done, 100 left): r1 two
+/// 200→200→400, r0 resumes 400→500. Without the preemption (class 1 for both, or non-preemptive
+/// priority) r0 leaves two at 300 and r1 runs 300→500.
+#[test]
+fn a_transfer_preempts_by_hand() {
+    use queuelab_common::model::Discipline;
+    let base = tandem(
+        "mu = 10_000_000\nservice = \"const\"",
+        "mu = 5_000_000\nservice = \"const\"",
+    );
+    let net = with_discipline(base.clone(), 1, Discipline::PriorityPreemptive);
+    let fates = replay_network(&net, 7, &[0, 50], usize::MAX, Some(&[1, 0]));
+    assert_eq!(
+        fates,
+        vec![
+            NetFate::Exited {
+                at_ns: 500,
+                class: 1,
+                visits: vec![v(0, 0, 0, 100), v(1, 100, 100, 500).with_service(200)],
+            },
+            NetFate::Exited {
+                at_ns: 400,
+                class: 0,
+                visits: vec![v(0, 50, 100, 200), v(1, 200, 200, 400)],
+            },
+        ]
+    );
+    let unbroken = vec![
+        vec![v(0, 0, 0, 100), v(1, 100, 100, 300)],
+        vec![v(0, 50, 100, 200), v(1, 200, 300, 500)],
+    ];
+    for (d, classes) in [
+        (Discipline::PriorityPreemptive, [1, 1]),
+        (Discipline::Priority, [1, 0]),
+        (Discipline::Fcfs, [1, 0]),
+    ] {
+        let net = with_discipline(base.clone(), 1, d);
+        let fates = replay_network(&net, 7, &[0, 50], usize::MAX, Some(&classes));
+        let visits: Vec<Vec<Visit>> = fates.iter().map(|f| f.visits().to_vec()).collect();
+        assert_eq!(visits, unbroken, "{d}");
+        assert_eq!(fates[1].class(), classes[1]);
+    }
 }

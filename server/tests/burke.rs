@@ -24,6 +24,7 @@ fn tandem(first: ServiceKind) -> Network {
         entry: vec![1.0, 0.0],
         routing: vec![vec![0.0, 1.0], vec![0.0, 0.0]],
         exit: vec![0.0, 1.0],
+        classes: Default::default(),
     }
 }
 

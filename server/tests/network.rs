@@ -35,6 +35,7 @@ fn network(stations: Vec<Station>, entry: Vec<f64>, routing: Vec<Vec<f64>>) -> N
         entry,
         routing,
         exit,
+        classes: Default::default(),
     }
 }
 
@@ -116,11 +117,12 @@ struct Seen {
 
 fn from_reference(f: &NetFate) -> Seen {
     let (end_ns, blocked_at, visits) = match f {
-        NetFate::Exited { at_ns, visits } => (*at_ns, None, visits),
+        NetFate::Exited { at_ns, visits, .. } => (*at_ns, None, visits),
         NetFate::Blocked {
             at_ns,
             station,
             visits,
+            ..
         } => (*at_ns, Some(*station), visits),
     };
     Seen {
@@ -199,7 +201,7 @@ fn the_model_is_the_reference_customer_by_customer() {
     for (name, net, lambda, n) in cases() {
         for seed in [1u64, 77] {
             let times = arrivals(n, lambda, seed);
-            let want: Vec<Seen> = replay_network(&net, seed, &times, 1 << 30)
+            let want: Vec<Seen> = replay_network(&net, seed, &times, 1 << 30, None)
                 .iter()
                 .map(from_reference)
                 .collect();

@@ -6,7 +6,10 @@
 //! Poisson schedule, users back from thinking), the departures the engine's. The caller keeps the
 //! two in time order by taking every departure due at or before the next arrival
 //! ([`Engine::depart_by`]) before making it arrive ([`Engine::arrive`]): a departure at the very
-//! instant of an arrival happens first, the textbook convention (and `qserve`'s).
+//! instant of an arrival happens first, the textbook convention (and `qserve`'s). A network of
+//! queues ([`super::network`]) interleaves its stations by asking each for the time of its next
+//! departure ([`Engine::next_departure_ns`]). Under every discipline, departures due at one
+//! instant leave in the order the customers arrived.
 //!
 //! Only the customers present are held, so a simulation of any length runs in the memory of its
 //! longest queue. Per discipline:
@@ -38,6 +41,8 @@ struct Job {
     arrival_ns: u64,
     class: u8,
     seq: u64,
+    /// When it first had a server (`u64::MAX` until then; its arrival under processor sharing).
+    start_ns: u64,
 }
 
 /// A customer that left the queue.
@@ -49,6 +54,9 @@ pub(crate) struct Departure {
     pub arrival_ns: u64,
     /// Its class.
     pub class: u8,
+    /// When it first had a server (ns): under processor sharing its arrival; under preemption
+    /// its first start, however often it was preempted after.
+    pub start_ns: u64,
     /// Its departure time (ns).
     pub departure_ns: u64,
 }
@@ -59,6 +67,7 @@ impl Job {
             id: self.id,
             arrival_ns: self.arrival_ns,
             class: self.class,
+            start_ns: self.start_ns.min(departure_ns),
             departure_ns,
         }
     }
@@ -124,6 +133,7 @@ impl Engine {
             arrival_ns,
             class,
             seq: self.seq,
+            start_ns: u64::MAX,
         };
         self.seq += 1;
         self.present += 1;
@@ -146,10 +156,23 @@ impl Engine {
         self.present -= 1;
         Some(d)
     }
+
+    /// When the next departure is due if nothing else arrives (rounded to the nearest ns under
+    /// processor sharing, as [`Engine::depart_by`] reports it), or `None` when the queue is
+    /// empty. `depart_by(u64::MAX)` takes that departure; among departures due at one instant
+    /// the earliest arrival leaves first.
+    pub fn next_departure_ns(&mut self) -> Option<u64> {
+        match &mut self.core {
+            Core::NonPreemptive(q) => q.calendar.peek().map(|Reverse(s)| s.at_ns),
+            Core::Preemptive(q) => q.next_departure_ns(),
+            Core::Sharing(q) => q.next_departure().map(|(at, _)| at.round() as u64),
+        }
+    }
 }
 
 /// A departure on a calendar: ordered by time, then by arrival order (two customers leaving at
-/// the same instant leave in the order they came; their fates are the same either way).
+/// the same instant leave in the order they came: in a single queue their fates are the same
+/// either way; in a network it decides which reaches the next station first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Scheduled {
     at_ns: u64,
@@ -229,8 +252,9 @@ impl NonPreemptive {
         }
     }
 
-    fn arrive(&mut self, job: Job, service_ns: u64) {
+    fn arrive(&mut self, mut job: Job, service_ns: u64) {
         if self.calendar.len() < self.servers {
+            job.start_ns = job.arrival_ns;
             self.calendar.push(Reverse(Scheduled {
                 at_ns: job.arrival_ns.saturating_add(service_ns),
                 job,
@@ -246,8 +270,9 @@ impl NonPreemptive {
             return None;
         }
         self.calendar.pop();
-        if let Some(p) = self.waiting.take() {
+        if let Some(mut p) = self.waiting.take() {
             // The freed server starts the next customer at the departure instant.
+            p.job.start_ns = next.at_ns;
             self.calendar.push(Reverse(Scheduled {
                 at_ns: next.at_ns.saturating_add(p.service_ns),
                 job: p.job,
@@ -292,8 +317,9 @@ struct Preemptive {
     servers: usize,
     running: BTreeMap<Rank, Running>,
     /// Departure times of the customers in service, plus stale ones of customers preempted since
-    /// (skipped when reached).
-    calendar: BinaryHeap<Reverse<(u64, Rank)>>,
+    /// (skipped when reached); at one instant by arrival order (`seq`), then the rank that finds
+    /// the customer in `running`.
+    calendar: BinaryHeap<Reverse<(u64, u64, Rank)>>,
     /// Waiting customers, one FIFO per class in arrival order (index = class).
     waiting: Vec<VecDeque<Suspended>>,
 }
@@ -308,13 +334,15 @@ impl Preemptive {
         }
     }
 
-    fn start(&mut self, job: Job, now_ns: u64, remaining_ns: u64) {
+    fn start(&mut self, mut job: Job, now_ns: u64, remaining_ns: u64) {
+        job.start_ns = job.start_ns.min(now_ns);
         let r = Running {
             job,
             since_ns: now_ns,
             remaining_ns,
         };
-        self.calendar.push(Reverse((r.departure_ns(), rank(&job))));
+        self.calendar
+            .push(Reverse((r.departure_ns(), job.seq, rank(&job))));
         self.running.insert(rank(&job), r);
     }
 
@@ -359,18 +387,33 @@ impl Preemptive {
         }
     }
 
+    /// Whether a calendar entry is the current departure of a customer in service (not left
+    /// stale by a preemption).
+    fn is_current(&self, at_ns: u64, key: &Rank) -> bool {
+        self.running
+            .get(key)
+            .is_some_and(|r| r.departure_ns() == at_ns)
+    }
+
+    /// The next departure's time, dropping the stale entries ahead of it.
+    fn next_departure_ns(&mut self) -> Option<u64> {
+        loop {
+            let Reverse((at_ns, _, key)) = *self.calendar.peek()?;
+            if self.is_current(at_ns, &key) {
+                return Some(at_ns);
+            }
+            self.calendar.pop();
+        }
+    }
+
     fn depart_by(&mut self, t_ns: u64) -> Option<Departure> {
         loop {
-            let Reverse((at_ns, key)) = *self.calendar.peek()?;
+            let Reverse((at_ns, _, key)) = *self.calendar.peek()?;
             if at_ns > t_ns {
                 return None;
             }
             self.calendar.pop();
-            let current = self
-                .running
-                .get(&key)
-                .is_some_and(|r| r.departure_ns() == at_ns);
-            if !current {
+            if !self.is_current(at_ns, &key) {
                 continue; // stale: that customer was preempted (and has left or runs later)
             }
             let r = self.running.remove(&key)?;
@@ -447,8 +490,11 @@ impl Sharing {
         }
     }
 
-    fn arrive(&mut self, job: Job, service_ns: u64) {
-        let now = job.arrival_ns as f64;
+    fn arrive(&mut self, mut job: Job, service_ns: u64) {
+        job.start_ns = job.arrival_ns;
+        // Never before the last event: a departure reported rounded down to the arrival's ns
+        // (as a network processes it, before the arrival) may be a fraction of a ns after it.
+        let now = (job.arrival_ns as f64).max(self.last_ns);
         if !self.jobs.is_empty() {
             self.virtual_ns += (now - self.last_ns) * self.rate();
         }
@@ -459,9 +505,15 @@ impl Sharing {
         }));
     }
 
-    fn depart_by(&mut self, t_ns: u64) -> Option<Departure> {
+    /// The next departure's real time (unrounded) and tag.
+    fn next_departure(&self) -> Option<(f64, Tagged)> {
         let Reverse(next) = *self.jobs.peek()?;
         let at = self.last_ns + (next.finish - self.virtual_ns).max(0.0) / self.rate();
+        Some((at, next))
+    }
+
+    fn depart_by(&mut self, t_ns: u64) -> Option<Departure> {
+        let (at, next) = self.next_departure()?;
         if at > t_ns as f64 {
             return None;
         }
