@@ -620,8 +620,24 @@ pub struct SimulatedDistribution {
 
 /// What [`simulated_distribution`] reads of a simulation.
 fn simulated_distribution(s: &NetworkSimResult) -> SimulatedDistribution {
-    let _ = s;
-    SimulatedDistribution::default()
+    let hist = (!s.histogram.is_empty())
+        .then(|| {
+            crate::analysis::simulated_n_eff(
+                &s.histogram,
+                s.mean_s.half_width * 1e6,
+                s.replications,
+            )
+            .map(|m| (s.histogram.clone(), m))
+        })
+        .flatten();
+    SimulatedDistribution {
+        histogram: hist,
+        class_means_us: s
+            .class_mean_s
+            .iter()
+            .map(|e| (e.value * 1e6, e.half_width * 1e6))
+            .collect(),
+    }
 }
 
 /// Each class's (class, Δsum in s, Δcount) between the scrapes `a` and `b`, class order; the

@@ -215,7 +215,11 @@ fn assert_checks_consistent(pt: &netsweep::NetPoint, max: u32) {
     use queuelab_lab::checks::NAMES;
     use queuelab_lab::record::Verdict;
     let names: Vec<&str> = pt.checks.iter().map(|c| c.name.as_str()).collect();
-    let order: Vec<&str> = NAMES.iter().copied().filter(|n| names.contains(n)).collect();
+    let order: Vec<&str> = NAMES
+        .iter()
+        .copied()
+        .filter(|n| names.contains(n))
+        .collect();
     assert_eq!(names, order, "checks in their fixed order");
     for n in ["arrival_rate", "send_lag_p99", "send_lag_max", "errors"] {
         assert!(names.contains(&n), "{n} missing from {names:?}");
@@ -363,7 +367,10 @@ fn a_stalled_network_attempt_is_measured_again_with_a_new_seed() {
     );
     assert_ne!(pt.seed, Some(base));
     let table = fs::read_to_string(dir.join("table.txt")).expect("table.txt");
-    assert!(table.contains("re-run λ = 400.0/s: attempt 1 failed"), "{table}");
+    assert!(
+        table.contains("re-run λ = 400.0/s: attempt 1 failed"),
+        "{table}"
+    );
     let csv = fs::read_to_string(dir.join("results.csv")).expect("results.csv");
     assert!(csv.contains(&format!(",{},", pt.attempts)), "{csv}");
     fs::remove_dir_all(&dir).expect("cleanup");
