@@ -564,26 +564,32 @@ fn class_means(model: &Model, c: &Comparison) -> Vec<RefEstimate> {
     }
 }
 
+/// The effective number of independent samples of a simulation's pooled sojourn `histogram`
+/// (serialized, ns) whose mean has the 95% half-width `half_width_us` over `replications`:
+/// n_eff = s²/se², se = half-width / t₀.₉₇₅(R − 1), at most the samples (all of them when the
+/// half-width is 0). `None` for an empty or undecodable histogram.
+pub fn simulated_n_eff(histogram: &str, half_width_us: f64, replications: u32) -> Option<f64> {
+    let h = decode(histogram).ok()?;
+    let sd = h.stdev() / 1e3;
+    let t = stats::student_t_975(u64::from(replications.max(2)) - 1);
+    let se = half_width_us / t;
+    let total = h.len() as f64;
+    (total > 0.0).then(|| {
+        if se > 0.0 && sd.is_finite() {
+            (sd / se).powi(2).clamp(1.0, total)
+        } else {
+            total
+        }
+    })
+}
+
 /// The reference of a simulation.
 fn simulated_reference(s: &SimResult, opts: &SimOptions) -> Reference {
     let us = |e: &sim::Estimate| RefEstimate {
         value: e.value * 1e6,
         half_width: e.half_width * 1e6,
     };
-    // n_eff = s²/se², se the mean's standard error over the replications.
-    let n_eff = decode(&s.histogram).ok().and_then(|h| {
-        let sd = h.stdev() / 1e3;
-        let t = stats::student_t_975(u64::from(s.replications.max(2)) - 1);
-        let se = s.mean_s.half_width * 1e6 / t;
-        let total = h.len() as f64;
-        (total > 0.0).then(|| {
-            if se > 0.0 && sd.is_finite() {
-                (sd / se).powi(2).clamp(1.0, total)
-            } else {
-                total
-            }
-        })
-    });
+    let n_eff = simulated_n_eff(&s.histogram, s.mean_s.half_width * 1e6, s.replications);
     Reference {
         kind: ReferenceKind::Simulation,
         replications: Some(s.replications),
@@ -967,18 +973,44 @@ const KS_CRITICAL_95: f64 = 1.358;
 /// `half`, made of `batches` batches (see the module docs). `None` without responses; `n` itself
 /// when there is no interval, the interval has no width, or fewer than two batches made it.
 pub fn ks_noise(stdev: f64, half: Option<f64>, n: u64, batches: u64) -> Option<f64> {
+    effective_samples(stdev, half, n, batches).map(|n_eff| KS_CRITICAL_95 / n_eff.sqrt())
+}
+
+/// n_eff = s²/se² of [`ks_noise`] (in [1, n]): `None` without samples, `n` itself when there is
+/// no interval, the interval has no width, or fewer than two batches made it.
+pub fn effective_samples(stdev: f64, half: Option<f64>, n: u64, batches: u64) -> Option<f64> {
     if n == 0 {
         return None;
     }
     let n = n as f64;
-    let n_eff = match half {
+    Some(match half {
         Some(h) if h > 0.0 && stdev.is_finite() && batches >= 2 => {
             let t = stats::student_t_975(batches - 1);
             (stdev * t / h).powi(2).clamp(1.0, n)
         }
         _ => n,
-    };
-    Some(KS_CRITICAL_95 / n_eff.sqrt())
+    })
+}
+
+/// The two-sample KS distance of a measured histogram against a simulated one (both serialized,
+/// ns, the same bucket layout, so the sup over the measured buckets' edges is the exact sup) and
+/// its 95% noise level 1.358·√(1/n_eff + 1/m_eff), n_eff and m_eff the two samples' effective
+/// sizes: `(distance, noise)`, `None` when either histogram is empty or undecodable or a size
+/// is not positive.
+pub fn two_sample_ks(
+    measured: &str,
+    n_eff: f64,
+    simulated: &str,
+    m_eff: f64,
+) -> Option<(f64, f64)> {
+    if !(n_eff > 0.0 && m_eff > 0.0) {
+        return None;
+    }
+    let h = decode(measured).ok().filter(|h| !h.is_empty())?;
+    let sim = StepCdf::from_histogram(&decode(simulated).ok()?)?;
+    // ks_histogram passes seconds; the step function takes µs.
+    let d = stats::ks_histogram(&h, |t_s| sim.at(t_s * 1e6));
+    Some((d, KS_CRITICAL_95 * (1.0 / n_eff + 1.0 / m_eff).sqrt()))
 }
 
 /// The predicted CDF (µs) of all of qload's response times at a recorded point: the sojourn of
@@ -1327,6 +1359,68 @@ mod tests {
         assert_eq!(s.errors, 2);
         // Neither point has a noise level: nothing compared.
         assert_eq!((s.ks_net_within_noise, s.ks_net_compared), (0, 0));
+    }
+
+    /// `n` draws of Exp(rate) (1/s) in a serialized ns histogram, from a fixed xorshift stream.
+    fn exp_histogram(n: usize, rate: f64, seed: u64) -> String {
+        let mut x = seed | 1;
+        let mut h = stats::new_histogram();
+        for _ in 0..n {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let u = ((x >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+            stats::record_ns(&mut h, (-u.ln() / rate * 1e9).round() as u64);
+        }
+        stats::histogram_to_string(&h)
+    }
+
+    #[test]
+    fn two_sample_ks_is_within_noise_for_one_distribution_and_beyond_for_another() {
+        // Two independent samples of 20 000 from Exp(1000/s) (iid: n_eff = n). The two-sample
+        // distance satisfies P(√(nm/(n+m))·D > x) → 2Σ(−1)^{k−1}e^{−2k²x²} ≤ 2e^{−2x²}: at
+        // x = √(ln(2·10⁶)/2) = 2.69 that is 10⁻⁶, so a correct distance exceeds 2.69·√(2/n)
+        // = 0.027 less than once in 10⁶ (the buckets only lower the sup: fewer edges).
+        let n = 20_000usize;
+        let a = exp_histogram(n, 1000.0, 0x9e37_79b9_7f4a_7c15);
+        let b = exp_histogram(n, 1000.0, 0x2545_f491_4f6c_dd1d);
+        let nf = n as f64;
+        let (d, noise) = two_sample_ks(&a, nf, &b, nf).expect("both histograms");
+        assert!((noise - 1.358 * (2.0 / nf).sqrt()).abs() < 1e-12, "{noise}");
+        let bound = ((2e6f64).ln() / 2.0).sqrt() * (2.0 / nf).sqrt();
+        assert!(d <= bound, "same distribution: D = {d} > {bound}");
+        // Against Exp(1300/s): sup |e^{−x} − e^{−1.3x}| = 0.096 at x = ln(1.3)/0.3. Each
+        // empirical CDF is within √(ln(2/α)/(2n)) = 0.0195 of its own at α = 5·10⁻⁷ (DKW), so
+        // the sample distance is within 0.039 of 0.096 (and 0.001 for the buckets' width, 0.1%
+        // of x at the sup): at least 0.056, four times the 95% noise level of 0.0136.
+        let c = exp_histogram(n, 1300.0, 0x2545_f491_4f6c_dd1d);
+        let (d, noise) = two_sample_ks(&a, nf, &c, nf).expect("both histograms");
+        let dkw = 2.0 * ((2.0f64 / 5e-7).ln() / (2.0 * nf)).sqrt() + 0.001;
+        assert!(d > noise, "shifted: D = {d}, noise {noise}");
+        assert!((d - 0.096).abs() <= dkw, "{d} against 0.096 ± {dkw}");
+        // Fewer effective samples, more noise; nothing to compare, no distance.
+        let (_, wider) = two_sample_ks(&a, nf / 4.0, &c, nf).expect("both");
+        assert!(wider > noise);
+        assert_eq!(two_sample_ks(&a, 0.0, &c, nf), None);
+        assert_eq!(two_sample_ks(&a, nf, "not base64!", nf), None);
+        let empty = stats::histogram_to_string(&stats::new_histogram());
+        assert_eq!(two_sample_ks(&empty, nf, &c, nf), None);
+    }
+
+    #[test]
+    fn the_simulated_effective_size_is_s_over_se_squared() {
+        // Exp(1000/s): s ≈ 1000 µs. A half-width of 2.262·10 µs over 10 replications is
+        // se = 10 µs: n_eff = (1000/10)² ≈ 10⁴. The sample's s has a relative standard
+        // deviation of √((κ − 1)/(4n)) = 1% (κ = 9 for the exponential): within 5% at five of
+        // them, so n_eff within 11%.
+        let h = exp_histogram(20_000, 1000.0, 7);
+        let t = stats::student_t_975(9);
+        let m = simulated_n_eff(&h, t * 10.0, 10).expect("n_eff");
+        assert!((m / 1e4 - 1.0).abs() < 0.11, "{m}");
+        // No width: every sample; an absurd one: at least one.
+        assert_eq!(simulated_n_eff(&h, 0.0, 10), Some(20_000.0));
+        assert_eq!(simulated_n_eff(&h, 1e12, 10), Some(1.0));
+        assert_eq!(simulated_n_eff("x", 1.0, 10), None);
     }
 
     #[test]

@@ -119,7 +119,7 @@ pub fn stall_limit_us(model: &Model, lambda: f64, duration_s: f64) -> f64 {
         // No closed form: M/M/1's W(1 − ρ) = E[S].
         _ => es,
     };
-    (2.0 * duration_s * STALL_EPSILON * wf).sqrt() * 1e6
+    stall_limit_for_us(wf, duration_s)
 }
 
 /// The limit of `stationarity` for `b` batches: t_{b−2}(1 − α/(2b)).
@@ -183,6 +183,35 @@ fn max_interval_drift(
         .fold(None, |w: Option<f64>, d| Some(w.map_or(d, |w| w.max(d))))
 }
 
+/// What the limits of a point depend on besides the run: the service time the lag limits are a
+/// tenth (and the path drift a fiftieth) of, and the stall limit s\*.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// E\[S\] in µs: `send_lag_p99` and `timer_late_p99` are held to a tenth of it,
+    /// `overhead_stability` to max(20 µs, E\[S\]/50).
+    pub service_us: f64,
+    /// s\* in µs: `send_lag_max` and `server_stall` are held to it.
+    pub stall_us: f64,
+}
+
+impl Limits {
+    /// The limits of a single queue `model` at `lambda` for a run of `duration_s`: E\[S\] = 1/μ
+    /// and [`stall_limit_us`].
+    pub fn of_model(model: &Model, lambda: f64, duration_s: f64) -> Self {
+        Limits {
+            service_us: 1e6 / model.mu,
+            stall_us: stall_limit_us(model, lambda, duration_s),
+        }
+    }
+}
+
+/// The stall limit √(2T·f·εW) in µs for a run of `duration_s`, with `w_times_factor_s` the mean
+/// sojourn W times the backlog factor f (1 − ρ, or 1 without a backlog) in seconds (see the
+/// module docs).
+pub fn stall_limit_for_us(w_times_factor_s: f64, duration_s: f64) -> f64 {
+    (2.0 * duration_s * STALL_EPSILON * w_times_factor_s).sqrt() * 1e6
+}
+
 /// The checks of one point of `model` at `lambda`: `raw` is qload's result of the run against
 /// the queue, `overhead_raw` that of its overhead run, if made. In the order of [`NAMES`], the
 /// checks whose input is missing left out (see the module docs).
@@ -192,9 +221,21 @@ pub fn check_point(
     raw: &RunResult,
     overhead_raw: Option<&RunResult>,
 ) -> Vec<Check> {
+    let limits = Limits::of_model(model, lambda, raw.duration_s);
+    check_point_with(&limits, lambda, raw, overhead_raw)
+}
+
+/// [`check_point`] with the limits given: a network's point ([`crate::netsweep`]) derives them
+/// from the network rather than from one queue.
+pub fn check_point_with(
+    limits: &Limits,
+    lambda: f64,
+    raw: &RunResult,
+    overhead_raw: Option<&RunResult>,
+) -> Vec<Check> {
     let mut out = Vec::with_capacity(NAMES.len());
     let t = raw.duration_s;
-    let es_us = 1e6 / model.mu;
+    let es_us = limits.service_us;
     let target = raw.target_rate.unwrap_or(lambda);
     if target > 0.0 && t > 0.0 {
         out.push(check(
@@ -214,7 +255,7 @@ pub fn check_point(
         ));
     }
     out.push(check(NAMES[2], raw.send_lag_us.p99, es_us / 10.0, "us"));
-    let stall = stall_limit_us(model, lambda, t);
+    let stall = limits.stall_us;
     out.push(check(NAMES[3], raw.send_lag_us.max, stall, "us"));
     let late = raw.server_timing.get(LATE_METRIC).filter(|l| l.count > 0);
     if let Some(l) = late {

@@ -36,18 +36,46 @@
 //! come from the traffic equations in both cases. A value is *covered* when the reference lies
 //! in the measured 95% interval (theory), or the two intervals overlap (simulation).
 //!
+//! # Self-checks and re-runs
+//!
+//! Every attempt at a point is held to the single queue's self-checks
+//! ([`crate::checks::check_point_with`]) with limits derived for the network
+//! ([`network_limits`]: E\[S\] the fastest station's mean service time, the stall limit from
+//! the end-to-end W and the bottleneck's 1 − ρ). A point that fails one is measured again,
+//! servers restarted, with a new seed ([`crate::sweep::attempt_seed`]) up to `--attempts`
+//! times; the first attempt that passes is kept, else the last with the verdict `failed`, left
+//! out of the summary's counts. `results.json` records per point its `seed`, `attempts`,
+//! `verdict`, `checks` and `rejected` attempts (optional fields: older files read as before).
+//!
+//! # The end-to-end distribution
+//!
+//! The server's own time of each answer (the sum of its `Server-Timing` durations, the
+//! end-to-end sojourn in the network) is held against the simulator's end-to-end sojourns by
+//! the two-sample KS distance ([`crate::analysis::two_sample_ks`]), with the noise of both
+//! samples, 1.358·√(1/n_eff + 1/m_eff): n_eff from the batch means of the server's times, m_eff
+//! from the simulated mean's standard error over its replications.
+//!
+//! # Classes
+//!
+//! With several classes, each class's end-to-end mean over the window
+//! (Δ`qserve_sojourn_seconds_sum{class="k"}` / Δ`_count`, its interval over the batches) is
+//! held against the simulator's mean of that class, the two intervals overlapping or not.
+//!
 //! # Burke's check
 //!
-//! For every single-server station fed only by external arrivals (no routing into it), qserve
-//! keeps the gaps between its departures in virtual time (`qserve_station_departure_gap_seconds`,
-//! cumulative buckets from 1 µs to 10 s). By Burke's theorem an M/M/1 station's departures are a
-//! Poisson process. [`burke`] takes the difference of the first and last scrapes' buckets and
+//! For every station fed only by external arrivals (no routing into it) whose departure gaps
+//! qserve exports, qserve keeps the gaps between its departures in virtual time
+//! (`qserve_station_departure_gap_seconds`, cumulative buckets from 1 µs to 10 s). By Burke's
+//! theorem the departures of an M/M/c or M/M/∞ station are a Poisson process, and so are
+//! those of any work-conserving discipline with exponential service of one rate, and of
+//! infinitely many servers with any service ([`burke_applies`]). [`burke`] takes the difference of the first and last scrapes' buckets and
 //! computes D = max over the bucket edges of |F_n(x) − (1 − e^{−λ̂x})| with λ̂ = n/Σgaps. D over
 //! the edges is a lower bound of the KS distance of the gaps themselves. Its noise level is the
 //! Dvoretzky–Kiefer–Wolfowitz bound √(ln(2/α)/(2n)) at α = 0.05 and 10⁻³ (a little above the
 //! exact KS critical values; with λ estimated the true critical values are lower still, so the
 //! check is conservative). The p-value printed is that of the edge-restricted D, so an upper
-//! bound of the true one. An M/D/1 first station shows how it fails: D is then about 0.5.
+//! bound of the true one. An M/D/1 first station shows how it fails: D is then about 0.5; the
+//! stations Burke does not apply to are shown as that contrast.
 //!
 //! # Outputs
 //!
@@ -56,7 +84,8 @@
 //! `table.txt` (also printed), per station `station-NAME-w.svg` (W_j against λ: the theory line
 //! or the simulated points, and the measured points with their intervals) and
 //! `station-NAME-rho.svg` (ρ_j from the traffic equations and the measured utilisation),
-//! `end_to_end.svg` (the mean against λ), `burke.svg` (D against the station's ρ with the noise
+//! `end_to_end.svg` (the mean against λ), `end_to_end_ks.svg` (the end-to-end KS distance and
+//! its noise against λ), `burke.svg` (D against the station's ρ with the noise
 //! band) when a station has the check, and `index.html` (all of it on one page).
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -66,13 +95,13 @@ use anyhow::{Context as _, bail};
 use queuelab_common::model::{Model, Servers};
 use queuelab_common::network::{Network, NetworkTheoryError, lambda_max, theory};
 use queuelab_common::sim::SimOptions;
-use queuelab_common::sim::network::simulate_network;
+use queuelab_common::sim::network::{NetworkSimResult, simulate_network};
 use queuelab_common::stats::{ks_critical, ks_edges, ks_pvalue, student_t_975};
 use serde::{Deserialize, Serialize};
 
 use crate::measure::{RunSpec, SCHEDULE_START, measure};
 use crate::progress::SweepLog;
-use crate::record::{utc_stamps, write_atomic};
+use crate::record::{Check, RejectedAttempt, Verdict, utc_stamps, write_atomic};
 use crate::report::{INDEX_HTML, RESULTS_CSV, TABLE_TXT};
 use crate::scrape::{Metrics, SCRAPE_TIMEOUT, fetch, metrics_url};
 use crate::servers::{LocalServer, ServerPlan};
@@ -87,6 +116,8 @@ pub const SCRAPES: usize = 8;
 pub const NETWORK_FORMAT: &str = "qlab-network/1";
 /// File name of the end-to-end plot.
 pub const END_TO_END_SVG: &str = "end_to_end.svg";
+/// File name of the end-to-end KS plot.
+pub const END_TO_END_KS_SVG: &str = "end_to_end_ks.svg";
 /// File name of Burke's plot.
 pub const BURKE_SVG: &str = "burke.svg";
 /// The gap histogram's family in qserve's `/metrics`.
@@ -323,8 +354,8 @@ pub fn batch_interval(value: f64, batches: &[f64]) -> Measured {
 pub struct BurkeCheck {
     /// The station.
     pub station: String,
-    /// Whether Burke's theorem applies (exponential service, no capacity): D should then be
-    /// within noise.
+    /// Whether Burke's theorem applies ([`burke_applies`]: exponential service or infinitely
+    /// many servers, no capacity): D should then be within noise.
     pub expected_poisson: bool,
     /// Gaps in the window.
     pub n: u64,
@@ -347,15 +378,31 @@ impl BurkeCheck {
     }
 }
 
-/// The stations Burke's check applies to: one server, fed only by external arrivals.
+/// The stations Burke's check is made at: those fed only by external arrivals (a Poisson
+/// stream, thinned), whatever their servers, discipline or service; [`burke`] keeps those whose
+/// gaps qserve exports. Whether the departures should be Poisson is [`burke_applies`].
 pub fn burke_stations(net: &Network) -> Vec<usize> {
     (0..net.stations.len())
-        .filter(|&j| {
-            net.entry[j] > 0.0
-                && net.routing.iter().all(|row| row[j] == 0.0)
-                && net.stations[j].model.servers == Servers::Finite(1)
-        })
+        .filter(|&j| net.entry[j] > 0.0 && net.routing.iter().all(|row| row[j] == 0.0))
         .collect()
+}
+
+/// Whether a station fed by a Poisson stream departs as one in steady state. Burke's theorem
+/// holds for M/M/c and M/M/∞ without a capacity, and for any work-conserving discipline (every
+/// discipline qserve has: FCFS, LCFS, PS, priority with or without preemption) when the service
+/// is exponential of one rate, since the number in system is then the same birth–death process
+/// and the departures are its downward jumps, which reversibility makes Poisson. Infinitely many
+/// servers depart as a Poisson process whatever the service (M/G/∞: each arrival leaves after
+/// its own independent service, a thinned-and-shifted Poisson process), and a station without
+/// service time passes its arrivals on as they come. A capacity breaks it (the departures of
+/// M/M/c/K are not Poisson), and so does a service that is not exponential with finitely many
+/// servers (M/D/1 departs far more regularly).
+pub fn burke_applies(model: &Model) -> bool {
+    use queuelab_common::model::ServiceKind;
+    model.capacity.is_none()
+        && (model.service == ServiceKind::Exp
+            || model.service == ServiceKind::Zero
+            || model.servers == Servers::Infinite)
 }
 
 /// The cumulative buckets of station `name`'s gaps: `(le edges in s, counts)` ordered by edge,
@@ -388,8 +435,15 @@ pub type GapBuckets = (Vec<(f64, f64)>, f64, f64);
 /// A reference value and the half-width of its interval (none from theory).
 pub type RefValue = Option<(f64, Option<f64>)>;
 
-/// What [`references`] gives: per station (W_j µs, L_j), the end-to-end block, the source, notes.
-pub type References = (Vec<(RefValue, RefValue)>, EndToEnd, String, Vec<String>);
+/// What [`references`] gives: per station (W_j µs, L_j), the end-to-end block, the source, notes,
+/// and the simulated distribution.
+pub type References = (
+    Vec<(RefValue, RefValue)>,
+    EndToEnd,
+    String,
+    Vec<String>,
+    SimulatedDistribution,
+);
 
 /// What [`build_point`] gives: the stations, the end-to-end block, the source, Burke, notes.
 pub type BuiltPoint = (
@@ -424,8 +478,7 @@ pub fn burke(net: &Network, a: &Metrics, b: &Metrics) -> Vec<BurkeCheck> {
             let m = &s.model;
             Some(BurkeCheck {
                 station: s.name.clone(),
-                expected_poisson: m.service == queuelab_common::model::ServiceKind::Exp
-                    && m.capacity.is_none(),
+                expected_poisson: burke_applies(m),
                 n,
                 rate,
                 d,
@@ -481,6 +534,178 @@ pub struct EndToEnd {
     pub ref_quantiles_us: Option<[(f64, f64); 3]>,
     /// Whether the net interval covers the reference.
     pub covered: Option<bool>,
+    /// The KS distance of the server's own times against the simulated end-to-end sojourns
+    /// (`None` in files written before it, or without either distribution).
+    #[serde(default)]
+    pub ks: Option<EndToEndKs>,
+    /// Per class, when the network has several (empty otherwise, and in older files).
+    #[serde(default)]
+    pub classes: Vec<ClassPoint>,
+}
+
+/// The two-sample KS distance of a point's end-to-end times (the server's own time of each
+/// answer, the sum of its `Server-Timing` durations) against the simulator's end-to-end
+/// sojourns ([`crate::analysis::two_sample_ks`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EndToEndKs {
+    /// sup |F_measured − F_simulated| over the measured buckets' edges.
+    pub d: f64,
+    /// Its 95% noise level 1.358·√(1/n_eff + 1/m_eff).
+    pub noise: f64,
+    /// The measured sample's effective size s²/se² (batch means over the server's own times).
+    pub n_eff: f64,
+    /// The simulated sample's (its mean's standard error over the replications).
+    pub m_eff: f64,
+}
+
+impl EndToEndKs {
+    /// Whether D is within its noise level.
+    pub fn within_noise(&self) -> bool {
+        self.d <= self.noise
+    }
+}
+
+/// One class's end-to-end mean at a point: measured from qserve's per-class series
+/// (`qserve_sojourn_seconds_sum{class="k"}` / `_count`), against the simulator's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassPoint {
+    /// The class (0 the first).
+    pub class: u8,
+    /// Its requests served in the window.
+    pub requests: f64,
+    /// Its mean end-to-end sojourn (µs) with the 95% interval over the batches.
+    pub mean_us: Measured,
+    /// The simulated mean and half-width (µs).
+    pub ref_mean_us: Option<(f64, Option<f64>)>,
+    /// Whether the two intervals overlap.
+    pub covered: Option<bool>,
+}
+
+/// The end-to-end distribution measured at a point: the histogram (ns, serialized) of the
+/// server's own time of each answer and its effective sample size s²/se².
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeasuredDistribution {
+    /// The histogram.
+    pub histogram: String,
+    /// n_eff.
+    pub n_eff: f64,
+}
+
+/// The server's own times of a run as a [`MeasuredDistribution`]: n_eff from the batch means of
+/// the per-interval server means (the batches of the mean's interval), as
+/// [`crate::analysis::ks_noise`] does for a single queue. `None` without `Server-Timing`.
+pub fn measured_distribution(
+    raw: &queuelab_client::result::RunResult,
+) -> Option<MeasuredDistribution> {
+    let s = raw.server_us.as_ref().filter(|s| s.count > 0)?;
+    let h = queuelab_common::stats::histogram_from_string(&s.histogram).ok()?;
+    let batches = queuelab_client::result::batches_of(&raw.intervals, |i| i.server_mean_us);
+    let half = queuelab_common::stats::batch_means_ci(&batches).map(|c| (c.high - c.low) / 2.0);
+    let n_eff =
+        crate::analysis::effective_samples(h.stdev() / 1e3, half, s.count, batches.len() as u64)?;
+    Some(MeasuredDistribution {
+        histogram: s.histogram.clone(),
+        n_eff,
+    })
+}
+
+/// The simulator's end-to-end distribution and class means, as a point uses them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SimulatedDistribution {
+    /// Its pooled end-to-end sojourns (ns, serialized) and their effective size m_eff.
+    pub histogram: Option<(String, f64)>,
+    /// Per class, the mean end-to-end sojourn and its half-width (µs).
+    pub class_means_us: Vec<(f64, f64)>,
+}
+
+/// What [`simulated_distribution`] reads of a simulation.
+fn simulated_distribution(s: &NetworkSimResult) -> SimulatedDistribution {
+    let hist = (!s.histogram.is_empty())
+        .then(|| {
+            crate::analysis::simulated_n_eff(
+                &s.histogram,
+                s.mean_s.half_width * 1e6,
+                s.replications,
+            )
+            .map(|m| (s.histogram.clone(), m))
+        })
+        .flatten();
+    SimulatedDistribution {
+        histogram: hist,
+        class_means_us: s
+            .class_mean_s
+            .iter()
+            .map(|e| (e.value * 1e6, e.half_width * 1e6))
+            .collect(),
+    }
+}
+
+/// Each class's (class, Δsum in s, Δcount) between the scrapes `a` and `b`, class order; the
+/// classes of `b` that `a` has too.
+pub fn class_window(a: &Metrics, b: &Metrics) -> Vec<(u8, f64, f64)> {
+    let of = |m: &Metrics| -> Vec<(u8, f64, f64)> {
+        let counts = m.by_label("qserve_sojourn_seconds_count", "class");
+        let mut v: Vec<(u8, f64, f64)> = m
+            .by_label("qserve_sojourn_seconds_sum", "class")
+            .iter()
+            .filter_map(|(k, sum)| {
+                let (_, count) = counts.iter().find(|(c, _)| c == k)?;
+                Some((k.parse().ok()?, *sum, *count))
+            })
+            .collect();
+        v.sort_by_key(|c| c.0);
+        v.dedup_by_key(|c| c.0);
+        v
+    };
+    let (first, last) = (of(a), of(b));
+    last.iter()
+        .filter_map(|&(k, s1, c1)| {
+            let &(_, s0, c0) = first.iter().find(|c| c.0 == k)?;
+            Some((k, s1 - s0, c1 - c0))
+        })
+        .collect()
+}
+
+/// The per-class end-to-end blocks of a point from its scrapes (at least two), against the
+/// simulated class means `refs` (µs, half-width): empty unless the scrapes have two classes or
+/// more.
+pub fn class_points(scrapes: &[Metrics], refs: &[(f64, f64)]) -> Vec<ClassPoint> {
+    let (Some(first), Some(last)) = (scrapes.first(), scrapes.last()) else {
+        return Vec::new();
+    };
+    let whole = class_window(first, last);
+    if whole.len() < 2 {
+        return Vec::new();
+    }
+    let batches: Vec<Vec<(u8, f64, f64)>> = scrapes
+        .windows(2)
+        .map(|w| class_window(&w[0], &w[1]))
+        .collect();
+    let mean_us = |sum: f64, count: f64| {
+        if count > 0.0 {
+            sum / count * 1e6
+        } else {
+            f64::NAN
+        }
+    };
+    whole
+        .iter()
+        .map(|&(k, sum, count)| {
+            let per: Vec<f64> = batches
+                .iter()
+                .filter_map(|b| b.iter().find(|c| c.0 == k).map(|c| mean_us(c.1, c.2)))
+                .collect();
+            let m = batch_interval(mean_us(sum, count), &per);
+            let r = refs.get(usize::from(k)).map(|&(v, h)| (v, Some(h)));
+            ClassPoint {
+                class: k,
+                requests: count,
+                covered: covers(&m, r),
+                mean_us: m,
+                ref_mean_us: r,
+            }
+        })
+        .collect()
 }
 
 /// A recorded point.
@@ -510,6 +735,34 @@ pub struct NetPoint {
     pub burke: Vec<BurkeCheck>,
     /// What went wrong without losing the point (a scrape, the simulator).
     pub notes: Vec<String>,
+    /// The arrival seed of the attempt kept (`None` in files written before the checks).
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// How many times the point was measured (1 when the first attempt passed its checks; 0 in
+    /// files written before the checks).
+    #[serde(default)]
+    pub attempts: u32,
+    /// Whether the kept attempt passed every check (`None` in files written before the checks).
+    #[serde(default)]
+    pub verdict: Option<Verdict>,
+    /// The checks of the kept attempt, in the order of [`crate::checks::NAMES`].
+    #[serde(default)]
+    pub checks: Vec<Check>,
+    /// The attempts measured again, oldest first, with the checks they failed.
+    #[serde(default)]
+    pub rejected: Vec<RejectedAttempt>,
+}
+
+impl NetPoint {
+    /// Whether every attempt failed its checks (the last was kept).
+    pub fn failed(&self) -> bool {
+        self.verdict == Some(Verdict::Failed)
+    }
+
+    /// The checks the kept attempt failed.
+    pub fn failed_checks(&self) -> Vec<Check> {
+        crate::checks::failed(&self.checks)
+    }
 }
 
 /// `results.json` of a network sweep.
@@ -594,7 +847,13 @@ pub fn references(net: &Network, lambda: f64, sim: &SimOptions, customers: u64) 
             .as_ref()
             .map(|s| [&s.p50_s, &s.p90_s, &s.p99_s].map(|e| (e.value * 1e6, e.half_width * 1e6))),
         covered: None,
+        ks: None,
+        classes: Vec::new(),
     };
+    let dist = simulated
+        .as_ref()
+        .map(simulated_distribution)
+        .unwrap_or_default();
     let product = th.as_ref().filter(|t| t.product_form && t.mean_s.is_some());
     let (per_station, source) = match (product, &simulated) {
         (Some(t), _) => {
@@ -627,7 +886,7 @@ pub fn references(net: &Network, lambda: f64, sim: &SimOptions, customers: u64) 
         }
         (None, None) => (vec![(None, None); net.stations.len()], "none".to_owned()),
     };
-    (per_station, e2e, source, notes)
+    (per_station, e2e, source, notes, dist)
 }
 
 /// Whether a measured interval covers a reference (a point from theory; an interval from the
@@ -646,6 +905,7 @@ pub fn build_point(
     lambda: f64,
     scrapes: &[Metrics],
     mut e2e_measured: EndToEnd,
+    measured: Option<&MeasuredDistribution>,
     customers: u64,
 ) -> Result<BuiltPoint, String> {
     let (Some(first), Some(last)) = (scrapes.first(), scrapes.last()) else {
@@ -657,7 +917,7 @@ pub fn build_point(
         .filter_map(|w| station_window(&np.net, &w[0], &w[1]).ok())
         .collect();
     let th = theory(&np.net, lambda).map_err(|e| e.to_string())?;
-    let (refs, e2e_ref, source, notes) = references(&np.net, lambda, &np.sim, customers);
+    let (refs, e2e_ref, source, notes, dist) = references(&np.net, lambda, &np.sim, customers);
     let stations = whole
         .iter()
         .enumerate()
@@ -684,6 +944,18 @@ pub fn build_point(
     e2e_measured.ref_mean_us = e2e_ref.ref_mean_us;
     e2e_measured.ref_quantiles_us = e2e_ref.ref_quantiles_us;
     e2e_measured.covered = covers(&e2e_measured.net, e2e_measured.ref_mean_us);
+    e2e_measured.ks = measured
+        .zip(dist.histogram.as_ref())
+        .and_then(|(m, (sim, m_eff))| {
+            let (d, noise) = crate::analysis::two_sample_ks(&m.histogram, m.n_eff, sim, *m_eff)?;
+            Some(EndToEndKs {
+                d,
+                noise,
+                n_eff: m.n_eff,
+                m_eff: *m_eff,
+            })
+        });
+    e2e_measured.classes = class_points(scrapes, &dist.class_means_us);
     Ok((
         stations,
         e2e_measured,
@@ -820,8 +1092,18 @@ fn point_line(i: usize, n: usize, p: &NetPoint) -> String {
             )
         })
         .collect();
+    let ks = p.end_to_end.ks.map_or_else(String::new, |k| {
+        format!(", KS {:.4} (noise {:.4})", k.d, k.noise)
+    });
+    let checks = if p.failed() {
+        "; FAILED its checks".to_owned()
+    } else if p.attempts > 1 {
+        format!("; checks ok at attempt {}", p.attempts)
+    } else {
+        String::new()
+    };
     format!(
-        "[{}/{n}] λ = {:.1}/s: {}; end to end {:.1} µs net ({}){}{}",
+        "[{}/{n}] λ = {:.1}/s: {}; end to end {:.1} µs net ({}){ks}{}{}{checks}",
         i + 1,
         p.lambda,
         st.join(", "),
@@ -832,14 +1114,87 @@ fn point_line(i: usize, n: usize, p: &NetPoint) -> String {
     )
 }
 
-fn measure_point(
+/// One attempt at a network point: qserve `--network` and its twin started fresh, the run with
+/// its scrapes, the twin's run.
+struct NetAttempt {
+    measured: crate::record::PointMeasurement,
+    raw: queuelab_client::result::RunResult,
+    scrapes: Vec<Metrics>,
+    overhead: Option<(
+        crate::record::PointMeasurement,
+        queuelab_client::result::RunResult,
+    )>,
+    metrics: String,
+}
+
+/// The limits of the self-checks of a network point at λ for a run of `duration_s`
+/// ([`crate::checks::Limits`]):
+///
+/// - E\[S\] is the smallest mean service time of the stations (1/μ_j, stations without service
+///   time left out): a send lag of a tenth of the fastest station's service moves the arrivals
+///   of every station by a few % of its gaps at most, and a departure that fires that late
+///   lengthens the shortest services by a tenth at most;
+/// - the stall limit s\* = √(2T(1 − ρ_max)εW) is the single queue's with W the end-to-end mean
+///   sojourn (the product form's Σ L_j/λ where the network has one; else Σ_j v_j W_j with each
+///   W_j the closed form of the station alone at λ_j, the decomposition, which the bound of a
+///   1% bias tolerates: s\* moves by the square root of its error) and 1 − ρ_max the backlog
+///   factor of the busiest finite-server station, the one whose backlog a burst leaves longest
+///   (1 when every station has infinitely many servers; at least 0.05 as for a single queue).
+///   Without either W, the M/M/1 form with the smallest E\[S\].
+pub fn network_limits(net: &Network, lambda: f64, duration_s: f64) -> crate::checks::Limits {
+    use queuelab_common::model::ServiceKind;
+    let es_s = net
+        .stations
+        .iter()
+        .filter(|s| s.model.service != ServiceKind::Zero && s.model.mu > 0.0)
+        .map(|s| 1.0 / s.model.mu)
+        .fold(f64::INFINITY, f64::min);
+    let es_s = if es_s.is_finite() { es_s } else { 1e-3 };
+    let th = theory(net, lambda).ok();
+    let w_s = th.as_ref().and_then(|t| {
+        t.mean_s
+            .filter(|w| t.product_form && w.is_finite())
+            .or_else(|| {
+                t.stations
+                    .iter()
+                    .zip(&net.stations)
+                    .map(|(st, s)| {
+                        if st.lambda <= 0.0 {
+                            return Some(0.0);
+                        }
+                        let m = crate::analysis::theory_at(&s.model, st.lambda).ok()?;
+                        (m.mean_us.is_finite() && m.mean_us >= 0.0)
+                            .then_some(st.visits * m.mean_us * 1e-6)
+                    })
+                    .sum::<Option<f64>>()
+                    .filter(|w| *w > 0.0)
+            })
+    });
+    let rho_max = th.as_ref().and_then(|t| {
+        t.stations
+            .iter()
+            .zip(&net.stations)
+            .filter(|(_, s)| s.model.servers != Servers::Infinite)
+            .map(|(st, _)| st.rho)
+            .fold(None, |m: Option<f64>, r| Some(m.map_or(r, |m| m.max(r))))
+    });
+    let factor = rho_max.map_or(1.0, |r| (1.0 - r).max(0.05));
+    let wf = w_s.map_or(es_s, |w| w * factor);
+    crate::checks::Limits {
+        service_us: es_s * 1e6,
+        stall_us: crate::checks::stall_limit_for_us(wf, duration_s),
+    }
+}
+
+/// One attempt: starts the servers, runs qload with the scrapes and the twin's run, stops them.
+fn measure_attempt(
     plan: &SweepPlan,
     np: &NetworkPlan,
     servers: &ServerPlan,
-    i: usize,
     lambda: f64,
-    log: &mut dyn SweepLog,
-) -> anyhow::Result<NetPoint> {
+    seed: u64,
+    overhead_seed: u64,
+) -> anyhow::Result<NetAttempt> {
     if !servers.cpus.is_empty() {
         queuelab_os::affinity::set_current(&servers.cpus).context("pinning the servers")?;
     }
@@ -861,21 +1216,19 @@ fn measure_point(
     if !plan.client_cpus.is_empty() {
         queuelab_os::affinity::set_current(&plan.client_cpus).context("pinning the client")?;
     }
-    log.start(i, lambda / np.lambda_max, 1);
     let url = queue.url();
     let metrics = metrics_url(&url).context("the metrics URL")?;
-    let warmup = warmup_for(plan, np, lambda);
     let spec = RunSpec {
         url: &url,
         rate: lambda,
         duration: plan.duration,
-        warmup,
-        seed: crate::sweep::run_seed(plan.seed, i, false),
+        warmup: warmup_for(plan, np, lambda),
+        seed,
         model: None,
         opts: &plan.opts,
         stop: &plan.stop,
     };
-    let (m, raw, scrapes) = measure_with_scrapes(&spec, &metrics)?;
+    let (measured, raw, scrapes) = measure_with_scrapes(&spec, &metrics)?;
     let overhead = match &twin {
         Some(t) => {
             let turl = t.url();
@@ -883,23 +1236,85 @@ fn measure_point(
                 url: &turl,
                 duration: plan.overhead_duration,
                 warmup: plan.overhead_warmup,
-                seed: crate::sweep::run_seed(plan.seed, i, true),
+                seed: overhead_seed,
                 ..spec.clone()
             };
-            Some(measure(&ospec)?.0.latency_us.mean)
+            Some(measure(&ospec)?)
         }
         None => None,
     };
     drop(twin);
     drop(queue);
-    if scrapes.len() < 2 {
-        bail!("fewer than two scrapes of {metrics} succeeded in the measured window");
+    Ok(NetAttempt {
+        measured,
+        raw,
+        scrapes,
+        overhead,
+        metrics,
+    })
+}
+
+fn measure_point(
+    plan: &SweepPlan,
+    np: &NetworkPlan,
+    servers: &ServerPlan,
+    i: usize,
+    lambda: f64,
+    log: &mut dyn SweepLog,
+) -> anyhow::Result<NetPoint> {
+    let n = np.rates.len();
+    let rho = lambda / np.lambda_max;
+    let seed = crate::sweep::run_seed(plan.seed, i, false);
+    let overhead_seed = crate::sweep::run_seed(plan.seed, i, true);
+    let kept = crate::sweep::with_retries(
+        plan.attempts,
+        seed,
+        &format!("[{}/{n}] λ = {lambda:.1}/s:", i + 1),
+        |number, s, log| {
+            log.start(i, rho, number);
+            if number > 1 {
+                log.line(&format!(
+                    "[{}/{n}] λ = {lambda:.1}/s: attempt {number} of {}",
+                    i + 1,
+                    plan.attempts
+                ));
+            }
+            measure_attempt(
+                plan,
+                np,
+                servers,
+                lambda,
+                s,
+                crate::sweep::attempt_seed(overhead_seed, number),
+            )
+        },
+        |a| {
+            let limits = network_limits(&np.net, lambda, a.raw.duration_s);
+            crate::checks::check_point_with(
+                &limits,
+                lambda,
+                &a.raw,
+                a.overhead.as_ref().map(|o| &o.1),
+            )
+        },
+        || plan.stop.load(std::sync::atomic::Ordering::Relaxed),
+        log,
+    )?;
+    let verdict = kept.verdict();
+    let a = kept.attempt;
+    if a.scrapes.len() < 2 {
+        bail!(
+            "fewer than two scrapes of {} succeeded in the measured window",
+            a.metrics
+        );
     }
+    let m = &a.measured;
     let lat = &m.latency_us;
     let raw_m = Measured {
         value: lat.mean,
         ci95: lat.ci95_low.zip(lat.ci95_high),
     };
+    let overhead = a.overhead.as_ref().map(|o| o.0.latency_us.mean);
     let o = overhead.unwrap_or(0.0);
     let e2e = EndToEnd {
         raw: raw_m,
@@ -908,7 +1323,8 @@ fn measure_point(
             value: raw_m.value - o,
             ci95: raw_m.ci95.map(|(l, h)| (l - o, h - o)),
         },
-        server_p50_p90_p99: raw
+        server_p50_p90_p99: a
+            .raw
             .server_us
             .as_ref()
             .filter(|s| s.count > 0)
@@ -916,12 +1332,22 @@ fn measure_point(
         ref_mean_us: None,
         ref_quantiles_us: None,
         covered: None,
+        ks: None,
+        classes: Vec::new(),
     };
-    let (stations, end_to_end, reference, burke, notes) =
-        build_point(np, lambda, &scrapes, e2e, 20 * m.completed).map_err(anyhow::Error::msg)?;
+    let measured_dist = measured_distribution(&a.raw);
+    let (stations, end_to_end, reference, burke, notes) = build_point(
+        np,
+        lambda,
+        &a.scrapes,
+        e2e,
+        measured_dist.as_ref(),
+        20 * m.completed,
+    )
+    .map_err(anyhow::Error::msg)?;
     Ok(NetPoint {
         lambda,
-        rho: lambda / np.lambda_max,
+        rho,
         achieved_rate: m.achieved_rate,
         sent: m.sent,
         completed: m.completed,
@@ -932,6 +1358,11 @@ fn measure_point(
         end_to_end,
         burke,
         notes,
+        seed: Some(kept.seed),
+        attempts: kept.number,
+        verdict: Some(verdict),
+        checks: kept.checks,
+        rejected: kept.rejected,
     })
 }
 
@@ -984,8 +1415,12 @@ pub fn table(r: &NetworkResults) -> String {
     }
     for p in &r.points {
         s.push_str(&format!(
-            "\nλ = {:.1}/s (ρ = {:.2} of λ_max, achieved {:.1}/s), reference {}\n",
-            p.lambda, p.rho, p.achieved_rate, p.reference
+            "\nλ = {:.1}/s (ρ = {:.2} of λ_max, achieved {:.1}/s), reference {}, checks {}\n",
+            p.lambda,
+            p.rho,
+            p.achieved_rate,
+            p.reference,
+            verdict_text(p)
         ));
         s.push_str(&format!(
             "  {:<10} {:>6} {:>7} {:>18} {:>7} {:>9} {:>20} {:>16} {:>5} {:>6} {:>6}\n",
@@ -1045,6 +1480,36 @@ pub fn table(r: &NetworkResults) -> String {
                 "  server time p50/p90/p99 {a:.1} / {b:.1} / {c:.1} µs, simulated {refs}\n"
             ));
         }
+        if let Some(k) = &e.ks {
+            s.push_str(&format!(
+                "  end to end KS against the simulation: D = {:.4}, noise {:.4} (n_eff {:.0}, \
+                 m_eff {:.0}): {}\n",
+                k.d,
+                k.noise,
+                k.n_eff,
+                k.m_eff,
+                if k.within_noise() {
+                    "within noise"
+                } else {
+                    "BEYOND noise"
+                }
+            ));
+        }
+        for c in &e.classes {
+            let err = c
+                .ref_mean_us
+                .map(|(r, _)| format!("{:+.2}%", 100.0 * (c.mean_us.value / r - 1.0)))
+                .unwrap_or_else(|| "–".into());
+            s.push_str(&format!(
+                "  class {}: {:.0} requests, mean {} µs {}, simulated {}, err {err}, in: {}\n",
+                c.class,
+                c.requests,
+                f1(c.mean_us.value),
+                ci(c.mean_us.ci95, 1),
+                reference_text(c.ref_mean_us, 1),
+                yes_no(c.covered)
+            ));
+        }
         for b in &p.burke {
             s.push_str(&format!(
                 "  Burke {}: n = {} gaps, λ̂ = {:.1}/s, D = {:.4} (over bucket edges: a lower \
@@ -1059,8 +1524,8 @@ pub fn table(r: &NetworkResults) -> String {
                 match (b.within_noise(), b.expected_poisson) {
                     (true, true) => "within noise, as Burke says",
                     (false, true) => "BEYOND noise (Burke says Poisson)",
-                    (true, false) => "within noise (not an M/M/1 station)",
-                    (false, false) => "beyond noise (not an M/M/1 station: expected)",
+                    (true, false) => "within noise (Burke does not apply here)",
+                    (false, false) => "beyond noise (Burke does not apply here: expected)",
                 }
             ));
         }
@@ -1068,27 +1533,102 @@ pub fn table(r: &NetworkResults) -> String {
             s.push_str(&format!("  note: {n}\n"));
         }
     }
-    let w: Vec<bool> = r
-        .points
-        .iter()
+    // Points that failed their checks are left out of the counts, and counted as failed.
+    let kept = || r.points.iter().filter(|p| !p.failed());
+    let w: Vec<bool> = kept()
         .flat_map(|p| p.stations.iter().filter_map(|s| s.covered_w))
         .collect();
-    let e: Vec<bool> = r
-        .points
-        .iter()
-        .filter_map(|p| p.end_to_end.covered)
+    let e: Vec<bool> = kept().filter_map(|p| p.end_to_end.covered).collect();
+    let ks: Vec<bool> = kept()
+        .filter_map(|p| p.end_to_end.ks.map(|k| k.within_noise()))
         .collect();
+    let count = |v: &[bool]| v.iter().filter(|&&c| c).count();
     s.push_str(&format!(
-        "\nSummary: W_j covered at {} of {} station-points, the end-to-end mean at {} of {} points\n",
-        w.iter().filter(|&&c| c).count(),
+        "\nSummary: W_j covered at {} of {} station-points, the end-to-end mean at {} of {} points",
+        count(&w),
         w.len(),
-        e.iter().filter(|&&c| c).count(),
+        count(&e),
         e.len()
     ));
+    if !ks.is_empty() {
+        s.push_str(&format!(
+            ", end-to-end KS within noise at {} of {}",
+            count(&ks),
+            ks.len()
+        ));
+    }
+    let failed = r.points.iter().filter(|p| p.failed()).count();
+    if failed > 0 {
+        s.push_str(&format!(
+            "; {failed} point{} FAILED its checks (left out)",
+            if failed == 1 { "" } else { "s" }
+        ));
+    }
+    s.push('\n');
+    s.push_str(&rerun_lines(r));
     s
 }
 
-/// `results.csv`: one row per point and station, and an `end-to-end` row per point.
+/// The checks column of a point: `ok`, `ok (2)` (kept at its second attempt), `FAILED`, or `–`
+/// for a point recorded before the checks.
+pub fn verdict_text(p: &NetPoint) -> String {
+    match p.verdict {
+        None => "–".into(),
+        Some(Verdict::Failed) => "FAILED".into(),
+        Some(Verdict::Ok) if p.attempts > 1 => format!("ok ({})", p.attempts),
+        Some(Verdict::Ok) => "ok".into(),
+    }
+}
+
+fn describe_all(cs: &[Check]) -> String {
+    cs.iter()
+        .map(crate::checks::describe)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The lines under the table: each attempt measured again and why, each failed point.
+pub fn rerun_lines(r: &NetworkResults) -> String {
+    let mut o = String::new();
+    for p in &r.points {
+        for a in &p.rejected {
+            o.push_str(&format!(
+                "re-run λ = {:.1}/s: attempt {} failed {}\n",
+                p.lambda,
+                a.attempt,
+                describe_all(&a.failed)
+            ));
+        }
+        if p.failed() {
+            o.push_str(&format!(
+                "FAILED λ = {:.1}/s: attempt {} (kept) failed {}; left out of the summary\n",
+                p.lambda,
+                p.attempts,
+                describe_all(&p.failed_checks())
+            ));
+        }
+    }
+    o
+}
+
+fn verdict_csv(p: &NetPoint) -> String {
+    match p.verdict {
+        Some(Verdict::Ok) => "ok".into(),
+        Some(Verdict::Failed) => "failed".into(),
+        None => String::new(),
+    }
+}
+
+fn failed_csv(p: &NetPoint) -> String {
+    p.failed_checks()
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `results.csv`: one row per point and station, an `end-to-end` row per point, and a
+/// `class-k` row per class when the network has several.
 pub fn csv(r: &NetworkResults) -> anyhow::Result<String> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
@@ -1111,6 +1651,12 @@ pub fn csv(r: &NetworkResults) -> anyhow::Result<String> {
         "visits_theory",
         "burke_d",
         "burke_noise_001",
+        "burke_applies",
+        "ks",
+        "ks_noise",
+        "verdict",
+        "attempts",
+        "failed_checks",
     ])?;
     let f = |v: Option<f64>| {
         v.filter(|v| v.is_finite())
@@ -1139,6 +1685,12 @@ pub fn csv(r: &NetworkResults) -> anyhow::Result<String> {
                 s.visits_theory.to_string(),
                 f(b.map(|b| b.d)),
                 f(b.map(|b| b.noise_001)),
+                b.map_or_else(String::new, |b| b.expected_poisson.to_string()),
+                String::new(),
+                String::new(),
+                verdict_csv(p),
+                p.attempts.to_string(),
+                failed_csv(p),
             ])?;
         }
         let e = &p.end_to_end;
@@ -1162,7 +1714,42 @@ pub fn csv(r: &NetworkResults) -> anyhow::Result<String> {
             String::new(),
             String::new(),
             String::new(),
+            String::new(),
+            f(e.ks.map(|k| k.d)),
+            f(e.ks.map(|k| k.noise)),
+            verdict_csv(p),
+            p.attempts.to_string(),
+            failed_csv(p),
         ])?;
+        for c in &e.classes {
+            w.write_record([
+                p.lambda.to_string(),
+                p.rho.to_string(),
+                p.reference.clone(),
+                format!("class-{}", c.class),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                f(Some(c.mean_us.value)),
+                f(c.mean_us.ci95.map(|c| c.0)),
+                f(c.mean_us.ci95.map(|c| c.1)),
+                f(c.ref_mean_us.map(|c| c.0)),
+                f(c.ref_mean_us.and_then(|c| c.1)),
+                c.covered.map_or_else(String::new, |c| c.to_string()),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                verdict_csv(p),
+                p.attempts.to_string(),
+                failed_csv(p),
+            ])?;
+        }
     }
     Ok(String::from_utf8(w.into_inner()?)?)
 }
@@ -1397,6 +1984,48 @@ pub fn plots(r: &NetworkResults) -> Vec<(String, String)> {
             Vec::new(),
         ),
     ));
+    // The end-to-end distribution against the simulation's.
+    let ks: Vec<(f64, EndToEndKs)> = r
+        .points
+        .iter()
+        .filter_map(|p| Some((p.lambda, p.end_to_end.ks?)))
+        .collect();
+    if !ks.is_empty() {
+        let hi = ks
+            .iter()
+            .flat_map(|(_, k)| [k.d, k.noise])
+            .filter(|v| v.is_finite())
+            .fold(0.0, f64::max)
+            .max(1e-6);
+        let xhi = ks.iter().map(|(x, _)| *x).fold(0.0, f64::max).max(1e-9);
+        out.push((
+            END_TO_END_KS_SVG.to_owned(),
+            Chart {
+                id: "end-to-end-ks".into(),
+                title: "end-to-end distribution: KS distance to the simulated sojourns".into(),
+                subtitle: String::new(),
+                x: Axis::auto("external arrival rate λ (1/s)", 0.0, xhi * 1.05, true),
+                y: Axis::auto("D", 0.0, hi * 1.2, true),
+                series: vec![
+                    Series {
+                        id: "noise".into(),
+                        label: "noise level 1.358·√(1/n_eff + 1/m_eff)".into(),
+                        color: PALETTE[0].into(),
+                        style: Style::Line { dashed: true },
+                        points: ks.iter().map(|(x, k)| Point::new(*x, k.noise)).collect(),
+                    },
+                    measured_series(
+                        "d",
+                        "two-sample D, server's own time against the simulator",
+                        1,
+                        ks.iter().map(|(x, k)| Point::new(*x, k.d)).collect(),
+                    ),
+                ],
+                notes: Vec::new(),
+            }
+            .render(),
+        ));
+    }
     // Burke.
     let stations: Vec<String> = r
         .points
@@ -1492,6 +2121,37 @@ pub fn html(r: &NetworkResults, table: &str, plots: &[(String, String)]) -> Stri
             escape(name),
             escape(name)
         ));
+    }
+    if r.points.iter().any(|p| p.verdict.is_some()) {
+        o.push_str("<h2>Checks</h2>\n");
+        for (i, p) in r.points.iter().enumerate() {
+            o.push_str(&format!(
+                "<h3 id=\"checks-{}\">λ = {:.1}/s: {}, attempt {} kept</h3>\n<table>\
+                 <tr><th>check</th><th>value</th><th>limit</th><th>unit</th><th>passed</th></tr>\n",
+                i + 1,
+                p.lambda,
+                escape(&verdict_text(p)),
+                p.attempts
+            ));
+            for c in &p.checks {
+                o.push_str(&format!(
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                    escape(&c.name),
+                    c.value,
+                    c.limit,
+                    escape(&c.unit),
+                    if c.passed { "yes" } else { "NO" }
+                ));
+            }
+            o.push_str("</table>\n");
+            for a in &p.rejected {
+                o.push_str(&format!(
+                    "<p>attempt {} measured again: failed {}</p>\n",
+                    a.attempt,
+                    escape(&describe_all(&a.failed))
+                ));
+            }
+        }
     }
     o.push_str("</body></html>\n");
     o
