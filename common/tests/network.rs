@@ -22,6 +22,7 @@ use statrs::distribution::{ChiSquared, ContinuousCDF, StudentsT};
 
 /// The web/db network of the issue, as the lab and scripts/network-bench.sh use it.
 const WEB_DB: &str = include_str!("../../docs/networks/web-db.toml");
+const WEB_DB_CLASSES: &str = include_str!("../../docs/networks/web-db-classes.toml");
 
 fn tandem(first: &str, second: &str) -> Network {
     Network::parse(&format!(
@@ -1152,5 +1153,32 @@ fn a_priority_tandem_conserves_the_fcfs_mean() {
         }
         let g = Estimate::from_replications(&gap);
         assert!(g.value > k * g.half_width, "{d}: T_1 − T_0 = {g:?}");
+    }
+}
+
+/// The shipped docs/networks/web-db-classes.toml (a preemptive-priority web, a processor-sharing
+/// db with H2 service, two classes) says it has web-db.toml's theory: the same visit ratios,
+/// utilisations and λ_max, and the same product form per station and end to end (exponential
+/// service under any work-conserving discipline; processor sharing insensitive). Both are
+/// computed by the same code from different files, so equality is exact.
+#[test]
+fn the_shipped_classes_network_has_the_web_db_theory() {
+    let net = Network::parse(WEB_DB_CLASSES).expect("the shipped file parses");
+    let plain = Network::parse(WEB_DB).expect("the shipped file parses");
+    assert_eq!(net.classes.len(), 2);
+    assert_eq!(
+        net.stations[0].model.discipline,
+        Discipline::PriorityPreemptive
+    );
+    assert_eq!(net.stations[1].model.discipline, Discipline::Ps);
+    for lambda in [100.0, 400.0, 700.0] {
+        let t = theory(&net, lambda).expect("stable");
+        let p = theory(&plain, lambda).expect("stable");
+        assert!(t.product_form, "at {lambda}/s");
+        assert_eq!(t.lambda_max, p.lambda_max);
+        assert_eq!(t.mean_s, p.mean_s, "at {lambda}/s");
+        for (a, b) in t.stations.iter().zip(&p.stations) {
+            assert_eq!((a.visits, a.rho, a.l, a.w_s), (b.visits, b.rho, b.l, b.w_s));
+        }
     }
 }
