@@ -4,13 +4,17 @@
 #
 #   scripts/network-bench.sh [--duration D] [--seeds "1 2"] [--out DIR]
 #
+# Every part runs once per seed.
 # 1. web/db (docs/networks/web-db.toml, lambda_max = 850/s) at entry rates 100 ... 700/s, one
 #    qlab sweep --network per seed: per-station rho and W against the product form, the
 #    end-to-end mean error and coverage.
-# 2. A tandem mu1 = mu2 = 1000/s in one process at rho = 0.5 and 0.8: the same, and Burke's KS of
+# 2. The same network with a preemptive-priority web, a processor-sharing db with h2 service and
+#    two classes (docs/networks/web-db-classes.toml): the same product form, and the classes'
+#    end-to-end means against the simulator.
+# 3. A tandem mu1 = mu2 = 1000/s in one process at rho = 0.5 and 0.8: the same, and Burke's KS of
 #    the first station's departures (D against its noise level); and the same tandem with an
 #    M/D/1 first station, where Burke's check must fail.
-# 3. The tandem across two processes: qserve A (mu 1000) --forward to qserve B (mu 1000), qload
+# 4. The tandem across two processes: qserve A (mu 1000) --forward to qserve B (mu 1000), qload
 #    at lambda against A: the end-to-end mean against 1/(mu1 - lambda) + 1/(mu2 - lambda) plus
 #    the measured hop (the Server-Timing `hop` entry, the forwarding overhead).
 # qserve runs on core 0 and qload (or qlab's client) on core 1, as scripts/models-bench.sh does.
@@ -92,11 +96,13 @@ sweep() {
 for seed in $seeds; do
     sweep "web-db-s$seed" --network "$root/docs/networks/web-db.toml" \
         --rates 100,200,300,400,500,600,700 --seed "$seed"
+    sweep "classes-s$seed" --network "$root/docs/networks/web-db-classes.toml" \
+        --rates 200,400,600 --seed "$seed"
+    sweep "tandem-s$seed" --network "$out/tandem.toml" --rhos 0.5,0.8 --seed "$seed"
+    sweep "tandem-md1-s$seed" --network "$out/tandem-md1.toml" --rhos 0.5,0.8 --seed "$seed"
 done
-sweep tandem --network "$out/tandem.toml" --rhos 0.5,0.8
-sweep tandem-md1 --network "$out/tandem-md1.toml" --rhos 0.5,0.8
 
-# 3. Two processes, A --forward B.
+# 4. Two processes, A --forward B.
 start() { # LOGFILE ARGS...: starts qserve on core 0, prints its address
     local log="$1"; shift
     # Its stdout elsewhere: inherited, it would keep the caller's $(start …) open.
@@ -111,20 +117,25 @@ start() { # LOGFILE ARGS...: starts qserve on core 0, prints its address
 }
 : >"$out/pids"
 trap 'while read -r p; do kill "$p" 2>/dev/null || true; done <"$out/pids"' EXIT
-b=$(start "$out/b.log" --mu 1000 --seed 7)
-a=$(start "$out/a.log" --mu 1000 --seed 8 --forward "http://$b/")
-for lambda in 500 800; do
-    taskset -c 1 "$bin/qload" --rate "$lambda" --duration "$duration" --warmup 2s --seed 3 --json \
-        "http://$a/" >"$out/forward-$lambda.json" 2>>"$out/forward.log"
-    python3 - "$lambda" "$out/forward-$lambda.json" >>"$summary" <<'PY'
+for seed in $seeds; do
+    b=$(start "$out/b-s$seed.log" --mu 1000 --seed "$((2 * seed + 5))")
+    a=$(start "$out/a-s$seed.log" --mu 1000 --seed "$((2 * seed + 6))" --forward "http://$b/")
+    for lambda in 500 800; do
+        res="$out/forward-s$seed-$lambda.json"
+        taskset -c 1 "$bin/qload" --rate "$lambda" --duration "$duration" --warmup 2s --seed "$seed" --json \
+            "http://$a/" >"$res" 2>>"$out/forward.log"
+        python3 - "$lambda" "$res" "$seed" >>"$summary" <<'PY'
 import json, sys
-lam = float(sys.argv[1]); r = json.load(open(sys.argv[2]))
+lam = float(sys.argv[1]); r = json.load(open(sys.argv[2])); seed = sys.argv[3]
 mean = r["latency_us"]["mean"]; ci = (r["latency_us"]["ci95_low"], r["latency_us"]["ci95_high"])
 hop = r.get("server_timing", {}).get("hop", {}).get("mean", 0.0)
 th = 1e6 / (1000 - lam) * 2
-print(f"forward λ={lam:<5.0f} end to end {mean:.1f} µs [{ci[0]:.1f}, {ci[1]:.1f}], theory 2/(μ−λ) {th:.1f} µs + hop {hop:.1f} µs "
+print(f"forward-s{seed} λ={lam:<4.0f} end to end {mean:.1f} µs [{ci[0]:.1f}, {ci[1]:.1f}], theory 2/(μ−λ) {th:.1f} µs + hop {hop:.1f} µs "
       f"= {th + hop:.1f} µs: err {100*(mean/(th+hop)-1):+.1f}%, in: {'yes' if ci[0] <= th + hop <= ci[1] else 'NO'}")
 PY
+    done
+    # This seed's two servers go before the next seed's start.
+    tail -n 2 "$out/pids" | while read -r p; do kill "$p" 2>/dev/null || true; done
 done
 
 echo
