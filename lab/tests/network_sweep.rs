@@ -26,6 +26,10 @@ web = { db = 1.0 }
 db = { exit = 1.0 }
 "#;
 
+/// Two M/M/1 stations of μ = 1000/s in a line.
+const MM1_TANDEM: &str = "[[station]]\nname = \"a\"\nmu = 1000\n[[station]]\nname = \"b\"\nmu = 1000\n\
+     [routing]\nentry = { a = 1.0 }\na = { b = 1.0 }\nb = { exit = 1.0 }\n";
+
 fn write(name: &str, text: &str) -> std::path::PathBuf {
     let d = temp_dir(name);
     fs::create_dir_all(&d).expect("temp dir");
@@ -269,11 +273,7 @@ fn a_stalled_network_attempt_is_measured_again_with_a_new_seed() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::{Duration, Instant};
     let _one = serial();
-    let p = write(
-        "net-stall",
-        "[[station]]\nname = \"a\"\nmu = 1000\n[[station]]\nname = \"b\"\nmu = 1000\n\
-         [routing]\nentry = { a = 1.0 }\na = { b = 1.0 }\nb = { exit = 1.0 }\n",
-    );
+    let p = write("net-stall", MM1_TANDEM);
     let dir = temp_dir("net-stall-out");
     let qs = qserve().display().to_string();
     let pl = plan(&[
@@ -380,11 +380,7 @@ fn a_stalled_network_attempt_is_measured_again_with_a_new_seed() {
 #[ignore = "starts qserve and runs qload: timing-dependent end to end"]
 fn a_short_tandem_sweep_writes_every_output() {
     let _one = serial();
-    let p = write(
-        "net-e2e",
-        "[[station]]\nname = \"a\"\nmu = 1000\n[[station]]\nname = \"b\"\nmu = 1000\n\
-         [routing]\nentry = { a = 1.0 }\na = { b = 1.0 }\nb = { exit = 1.0 }\n",
-    );
+    let p = write("net-e2e", MM1_TANDEM);
     let dir = temp_dir("net-e2e-out");
     let qs = qserve().display().to_string();
     let pl = plan(&[

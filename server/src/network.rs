@@ -85,7 +85,7 @@ use queuelab_common::network::{ENTRY_STREAM, Hop, Network, route_stream, service
 use queuelab_common::samplers::{CLASS_STREAM, Rng, ServiceSampler, rng};
 use rand::RngExt;
 
-use crate::queue::{Outcome, Poll, QueueModel, Ticket};
+use crate::queue::{Outcome, Poll, QueueModel, Service, Ticket};
 
 /// Buckets of a [`DepartureGaps`] histogram: log-spaced edges from 1 µs to 10 s.
 pub const GAP_BUCKETS: usize = 48;
@@ -204,6 +204,21 @@ pub struct Visit {
     pub depart_ns: u64,
     /// Service time.
     pub service_ns: u64,
+}
+
+impl Visit {
+    /// The visit of a request served at station `j` with the single queue's times `sv`; its start
+    /// is the arrival plus the wait, i.e. the departure less the service (under PS and
+    /// preemption, where service is not one stretch, that is not when it was first served).
+    fn served(j: usize, sv: &Service) -> Self {
+        Visit {
+            station: j as u16,
+            arrive_ns: sv.arrival_ns,
+            start_ns: sv.arrival_ns + sv.wait_ns,
+            depart_ns: sv.departure_ns,
+            service_ns: sv.service_ns,
+        }
+    }
 }
 
 /// How a request left the network.
@@ -634,13 +649,7 @@ impl NetworkModel {
         let State::At { next, .. } = slot.state else {
             return;
         };
-        slot.route.push(Visit {
-            station: j as u16,
-            arrive_ns: sv.arrival_ns,
-            start_ns: sv.arrival_ns + sv.wait_ns,
-            depart_ns: d,
-            service_ns: sv.service_ns,
-        });
+        slot.route.push(Visit::served(j, &sv));
         self.leave(id, next, d);
     }
 
@@ -711,13 +720,7 @@ impl NetworkModel {
         st.stats.sojourn_ns += u128::from(sv.departure_ns - sv.arrival_ns);
         let d = sv.departure_ns;
         st.unpassed.push(Reverse(d));
-        self.slots[id as usize].route.push(Visit {
-            station: j as u16,
-            arrive_ns: sv.arrival_ns,
-            start_ns: sv.arrival_ns + sv.wait_ns,
-            depart_ns: d,
-            service_ns: sv.service_ns,
-        });
+        self.slots[id as usize].route.push(Visit::served(j, &sv));
         self.leave(id, next, d);
         Some(d)
     }
