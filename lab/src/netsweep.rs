@@ -1627,6 +1627,51 @@ fn failed_csv(p: &NetPoint) -> String {
         .join(" ")
 }
 
+/// A number for the CSV, empty when there is none (or it is not finite).
+fn csv_num(v: Option<f64>) -> String {
+    v.filter(|v| v.is_finite())
+        .map_or_else(String::new, |v| v.to_string())
+}
+
+/// The CSV row of a mean over the whole network (`end-to-end`, `class-k`): the station
+/// columns stay empty, `ks` is the end-to-end KS distance and its noise where there is one.
+fn mean_row(
+    p: &NetPoint,
+    label: &str,
+    mean: &Measured,
+    reference: Option<(f64, Option<f64>)>,
+    covered: Option<bool>,
+    ks: Option<(f64, f64)>,
+) -> [String; 25] {
+    [
+        p.lambda.to_string(),
+        p.rho.to_string(),
+        p.reference.clone(),
+        label.to_string(),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+        csv_num(Some(mean.value)),
+        csv_num(mean.ci95.map(|c| c.0)),
+        csv_num(mean.ci95.map(|c| c.1)),
+        csv_num(reference.map(|c| c.0)),
+        csv_num(reference.and_then(|c| c.1)),
+        covered.map_or_else(String::new, |c| c.to_string()),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+        csv_num(ks.map(|k| k.0)),
+        csv_num(ks.map(|k| k.1)),
+        verdict_csv(p),
+        p.attempts.to_string(),
+        failed_csv(p),
+    ]
+}
+
 /// `results.csv`: one row per point and station, an `end-to-end` row per point, and a
 /// `class-k` row per class when the network has several.
 pub fn csv(r: &NetworkResults) -> anyhow::Result<String> {
@@ -1658,10 +1703,7 @@ pub fn csv(r: &NetworkResults) -> anyhow::Result<String> {
         "attempts",
         "failed_checks",
     ])?;
-    let f = |v: Option<f64>| {
-        v.filter(|v| v.is_finite())
-            .map_or_else(String::new, |v| v.to_string())
-    };
+    let f = csv_num;
     for p in &r.points {
         for s in &p.stations {
             let b = p.burke.iter().find(|b| b.station == s.name);
@@ -1694,61 +1736,25 @@ pub fn csv(r: &NetworkResults) -> anyhow::Result<String> {
             ])?;
         }
         let e = &p.end_to_end;
-        w.write_record([
-            p.lambda.to_string(),
-            p.rho.to_string(),
-            p.reference.clone(),
-            "end-to-end".into(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            f(Some(e.net.value)),
-            f(e.net.ci95.map(|c| c.0)),
-            f(e.net.ci95.map(|c| c.1)),
-            f(e.ref_mean_us.map(|c| c.0)),
-            f(e.ref_mean_us.and_then(|c| c.1)),
-            e.covered.map_or_else(String::new, |c| c.to_string()),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            f(e.ks.map(|k| k.d)),
-            f(e.ks.map(|k| k.noise)),
-            verdict_csv(p),
-            p.attempts.to_string(),
-            failed_csv(p),
-        ])?;
+        let ks = e.ks.map(|k| (k.d, k.noise));
+        w.write_record(mean_row(
+            p,
+            "end-to-end",
+            &e.net,
+            e.ref_mean_us,
+            e.covered,
+            ks,
+        ))?;
         for c in &e.classes {
-            w.write_record([
-                p.lambda.to_string(),
-                p.rho.to_string(),
-                p.reference.clone(),
-                format!("class-{}", c.class),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                f(Some(c.mean_us.value)),
-                f(c.mean_us.ci95.map(|c| c.0)),
-                f(c.mean_us.ci95.map(|c| c.1)),
-                f(c.ref_mean_us.map(|c| c.0)),
-                f(c.ref_mean_us.and_then(|c| c.1)),
-                c.covered.map_or_else(String::new, |c| c.to_string()),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                verdict_csv(p),
-                p.attempts.to_string(),
-                failed_csv(p),
-            ])?;
+            let label = format!("class-{}", c.class);
+            w.write_record(mean_row(
+                p,
+                &label,
+                &c.mean_us,
+                c.ref_mean_us,
+                c.covered,
+                None,
+            ))?;
         }
     }
     Ok(String::from_utf8(w.into_inner()?)?)
