@@ -37,14 +37,15 @@ run() {
         -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=16384 -print_final_stats=1
 }
 
+SMOKE_SECONDS=10
 # One smoke run of a target on a copy of its corpus, its output in $2; exits non-zero on a
-# finding, and says where it is.
+# finding (the caller shows the log).
 smoke_one() {
     local t=$1 log=$2 tmp
     tmp=$(mktemp -d)
     cp -r "fuzz/corpus/$t/." "$tmp/"
     local rc=0
-    run "$t" 10 "$tmp" >"$log" 2>&1 || rc=$?
+    run "$t" "$SMOKE_SECONDS" "$tmp" >"$log" 2>&1 || rc=$?
     rm -rf "$tmp"
     return "$rc"
 }
@@ -53,7 +54,7 @@ case "${1:-}" in
     --list) printf '%s\n' "${targets[@]}" ;;
     --smoke)
         FUZZ_BUILD=(--dev)
-        cargo +nightly fuzz build --fuzz-dir fuzz --dev
+        cargo +nightly fuzz build --fuzz-dir fuzz "${FUZZ_BUILD[@]}"
         # Two targets at a time: each libFuzzer run is one process on one core.
         logs=$(mktemp -d)
         trap 'rm -rf "$logs"' EXIT
@@ -61,14 +62,19 @@ case "${1:-}" in
             pair=("${targets[@]:i:2}")
             pids=()
             for t in "${pair[@]}"; do
-                echo "fuzz $t: 10 s"
+                echo "fuzz $t: $SMOKE_SECONDS s"
                 smoke_one "$t" "$logs/$t.log" &
                 pids+=($!)
             done
-            for k in "${!pair[@]}"; do
-                t=${pair[k]}
+            # Both runs end before either is judged, so a failure leaves nothing running.
+            rcs=()
+            for pid in "${pids[@]}"; do
                 rc=0
-                wait "${pids[k]}" || rc=$?
+                wait "$pid" || rc=$?
+                rcs+=("$rc")
+            done
+            for k in "${!pair[@]}"; do
+                t=${pair[k]} rc=${rcs[k]}
                 grep -E '^(stat::number_of_executed_runs|Done|SUMMARY)' "$logs/$t.log" | sed "s/^/$t: /" || true
                 if ((rc != 0)); then
                     tail -n 40 "$logs/$t.log" >&2
